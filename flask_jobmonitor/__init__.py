@@ -1,0 +1,49 @@
+"""flask-jobmonitor: tracked background jobs on RQ for Flask apps.
+
+Public API only; everything else is reached through these names.
+"""
+
+from .context import JobContext, RunSuperseded, Step
+from .errors import (
+    ConfigError,
+    EnqueueError,
+    FileNotInJob,
+    InvalidJobArguments,
+    JobMonitorError,
+    JobNotFound,
+    NotInitialized,
+    StorageError,
+    TransitionRefused,
+    UnknownTask,
+)
+from .extension import JobMonitor, JobMonitorState
+from .models import Job, JobFile, JobLog, JobNotification, JobStep, JobSubtask
+from .status import JobStatus
+from .tasks import TrackedTask
+
+__all__ = [
+    "ConfigError",
+    "EnqueueError",
+    "FileNotInJob",
+    "InvalidJobArguments",
+    "Job",
+    "JobContext",
+    "JobFile",
+    "JobLog",
+    "JobMonitor",
+    "JobMonitorError",
+    "JobMonitorState",
+    "JobNotFound",
+    "JobNotification",
+    "JobStatus",
+    "JobStep",
+    "JobSubtask",
+    "NotInitialized",
+    "RunSuperseded",
+    "Step",
+    "StorageError",
+    "TrackedTask",
+    "TransitionRefused",
+    "UnknownTask",
+]
+__version__ = "0.1.0"

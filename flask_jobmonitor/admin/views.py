@@ -1,0 +1,236 @@
+"""The job list, the job detail page and the "My jobs" dashboard as Flask-Admin views.
+
+Views are thin: they parse the request, ask the permissions object, call ``listing`` /
+``details`` and render. Access is checked in ``is_accessible`` (whole view) and again per
+job (``visible_job_or_404``), so a URL with someone else's job id answers 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, redirect, request, url_for
+from flask_admin import BaseView, expose
+from werkzeug.wrappers import Response
+
+from .. import control
+from ..details import (
+    LOG_LEVELS,
+    children_grid,
+    files_of,
+    log_grid,
+    restarts_of,
+    steps_with_estimates,
+    subtask_counts,
+    subtask_grid,
+)
+from ..errors import EnqueueError, TransitionRefused, UnknownTask
+from ..extension import get_state
+from ..listing import (
+    PAGE_SIZES,
+    STATUS_GROUPS,
+    InvalidFilter,
+    ListFilters,
+    fetch_page,
+    matching_ids,
+    parse_filters,
+)
+from ..models import Job
+from ..status import JobStatus
+from ..timeutil import utcnow
+from ..web import current_user, require_csrf, visible_ids, visible_job_or_404
+
+
+class _JobViewBase(BaseView):
+    """Access control shared by the job pages."""
+
+    extra_css: list[str] = []
+    extra_js: list[str] = []
+
+    def is_accessible(self) -> bool:
+        return get_state().permissions.can_access(current_user())
+
+    def inaccessible_callback(self, name: str, **kwargs: Any) -> Response:
+        user = current_user()
+        login_manager = getattr(self.admin.app, "login_manager", None) if self.admin else None
+        if not get_state().permissions.is_authenticated(user) and login_manager and login_manager.login_view:
+            return redirect(url_for(login_manager.login_view, next=request.full_path))
+        abort(403)
+
+    def _render(self, template: str, status: int = 200, **context: Any) -> Response | tuple[str, int]:
+        settings = get_state().settings
+        prefix = settings.url_prefix
+        self.extra_css = [f"{prefix}/static/jobmonitor.css"]
+        self.extra_js = [f"{prefix}/static/jobmonitor.js"]
+        return self.render(template, **context), status
+
+
+class JobListView(_JobViewBase):
+    """ "Process tracker": every job the user may see, filtered, sorted, refreshed live."""
+
+    @expose("/")
+    def index(self) -> Any:
+        state = get_state()
+        permissions = state.permissions
+        user = current_user()
+        error = None
+        try:
+            filters = parse_filters(request.args)
+        except InvalidFilter as invalid:
+            error, filters = str(invalid), ListFilters()
+        view_all = permissions.can_view_all(user)
+        allow_system = permissions.can_see_system(user)
+        if error is None:
+            with state.engine.connect() as connection:
+                page = fetch_page(
+                    connection,
+                    filters,
+                    visible_to=None if view_all else permissions.user_id(user),
+                    allow_system=allow_system,
+                )
+        else:
+            page = None
+        return self._render(
+            "jobmonitor/list.html",
+            status=400 if error else 200,
+            page=page,
+            filters=filters,
+            error=error,
+            view_all=view_all,
+            allow_system=allow_system,
+            statuses=[s.value for s in JobStatus],
+            status_groups=list(STATUS_GROUPS),
+            page_sizes=PAGE_SIZES,
+            types=sorted({task.type for task in state.tasks} | ({filters.type} - {""})),
+            categories=state.settings.categories,
+            now=utcnow(),
+            bulk_actions=control.ACTIONS,
+        )
+
+    @expose("/<job_id>/")
+    def detail(self, job_id: str) -> Any:
+        state = get_state()
+        job = visible_job_or_404(job_id, state)
+        args = request.args
+        now = utcnow()
+        error = None
+        subtasks = logs = children = None
+        with state.engine.connect() as connection:
+            steps = steps_with_estimates(connection, job, now)
+            counts = subtask_counts(connection, job.id)
+            files = files_of(connection, job.id)
+            restarts = restarts_of(connection, job.id)
+            try:
+                subtasks = subtask_grid(connection, job.id, args.get("subtask_status", ""), args.get("subtask_page"))
+                logs = log_grid(
+                    connection, job.id, args.get("log_level", ""), args.get("log_q", ""), args.get("log_page")
+                )
+                children = children_grid(connection, job.id, args.get("children_page"))
+            except InvalidFilter as invalid:
+                error = str(invalid)
+        relatives = _relatives(state, job)
+        return self._render(
+            "jobmonitor/detail.html",
+            status=400 if error else 200,
+            job=job,
+            steps=steps,
+            subtask_counts=counts,
+            subtasks=subtasks,
+            logs=logs,
+            log_levels=list(LOG_LEVELS),
+            files=files,
+            children=children,
+            restarts=restarts,
+            parent=relatives.get("parent"),
+            restarted_from=relatives.get("restarted_from"),
+            error=error,
+            now=now,
+            actions=control.allowed_actions(state, job, current_user()),
+        )
+
+    @expose("/<job_id>/action", methods=["POST"])
+    def action(self, job_id: str) -> Response:
+        """One action from a button (list row, detail page, widget); flashes the outcome."""
+        require_csrf()
+        state = get_state()
+        job = visible_job_or_404(job_id, state)
+        name = request.form.get("action", "")
+        if name not in control.ACTIONS:
+            abort(400, description=f"unknown action {name!r}")
+        try:
+            result = control.perform(state, name, job, current_user())
+        except control.PermissionDenied as denied:
+            abort(403, description=str(denied))
+        except (TransitionRefused, control.ActionNotAllowed, UnknownTask, EnqueueError) as refused:
+            flash(str(refused), "error")
+            return redirect(_back(url_for(".detail", job_id=job_id)))
+        flash(result.message, "success")
+        if result.new_job_id:
+            return redirect(url_for(".detail", job_id=result.new_job_id))
+        if name == "delete":
+            return redirect(_back(url_for(".index"), avoid=job_id))
+        return redirect(_back(url_for(".detail", job_id=job_id)))
+
+    @expose("/bulk", methods=["POST"])
+    def bulk(self) -> Response:
+        """One action on the selected rows, or on every job matching the list's current filters."""
+        require_csrf()
+        state = get_state()
+        user = current_user()
+        name = request.form.get("action", "")
+        if name not in control.ACTIONS:
+            flash("Choose an action.", "error")
+            return redirect(_back(url_for(".index")))
+        if request.form.get("scope") == "matching":
+            try:
+                filters = parse_filters(request.form)
+            except InvalidFilter as invalid:
+                abort(400, description=str(invalid))
+            permissions = state.permissions
+            with state.engine.connect() as connection:
+                ids = matching_ids(
+                    connection,
+                    filters,
+                    visible_to=None if permissions.can_view_all(user) else permissions.user_id(user),
+                    allow_system=permissions.can_see_system(user),
+                    limit=control.BULK_LIMIT,
+                )
+        else:
+            ids = request.form.getlist("ids")[: control.BULK_LIMIT]
+        if not ids:
+            flash("Select at least one job.", "error")
+            return redirect(_back(url_for(".index")))
+        summary = control.perform_bulk(state, name, visible_ids(state, ids), user)
+        flash(summary.message, "success" if summary.done else "warning")
+        return redirect(_back(url_for(".index")))
+
+
+def _back(default: str, avoid: str | None = None) -> str:
+    """The page the form came from (same site only), else ``default``."""
+    target = request.form.get("next", "")
+    if target.startswith("/") and not target.startswith("//") and (avoid is None or avoid not in target):
+        return target
+    return default
+
+
+def _relatives(state: Any, job: Job) -> dict[str, Job | None]:
+    """Parent and original job, if the user may see them (else they are shown as ids only)."""
+    from sqlalchemy.orm import Session
+
+    found: dict[str, Job | None] = {}
+    user = current_user()
+    with Session(state.engine) as session:
+        for key, other_id in (("parent", job.parent_id), ("restarted_from", job.restarted_from_id)):
+            other = session.get(Job, other_id) if other_id else None
+            if other is not None and state.permissions.can_view(user, other):
+                session.expunge(other)
+                found[key] = other
+    return found
+
+
+class JobDashboardView(_JobViewBase):
+    """ "My jobs": the user's running jobs and latest results, refreshed live."""
+
+    @expose("/")
+    def index(self) -> Any:
+        return self._render("jobmonitor/dashboard.html")

@@ -1,0 +1,231 @@
+"""JSON endpoints for live refresh and notifications, and file downloads.
+
+Every endpoint asks the permissions object about the current user, on the server. A job the
+user may not see answers 404 like one that does not exist. Downloads are served by file id,
+after checking that the file's own job is visible; nothing in the request names a path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, jsonify, request, send_file
+from werkzeug.exceptions import HTTPException
+
+from . import control
+from .details import steps_with_estimates, subtask_counts
+from .errors import EnqueueError, TransitionRefused, UnknownTask
+from .extension import get_state
+from .listing import children_progress
+from .models import file_table, job_table, notification_table
+from .presenters import job_summary
+from .timeutil import utcnow
+from .web import abort_json, current_user, json_error, require_csrf, visible_ids, visible_job_or_404
+
+bp = Blueprint("jobmonitor", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
+MAX_IDS = 200
+MAX_ROW_ID = 2**63 - 1  # BIGINT
+MAX_FILE_ID = 2**31 - 1  # INTEGER
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> Any:
+    """JSON endpoints answer errors (404, 400 ...) as ``{"error": ...}``; downloads as usual."""
+    if error.response is not None:
+        return error.response
+    if request.path.startswith(f"{get_state().settings.url_prefix}/api/"):
+        return json_error(error.code or 500, error.description or error.name)
+    return error
+
+
+def _require_access() -> Any:
+    state = get_state()
+    user = current_user()
+    if not state.permissions.can_access(user):
+        abort_json(401 if not state.permissions.is_authenticated(user) else 403, "you may not see tracked jobs")
+    return user
+
+
+@bp.get("/api/jobs")
+def jobs_summary() -> Response:
+    """``?ids=a,b,c``: status, progress and durations of those jobs the user may see."""
+    _require_access()
+    raw = request.args.get("ids", "")
+    ids = [part for part in raw.split(",") if part][: MAX_IDS + 1]
+    if len(ids) > MAX_IDS:
+        abort_json(400, f"at most {MAX_IDS} ids per request")
+    state = get_state()
+    jobs = visible_ids(state, ids)
+    now = utcnow()
+    with state.engine.connect() as connection:
+        children = children_progress(connection, [job.id for job in jobs])
+    return jsonify(
+        {"jobs": [job_summary(job, now, children.get(job.id)) for job in jobs], "now": now.isoformat() + "Z"}
+    )
+
+
+@bp.get("/api/jobs/<job_id>")
+def job_detail(job_id: str) -> Response:
+    """One job with its steps (elapsed, remaining and estimated times) and subtask counts."""
+    _require_access()
+    state = get_state()
+    job = visible_job_or_404(job_id, state)
+    now = utcnow()
+    with state.engine.connect() as connection:
+        steps = steps_with_estimates(connection, job, now)
+        counts = subtask_counts(connection, job.id)
+        children = children_progress(connection, [job.id]).get(job.id)
+    summary = job_summary(job, now, children)
+    summary.update(
+        steps=[step.as_json() for step in steps],
+        subtask_counts=counts,
+        name=job.name,
+        actions=control.allowed_actions(state, job, current_user()),
+    )
+    return jsonify(summary)
+
+
+@bp.post("/api/jobs/<job_id>/<action>")
+def job_action(job_id: str, action: str) -> Response:
+    """Do ``action`` (stop, force_stop, resume, cancel, restart, delete, set_low_priority,
+    set_normal_priority) to one job. JSON answer: ``{"message", "status", "new_job_id"}``;
+    403 not permitted, 404 not visible, 409 the job's status does not allow it."""
+    user = _require_access()
+    require_csrf()
+    state = get_state()
+    if action not in control.ACTIONS:
+        abort_json(404, f"unknown action {action!r}; known: {', '.join(control.ACTIONS)}")
+    job = visible_job_or_404(job_id, state)
+    try:
+        result = control.perform(state, action, job, user)
+    except control.PermissionDenied as denied:
+        abort_json(403, str(denied))
+    except (TransitionRefused, control.ActionNotAllowed, UnknownTask) as refused:
+        abort_json(409, str(refused))
+    except EnqueueError as error:
+        abort_json(503, str(error))
+    status = None if action == "delete" else _status_of(job_id)
+    return jsonify({"message": result.message, "status": status, "new_job_id": result.new_job_id})
+
+
+@bp.post("/api/jobs/bulk")
+def bulk_action() -> Response:
+    """``{"action": ..., "ids": [...]}``: apply one action to several jobs; returns the summary
+    ("3 stopped, 1 skipped: already completed"). Jobs the user may not see count as skipped."""
+    user = _require_access()
+    require_csrf()
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        abort_json(400, 'send JSON: {"action": "stop", "ids": ["..."]}')
+    action, ids = payload.get("action"), payload.get("ids")
+    if action not in control.ACTIONS:
+        abort_json(400, f"action must be one of {', '.join(control.ACTIONS)}")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > control.BULK_LIMIT:
+        abort_json(400, f"ids must be a list of at most {control.BULK_LIMIT} job ids")
+    state = get_state()
+    jobs = visible_ids(state, ids)
+    summary = control.perform_bulk(state, action, jobs, user)
+    missing = len(set(ids)) - len(jobs)
+    for _ in range(missing):
+        summary.skipped.append(("", "not found"))
+    return jsonify(
+        {
+            "message": summary.message,
+            "done": [r.job_id for r in summary.done],
+            "skipped": [{"id": job_id, "reason": reason} for job_id, reason in summary.skipped],
+        }
+    )
+
+
+def _status_of(job_id: str) -> str | None:
+    with get_state().engine.connect() as connection:
+        return connection.execute(sa.select(job_table.c.status).where(job_table.c.id == job_id)).scalar()
+
+
+@bp.get("/api/notifications")
+def notifications() -> Response:
+    """The current user's unread notifications (newest first, at most 20) and their count."""
+    _require_access()
+    user_id = get_state().permissions.user_id(current_user())
+    n, j = notification_table.c, job_table.c
+    with get_state().engine.connect() as connection:
+        unread = sa.and_(n.user_id == user_id, n.read_at.is_(None))
+        count = connection.execute(sa.select(sa.func.count()).select_from(notification_table).where(unread)).scalar()
+        rows = connection.execute(
+            sa.select(n.id, n.job_id, n.event, n.created_at, j.name)
+            .join(job_table, j.id == n.job_id)
+            .where(unread)
+            .order_by(n.id.desc())
+            .limit(20)
+        ).all()
+    return jsonify(
+        {
+            "unread": int(count or 0),
+            "items": [
+                {
+                    "id": r.id,
+                    "job_id": r.job_id,
+                    "event": r.event,
+                    "job_name": r.name,
+                    "created_at": r.created_at.isoformat() + "Z",
+                }
+                for r in rows
+            ],
+        }
+    )
+
+
+@bp.post("/api/notifications/read")
+def mark_notifications_read() -> Response:
+    """Mark notifications read: ``ids`` (JSON list or comma list), or all of the user's."""
+    _require_access()
+    require_csrf()
+    user_id = get_state().permissions.user_id(current_user())
+    payload = request.get_json(silent=True)
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict):
+        abort_json(400, 'send a JSON object: {"ids": [1, 2]}, or {} for all')
+    raw_ids = payload.get("ids", request.form.get("ids", ""))
+    if isinstance(raw_ids, str):
+        raw_ids = [part for part in raw_ids.split(",") if part]
+    try:
+        ids = [int(value) for value in raw_ids]
+    except (TypeError, ValueError):
+        abort_json(400, "ids must be notification ids (whole numbers)")
+    if any(not 1 <= value <= MAX_ROW_ID for value in ids):
+        abort_json(400, f"notification ids are between 1 and {MAX_ROW_ID}")
+    n = notification_table.c
+    condition = sa.and_(n.user_id == user_id, n.read_at.is_(None))
+    if ids:
+        condition = sa.and_(condition, n.id.in_(ids))
+    with get_state().engine.begin() as connection:
+        changed = connection.execute(sa.update(notification_table).where(condition).values(read_at=utcnow())).rowcount
+    return jsonify({"marked_read": changed})
+
+
+@bp.get("/files/<int:file_id>")
+def download(file_id: int) -> Response:
+    """Send a job file by id, as an attachment, if the user may see its job."""
+    _require_access()
+    if file_id > MAX_FILE_ID:
+        abort_json(404, f"no file with id {file_id}")
+    state = get_state()
+    with state.engine.connect() as connection:
+        row = connection.execute(sa.select(file_table).where(file_table.c.id == file_id)).first()
+    if row is None:
+        abort_json(404, f"no file with id {file_id}")
+    visible_job_or_404(row.job_id, state)
+    try:
+        handle = state.storage.open(row.storage_key)
+    except FileNotFoundError:
+        abort_json(410, f"file {row.filename!r} is no longer stored")
+
+    # send_file writes an ASCII filename= and a UTF-8 filename*= for names like "März €.csv"
+    response = send_file(
+        handle, mimetype=row.content_type, as_attachment=True, download_name=row.filename, conditional=False
+    )
+    response.content_length = row.size  # a stream has no size of its own; the record has it
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -1,0 +1,222 @@
+"""Every ``JOBMONITOR_*`` setting, its default, and the check that rejects a value that cannot work.
+
+``init_app`` copies the defaults into ``app.config`` with ``setdefault`` (so ``flask config``
+style introspection shows them) and then reads them once into a frozen :class:`Settings`.
+A bad value fails at start-up with :class:`~flask_jobmonitor.errors.ConfigError` naming the
+key, rather than later inside a worker.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULTS: dict[str, Any] = {
+    # Redis that RQ uses. Jobs are executed through it; nothing a person sees lives only there.
+    "JOBMONITOR_REDIS_URL": "redis://127.0.0.1:6379/0",
+    # RQ queue per priority. Workers listen to them in this order: high, then default, then low.
+    "JOBMONITOR_QUEUE_NAMES": {"high": "jobmonitor-high", "default": "jobmonitor", "low": "jobmonitor-low"},
+    # Folder for input/output files of the default local storage; None: <instance_path>/jobmonitor-files.
+    "JOBMONITOR_STORAGE_PATH": None,
+    # Seconds between two database writes of a running job's progress, subtasks and logs.
+    "JOBMONITOR_FLUSH_INTERVAL": 0.5,
+    # Seconds between two looks of a running job at its stop/pause signal (a Redis GET).
+    "JOBMONITOR_STOP_CHECK_INTERVAL": 0.25,
+    # Seconds without a heartbeat after which a running job counts as abandoned by its worker.
+    "JOBMONITOR_ABANDONED_AFTER": 30,
+    # How often recovery queues a resumable job again after its worker died, before failing it
+    # (pauses for deploys and resumes by people do not count).
+    "JOBMONITOR_MAX_RECOVERIES": 3,
+    # Children of one root job that may be queued or running at once (fair share of workers).
+    "JOBMONITOR_CHILDREN_IN_FLIGHT": 4,
+    # On a warm shutdown, seconds a worker waits for a job that cannot pause before giving it up.
+    "JOBMONITOR_SHUTDOWN_GRACE": 60,
+    # Seconds a running job keeps retrying its writes while the database is unreachable.
+    "JOBMONITOR_DB_RETRY_SECONDS": 60,
+    # Finished jobs older than this many days are deleted by the daily retention job.
+    "JOBMONITOR_RETENTION_DAYS": 90,
+    # Cron expression (UTC) of the daily retention job; None switches it off.
+    "JOBMONITOR_RETENTION_CRON": "17 3 * * *",
+    # Queue health warns when the oldest queued job has waited longer than this (seconds).
+    "JOBMONITOR_WAIT_WARNING_SECONDS": 300,
+    # Buffered subtasks or log lines that force a write before the interval is up.
+    "JOBMONITOR_FLUSH_MAX_ROWS": 2000,
+    # RQ timeout of one job run, in seconds; RQ kills a run that takes longer.
+    "JOBMONITOR_JOB_TIMEOUT": 24 * 3600,
+    # How long RQ keeps its own copy of a finished job; the SQL record is kept regardless.
+    "JOBMONITOR_RQ_RESULT_TTL": 3600,
+    # Lowest level of log records captured into a job's log.
+    "JOBMONITOR_LOG_LEVEL": "INFO",
+    # Milliseconds a SQLite writer waits for another writer before "database is locked".
+    "JOBMONITOR_SQLITE_BUSY_TIMEOUT_MS": 30000,
+    # Callable (user, permission name) -> bool deciding every permission; None: see permissions.py.
+    "JOBMONITOR_PERMISSION_CHECKER": None,
+    # Role name -> permission names, used when users have roles and no checker is set; None: admin has all.
+    "JOBMONITOR_ROLE_PERMISSIONS": None,
+    # Flask-Admin menu category of the job pages.
+    "JOBMONITOR_ADMIN_CATEGORY": "Activity",
+    # Seconds between two live refreshes of the list and detail pages.
+    "JOBMONITOR_REFRESH_INTERVAL": 3,
+    # URL prefix of the JSON endpoints, downloads and static files.
+    "JOBMONITOR_URL_PREFIX": "/jobmonitor",
+    # Tabs of the job list: job category -> label (an "All" tab comes first).
+    "JOBMONITOR_CATEGORIES": {"general": "General", "import": "Imports", "export": "Exports"},
+    # Flash "job started" when a job is enqueued during a request.
+    "JOBMONITOR_FLASH_ON_ENQUEUE": True,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated settings of one app."""
+
+    redis_url: str
+    queue_names: Mapping[str, str]
+    storage_path: str
+    flush_interval: float
+    abandoned_after: float
+    max_recoveries: int
+    children_in_flight: int
+    shutdown_grace: float
+    db_retry_seconds: float
+    retention_days: int
+    retention_cron: str | None
+    wait_warning_seconds: float
+    stop_check_interval: float
+    flush_max_rows: int
+    job_timeout: int
+    rq_result_ttl: int
+    log_level: int
+    sqlite_busy_timeout_ms: int
+    permission_checker: Callable[[Any, str], bool] | None
+    role_permissions: Mapping[str, Any] | None
+    admin_category: str | None
+    refresh_interval: float
+    url_prefix: str
+    categories: Mapping[str, str]
+    flash_on_enqueue: bool
+
+    @property
+    def queues_in_priority_order(self) -> list[str]:
+        """RQ queue names from the most to the least urgent, as a worker should listen to them."""
+        return [self.queue_names["high"], self.queue_names["default"], self.queue_names["low"]]
+
+
+def apply_defaults(config: dict[str, Any]) -> None:
+    """Fill in every setting the host did not set."""
+    for key, value in DEFAULTS.items():
+        # a copy: an app that changes its queue names must not change every later app's default
+        config.setdefault(key, copy.deepcopy(value))
+
+
+def _positive(key: str, value: Any, kind: Callable[[Any], Any]) -> Any:
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be a number, got {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise ConfigError(f"{key} must be a finite number greater than zero, got {value!r}")
+    return number
+
+
+def _log_level(value: Any) -> int:
+    import logging
+
+    if isinstance(value, int):
+        return value
+    level = logging.getLevelName(str(value).upper())
+    if not isinstance(level, int):
+        raise ConfigError(f"JOBMONITOR_LOG_LEVEL must be a logging level name or number, got {value!r}")
+    return level
+
+
+def _queue_names(value: Any) -> Mapping[str, str]:
+    if not isinstance(value, Mapping) or set(value) != {"high", "default", "low"}:
+        raise ConfigError(
+            f"JOBMONITOR_QUEUE_NAMES must map exactly 'high', 'default' and 'low' to RQ queue names, got {value!r}"
+        )
+    names = [value["high"], value["default"], value["low"]]
+    if any(not isinstance(n, str) or not n for n in names) or len(set(names)) != 3:
+        raise ConfigError(f"JOBMONITOR_QUEUE_NAMES needs three different non-empty names, got {value!r}")
+    return dict(value)
+
+
+def read_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
+    """Validate the app's ``JOBMONITOR_*`` values and return them as :class:`Settings`."""
+    redis_url = config["JOBMONITOR_REDIS_URL"]
+    if not isinstance(redis_url, str) or not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"JOBMONITOR_REDIS_URL must be a redis://, rediss:// or unix:// URL, got {redis_url!r}")
+    storage_path = config["JOBMONITOR_STORAGE_PATH"] or os.path.join(instance_path, "jobmonitor-files")
+    return Settings(
+        redis_url=redis_url,
+        queue_names=_queue_names(config["JOBMONITOR_QUEUE_NAMES"]),
+        storage_path=os.fspath(storage_path),
+        flush_interval=_positive("JOBMONITOR_FLUSH_INTERVAL", config["JOBMONITOR_FLUSH_INTERVAL"], float),
+        abandoned_after=_positive("JOBMONITOR_ABANDONED_AFTER", config["JOBMONITOR_ABANDONED_AFTER"], float),
+        max_recoveries=_non_negative_int("JOBMONITOR_MAX_RECOVERIES", config["JOBMONITOR_MAX_RECOVERIES"]),
+        children_in_flight=_positive("JOBMONITOR_CHILDREN_IN_FLIGHT", config["JOBMONITOR_CHILDREN_IN_FLIGHT"], int),
+        shutdown_grace=_positive("JOBMONITOR_SHUTDOWN_GRACE", config["JOBMONITOR_SHUTDOWN_GRACE"], float),
+        db_retry_seconds=_positive("JOBMONITOR_DB_RETRY_SECONDS", config["JOBMONITOR_DB_RETRY_SECONDS"], float),
+        retention_days=_positive("JOBMONITOR_RETENTION_DAYS", config["JOBMONITOR_RETENTION_DAYS"], int),
+        retention_cron=_cron_or_none("JOBMONITOR_RETENTION_CRON", config["JOBMONITOR_RETENTION_CRON"]),
+        wait_warning_seconds=_positive(
+            "JOBMONITOR_WAIT_WARNING_SECONDS", config["JOBMONITOR_WAIT_WARNING_SECONDS"], float
+        ),
+        stop_check_interval=_positive(
+            "JOBMONITOR_STOP_CHECK_INTERVAL", config["JOBMONITOR_STOP_CHECK_INTERVAL"], float
+        ),
+        flush_max_rows=_positive("JOBMONITOR_FLUSH_MAX_ROWS", config["JOBMONITOR_FLUSH_MAX_ROWS"], int),
+        job_timeout=_positive("JOBMONITOR_JOB_TIMEOUT", config["JOBMONITOR_JOB_TIMEOUT"], int),
+        rq_result_ttl=_positive("JOBMONITOR_RQ_RESULT_TTL", config["JOBMONITOR_RQ_RESULT_TTL"], int),
+        log_level=_log_level(config["JOBMONITOR_LOG_LEVEL"]),
+        sqlite_busy_timeout_ms=_positive(
+            "JOBMONITOR_SQLITE_BUSY_TIMEOUT_MS", config["JOBMONITOR_SQLITE_BUSY_TIMEOUT_MS"], int
+        ),
+        permission_checker=_callable_or_none("JOBMONITOR_PERMISSION_CHECKER", config["JOBMONITOR_PERMISSION_CHECKER"]),
+        role_permissions=_mapping_or_none("JOBMONITOR_ROLE_PERMISSIONS", config["JOBMONITOR_ROLE_PERMISSIONS"]),
+        admin_category=config["JOBMONITOR_ADMIN_CATEGORY"] or None,
+        refresh_interval=_positive("JOBMONITOR_REFRESH_INTERVAL", config["JOBMONITOR_REFRESH_INTERVAL"], float),
+        url_prefix=_url_prefix(config["JOBMONITOR_URL_PREFIX"]),
+        categories=_mapping_or_none("JOBMONITOR_CATEGORIES", config["JOBMONITOR_CATEGORIES"]) or {},
+        flash_on_enqueue=bool(config["JOBMONITOR_FLASH_ON_ENQUEUE"]),
+    )
+
+
+def _non_negative_int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{key} must be a whole number of at least 0, got {value!r}")
+    return value
+
+
+def _cron_or_none(key: str, value: Any) -> str | None:
+    if not value:
+        return None
+    from croniter import croniter
+
+    if not isinstance(value, str) or not croniter.is_valid(value):
+        raise ConfigError(f"{key} must be a cron expression like '17 3 * * *' or None, got {value!r}")
+    return value
+
+
+def _callable_or_none(key: str, value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise ConfigError(f"{key} must be a callable (user, permission) -> bool or None, got {value!r}")
+    return value
+
+
+def _mapping_or_none(key: str, value: Any) -> Any:
+    if value is not None and not isinstance(value, Mapping):
+        raise ConfigError(f"{key} must be a mapping or None, got {value!r}")
+    return None if value is None else dict(value)
+
+
+def _url_prefix(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith("/") or value.endswith("/"):
+        raise ConfigError(f"JOBMONITOR_URL_PREFIX must start with / and not end with /, got {value!r}")
+    return value

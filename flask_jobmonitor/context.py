@@ -1,0 +1,675 @@
+"""The :class:`JobContext` a running task receives: steps, progress, subtasks, logs, files,
+checkpoints and child jobs.
+
+Everything a task reports is buffered in memory and written in one transaction at most once
+per ``JOBMONITOR_FLUSH_INTERVAL`` (and at step boundaries and the end of the run). That keeps
+``step.advance()`` as cheap as a counter increment and a clock read, and bounds the database
+load of a job to ~2 writes per second however tight its loop is.
+
+Every write is fenced by the run's ``attempt`` number: if this run was given up for dead and
+the job resumed elsewhere, the first write of the old run finds no row to update and raises
+:class:`RunSuperseded`, so an orphaned process cannot overwrite its successor's record.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from time import monotonic
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from redis.exceptions import RedisError
+
+from .errors import FileNotInJob, JobMonitorError
+from .keys import control_key
+from .models import Job, file_table, job_table, log_table, step_table, subtask_table
+from .retry import TRANSIENT_ERRORS, retry_db
+from .status import FINISHED_STATUSES, JobStatus
+from .timeutil import utcnow
+
+if TYPE_CHECKING:
+    from .extension import JobMonitorState
+    from .tasks import TrackedTask
+
+#: The logger ``ctx.log`` returns. Records of any logger emitted by the task's thread are
+#: captured too; this one just saves the task author from naming one.
+TASK_LOGGER_NAME = "flask_jobmonitor.task"
+#: Subtask statuses counted as errors and as warnings on the job.
+ERROR_SUBTASK_STATUSES = frozenset({"error", "failed"})
+WARNING_SUBTASK_STATUSES = frozenset({"warning"})
+_MAX_MESSAGE = 65536
+# Loggers whose records describe the machinery running the job, not the job itself.
+_IGNORED_LOGGERS = ("rq.", "flask_jobmonitor.internal", "sqlalchemy.")
+
+_STOP_STATUSES = frozenset({JobStatus.STOPPING.value, JobStatus.STOPPED.value})
+# a force stop ends the record as "stopped" while a SimpleWorker's task still runs to its tick
+# how long a periodic flush waits for SQLite's write lock before keeping its rows for later
+_IMPATIENT_SQLITE_MS = 50
+_OWNED_STATUSES = (JobStatus.RUNNING.value, JobStatus.STOPPING.value, JobStatus.STOPPED.value)
+internal_log = logging.getLogger("flask_jobmonitor.internal.context")
+_job_table = job_table
+_step_table = step_table
+_subtask_table = subtask_table
+_log_table = log_table
+
+
+class RunSuperseded(JobMonitorError):
+    """This run no longer owns its job (another attempt took over, or the job was deleted)."""
+
+
+class StopRequested(BaseException):
+    """Raised inside a task at its next checkpoint or progress tick after someone asked it to stop.
+
+    A ``BaseException`` (like ``KeyboardInterrupt``) so that a task's own ``except Exception``
+    blocks do not swallow it; ``finally`` blocks and context managers still run.
+    """
+
+
+class PauseRequested(BaseException):
+    """Raised inside a resumable task at its next tick when its worker is shutting down (deploy)."""
+
+
+#: Key in the stored checkpoint under which the context keeps each step's progress at the
+#: checkpoint; ``ctx.checkpoint`` never shows it.
+_STEPS_KEY = "_jobmonitor_steps"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What the runner learnt about the job when it claimed it."""
+
+    job_id: str
+    attempt: int
+    name: str
+    task: str
+    params: Mapping[str, Any]
+    checkpoint: Mapping[str, Any] | None
+    root_id: str | None
+    run_by_id: str | None
+    run_by_name: str | None
+    is_system: bool
+    run_at_url: str | None
+
+
+class Step:
+    """One step of the running job. Use it as a context manager; call :meth:`advance` per item."""
+
+    __slots__ = (
+        "_ctx",
+        "_written",
+        "counters",
+        "done",
+        "ended_at",
+        "id",
+        "name",
+        "position",
+        "started_at",
+        "status",
+        "total",
+    )
+
+    def __init__(
+        self,
+        ctx: JobContext,
+        step_id: int,
+        position: int,
+        name: str,
+        status: str,
+        done: int,
+        total: int | None,
+        counters: dict[str, int],
+    ) -> None:
+        self._ctx = ctx
+        self.id = step_id
+        self.position = position
+        self.name = name
+        self.status = status
+        self.done = done
+        self.total = total
+        self.counters = counters
+        self.started_at: datetime | None = None  # set when this run starts or ends the step
+        self.ended_at: datetime | None = None
+        self._written: tuple[Any, ...] = self._snapshot()
+
+    def _snapshot(self) -> tuple[Any, ...]:
+        return (
+            self.status,
+            self.done,
+            self.total,
+            tuple(sorted(self.counters.items())),
+            self.started_at,
+            self.ended_at,
+        )
+
+    def advance(self, amount: int = 1) -> None:
+        """Count ``amount`` more items done. Cheap enough to call per row of a large file."""
+        self.done += amount
+        if monotonic() >= self._ctx._next_tick:
+            self._ctx._tick()
+
+    def set_total(self, total: int | None) -> None:
+        """Say how many items this step has (once known), so progress can be shown as a bar."""
+        self.total = total
+
+    def count(self, counter: str, amount: int = 1) -> None:
+        """Add to a named counter of this step (``read``, ``created``, ``skipped``...)."""
+        self.counters[counter] = self.counters.get(counter, 0) + amount
+
+    @property
+    def finished(self) -> bool:
+        """True if an earlier run of this job completed this step (a resumed job skips it)."""
+        return self.status == "completed"
+
+    def __enter__(self) -> Step:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None and not issubclass(exc_type, Exception):
+            # stop, pause, superseded or interpreter exit: the step is not finished; the runner
+            # records it as stopped, and a resumed run continues it
+            return
+        self._ctx._end_step(self, failed=exc_type is not None)
+
+
+class _CaptureHandler(logging.Handler):
+    """Copies log records emitted by the task's thread into the job's log buffer."""
+
+    def __init__(self, ctx: JobContext, level: int) -> None:
+        super().__init__(level)
+        self._ctx = ctx
+        self._thread = threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self._thread or record.name.startswith(_IGNORED_LOGGERS):
+            return
+        try:
+            message = record.getMessage()
+            if record.exc_info:
+                message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
+        except Exception:  # a bad format string in the task's own logging must not kill the job
+            message = f"{record.msg!r} {record.args!r}"
+        self._ctx._add_log(record.levelno, record.name, message)
+
+
+_opened_level: int | None = None
+
+
+def _open_log_levels(level: int) -> None:
+    """Let records of ``level`` and above reach the capture handler: the task logger gets that
+    level and the root logger is lowered to it if it is higher (so a library's INFO lines are
+    captured). Done once per process: changing levels empties every logger's cache, which cost
+    more than the rest of a small job."""
+    global _opened_level
+    if _opened_level is not None and _opened_level <= level:
+        return
+    root = logging.getLogger()
+    if root.level > level or (root.level == logging.NOTSET and level < logging.WARNING):
+        root.setLevel(level)
+    logging.getLogger(TASK_LOGGER_NAME).setLevel(level)
+    _opened_level = level
+
+
+class JobContext:
+    """Handed to a tracked task as its first argument while it runs in a worker.
+
+    Attributes a task reads: ``job_id``, ``params``, ``checkpoint`` (dict, empty on a first
+    run), ``user_id``, ``log`` (a :class:`logging.Logger`), ``attempt``.
+    """
+
+    def __init__(self, state: JobMonitorState, run: RunInfo, task: TrackedTask) -> None:
+        self._state = state
+        self._engine = state.engine
+        self._interval = state.settings.flush_interval
+        self._max_rows = state.settings.flush_max_rows
+        self._sqlite = self._engine.dialect.name == "sqlite"
+        self._retry_seconds = state.settings.db_retry_seconds
+        self._busy_timeout_ms = state.settings.sqlite_busy_timeout_ms
+        self._log_level = state.settings.log_level
+        self.job_id = run.job_id
+        self.attempt = run.attempt
+        self.task = task
+        self.run = run
+        self.params = run.params
+        self.user_id = run.run_by_id
+        stored = dict(run.checkpoint or {})
+        self._checkpoint_steps: dict[str, int] = stored.pop(_STEPS_KEY, None) or {}
+        self.checkpoint: dict[str, Any] = stored
+        self.log = logging.getLogger(TASK_LOGGER_NAME)
+        self._redis = state.redis
+        self._control_key = control_key(run.job_id)
+        self._stop_interval = state.settings.stop_check_interval
+        self._next_flush = monotonic() + self._interval
+        self._next_control_check = monotonic() + self._stop_interval
+        self._next_tick = 0.0
+        self._schedule_next_tick()
+        self._control_unreadable = False
+        self._ending = False
+        self.pause_requested = False
+        self.heartbeat: Any = None  # set by the runner; tells when recovery gave the job away
+        self._steps: dict[str, Step] | None = None
+        self._current: Step | None = None
+        self._subtasks: list[dict[str, Any]] = []
+        self._subtasks_at_checkpoint = 0
+        self._logs: list[dict[str, Any]] = []
+        self._errors = 0
+        self._warnings = 0
+        self._checkpoint_dirty = False
+        self._flushing = False
+
+    # -- steps and progress ---------------------------------------------------------------------
+
+    def step(self, name: str, total: int | None = None) -> Step:
+        """Start the step called ``name`` (declared on the task, or new) and return it.
+
+        Use as ``with ctx.step("Validate", total=n) as step:``; leaving the block marks the
+        step completed (or failed if an exception escapes) and writes it at once.
+        """
+        # both need the database: through a short outage they wait (JOBMONITOR_DB_RETRY_SECONDS)
+        steps = retry_db(self._load_steps, self._retry_seconds, "loading the steps")
+        step = steps.get(name)
+        if step is None:
+            position = len(steps) + 1
+            step = retry_db(lambda: self._create_step(name, position), self._retry_seconds, "creating a step")
+            steps[name] = step
+        if total is not None:
+            step.total = total
+        if step.status != "completed":
+            step.status = "running"
+            step.started_at = step.started_at or utcnow()
+            step.ended_at = None
+        self._current = step
+        self._flush_at_step_boundary()
+        return step
+
+    def _end_step(self, step: Step, failed: bool) -> None:
+        if step.status == "running":
+            step.status = "failed" if failed else "completed"
+            step.ended_at = utcnow()
+        if self._current is step and not self._ending:
+            self._flush_at_step_boundary()
+
+    def _flush_at_step_boundary(self) -> None:
+        """Show a step starting or ending at once, unless the database is busy (on SQLite: the
+        task's own open transaction); then the next tick writes it."""
+        try:
+            self.flush(honour_stop=not self.task.resumable, patient=False)
+        except TRANSIENT_ERRORS as error:
+            internal_log.warning("job %s: step change not written yet (%s)", self.job_id, error)
+
+    def _load_steps(self) -> dict[str, Step]:
+        if self._steps is None:
+            with self._engine.connect() as connection:
+                rows = connection.execute(
+                    sa.select(_step_table).where(_step_table.c.job_id == self.job_id).order_by(_step_table.c.position)
+                ).all()
+            self._steps = {}
+            for r in rows:
+                done = r.done
+                if r.status != "completed" and str(r.position) in self._checkpoint_steps:
+                    # a resumed run continues from the checkpoint: progress made after it is redone
+                    done = self._checkpoint_steps[str(r.position)]
+                step = Step(self, r.id, r.position, r.name, r.status, done, r.total, dict(r.counters or {}))
+                self._steps[r.name] = step
+        return self._steps
+
+    def _create_step(self, name: str, position: int) -> Step:
+        with self._engine.begin() as connection:
+            self._fence(connection, {"step_count": position})
+            step_id = connection.execute(
+                sa.insert(_step_table)
+                .values(job_id=self.job_id, position=position, name=name, status="pending", done=0, counters={})
+                .returning(_step_table.c.id)
+            ).scalar_one()
+        return Step(self, step_id, position, name, "pending", 0, None, {})
+
+    # -- subtasks, logs, checkpoints --------------------------------------------------------------
+
+    def subtask(self, name: str, status: str = "done", message: str | None = None) -> None:
+        """Record one action performed (e.g. ``"row 17", "rejected", "missing SKU"``).
+
+        Statuses ``error``/``failed`` count as errors of the job, ``warning`` as warnings.
+        """
+        self._subtasks.append(
+            {
+                "job_id": self.job_id,
+                "step_id": self._current.id if self._current else None,
+                "name": str(name)[:255],
+                "status": status[:32],
+                "message": None if message is None else str(message)[:_MAX_MESSAGE],
+                "created_at": utcnow(),
+            }
+        )
+        if status in ERROR_SUBTASK_STATUSES:
+            self._errors += 1
+        elif status in WARNING_SUBTASK_STATUSES:
+            self._warnings += 1
+        if len(self._subtasks) >= self._max_rows:
+            self.flush(everything=True)
+        elif monotonic() >= self._next_tick:
+            self._tick()
+
+    def _add_log(self, level: int, logger: str, message: str) -> None:
+        self._logs.append(
+            {
+                "job_id": self.job_id,
+                "step_id": self._current.id if self._current else None,
+                "created_at": utcnow(),
+                "level": level,
+                "logger": logger[:255],
+                "message": message[:_MAX_MESSAGE],
+            }
+        )
+        if level >= logging.ERROR:
+            self._errors += 1
+        elif level >= logging.WARNING:
+            self._warnings += 1
+        if self._flushing:
+            return
+        if len(self._logs) >= self._max_rows:
+            self.flush(everything=True)
+        elif monotonic() >= self._next_tick:
+            self._tick()
+
+    def save_checkpoint(self, **values: Any) -> None:
+        """Remember how far a resumable task got; a resumed run reads it from ``ctx.checkpoint``.
+
+        Values must be JSON. The checkpoint is written together with the subtasks recorded
+        before it, so a resumed run neither loses nor repeats them.
+        """
+        self.checkpoint.update(values)
+        self._checkpoint_dirty = True
+        self._subtasks_at_checkpoint = len(self._subtasks)
+        self._checkpoint_steps = {str(step.position): step.done for step in (self._steps or {}).values()}
+        if monotonic() >= min(self._next_flush, self._next_control_check):
+            self._tick(at_checkpoint=True)
+
+    # -- files -------------------------------------------------------------------------------------
+
+    @property
+    def input_files(self) -> list[str]:
+        """Names of the files given to this job at enqueue time."""
+        return [row.filename for row in self._file_rows("input")]
+
+    def input_file(self, filename: str) -> IO[bytes]:
+        """Open an input file given to this job (binary; wrap in ``io.TextIOWrapper`` for text)."""
+        for row in self._file_rows("input"):
+            if row.filename == filename:
+                return self._state.storage.open(row.storage_key)
+        raise FileNotInJob(f"job {self.job_id} has no input file {filename!r}; it has {self.input_files}")
+
+    def add_output_file(
+        self, filename: str, data: bytes | IO[bytes], content_type: str | None = None, kind: str = "output"
+    ) -> int:
+        """Store a file the job produced and list it on the job; return the file's id."""
+        import mimetypes
+
+        if kind not in ("output", "error_report"):
+            raise ValueError(f"kind must be 'output' or 'error_report', got {kind!r}")
+        key, size = self._state.storage.save(self.job_id, data)
+        content_type = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        with self._engine.begin() as connection:
+            self._fence(connection, {})
+            return int(
+                connection.execute(
+                    sa.insert(file_table)
+                    .values(
+                        job_id=self.job_id,
+                        kind=kind,
+                        filename=filename[:255],
+                        content_type=content_type,
+                        size=size,
+                        storage_key=key,
+                        created_at=utcnow(),
+                    )
+                    .returning(file_table.c.id)
+                ).scalar_one()
+            )
+
+    def add_error_report(self, filename: str, data: bytes | IO[bytes], content_type: str | None = None) -> int:
+        """Store the job's error report (e.g. the rejected rows as CSV); return the file's id."""
+        return self.add_output_file(filename, data, content_type, kind="error_report")
+
+    def _file_rows(self, kind: str) -> list[Any]:
+        table = file_table
+        with self._engine.connect() as connection:
+            return list(
+                connection.execute(
+                    sa.select(table.c.filename, table.c.storage_key)
+                    .where(table.c.job_id == self.job_id, table.c.kind == kind)
+                    .order_by(table.c.id)
+                ).all()
+            )
+
+    # -- children ----------------------------------------------------------------------------------
+
+    def spawn(
+        self,
+        task: Any,
+        *args: Any,
+        name: str | None = None,
+        description: str | None = None,
+        task_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Job:
+        """Queue a child job of this one (same user; ``parent_id`` and ``root_id`` set)."""
+        from .enqueue import JobRequest, enqueue_job
+
+        # a parent asked to stop spawns no more children: this is a checkpoint for every task
+        with self._engine.begin() as connection:
+            if self._fence(connection, {}) in _STOP_STATUSES and not self._ending:
+                raise StopRequested(self.job_id)
+        parent = Job(
+            id=self.job_id,
+            root_id=self.run.root_id,
+            run_by_id=self.run.run_by_id,
+            run_by_name=self.run.run_by_name,
+            is_system=self.run.is_system,
+            run_at_url=self.run.run_at_url,
+        )
+        request = JobRequest(
+            task=self._state.tasks.get(task),
+            args=args,
+            kwargs={**kwargs, **(task_kwargs or {})},
+            name=name,
+            description=description,
+            parent=parent,
+        )
+        return enqueue_job(self._state, request)
+
+    def wait_for_children(self, poll_seconds: float = 1.0, timeout: float | None = None) -> dict[str, int]:
+        """Block until every child of this job has ended; return how many ended in each status.
+
+        Stop and pause requests still take effect while waiting. The children need other
+        workers: a parent waiting with only one worker running would wait for ever, hence
+        ``timeout`` (raises TimeoutError).
+        """
+        import time
+
+        deadline = None if timeout is None else monotonic() + timeout
+        finished = [s.value for s in FINISHED_STATUSES]
+        while True:
+            with self._engine.connect() as connection:
+                rows = connection.execute(
+                    sa.select(_job_table.c.status, sa.func.count())
+                    .where(_job_table.c.parent_id == self.job_id)
+                    .group_by(_job_table.c.status)
+                ).all()
+            counts = {status: int(count) for status, count in rows}
+            if all(status in finished for status in counts):
+                return counts
+            if deadline is not None and monotonic() > deadline:
+                raise TimeoutError(f"job {self.job_id}: children still running after {timeout} s: {counts}")
+            self._next_control_check = 0.0  # look at the stop signal on every poll
+            self._tick(at_checkpoint=True)
+            time.sleep(poll_seconds)
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def _tick(self, at_checkpoint: bool = False) -> None:
+        """Called by the cheap paths (advance, subtask, log, save_checkpoint) once the next flush
+        or control check is due: this is where a stop or pause request takes effect.
+
+        A non-resumable task stops at any tick. A resumable one stops only at ``save_checkpoint``
+        (``at_checkpoint``): between two checkpoints it may have done work that the checkpoint
+        does not cover yet (a row saved, its checkpoint not), and stopping there would make the
+        resumed run do that work twice.
+        """
+        if self._ending:
+            return  # the run is being recorded: nothing may interrupt that
+        now = monotonic()
+        if self.heartbeat is not None and self.heartbeat.superseded:
+            raise RunSuperseded(f"job {self.job_id}: attempt {self.attempt} was given up for dead and resumed")
+        may_interrupt = at_checkpoint or not self.task.resumable
+        if may_interrupt and now >= self._next_control_check:
+            self._next_control_check = now + self._stop_interval
+            self._check_control()
+        if now >= self._next_flush:
+            try:
+                self.flush(everything=not self.task.resumable, honour_stop=may_interrupt, patient=False)
+            except TRANSIENT_ERRORS as error:
+                # keep everything buffered and carry on; the next tick tries again
+                internal_log.warning("job %s: progress not written yet (%s)", self.job_id, error)
+                self._next_flush = monotonic() + max(2.0, self._interval)
+        self._schedule_next_tick()
+
+    def _schedule_next_tick(self) -> None:
+        # a resumable task looks at its signal only at checkpoints, so its cheap paths need
+        # waking only for flushes
+        if self.task.resumable:
+            self._next_tick = self._next_flush
+        else:
+            self._next_tick = min(self._next_flush, self._next_control_check)
+
+    def end_run(self) -> None:
+        """The runner is recording the outcome: from now on nothing raises stop or pause."""
+        self._ending = True
+
+    def _check_control(self) -> None:
+        """Read this job's control signal (one Redis GET) and act on it."""
+        try:
+            signal = self._redis.get(self._control_key)
+        except RedisError as error:
+            # the SQL status, read back by every flush, still carries a stop request
+            if not self._control_unreadable:
+                internal_log.warning("job %s: cannot read its stop signal: %s", self.job_id, error)
+                self._control_unreadable = True
+            return
+        self._control_unreadable = False
+        if signal == b"stop":
+            raise StopRequested(self.job_id)
+        if signal == b"pause" and self.task.resumable:
+            self.pause_requested = True
+            raise PauseRequested(self.job_id)
+
+    def flush(self, everything: bool = True, *, honour_stop: bool = True, patient: bool = True) -> None:
+        """Write what is buffered now. ``everything=False`` (resumable tasks between checkpoints)
+        holds back subtasks recorded after the last checkpoint, so a crash cannot persist a
+        subtask whose checkpoint was never saved (the resumed run would record it again).
+
+        The same statement reads the job's status back; if someone asked it to stop (even while
+        Redis was unreachable) and ``honour_stop`` is true, :class:`StopRequested` is raised after
+        the write.
+
+        ``patient=False`` (the periodic flushes) gives way at once on SQLite when another
+        connection holds the write lock, typically the task's own ``db.session`` in the middle
+        of a transaction: the progress stays buffered for the next tick instead of stalling the
+        task for the whole busy timeout."""
+        self._next_flush = monotonic() + self._interval
+        self._schedule_next_tick()
+        cut = len(self._subtasks) if everything else self._subtasks_at_checkpoint
+        subtasks, self._subtasks = self._subtasks[:cut], self._subtasks[cut:]
+        self._subtasks_at_checkpoint = max(0, self._subtasks_at_checkpoint - cut)
+        logs, self._logs = self._logs, []
+        steps = [s for s in (self._steps or {}).values() if s._snapshot() != s._written]
+        job_values: dict[str, Any] = {}
+        current = self._current
+        if current is not None:
+            job_values.update(progress_done=current.done, progress_total=current.total, current_step=current.position)
+        if self._errors:
+            job_values["error_count"] = _job_table.c.error_count + self._errors
+        if self._warnings:
+            job_values["warning_count"] = _job_table.c.warning_count + self._warnings
+        if self._checkpoint_dirty:
+            job_values["checkpoint"] = {**self.checkpoint, _STEPS_KEY: dict(self._checkpoint_steps)}
+        if not (subtasks or logs or steps or job_values):
+            return
+        self._flushing = True
+        try:
+            with self._engine.begin() as connection:
+                if not patient and self._sqlite:
+                    connection.exec_driver_sql(f"PRAGMA busy_timeout = {_IMPATIENT_SQLITE_MS}")
+                try:
+                    status = self._fence(connection, job_values)
+                finally:
+                    if not patient and self._sqlite:
+                        connection.exec_driver_sql(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+                for step in steps:
+                    values: dict[str, Any] = {
+                        "status": step.status,
+                        "done": step.done,
+                        "total": step.total,
+                        "counters": dict(step.counters),
+                    }
+                    if step.started_at is not None:
+                        values["started_at"] = step.started_at
+                    values["ended_at"] = step.ended_at
+                    connection.execute(sa.update(_step_table).where(_step_table.c.id == step.id).values(values))
+                if subtasks:
+                    connection.execute(sa.insert(_subtask_table), subtasks)
+                if logs:
+                    connection.execute(sa.insert(_log_table), logs)
+        except BaseException:
+            # keep what was not written, in order, for the next try
+            self._subtasks[:0] = subtasks
+            self._subtasks_at_checkpoint += cut
+            self._logs[:0] = logs
+            raise
+        finally:
+            self._flushing = False
+        for step in steps:
+            step._written = step._snapshot()
+        self._errors = self._warnings = 0
+        self._checkpoint_dirty = False
+        if honour_stop and status in _STOP_STATUSES:
+            raise StopRequested(self.job_id)
+
+    def _fence(self, connection: sa.Connection, values: Mapping[str, Any]) -> str:
+        """Update the job row only if this run still owns it (same attempt, and still running or
+        stopping: a run that recovery requeued or failed owns nothing) and return its status;
+        raise RunSuperseded otherwise."""
+        statement = sa.update(_job_table).where(
+            _job_table.c.id == self.job_id,
+            _job_table.c.attempt == self.attempt,
+            _job_table.c.status.in_(_OWNED_STATUSES),
+        )
+        statement = statement.values(**values) if values else statement.values(attempt=_job_table.c.attempt)
+        status = connection.execute(statement.returning(_job_table.c.status)).scalar()
+        if status is None:
+            raise RunSuperseded(f"job {self.job_id}: attempt {self.attempt} no longer owns the job")
+        return str(status)
+
+    @contextmanager
+    def capturing_logs(self) -> Iterator[None]:
+        """While the task runs, copy its thread's log records into the job's log."""
+        _open_log_levels(self._log_level)
+        handler = _CaptureHandler(self, self._log_level)
+        root = logging.getLogger()
+        root.addHandler(handler)
+        try:
+            yield
+        finally:
+            root.removeHandler(handler)
+
+    def mark_current_step(self, status: str) -> None:
+        """Close the step that was running when the run ended abnormally (failed, stopped)."""
+        if self._current is not None and self._current.status == "running":
+            self._current.status = status
+            self._current.ended_at = utcnow()

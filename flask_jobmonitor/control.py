@@ -1,0 +1,459 @@
+"""What people do to jobs: stop, force stop, resume, cancel, restart, delete, set priority.
+
+Each action is a status-machine move (one conditional UPDATE, so races resolve cleanly), is
+written into the job's own log with who did it, and is checked against the permissions object
+by :func:`perform` before anything happens. Views and JSON endpoints call :func:`perform` or
+:func:`perform_bulk`; code that acts on its own behalf (CLI, maintenance) calls the functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from redis.exceptions import RedisError
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job as RQJob
+from sqlalchemy.orm import Session
+
+from .children import release as release_children
+from .enqueue import JobRequest, enqueue_job, requeue
+from .errors import EnqueueError, JobMonitorError, JobNotFound, TransitionRefused, UnknownTask
+from .extension import JobMonitorState
+from .models import (
+    Job,
+    file_table,
+    job_table,
+    log_table,
+    notification_table,
+    step_table,
+    subtask_table,
+)
+from .notifications import add_notification
+from .signals import send_signal
+from .status import DELETABLE_STATUSES, RESTARTABLE_STATUSES, JobStatus, apply_transition, is_allowed
+from .timeutil import utcnow
+from .users import describe_user
+
+log = logging.getLogger("flask_jobmonitor.internal.control")
+ACTIONS = ("stop", "force_stop", "resume", "cancel", "restart", "delete", "set_low_priority", "set_normal_priority")
+#: What each action is called in messages ("3 stopped, 1 skipped").
+PAST_TENSE = {
+    "stop": "asked to stop",
+    "force_stop": "force-stopped",
+    "resume": "resumed",
+    "cancel": "cancelled",
+    "restart": "restarted",
+    "delete": "deleted",
+    "set_low_priority": "set to low priority",
+    "set_normal_priority": "set to normal priority",
+}
+#: Most jobs one bulk request acts on; "all matching the filters" takes the newest this many
+#: (the page says so), which keeps one request's work bounded.
+BULK_LIMIT = 1000
+PRIORITY_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.STOPPED, JobStatus.PAUSED})
+
+
+class PermissionDenied(JobMonitorError):
+    """The user may see the job but not do this to it."""
+
+
+class ActionNotAllowed(JobMonitorError):
+    """The action does not fit the job (its status, or a task that cannot resume)."""
+
+
+@dataclass
+class ActionResult:
+    """The outcome of one action on one job."""
+
+    job_id: str
+    action: str
+    message: str
+    new_job_id: str | None = None  # restart creates a job
+
+
+def _actor_name(user: Any) -> str:
+    return describe_user(user)[1] or "the system"
+
+
+def _audit(connection: sa.Connection, job_id: str, message: str, level: int = logging.INFO) -> None:
+    connection.execute(
+        sa.insert(log_table).values(
+            job_id=job_id, created_at=utcnow(), level=level, logger="flask_jobmonitor.control", message=message
+        )
+    )
+
+
+def _load(state: JobMonitorState, job_id: str) -> Job:
+    with Session(state.engine) as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        session.expunge(job)
+    return job
+
+
+# -- the actions ------------------------------------------------------------------------------
+
+
+def stop(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
+    """Ask a running job to stop at its next checkpoint or progress tick (cooperative)."""
+    with state.engine.begin() as connection:
+        now = utcnow()
+        apply_transition(connection, job_id, "request_stop", now=now, values={"stop_requested_at": now})
+        _audit(connection, job_id, f"Stop requested by {_actor_name(user)}; work already done is kept.")
+    send_signal(state, job_id, "stop")
+    for child_id in _active_children(state, job_id):
+        _stop_or_cancel_child(state, child_id, user)
+    return ActionResult(job_id, "stop", "The job will stop at its next checkpoint. Work already done is kept.")
+
+
+def force_stop(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
+    """Kill a running or stopping job's work through RQ's stop command and record it ``stopped``."""
+    job = _load(state, job_id)
+    with state.engine.begin() as connection:
+        now = utcnow()
+        apply_transition(
+            connection,
+            job_id,
+            "force_stop",
+            now=now,
+            values={"ended_at": now, "stop_forced": True, "stop_requested_at": job.stop_requested_at or now},
+        )
+        sa_update_running_step(connection, job_id, "stopped", now)
+        _audit(connection, job_id, f"Force-stopped by {_actor_name(user)}.", logging.WARNING)
+        add_notification(connection, job.run_by_id, job_id, "stopped")
+    # the cooperative signal too: a SimpleWorker cannot be killed, its task stops at its next tick
+    send_signal(state, job_id, "stop")
+    try:
+        send_stop_job_command(state.redis, job_id)
+    except (InvalidJobOperation, NoSuchJobError):
+        pass  # RQ is not executing it (any more): the SQL record is what counts
+    except RedisError as error:
+        log.warning("job %s: RQ stop command not sent: %s", job_id, error)
+    for child_id in _active_children(state, job_id):
+        _stop_or_cancel_child(state, child_id, user, force=True)
+    return ActionResult(job_id, "force_stop", "The job was force-stopped.")
+
+
+def sa_update_running_step(connection: sa.Connection, job_id: str, status: str, now: Any) -> None:
+    """Close the step that was running when the job was ended from outside."""
+    connection.execute(
+        sa.update(step_table)
+        .where(step_table.c.job_id == job_id, step_table.c.status == "running")
+        .values(status=status, ended_at=now)
+    )
+
+
+def resume(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
+    """Queue a stopped job of a resumable task again; it continues from its checkpoint."""
+    job = _load(state, job_id)
+    if not state.tasks.get(job.task).resumable:
+        raise ActionNotAllowed(f"job {job_id}: its task cannot resume; restart it instead")
+    requeue(state, job_id, "resume")  # the move itself refuses a job that is not stopped
+    with state.engine.begin() as connection:
+        _audit(connection, job_id, f"Resumed by {_actor_name(user)}.")
+    return ActionResult(job_id, "resume", "The job is queued again and will continue from its checkpoint.")
+
+
+def cancel(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
+    """A queued job will never run (it leaves the RQ queue); a stopped one is discarded for good."""
+    with state.engine.begin() as connection:
+        apply_transition(connection, job_id, "cancel", values={"ended_at": utcnow()})
+        _audit(connection, job_id, f"Cancelled by {_actor_name(user)}.")
+    try:
+        RQJob.fetch(job_id, connection=state.redis).cancel()
+    except (NoSuchJobError, InvalidJobOperation):
+        pass
+    except RedisError as error:
+        # a worker that still dequeues it finds it cancelled in SQL and does not run it
+        log.warning("job %s: could not remove it from its RQ queue: %s", job_id, error)
+    for child_id in _active_children(state, job_id):
+        _stop_or_cancel_child(state, child_id, user)
+    job = _load(state, job_id)
+    if job.root_id:
+        release_children(state, job.root_id)  # its slot among the root's children is free
+    return ActionResult(job_id, "cancel", "The job was cancelled.")
+
+
+def restart(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
+    """Submit a finished job again: a new job with the same task, parameters and input files."""
+    original = _load(state, job_id)
+    if JobStatus(original.status) not in RESTARTABLE_STATUSES:
+        raise TransitionRefused(job_id, JobStatus(original.status), "restart")
+    task = state.tasks.get(original.task)
+    with state.engine.connect() as connection:
+        inputs = connection.execute(
+            sa.select(file_table.c.filename, file_table.c.storage_key).where(
+                file_table.c.job_id == job_id, file_table.c.kind == "input"
+            )
+        ).all()
+    handles = {row.filename: state.storage.open(row.storage_key) for row in inputs}
+    try:
+        new_job = enqueue_job(
+            state,
+            JobRequest(
+                task=task,
+                params=dict(original.params or {}),
+                user=user if user is not None else (original.run_by_id, original.run_by_name),
+                name=original.name,
+                description=original.description,
+                files=handles,
+                low_priority=original.low_priority,
+                run_at_url=original.run_at_url,
+                is_system=original.is_system,
+                restarted_from=original,
+            ),
+        )
+    finally:
+        for handle in handles.values():
+            handle.close()
+    with state.engine.begin() as connection:
+        _audit(connection, job_id, f"Restarted by {_actor_name(user)} as job {new_job.id}.")
+    return ActionResult(job_id, "restart", "A new job was started with the same parameters.", new_job.id)
+
+
+def delete(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
+    """Delete a finished job with its children, steps, subtasks, logs, notifications and files."""
+    job = _load(state, job_id)
+    if JobStatus(job.status) not in DELETABLE_STATUSES:
+        raise TransitionRefused(job_id, JobStatus(job.status), "delete")
+    family = [job_id, *_descendants(state, job_id)]
+    deletable = [s.value for s in DELETABLE_STATUSES]
+    with state.engine.begin() as connection:
+        active = connection.execute(
+            sa.select(job_table.c.id).where(job_table.c.id.in_(family), job_table.c.status.not_in(deletable)).limit(1)
+        ).first()
+        if active is not None:
+            raise ActionNotAllowed(f"job {job_id}: child job {active.id} is still active")
+        for table in (subtask_table, log_table, step_table, file_table, notification_table):
+            connection.execute(sa.delete(table).where(table.c.job_id.in_(family)))
+        # conditional on the status, like every move: a concurrent resume wins over the delete
+        deleted = connection.execute(
+            sa.delete(job_table).where(job_table.c.id.in_(family), job_table.c.status.in_(deletable))
+        ).rowcount
+        if deleted != len(family):
+            raise ActionNotAllowed(f"job {job_id}: changed while being deleted; nothing was deleted")
+    for member in family:
+        state.storage.delete_job(member)
+        with contextlib.suppress(NoSuchJobError, RedisError):
+            RQJob.fetch(member, connection=state.redis).delete()
+    log.info("job %s and %d children deleted by %s", job_id, len(family) - 1, _actor_name(user))
+    return ActionResult(job_id, "delete", "The job and everything recorded about it were deleted.")
+
+
+def set_priority(state: JobMonitorState, job_id: str, low: bool, user: Any = None) -> ActionResult:
+    """Mark a job low (or normal) priority; a queued one moves to the other RQ queue at once."""
+    priority = "low" if low else "default"
+    queue_name = state.settings.queue_names[priority]
+    allowed = [s.value for s in PRIORITY_STATUSES]
+    with state.engine.begin() as connection:
+        row = connection.execute(
+            sa.update(job_table)
+            .where(job_table.c.id == job_id, job_table.c.status.in_(allowed))
+            .values(low_priority=low, queue_name=queue_name)
+            .returning(job_table.c.status)
+        ).first()
+        if row is None:
+            job = _load(state, job_id)
+            raise TransitionRefused(job_id, JobStatus(job.status), "change priority")
+        _audit(connection, job_id, f"Set to {'low' if low else 'normal'} priority by {_actor_name(user)}.")
+    if row.status == JobStatus.QUEUED.value:
+        _move_between_queues(state, job_id, priority)
+    return ActionResult(job_id, "set_low_priority" if low else "set_normal_priority", f"Priority set to {priority}.")
+
+
+def _move_between_queues(state: JobMonitorState, job_id: str, priority: str) -> None:
+    """Take the job off whichever queue holds it and push it on the one for ``priority``.
+
+    LREM tells whether it was still queued: if a worker took it meanwhile, it is not pushed
+    again, so it can never run twice.
+    """
+    target = state.queue(priority)
+    removed = 0
+    for name in state.settings.queue_names.values():
+        if name != target.name:
+            removed += int(state.redis.lrem(f"rq:queue:{name}", 0, job_id))
+    if removed:
+        state.redis.hset(RQJob.key_for(job_id), "origin", target.name)
+        target.push_job_id(job_id)
+
+
+def _active_children(state: JobMonitorState, job_id: str) -> list[str]:
+    active = [s.value for s in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)]
+    with state.engine.connect() as connection:
+        return list(
+            connection.execute(
+                sa.select(job_table.c.id).where(job_table.c.parent_id == job_id, job_table.c.status.in_(active))
+            ).scalars()
+        )
+
+
+def stop_children(state: JobMonitorState, job_id: str, user: Any, force: bool = False) -> None:
+    """Stop (or force stop) the running children of ``job_id`` and cancel its queued ones."""
+    for child_id in _active_children(state, job_id):
+        _stop_or_cancel_child(state, child_id, user, force=force)
+
+
+def _stop_or_cancel_child(state: JobMonitorState, child_id: str, user: Any, force: bool = False) -> None:
+    """Stopping or cancelling a parent does the same to its children that are still active.
+
+    A child may change status under our feet (a worker starts it just as we cancel it): a
+    refused move is retried on its new status, so it is stopped instead of left running.
+    """
+    for _ in range(_CHILD_RETRIES):
+        try:
+            child = _load(state, child_id)
+            if child.status == JobStatus.QUEUED.value:
+                cancel(state, child_id, user)
+            elif child.status in (JobStatus.RUNNING.value, JobStatus.STOPPING.value) and force:
+                force_stop(state, child_id, user)
+            elif child.status == JobStatus.RUNNING.value:
+                stop(state, child_id, user)
+            return
+        except TransitionRefused:
+            continue  # its status changed meanwhile: act on the new one
+        except JobNotFound:
+            return
+
+
+_CHILD_RETRIES = 5
+
+
+def _descendants(state: JobMonitorState, job_id: str) -> list[str]:
+    found: list[str] = []
+    frontier = [job_id]
+    with state.engine.connect() as connection:
+        while frontier:
+            children = list(
+                connection.execute(sa.select(job_table.c.id).where(job_table.c.parent_id.in_(frontier))).scalars()
+            )
+            found.extend(children)
+            frontier = children
+    return found
+
+
+# -- permission-checked entry points for views and JSON ---------------------------------------
+
+_PERMISSION: Mapping[str, str] = {
+    "stop": "can_stop",
+    "force_stop": "can_stop",
+    "resume": "can_manage",
+    "cancel": "can_manage",
+    "restart": "can_manage",
+    "set_low_priority": "can_manage",
+    "set_normal_priority": "can_manage",
+    "delete": "can_delete",
+}
+_RUN: Mapping[str, Callable[[JobMonitorState, str, Any], ActionResult]] = {
+    "stop": stop,
+    "force_stop": force_stop,
+    "resume": resume,
+    "cancel": cancel,
+    "restart": restart,
+    "delete": delete,
+    "set_low_priority": lambda state, job_id, user: set_priority(state, job_id, True, user),
+    "set_normal_priority": lambda state, job_id, user: set_priority(state, job_id, False, user),
+}
+
+
+def allowed_actions(state: JobMonitorState, job: Job, user: Any) -> list[str]:
+    """The actions to offer ``user`` for ``job``: permitted and fitting its status."""
+    status = JobStatus(job.status)
+    fits = {
+        "stop": is_allowed(status, "request_stop"),
+        "force_stop": is_allowed(status, "force_stop"),
+        "resume": status == JobStatus.STOPPED and _is_resumable(state, job),
+        "cancel": is_allowed(status, "cancel"),
+        "restart": status in RESTARTABLE_STATUSES and job.task in state.tasks,
+        "delete": status in DELETABLE_STATUSES,
+        "set_low_priority": status in PRIORITY_STATUSES and not job.low_priority,
+        "set_normal_priority": status in PRIORITY_STATUSES and job.low_priority,
+    }
+    return [action for action in ACTIONS if fits[action] and may(state, action, job, user)]
+
+
+def _is_resumable(state: JobMonitorState, job: Job) -> bool:
+    return job.task in state.tasks and state.tasks.get(job.task).resumable
+
+
+def may(state: JobMonitorState, action: str, job: Job, user: Any) -> bool:
+    """Does the permissions object allow ``user`` to do ``action`` to ``job``?"""
+    check: Callable[[Any, Job], bool] = getattr(state.permissions, _PERMISSION[action])
+    return check(user, job)
+
+
+def perform(state: JobMonitorState, action: str, job: Job, user: Any) -> ActionResult:
+    """Do ``action`` to ``job`` for ``user`` after checking permission.
+
+    Raises PermissionDenied, TransitionRefused or ActionNotAllowed (status does not fit; nothing
+    changed), JobNotFound, or ValueError for an unknown action.
+    """
+    if action not in _RUN:
+        raise ValueError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
+    if not may(state, action, job, user):
+        raise PermissionDenied(f"you may not {action.replace('_', ' ')} job {job.id}")
+    return _RUN[action](state, job.id, user)
+
+
+@dataclass
+class BulkSummary:
+    """What a bulk action did: "3 stopped, 1 skipped: already completed"."""
+
+    action: str
+    done: list[ActionResult] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (job id, reason)
+
+    @property
+    def message(self) -> str:
+        text = f"{len(self.done)} {PAST_TENSE.get(self.action, self.action)}"
+        if self.skipped:
+            reasons: dict[str, int] = {}
+            for _job_id, reason in self.skipped:
+                reasons[reason] = reasons.get(reason, 0) + 1
+            detail = "; ".join(f"{count} {reason}" if count > 1 else reason for reason, count in reasons.items())
+            text += f", {len(self.skipped)} skipped: {detail}"
+        return text
+
+
+def perform_bulk(state: JobMonitorState, action: str, jobs: Iterable[Job], user: Any) -> BulkSummary:
+    """Apply ``action`` to each job it fits and is permitted for; report the rest as skipped."""
+    if action not in _RUN:
+        raise ValueError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
+    summary = BulkSummary(action)
+    for job in jobs:
+        try:
+            summary.done.append(perform(state, action, job, user))
+        except PermissionDenied:
+            summary.skipped.append((job.id, "not permitted"))
+        except TransitionRefused as refused:
+            summary.skipped.append((job.id, f"already {refused.status.value}"))
+        except (ActionNotAllowed, JobNotFound, UnknownTask) as error:
+            summary.skipped.append((job.id, str(error).split(": ", 1)[-1]))
+        except EnqueueError:
+            summary.skipped.append((job.id, "Redis unreachable"))
+    return summary
+
+
+__all__ = [
+    "ACTIONS",
+    "ActionNotAllowed",
+    "ActionResult",
+    "BulkSummary",
+    "PermissionDenied",
+    "allowed_actions",
+    "cancel",
+    "delete",
+    "force_stop",
+    "perform",
+    "perform_bulk",
+    "restart",
+    "resume",
+    "set_priority",
+    "stop",
+]

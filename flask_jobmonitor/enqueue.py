@@ -1,0 +1,280 @@
+"""Turning a request to run a task into a durable job row and an RQ job with the same id.
+
+Order matters here, because every failure must leave either nothing or an honest record:
+1. check the task and its arguments (nothing written yet: a bad call leaves no trace);
+2. store the input files, then write the job, its declared steps and its file rows in one
+   transaction (if that fails the stored files are removed again);
+3. hand the job to RQ. If Redis refuses, the row is moved to ``failed`` with the reason and
+   :class:`EnqueueError` is raised: no job is left ``queued`` that no worker will ever see.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import uuid
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import IO, Any
+
+from flask import has_request_context, request
+from redis.exceptions import RedisError
+from sqlalchemy.orm import Session
+
+from .children import in_flight, root_lock
+from .errors import EnqueueError, InvalidJobArguments
+from .extension import JobMonitorState
+from .models import Job, JobFile, JobStep
+from .status import JobStatus, apply_transition
+from .tasks import TrackedTask
+from .timeutil import utcnow
+from .users import describe_user
+
+#: The function RQ runs for every tracked job; it looks the job up by id.
+RUNNER_PATH = "flask_jobmonitor.runner.run_job"
+
+
+@dataclass
+class JobRequest:
+    """Everything needed to create one job."""
+
+    task: TrackedTask
+    args: Sequence[Any] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    user: Any = None
+    name: str | None = None
+    description: str | None = None
+    files: Mapping[str, Any] = field(default_factory=dict)
+    low_priority: bool = False
+    run_at_url: str | None = None
+    is_system: bool = False
+    parent: Job | None = None
+    restarted_from: Job | None = None
+    delay: timedelta | None = None  # queue it later, through RQ's scheduler
+    params: dict[str, Any] | None = None  # already-checked params (restart reuses the original's)
+
+
+@dataclass
+class _StoredFile:
+    filename: str
+    content_type: str
+    key: str
+    size: int
+
+
+def enqueue_job(state: JobMonitorState, job_request: JobRequest) -> Job:
+    """Create the job described by ``job_request`` and queue it; see the module docstring."""
+    task = job_request.task
+    params = job_request.params or task.check_arguments(job_request.args, dict(job_request.kwargs))
+    user_id, user_name = describe_user(job_request.user)
+    parent = job_request.parent
+    if parent is not None and job_request.user is None:
+        user_id, user_name = parent.run_by_id, parent.run_by_name
+    _check_files(job_request.files)
+
+    job_id = str(uuid.uuid4())
+    priority = "low" if job_request.low_priority else "default"
+    now = utcnow()
+    job = Job(
+        id=job_id,
+        name=_clean(job_request.name or task.description or _humanize(task.name))[:255],
+        type=task.type,
+        category=task.category or "general",
+        description=_clean(job_request.description) if job_request.description else None,
+        task=task.name,
+        params=params,
+        status=JobStatus.QUEUED.value,
+        is_system=job_request.is_system or bool(parent and parent.is_system),
+        low_priority=job_request.low_priority,
+        queue_name=state.settings.queue_names[priority],
+        parent_id=parent.id if parent else None,
+        root_id=(parent.root_id or parent.id) if parent else None,
+        restarted_from_id=job_request.restarted_from.id if job_request.restarted_from else None,
+        run_by_id=user_id,
+        run_by_name=user_name,
+        run_at_url=(job_request.run_at_url or _launching_page()) if parent is None else parent.run_at_url,
+        created_at=now,
+        # a delayed job reaches the queue only then: until then it is scheduled, not waiting
+        enqueued_at=now + job_request.delay if job_request.delay else now,
+        status_changed_at=now,
+        progress_done=0,
+        step_count=len(task.steps),
+        current_step=0,
+        error_count=0,
+        warning_count=0,
+        attempt=0,
+        recoveries=0,
+        stop_forced=False,
+    )
+    stored = _store_files(state, job_id, job_request.files)
+    root_id = job.root_id
+    hold_lock = root_lock(state, root_id) if root_id else nullcontext()
+    try:
+        with hold_lock, Session(state.engine, expire_on_commit=False) as session, session.begin():
+            if root_id and in_flight(session.connection(), root_id) >= state.settings.children_in_flight:
+                job.enqueued_at = None  # held back: released when a sibling ends (children.py)
+            session.add(job)
+            session.add_all(
+                JobStep(job_id=job_id, position=i, name=step, status="pending", done=0, counters={})
+                for i, step in enumerate(task.steps, start=1)
+            )
+            session.add_all(
+                JobFile(
+                    job_id=job_id,
+                    kind="input",
+                    filename=f.filename,
+                    content_type=f.content_type,
+                    size=f.size,
+                    storage_key=f.key,
+                    created_at=now,
+                )
+                for f in stored
+            )
+    except BaseException:
+        state.storage.delete_job(job_id)
+        raise
+    if job.enqueued_at is None:
+        return job
+    submit_to_rq(state, job, timeout=task.timeout, delay=job_request.delay)
+    if parent is None and state.settings.flash_on_enqueue and has_request_context():
+        _flash_started(job)
+    return job
+
+
+def _flash_started(job: Job) -> None:
+    """Tell the person who launched the job that it started, with a link to follow it."""
+    from flask import flash, url_for
+    from markupsafe import Markup, escape
+    from werkzeug.routing import BuildError
+
+    try:
+        link = url_for("jobmonitor_jobs.detail", job_id=job.id)
+    except BuildError:  # no Flask-Admin views registered: a plain message
+        flash(f"Job “{job.name}” started.", "info")
+        return
+    flash(Markup(f'Job “{escape(job.name)}” started. <a href="{escape(link)}">Follow it</a>.'), "info")
+
+
+def requeue(state: JobMonitorState, job_id: str, action: str, *, at_front: bool = False) -> Job:
+    """Move a stopped or paused job back to ``queued`` (``action`` "resume") and hand it to RQ.
+
+    The job keeps its id, checkpoint and finished steps; the next run continues from there.
+    """
+    from .signals import clear_signal
+
+    with Session(state.engine, expire_on_commit=False) as session:
+        with session.begin():
+            apply_transition(session.connection(), job_id, action, values={"ended_at": None, "enqueued_at": utcnow()})
+        job = session.get(Job, job_id)
+        assert job is not None
+        session.expunge(job)
+    clear_signal(state, job_id)  # an old stop request must not stop the resumed run
+    task = state.tasks.get(job.task)
+    submit_to_rq(state, job, timeout=task.timeout, at_front=at_front)
+    return job
+
+
+def resubmit_by_id(state: JobMonitorState, job_id: str, *, at_front: bool = False) -> None:
+    """Hand an existing ``queued`` job row to RQ again (released child, job Redis forgot, run
+    requeued by recovery); any old stop or pause signal is cleared first."""
+    from .signals import clear_signal
+
+    clear_signal(state, job_id)
+    with Session(state.engine) as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return
+        session.expunge(job)
+    timeout = state.tasks.get(job.task).timeout if job.task in state.tasks else None
+    submit_to_rq(state, job, timeout=timeout, at_front=at_front)
+
+
+def requeue_paused(state: JobMonitorState, job_id: str) -> Job:
+    """A job paused by a worker shutdown goes back to the front of its queue."""
+    return requeue(state, job_id, "resume", at_front=True)
+
+
+def submit_to_rq(
+    state: JobMonitorState,
+    job: Job,
+    *,
+    timeout: int | None = None,
+    at_front: bool = False,
+    delay: timedelta | None = None,
+) -> None:
+    """Put an existing ``queued`` job row on its RQ queue (after ``delay``, through RQ's
+    scheduler), or mark it failed and raise EnqueueError."""
+    try:
+        queue = state.queue("low" if job.low_priority else "default")
+        options: dict[str, Any] = {
+            "job_id": job.id,
+            "job_timeout": timeout or state.settings.job_timeout,
+            "result_ttl": state.settings.rq_result_ttl,
+            "failure_ttl": state.settings.rq_result_ttl,
+            "description": job.name,
+        }
+        if delay:
+            queue.enqueue_in(delay, RUNNER_PATH, job.id, **options)
+        else:
+            queue.enqueue(RUNNER_PATH, job.id, at_front=at_front, **options)
+    except RedisError as error:
+        reason = f"Redis is unreachable ({type(error).__name__}: {error})"
+        with state.engine.begin() as connection:
+            apply_transition(connection, job.id, "fail", values={"error_message": reason, "ended_at": utcnow()})
+        job.status = JobStatus.FAILED.value
+        job.error_message = reason
+        raise EnqueueError(job.id, reason) from error
+
+
+def _check_files(files: Mapping[str, Any]) -> None:
+    for filename, data in files.items():
+        if not isinstance(filename, str) or not filename or "/" in filename or "\\" in filename:
+            raise InvalidJobArguments(f"input file names must be plain file names, got {filename!r}")
+        if not isinstance(data, bytes | bytearray) and not hasattr(data, "read") and not hasattr(data, "stream"):
+            raise InvalidJobArguments(
+                f"input file {filename!r} must be bytes, a binary file object or an uploaded file, "
+                f"got {type(data).__name__}"
+            )
+
+
+def _store_files(state: JobMonitorState, job_id: str, files: Mapping[str, Any]) -> list[_StoredFile]:
+    stored: list[_StoredFile] = []
+    try:
+        for filename, data in files.items():
+            stream: bytes | IO[bytes] = (
+                data
+                if isinstance(data, bytes)
+                else bytes(data)
+                if isinstance(data, bytearray)
+                else getattr(data, "stream", data)
+            )
+            content_type = (
+                getattr(data, "mimetype", None) or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+            )
+            key, size = state.storage.save(job_id, stream)
+            stored.append(_StoredFile(filename, content_type, key, size))
+    except BaseException:
+        state.storage.delete_job(job_id)
+        raise
+    return stored
+
+
+def _launching_page() -> str | None:
+    """The page a person was on when they launched the job: the referring page of a form post
+    on the same site, else the requested URL. Outside a request: nothing."""
+    if not has_request_context():
+        return None
+    referrer = request.referrer
+    if request.method != "GET" and referrer and referrer.startswith(request.host_url):
+        return referrer[:2048]
+    return request.url[:2048]
+
+
+def _clean(text: str) -> str:
+    """Text without NUL characters, which PostgreSQL refuses in text columns."""
+    return str(text).replace("\x00", "")
+
+
+def _humanize(task_name: str) -> str:
+    return task_name.rsplit(".", 1)[-1].replace("_", " ").capitalize()

@@ -1,0 +1,12 @@
+"""Every Redis key flask-jobmonitor writes, in one place (RQ's own keys are RQ's business)."""
+
+from __future__ import annotations
+
+PREFIX = "jobmonitor:"
+#: How long a control signal lives if the job never reads it (it ended, or its worker died).
+CONTROL_TTL_SECONDS = 24 * 3600
+
+
+def control_key(job_id: str) -> str:
+    """The signal a running job polls: ``stop`` or ``pause``."""
+    return f"{PREFIX}control:{job_id}"

@@ -1,0 +1,56 @@
+"""Running the extension's Alembic migrations against the app's database."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+#: The extension keeps its own Alembic version table, apart from the host's ``alembic_version``.
+VERSION_TABLE = "jobmonitor_alembic_version"
+SCRIPT_LOCATION = os.path.join(os.path.dirname(__file__), "migrations")
+
+
+#: Created by DDL (see models.SEARCH_INDEX_DDL), so autogenerate must not see it as extra.
+DDL_ONLY_INDEXES = frozenset({"ix_jobmonitor_job_search"})
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Only the extension's tables (and their indexes) concern its migrations."""
+    if type_ == "index" and name in DDL_ONLY_INDEXES:
+        return False
+    table = obj if type_ == "table" else getattr(obj, "table", None)
+    table_name = getattr(table, "name", name) or ""
+    return table_name.startswith("jobmonitor_") and table_name != VERSION_TABLE
+
+
+def alembic_config(connection: sa.Connection) -> Config:
+    """An Alembic config for the extension's migrations on ``connection``."""
+    config = Config()
+    config.set_main_option("script_location", SCRIPT_LOCATION)
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    """Upgrade the extension's tables in ``engine``'s database to ``revision``."""
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), revision)
+
+
+def stamp(engine: sa.Engine, revision: str = "head") -> None:
+    """Record that the tables are at ``revision`` without running migrations (after create_all)."""
+    with engine.begin() as connection:
+        command.stamp(alembic_config(connection), revision)
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    """The revision the database is at (None before the first upgrade)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        return context.get_current_revision()

@@ -1,0 +1,281 @@
+"""SQLAlchemy models of tracked jobs and everything recorded about them.
+
+The models have their own ``DeclarativeBase`` and ``MetaData`` instead of the host's
+``db.Model``: the extension must not depend on how the host declares its models, and the
+tables (all prefixed ``jobmonitor_``) can be created, migrated or dropped on their own.
+Flask-SQLAlchemy's session still finds them: a table without a bind key goes to the default
+engine, so ``db.session`` and Flask-Admin's ``ModelView(Job, db)`` work unchanged.
+
+People are the host's users: a job stores the user's id as a string and a display name, with
+no foreign key, so any user model (integer, UUID, LDAP name) fits.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from .status import JobStatus
+
+#: Constraint names that Alembic can reproduce on every database.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# JSON that PostgreSQL can index and search (search by parameters); plain JSON text elsewhere.
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets 64 bits for the big tables.
+BigIntId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the extension's tables only."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _job_fk() -> sa.ForeignKey:
+    return sa.ForeignKey("jobmonitor_job.id", ondelete="CASCADE")
+
+
+class Job(Base):
+    """One tracked job: what runs, for whom, and how far it got.
+
+    ``waiting`` and ``duration`` are derived (see the properties) rather than stored, so they
+    are always consistent with the timestamps they come from.
+    """
+
+    __tablename__ = "jobmonitor_job"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(255))
+    type: Mapped[str] = mapped_column(sa.String(64), default="general")
+    category: Mapped[str] = mapped_column(sa.String(64), default="general")
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    task: Mapped[str] = mapped_column(sa.String(255))
+    params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    status: Mapped[str] = mapped_column(sa.String(16), default=JobStatus.QUEUED.value)
+    is_system: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    low_priority: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    queue_name: Mapped[str] = mapped_column(sa.String(128))
+    parent_id: Mapped[str | None] = mapped_column(sa.String(36))
+    root_id: Mapped[str | None] = mapped_column(sa.String(36))
+    restarted_from_id: Mapped[str | None] = mapped_column(sa.String(36))
+    run_by_id: Mapped[str | None] = mapped_column(sa.String(64))
+    run_by_name: Mapped[str | None] = mapped_column(sa.String(255))
+    run_at_url: Mapped[str | None] = mapped_column(sa.String(2048))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    enqueued_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    started_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    status_changed_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    progress_done: Mapped[int] = mapped_column(sa.Integer, default=0)
+    progress_total: Mapped[int | None] = mapped_column(sa.Integer)
+    # Which declared step runs now and how many there are: lets the list page say
+    # "step 2 of 3" and draw an overall bar without joining the steps table.
+    current_step: Mapped[int] = mapped_column(sa.Integer, default=0)
+    step_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    error_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    warning_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    error_message: Mapped[str | None] = mapped_column(sa.Text)
+    checkpoint: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    stop_requested_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    # True when the job was ended by RQ's stop command rather than at one of its checkpoints
+    stop_forced: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    worker_name: Mapped[str | None] = mapped_column(sa.String(255))
+    # written every ABANDONED_AFTER/4 s by the process running the job (see heartbeat.py)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    attempt: Mapped[int] = mapped_column(sa.Integer, default=0)
+    # how often recovery queued the job again after its worker died (JOBMONITOR_MAX_RECOVERIES)
+    recoveries: Mapped[int] = mapped_column(sa.Integer, default=0)
+
+    steps: Mapped[list[JobStep]] = relationship(
+        back_populates="job", order_by="JobStep.position", cascade="all, delete-orphan", passive_deletes=True
+    )
+    files: Mapped[list[JobFile]] = relationship(
+        back_populates="job", order_by="JobFile.id", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    # Each list filter has an index that also holds is_system and the full sort key
+    # (created_at, id): the page's id query is then an index-only scan with no sort, even for
+    # a far page (bench/bench_list.py measured 104 ms -> 37 ms at 1,000,000 jobs).
+    __table_args__ = (
+        sa.Index("ix_jobmonitor_job_system_created", "is_system", "created_at", "id"),
+        sa.Index("ix_jobmonitor_job_run_by_created", "run_by_id", "is_system", "created_at", "id"),
+        sa.Index("ix_jobmonitor_job_status_created", "status", "is_system", "created_at", "id"),
+        sa.Index("ix_jobmonitor_job_type_created", "type", "is_system", "created_at", "id"),
+        sa.Index("ix_jobmonitor_job_category_created", "category", "is_system", "created_at", "id"),
+        sa.Index("ix_jobmonitor_job_parent", "parent_id"),
+        sa.Index("ix_jobmonitor_job_restarted_from", "restarted_from_id"),
+        sa.Index("ix_jobmonitor_job_ended", "ended_at"),  # throughput on the queue health page
+        sa.Index("ix_jobmonitor_job_root_status", "root_id", "status"),
+        # past runs of the same task: step time estimates and statistics
+        sa.Index("ix_jobmonitor_job_task_status_created", "task", "status", "created_at"),
+    )
+
+    @property
+    def job_status(self) -> JobStatus:
+        """The status as the enum (the column holds its string value)."""
+        return JobStatus(self.status)
+
+    def waiting_seconds(self, now: datetime) -> float:
+        """Seconds between creation and start; until ``now`` while it waits; until it ended if it
+        never started (a job cancelled in the queue stops waiting)."""
+        end = self.started_at or self.ended_at or now
+        return max(0.0, (end - self.created_at).total_seconds())
+
+    def duration_seconds(self, now: datetime) -> float | None:
+        """Seconds it has run: until it ended, or until ``now`` while it runs. None if never started."""
+        if self.started_at is None:
+            return None
+        return max(0.0, ((self.ended_at or now) - self.started_at).total_seconds())
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} {self.task} {self.status}>"
+
+
+class JobStep(Base):
+    """A declared phase of a job ("Read file", "Validate", ...) with its own progress."""
+
+    __tablename__ = "jobmonitor_step"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(sa.String(36), _job_fk())
+    position: Mapped[int] = mapped_column(sa.Integer)
+    name: Mapped[str] = mapped_column(sa.String(255))
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    started_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    done: Mapped[int] = mapped_column(sa.Integer, default=0)
+    total: Mapped[int | None] = mapped_column(sa.Integer)
+    counters: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict)
+
+    job: Mapped[Job] = relationship(back_populates="steps")
+
+    __table_args__ = (sa.UniqueConstraint("job_id", "position", name="uq_jobmonitor_step_job_position"),)
+
+
+class JobSubtask(Base):
+    """One action the task performed on one item (a row rejected, a product saved)."""
+
+    __tablename__ = "jobmonitor_subtask"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    job_id: Mapped[str] = mapped_column(sa.String(36), _job_fk())
+    step_id: Mapped[int | None] = mapped_column(sa.Integer)
+    name: Mapped[str] = mapped_column(sa.String(255))
+    status: Mapped[str] = mapped_column(sa.String(32))
+    message: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+
+    __table_args__ = (
+        sa.Index("ix_jobmonitor_subtask_job", "job_id", "id"),
+        sa.Index("ix_jobmonitor_subtask_job_status", "job_id", "status", "id"),
+    )
+
+
+class JobLog(Base):
+    """A log record emitted while the job ran (by ``ctx.log`` or by any code the task called)."""
+
+    __tablename__ = "jobmonitor_log"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    job_id: Mapped[str] = mapped_column(sa.String(36), _job_fk())
+    step_id: Mapped[int | None] = mapped_column(sa.Integer)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    level: Mapped[int] = mapped_column(sa.SmallInteger)
+    logger: Mapped[str | None] = mapped_column(sa.String(255))
+    message: Mapped[str] = mapped_column(sa.Text)
+
+    __table_args__ = (
+        sa.Index("ix_jobmonitor_log_job", "job_id", "id"),
+        sa.Index("ix_jobmonitor_log_job_level", "job_id", "level", "id"),
+    )
+
+
+class JobFile(Base):
+    """A file that belongs to a job: an input, an output, or an error report.
+
+    Files are served by this row's id only; ``storage_key`` is generated by the storage and
+    never comes from a request.
+    """
+
+    __tablename__ = "jobmonitor_file"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(sa.String(36), _job_fk(), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    filename: Mapped[str] = mapped_column(sa.String(255))
+    content_type: Mapped[str] = mapped_column(sa.String(255))
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    storage_key: Mapped[str] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+
+    job: Mapped[Job] = relationship(back_populates="files")
+
+
+class JobNotification(Base):
+    """Tells a user that one of their jobs completed, failed or was stopped."""
+
+    __tablename__ = "jobmonitor_notification"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    user_id: Mapped[str] = mapped_column(sa.String(64))
+    job_id: Mapped[str] = mapped_column(sa.String(36), _job_fk())
+    event: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    read_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+
+    __table_args__ = (
+        sa.Index("ix_jobmonitor_notification_user", "user_id", "read_at", "id"),
+        sa.Index("ix_jobmonitor_notification_job", "job_id"),
+    )
+
+
+#: File kinds a job can hold.
+FILE_KINDS = ("input", "output", "error_report")
+#: Step statuses, in the order a step passes through them.
+STEP_STATUSES = ("pending", "running", "completed", "failed", "stopped")
+
+
+# Typed handles on the tables for Core statements (hot paths use Core, not the ORM unit of work).
+job_table = cast(sa.Table, Job.__table__)
+step_table = cast(sa.Table, JobStep.__table__)
+subtask_table = cast(sa.Table, JobSubtask.__table__)
+log_table = cast(sa.Table, JobLog.__table__)
+file_table = cast(sa.Table, JobFile.__table__)
+notification_table = cast(sa.Table, JobNotification.__table__)
+
+
+def search_document(table: sa.Table = job_table) -> sa.ColumnElement[Any]:
+    """The text PostgreSQL's full-text index covers: name, description and parameters.
+
+    The list's search box matches word prefixes in it, which a GIN index answers without the
+    full scan a leading-wildcard ``LIKE`` needs.
+    """
+    return sa.func.to_tsvector(
+        sa.literal_column("'simple'::regconfig"),
+        table.c.name
+        + sa.literal_column("' '")
+        + sa.func.coalesce(table.c.description, sa.literal_column("''"))
+        + sa.literal_column("' '")
+        + sa.cast(table.c.params, sa.Text),
+    )
+
+
+#: The GIN index behind the job list's search box (PostgreSQL only; SQLite tables are small).
+#: Created by an ``after_create`` DDL rather than declared as an ``Index``: SQLAlchemy does not
+#: attach an index on this expression to the table.
+SEARCH_INDEX_DDL = (
+    "CREATE INDEX IF NOT EXISTS ix_jobmonitor_job_search ON jobmonitor_job USING gin "
+    "(to_tsvector('simple'::regconfig, name || ' ' || coalesce(description, '') || ' ' || CAST(params AS TEXT)))"
+)
+sa.event.listen(job_table, "after_create", sa.DDL(SEARCH_INDEX_DDL).execute_if(dialect="postgresql"))

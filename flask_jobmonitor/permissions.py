@@ -1,0 +1,143 @@
+"""Who may see and do what with tracked jobs. Every view, JSON endpoint, download and action asks
+this module, on the server.
+
+Permissions are names (see :data:`PERMISSIONS`). Whether a user holds one is decided, in order:
+1. by ``JOBMONITOR_PERMISSION_CHECKER``, a callable ``(user, name) -> bool``, when configured
+   (it then decides everything, including ``jobmonitor.access``);
+2. by ``user.has_permission(name)`` when the user object has that method (Flask-Security,
+   custom models);
+3. by the user's roles (``user.roles``: names or objects with ``.name``) looked up in
+   ``JOBMONITOR_ROLE_PERMISSIONS`` (default: role ``admin`` holds every permission).
+
+Without a checker, every authenticated user holds ``jobmonitor.access``: they see the tracker
+and their own jobs, and may stop and manage their own jobs. Seeing other people's jobs needs
+``jobmonitor.view_all``; stopping them ``jobmonitor.stop``; cancelling, restarting, deleting and
+re-prioritising them ``jobmonitor.manage``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+from flask import current_app, has_request_context
+
+from .users import describe_user
+
+ACCESS = "jobmonitor.access"
+VIEW_ALL = "jobmonitor.view_all"
+STOP = "jobmonitor.stop"
+MANAGE = "jobmonitor.manage"
+DELETE = "jobmonitor.delete"
+VIEW_SYSTEM = "jobmonitor.view_system"
+VIEW_STATISTICS = "jobmonitor.view_statistics"
+
+#: Every permission the extension asks about.
+PERMISSIONS = (ACCESS, VIEW_ALL, STOP, MANAGE, DELETE, VIEW_SYSTEM, VIEW_STATISTICS)
+#: Default ``JOBMONITOR_ROLE_PERMISSIONS``: admins hold everything, other roles nothing extra.
+DEFAULT_ROLE_PERMISSIONS: Mapping[str, Iterable[str]] = {"admin": PERMISSIONS}
+
+PermissionChecker = Callable[[Any, str], bool]
+
+
+class JobLike(Protocol):
+    """What a permission decision needs to know about a job."""
+
+    run_by_id: str | None
+    is_system: bool
+
+
+class JobPermissions:
+    """Answers permission questions for one app (``app.extensions["jobmonitor"].permissions``)."""
+
+    def __init__(
+        self,
+        checker: PermissionChecker | None = None,
+        role_permissions: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
+        self._checker = checker
+        roles = DEFAULT_ROLE_PERMISSIONS if role_permissions is None else role_permissions
+        self._role_permissions = {role: frozenset(names) for role, names in roles.items()}
+
+    # -- the current user -------------------------------------------------------------------
+
+    @staticmethod
+    def current_user() -> Any:
+        """Flask-Login's ``current_user`` when a login manager is set up, else None."""
+        if not has_request_context() or not hasattr(current_app, "login_manager"):
+            return None
+        from flask_login import current_user
+
+        return current_user._get_current_object()
+
+    @staticmethod
+    def is_authenticated(user: Any) -> bool:
+        """True for a logged-in user (Flask-Login's ``is_authenticated``)."""
+        return bool(user is not None and getattr(user, "is_authenticated", False))
+
+    @staticmethod
+    def user_id(user: Any) -> str | None:
+        """The id a job stores for ``user`` (None for anonymous)."""
+        return describe_user(user)[0]
+
+    # -- permission names -------------------------------------------------------------------
+
+    def has(self, user: Any, permission: str) -> bool:
+        """Does ``user`` hold ``permission``? Anonymous users hold none."""
+        if not self.is_authenticated(user):
+            return False
+        if self._checker is not None:
+            return bool(self._checker(user, permission))
+        if permission == ACCESS:
+            return True
+        has_permission = getattr(user, "has_permission", None)
+        if callable(has_permission):
+            return bool(has_permission(permission))
+        for role in getattr(user, "roles", None) or ():
+            role_name = role if isinstance(role, str) else getattr(role, "name", None)
+            if role_name is not None and permission in self._role_permissions.get(role_name, ()):
+                return True
+        return False
+
+    # -- questions the views ask ------------------------------------------------------------
+
+    def can_access(self, user: Any) -> bool:
+        """May ``user`` open the process tracker at all?"""
+        return self.has(user, ACCESS)
+
+    def can_view_all(self, user: Any) -> bool:
+        """May ``user`` see jobs other people ran?"""
+        return self.can_access(user) and self.has(user, VIEW_ALL)
+
+    def can_see_system(self, user: Any) -> bool:
+        """May ``user`` see system jobs (retention, schedules)?"""
+        return self.can_access(user) and self.has(user, VIEW_SYSTEM)
+
+    def can_view_statistics(self, user: Any) -> bool:
+        """May ``user`` open the statistics and queue health pages?"""
+        return self.can_access(user) and self.has(user, VIEW_STATISTICS)
+
+    def is_owner(self, user: Any, job: JobLike) -> bool:
+        """Did ``user`` run ``job``?"""
+        user_id = self.user_id(user) if self.is_authenticated(user) else None
+        return user_id is not None and job.run_by_id == user_id
+
+    def can_view(self, user: Any, job: JobLike) -> bool:
+        """May ``user`` see ``job``, its steps, logs and files?"""
+        if not self.can_access(user):
+            return False
+        if job.is_system and not self.can_see_system(user):
+            return False
+        return self.is_owner(user, job) or self.has(user, VIEW_ALL)
+
+    def can_stop(self, user: Any, job: JobLike) -> bool:
+        """May ``user`` stop (or force stop) ``job``?"""
+        return self.can_view(user, job) and (self.is_owner(user, job) or self.has(user, STOP))
+
+    def can_manage(self, user: Any, job: JobLike) -> bool:
+        """May ``user`` resume, cancel, restart or re-prioritise ``job``?"""
+        return self.can_view(user, job) and (self.is_owner(user, job) or self.has(user, MANAGE))
+
+    def can_delete(self, user: Any, job: JobLike) -> bool:
+        """May ``user`` delete ``job`` with all its records? Owners may not: history is evidence."""
+        return self.can_view(user, job) and self.has(user, DELETE)

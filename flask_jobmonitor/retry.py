@@ -1,0 +1,32 @@
+"""Retrying database writes through a short outage, so a job's record is not lost because the
+database was unreachable for a moment (failover, restart, network blip)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import sqlalchemy as sa
+
+log = logging.getLogger("flask_jobmonitor.internal.retry")
+T = TypeVar("T")
+#: Errors that say "the database is not reachable right now", not "this statement is wrong".
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (sa.exc.OperationalError, sa.exc.InterfaceError)
+
+
+def retry_db(action: Callable[[], T], seconds: float, what: str) -> T:
+    """Call ``action`` until it succeeds or ``seconds`` have passed, backing off 0.5 s to 5 s
+    between tries; the last transient error is re-raised when time runs out."""
+    deadline = time.monotonic() + seconds
+    delay = 0.5
+    while True:
+        try:
+            return action()
+        except TRANSIENT_ERRORS as error:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s: database unreachable (%s); retrying in %.1f s", what, type(error).__name__, delay)
+            time.sleep(delay)
+            delay = min(5.0, delay * 2)

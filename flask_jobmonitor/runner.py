@@ -1,0 +1,331 @@
+"""The function RQ executes for every tracked job, and the recording of its outcome.
+
+RQ only knows ``run_job(job_id)``. The runner claims the job row (``queued`` -> ``running``,
+one conditional UPDATE that also bumps the attempt number), resolves the task by name, runs it
+with a :class:`JobContext`, flushes everything the task buffered, and records ``completed`` or
+``failed``. A job cancelled while it sat in the queue is not run at all: its claim is refused.
+
+The runner re-raises the task's exception after recording it, so RQ's own registries agree
+with the SQL record (an RQ dashboard shows the same failure).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from rq import get_current_job
+
+from .children import release as release_children
+from .context import JobContext, PauseRequested, RunInfo, RunSuperseded, StopRequested
+from .errors import JobNotFound, TransitionRefused, UnknownTask
+from .extension import JobMonitorState, get_state
+from .heartbeat import Heartbeat
+from .models import job_table
+from .notifications import add_notification
+from .retry import retry_db
+from .signals import clear_signal
+from .status import FIRST_START, NEXT_ATTEMPT, ValueExpressions, apply_transition
+from .tasks import TrackedTask
+from .timeutil import utcnow
+
+log = logging.getLogger("flask_jobmonitor.internal.runner")
+_job = job_table
+_CLAIM_COLUMNS = (
+    _job.c.attempt,
+    _job.c.name,
+    _job.c.task,
+    _job.c.params,
+    _job.c.checkpoint,
+    _job.c.root_id,
+    _job.c.run_by_id,
+    _job.c.run_by_name,
+    _job.c.is_system,
+    _job.c.run_at_url,
+)
+_MAX_ERROR = 4000
+_ABANDON_COLUMNS = (
+    _job.c.id,
+    _job.c.attempt,
+    _job.c.task,
+    _job.c.status,
+    _job.c.worker_name,
+    _job.c.run_by_id,
+    _job.c.recoveries,
+)
+_RUNNING = ("running", "stopping")
+
+
+#: Process id of the forking worker that settles pre-claimed runs (the horse compares it with
+#: its parent: an orphaned horse records its own result).
+settling_parent_pid = 0
+#: Runs that a forking worker claimed before it forked (the work horse inherits this dict).
+#: Such a run's outcome "completed" is then recorded by the worker once the horse has exited,
+#: so a small job costs the horse no database connection at all (see worker.py).
+preclaimed: dict[str, RunInfo | None] = {}
+
+
+def run_job(job_id: str) -> str:
+    """Run tracked job ``job_id``; RQ calls this inside the app context the worker provides."""
+    state = get_state()
+    parent_settles = job_id in preclaimed
+    run = preclaimed.pop(job_id) if parent_settles else claim(state, job_id, _worker_name())
+    if run is None:
+        return "not run: the job was no longer queued"
+    try:
+        task = state.tasks.get(run.task)
+    except UnknownTask as error:
+        _record_failure(state, run, None, error)
+        raise
+    ctx = JobContext(state, run, task)
+    heartbeat = Heartbeat(state.engine, job_id, run.attempt, state.settings.abandoned_after / 4).start()
+    ctx.heartbeat = heartbeat
+    try:
+        return _execute(state, run, task, ctx, parent_settles)
+    finally:
+        heartbeat.stop()
+        if run.root_id and not parent_settles:
+            release_children(state, run.root_id)
+
+
+def _execute(state: JobMonitorState, run: RunInfo, task: TrackedTask, ctx: JobContext, parent_settles: bool) -> str:
+    """Run the task and record its outcome: completed, failed, stopped or paused."""
+    job_id = run.job_id
+    try:
+        try:
+            with ctx.capturing_logs():
+                task.func(ctx, *run.params.get("args", ()), **run.params.get("kwargs", {}))
+        finally:
+            # end the task's own session first: an uncommitted transaction of the task must not
+            # hold (SQLite's) write lock while the outcome is recorded; what it did not commit
+            # is rolled back, as it would be when the worker tears the app context down
+            state.db.session.remove()
+    except RunSuperseded:
+        log.warning("job %s attempt %s was superseded; its outcome is not recorded", job_id, run.attempt)
+        raise
+    except StopRequested:
+        ctx.end_run()
+        _retrying(state, "recording the stop", lambda: _record_stop(state, run, ctx))
+        return "stopped"
+    except PauseRequested:
+        ctx.end_run()
+        _retrying(state, "recording the pause", lambda: _record_pause(state, run, ctx))
+        return "paused"
+    except BaseException as error:
+        ctx.end_run()
+        failure = error  # the lambda below outlives the except clause's name
+        trace = traceback.format_exc()
+        ctx.mark_current_step("failed")
+        ctx._add_log(
+            logging.ERROR, "flask_jobmonitor.runner", f"The job failed: {type(failure).__name__}: {failure}\n{trace}"
+        )
+        _retrying(state, "recording the failure", lambda: _record_failure(state, run, ctx, failure))
+        raise
+    ctx.end_run()
+    if parent_settles and os.getppid() == settling_parent_pid:
+        _retrying(state, "writing the last progress", lambda: ctx.flush(honour_stop=False))
+    else:
+        # no worker will settle it (SimpleWorker, or the worker that forked this horse died):
+        # record the result here
+        _retrying(state, "recording the result", lambda: _record_success(state, run, ctx))
+    return "completed"
+
+
+def settle_after_horse(state: JobMonitorState, run: RunInfo, rq_status: str | None, horse_detail: str) -> None:
+    """In a forking worker, after the horse of a pre-claimed run exited: record ``completed`` if
+    RQ says the job finished; if the horse died without recording anything (killed, out of
+    memory), end the run now instead of waiting for its heartbeat to expire."""
+    from .maintenance import abandon_run
+
+    if rq_status == "finished":
+        # TransitionRefused: the horse recorded another outcome (stopped, paused), or a person
+        # force-stopped the job meanwhile
+        with contextlib.suppress(TransitionRefused):
+            _retrying(state, "recording the result", lambda: _finish(state, run))
+    else:
+        with state.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(*_ABANDON_COLUMNS).where(
+                    _job.c.id == run.job_id, _job.c.attempt == run.attempt, _job.c.status.in_(_RUNNING)
+                )
+            ).first()
+        if row is not None:
+            abandon_run(state, row, f"the work horse of worker {row.worker_name} ended unexpectedly ({horse_detail})")
+    if run.root_id:
+        release_children(state, run.root_id)
+
+
+def _finish(state: JobMonitorState, run: RunInfo) -> None:
+    with state.engine.begin() as connection:
+        apply_transition(connection, run.job_id, "finish", attempt=run.attempt, values={"ended_at": utcnow()})
+        add_notification(connection, run.run_by_id, run.job_id, "completed")
+
+
+def _retrying(state: JobMonitorState, what: str, action: Callable[[], None]) -> None:
+    retry_db(action, state.settings.db_retry_seconds, what)
+
+
+def _claim_values(worker_name: str, now: Any) -> dict[str, Any]:
+    return {
+        "attempt": ValueExpressions.get(NEXT_ATTEMPT),
+        "started_at": ValueExpressions.get(FIRST_START),
+        "worker_name": worker_name[:255],
+        "ended_at": None,
+        "heartbeat_at": now,
+    }
+
+
+#: The moves whose statements a worker compiles at start-up.
+WARM_UP_ACTIONS = ("start", "finish", "fail", "stopped")
+
+
+def warm_up(state: JobMonitorState) -> None:
+    """Compile the statements every job runs (claim, finish, fail) in the worker process itself.
+
+    A forked work horse inherits SQLAlchemy's compiled-statement cache from its parent; a cache
+    the parent never filled is filled by every horse again, which cost a forked no-op job more
+    than its own work. The statements run against an id no job has, so nothing changes.
+    """
+    nobody = "00000000-0000-0000-0000-000000000000"
+    now = utcnow()
+    options_of: dict[str, dict[str, Any]] = {
+        "start": {"values": _claim_values("warm-up", now), "returning": _CLAIM_COLUMNS},
+        "finish": {"attempt": 0, "values": {"ended_at": now}},
+        "fail": {"attempt": 0, "values": {"error_message": "", "ended_at": now}},
+        "stopped": {"attempt": 0, "values": {"ended_at": now}},
+    }
+    with state.engine.connect() as connection:
+        for action in WARM_UP_ACTIONS:
+            options = options_of[action]
+            with contextlib.suppress(JobNotFound, TransitionRefused):
+                apply_transition(connection, nobody, action, now=now, **options)
+        connection.rollback()
+
+
+def claim(state: JobMonitorState, job_id: str, worker_name: str) -> RunInfo | None:
+    """Move the job from ``queued`` to ``running`` for this worker; None if it is not queued."""
+    now = utcnow()
+    try:
+        with state.engine.begin() as connection:
+            row = apply_transition(
+                connection, job_id, "start", now=now, values=_claim_values(worker_name, now), returning=_CLAIM_COLUMNS
+            )
+    except TransitionRefused as refused:
+        log.info("job %s not run: %s", job_id, refused)
+        return None
+    except JobNotFound:
+        # deleted while it waited in the queue (or an RQ job left over from another database)
+        log.warning("job %s not run: it has no job record", job_id)
+        return None
+    assert row is not None
+    return RunInfo(
+        job_id=job_id,
+        attempt=row.attempt,
+        name=row.name,
+        task=row.task,
+        params=row.params or {},
+        checkpoint=row.checkpoint,
+        root_id=row.root_id,
+        run_by_id=row.run_by_id,
+        run_by_name=row.run_by_name,
+        is_system=row.is_system,
+        run_at_url=row.run_at_url,
+    )
+
+
+def _record_success(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None:
+    # a stop requested after the last tick comes too late: the work is done, so it completes
+    ctx.flush(honour_stop=False)
+    _finish(state, run)
+
+
+def _record_failure(state: JobMonitorState, run: RunInfo, ctx: JobContext | None, error: BaseException) -> None:
+    message = f"{type(error).__name__}: {error}"[:_MAX_ERROR]
+    values: dict[str, Any] = {"error_message": message, "ended_at": utcnow()}
+    if ctx is not None:
+        ctx.flush(honour_stop=False)
+    else:
+        values["error_count"] = _job.c.error_count + 1
+    with state.engine.begin() as connection:
+        try:
+            apply_transition(connection, run.job_id, "fail", attempt=run.attempt, values=values)
+        except TransitionRefused as refused:
+            log.warning("failure of job %s not recorded: %s", run.job_id, refused)
+            return
+        add_notification(connection, run.run_by_id, run.job_id, "failed")
+
+
+def _record_stop(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None:
+    """The task honoured a stop request: keep what it did up to its last checkpoint, end ``stopped``."""
+    ctx.mark_current_step("stopped")
+    ctx._add_log(logging.WARNING, "flask_jobmonitor.runner", "Stopped at a checkpoint; work already done is kept.")
+    ctx.flush(everything=not ctx.task.resumable, honour_stop=False)
+    with state.engine.begin() as connection:
+        try:
+            apply_transition(connection, run.job_id, "stopped", attempt=run.attempt, values={"ended_at": utcnow()})
+        except TransitionRefused as refused:
+            # already force-stopped (or cancelled) by a person: their record stands
+            log.info("stop of job %s already recorded: %s", run.job_id, refused)
+            return
+        add_notification(connection, run.run_by_id, run.job_id, "stopped")
+    clear_signal(state, run.job_id)
+    # children spawned while the stop request travelled: stop or cancel them too
+    from .control import stop_children
+
+    stop_children(state, run.job_id, None)
+
+
+def _record_pause(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None:
+    """The worker is shutting down: save the checkpoint, go ``paused``, and queue the job again at
+    the front of its queue so the next worker resumes it."""
+    from .enqueue import requeue_paused
+
+    ctx.mark_current_step("stopped")
+    ctx._add_log(
+        logging.INFO, "flask_jobmonitor.runner", "Paused for a worker shutdown; it resumes from its checkpoint."
+    )
+    ctx.flush(everything=False, honour_stop=False)
+    with state.engine.begin() as connection:
+        apply_transition(connection, run.job_id, "pause", attempt=run.attempt)
+    clear_signal(state, run.job_id)
+    after_rq_job(lambda: requeue_paused(state, run.job_id))
+
+
+_after_rq_job: list[Callable[[], Any]] = []
+#: Set by the worker mixin: it runs the after-job callbacks once RQ has closed the execution.
+deferred_callbacks_supported = False
+
+
+def after_rq_job(callback: Callable[[], Any]) -> None:
+    """Run ``callback`` once RQ has finished recording the current execution.
+
+    Re-queueing a job under its own id while RQ still records its current run would let RQ's
+    bookkeeping ("finished") overwrite the new "queued" state; the worker runs these callbacks
+    right after. Outside a jobmonitor worker there is no such hook, so it runs at once.
+    """
+    if deferred_callbacks_supported:
+        _after_rq_job.append(callback)
+    else:
+        callback()
+
+
+def run_after_job_callbacks() -> None:
+    """Called by the worker after each job; runs and forgets the deferred callbacks."""
+    while _after_rq_job:
+        callback = _after_rq_job.pop(0)
+        try:
+            callback()
+        except Exception:
+            log.exception("a deferred after-job step failed")
+
+
+def _worker_name() -> str:
+    rq_job = get_current_job()
+    name = getattr(rq_job, "worker_name", None) if rq_job is not None else None
+    return name or os.environ.get("RQ_WORKER_ID") or f"{socket.gethostname()}.{os.getpid()}"

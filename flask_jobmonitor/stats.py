@@ -1,0 +1,348 @@
+"""Aggregates for the statistics page and queue health, computed in SQL on SQLite and PostgreSQL.
+
+Every query is bounded by a ``created_at`` range (an index range scan), so the page costs what
+the chosen range holds, not what the whole table holds. The p95 duration is PostgreSQL's
+``percentile_cont``; SQLite has no percentile function, so there the same interpolation is
+computed in Python from the durations of the range (SQLite serves small single-machine installs).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue, Worker
+
+from .listing import InvalidFilter, day_after, parse_date
+from .models import job_table
+from .status import JobStatus
+
+GRANULARITIES = ("hour", "day")
+MAX_BUCKETS = 24 * 62  # two months of hours, or 4 years of days
+DEFAULT_DAYS = 14
+
+
+@dataclass(frozen=True)
+class StatsRange:
+    """The period and granularity the page shows."""
+
+    start: datetime
+    end: datetime
+    granularity: str
+    type: str = ""
+
+    @property
+    def step(self) -> timedelta:
+        return timedelta(hours=1) if self.granularity == "hour" else timedelta(days=1)
+
+    def buckets(self) -> list[datetime]:
+        """Start of every bucket in the range, so empty hours or days show as zero."""
+        first = _truncate(self.start, self.granularity)
+        out = []
+        while first < self.end:
+            out.append(first)
+            first += self.step
+        return out
+
+
+def _truncate(value: datetime, granularity: str) -> datetime:
+    value = value.replace(minute=0, second=0, microsecond=0)
+    return value if granularity == "hour" else value.replace(hour=0)
+
+
+def parse_range(args: Any, now: datetime) -> StatsRange:
+    """Read ``from``, ``to`` (dates, inclusive), ``granularity`` and ``type``; raise InvalidFilter."""
+    granularity = args.get("granularity", "") or "day"
+    if granularity not in GRANULARITIES:
+        raise InvalidFilter(f"granularity must be one of {', '.join(GRANULARITIES)}; got {granularity!r}")
+
+    end = day_after((parse_date(args, "to") or now).replace(hour=0, minute=0, second=0, microsecond=0), "to")
+    start = parse_date(args, "from") or end - timedelta(days=DEFAULT_DAYS)
+    if start >= end:
+        raise InvalidFilter("from must be on or before to")
+    result = StatsRange(start, end, granularity, (args.get("type", "") or "").strip()[:64])
+    # counted, not listed: a range from year 1 per hour would be millions of buckets
+    if (end - _truncate(start, granularity)) / result.step > MAX_BUCKETS:
+        raise InvalidFilter(f"that range has more than {MAX_BUCKETS} {granularity}s; choose a shorter range or per day")
+    return result
+
+
+@dataclass
+class Bucket:
+    """The figures of one hour or day."""
+
+    start: datetime
+    created: int = 0
+    started: int = 0
+    failed: int = 0
+    stopped: int = 0
+    wait_avg: float | None = None
+    wait_min: float | None = None
+    wait_max: float | None = None
+    duration_avg: float | None = None
+    duration_p95: float | None = None
+
+
+@dataclass
+class Statistics:
+    """The page's figures: one row per bucket, and per-type totals."""
+
+    range: StatsRange
+    buckets: list[Bucket]
+    by_type: list[dict[str, Any]] = field(default_factory=list)
+
+    CSV_COLUMNS = (
+        "start",
+        "created",
+        "started",
+        "failed",
+        "stopped",
+        "wait_avg_s",
+        "wait_min_s",
+        "wait_max_s",
+        "duration_avg_s",
+        "duration_p95_s",
+    )
+
+    def csv_rows(self) -> list[list[Any]]:
+        """The figures as CSV rows (header first)."""
+        rows: list[list[Any]] = [list(self.CSV_COLUMNS)]
+        for b in self.buckets:
+            rows.append(
+                [
+                    b.start.isoformat(sep=" "),
+                    b.created,
+                    b.started,
+                    b.failed,
+                    b.stopped,
+                    *(
+                        None if v is None else round(v, 3)
+                        for v in (b.wait_avg, b.wait_min, b.wait_max, b.duration_avg, b.duration_p95)
+                    ),
+                ]
+            )
+        return rows
+
+
+def _seconds(dialect: str, start: sa.ColumnElement[Any], end: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    if dialect == "sqlite":
+        return (sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0
+    # date_part is double precision; EXTRACT returns numeric since PostgreSQL 14, and averaging
+    # numeric was a quarter of the page's time at 1,000,000 jobs (bench/bench_stats.py)
+    return sa.func.date_part("epoch", end - start)
+
+
+def _bucket(dialect: str, column: sa.ColumnElement[Any], granularity: str) -> sa.ColumnElement[Any]:
+    if dialect == "sqlite":
+        pattern = "%Y-%m-%d %H:00:00" if granularity == "hour" else "%Y-%m-%d 00:00:00"
+        return sa.func.strftime(pattern, column)
+    return sa.func.date_trunc(granularity, column)
+
+
+def compute(connection: sa.Connection, stats_range: StatsRange, include_system: bool = False) -> Statistics:
+    """All figures of ``stats_range`` in two grouped queries (plus the p95 on SQLite)."""
+    dialect = connection.dialect.name
+    c = job_table.c
+    bucket = _bucket(dialect, c.created_at, stats_range.granularity).label("bucket")
+    waiting = _seconds(dialect, c.created_at, c.started_at)
+    duration = _seconds(dialect, c.started_at, c.ended_at)
+    conditions = [c.created_at >= stats_range.start, c.created_at < stats_range.end]
+    if not include_system:
+        conditions.append(c.is_system.is_(False))
+    if stats_range.type:
+        conditions.append(c.type == stats_range.type)
+    columns: list[Any] = [
+        bucket,
+        sa.func.count().label("created"),
+        sa.func.count(c.started_at).label("started"),
+        sa.func.sum(sa.case((c.status == JobStatus.FAILED.value, 1), else_=0)).label("failed"),
+        sa.func.sum(sa.case((c.status == JobStatus.STOPPED.value, 1), else_=0)).label("stopped"),
+        sa.func.avg(waiting).label("wait_avg"),
+        sa.func.min(waiting).label("wait_min"),
+        sa.func.max(waiting).label("wait_max"),
+        sa.func.avg(duration).label("duration_avg"),
+    ]
+    if dialect == "postgresql":
+        columns.append(sa.func.percentile_cont(0.95).within_group(duration).label("duration_p95"))
+    rows = connection.execute(sa.select(*columns).where(*conditions).group_by(bucket)).all()
+    found: dict[datetime, Bucket] = {}
+    for row in rows:
+        start = row.bucket if isinstance(row.bucket, datetime) else datetime.fromisoformat(row.bucket)
+        found[start.replace(tzinfo=None)] = Bucket(
+            start=start.replace(tzinfo=None),
+            created=int(row.created),
+            started=int(row.started or 0),
+            failed=int(row.failed or 0),
+            stopped=int(row.stopped or 0),
+            wait_avg=_float(row.wait_avg),
+            wait_min=_float(row.wait_min),
+            wait_max=_float(row.wait_max),
+            duration_avg=_float(row.duration_avg),
+            duration_p95=_float(getattr(row, "duration_p95", None)),
+        )
+    if dialect != "postgresql" and found:
+        _p95_in_python(connection, bucket, duration, conditions, found)
+    buckets = [found.get(start, Bucket(start)) for start in stats_range.buckets()]
+    by_type_rows = connection.execute(
+        sa.select(
+            c.type,
+            sa.func.count(),
+            sa.func.sum(sa.case((c.status == JobStatus.FAILED.value, 1), else_=0)),
+            sa.func.avg(duration),
+        )
+        .where(*conditions)
+        .group_by(c.type)
+        .order_by(sa.func.count().desc())
+    ).all()
+    by_type = [
+        {"type": t, "created": int(n), "failed": int(f or 0), "duration_avg": _float(d)} for t, n, f, d in by_type_rows
+    ]
+    return Statistics(stats_range, buckets, by_type)
+
+
+def _p95_in_python(
+    connection: sa.Connection,
+    bucket: Any,
+    duration: Any,
+    conditions: Sequence[Any],
+    found: dict[datetime, Bucket],
+) -> None:
+    values: dict[datetime, list[float]] = {}
+    query = sa.select(bucket, duration).where(
+        *conditions, job_table.c.ended_at.is_not(None), job_table.c.started_at.is_not(None)
+    )
+    for raw, seconds in connection.execute(query):
+        start = datetime.fromisoformat(raw)
+        values.setdefault(start, []).append(float(seconds))
+    for start, durations in values.items():
+        if start in found:
+            found[start].duration_p95 = percentile_cont(durations, 0.95)
+
+
+def percentile_cont(values: list[float], fraction: float) -> float:
+    """PostgreSQL's ``percentile_cont``: linear interpolation between the two closest ranks, so
+    the page shows the same p95 on SQLite as on PostgreSQL."""
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    lower = math.floor(position)
+    upper = min(lower + 1, len(ordered) - 1)
+    return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+# -- queue health -------------------------------------------------------------------------------
+
+
+@dataclass
+class QueueHealth:
+    """Queues, workers and throughput right now."""
+
+    queues: list[dict[str, Any]]
+    workers_online: int
+    workers_busy: int
+    workers: list[dict[str, Any]]
+    per_minute: list[tuple[datetime, int]]
+    warnings: list[str]
+    redis_error: str | None = None
+
+
+def queue_health(
+    connection: sa.Connection,
+    redis: Redis,
+    queue_names: Sequence[str],
+    now: datetime,
+    wait_warning_seconds: float,
+) -> QueueHealth:
+    """Queued jobs per queue (RQ and SQL), oldest waiting job, workers, jobs per minute, warnings."""
+    c = job_table.c
+    waiting_rows = connection.execute(
+        sa.select(c.queue_name, sa.func.count(), sa.func.min(c.enqueued_at))
+        .where(c.status == JobStatus.QUEUED.value, c.enqueued_at.is_not(None), c.enqueued_at <= now)
+        .group_by(c.queue_name)
+    ).all()
+    sql_waiting = {name: (int(count), oldest) for name, count, oldest in waiting_rows}
+    warnings: list[str] = []
+    queues: list[dict[str, Any]] = []
+    workers: list[dict[str, Any]] = []
+    redis_error = None
+    rq_lengths: dict[str, int | None] = {}
+    try:
+        for name in queue_names:
+            rq_lengths[name] = Queue(name, connection=redis).count
+        for worker in Worker.all(connection=redis):
+            workers.append(
+                {
+                    "name": worker.name,
+                    "state": str(worker.get_state()),
+                    "queues": ", ".join(worker.queue_names()),
+                    "current_job": worker.get_current_job_id(),
+                    "last_heartbeat": worker.last_heartbeat,
+                }
+            )
+    except RedisError as error:
+        redis_error = f"Redis is unreachable: {error}"
+        warnings.append(redis_error)
+    for name in queue_names:
+        count, oldest = sql_waiting.get(name, (0, None))
+        age = (now - oldest).total_seconds() if oldest else None
+        queues.append({"name": name, "rq_length": rq_lengths.get(name), "sql_queued": count, "oldest_wait": age})
+        if age is not None and age > wait_warning_seconds:
+            warnings.append(f"Jobs in {name} wait {age / 60:.0f} minutes; consider starting more workers.")
+    busy = sum(1 for w in workers if w["state"] == "busy")
+    if queues and workers and busy == len(workers) and any(q["sql_queued"] for q in queues):
+        warnings.append("Every worker is busy and jobs are waiting.")
+    if not workers and redis_error is None:
+        warnings.append("No worker is running: queued jobs will not start.")
+    per_minute = _per_minute(connection, now)
+    waits = _recent_waits(connection, now)
+    if waits[0] is not None and waits[1] is not None and waits[0] > 2 * waits[1] and waits[0] > 30:
+        warnings.append(
+            f"Waits are growing: {waits[0]:.0f} s on average in the last 15 minutes, {waits[1]:.0f} s before."
+        )
+    return QueueHealth(queues, len(workers), busy, workers, per_minute, warnings, redis_error)
+
+
+def _per_minute(connection: sa.Connection, now: datetime) -> list[tuple[datetime, int]]:
+    """Jobs that ended in each of the last 60 minutes."""
+    c = job_table.c
+    start = now.replace(second=0, microsecond=0) - timedelta(minutes=59)
+    dialect = connection.dialect.name
+    minute = (
+        sa.func.strftime("%Y-%m-%d %H:%M:00", c.ended_at)
+        if dialect == "sqlite"
+        else sa.func.date_trunc("minute", c.ended_at)
+    )
+    rows = connection.execute(sa.select(minute, sa.func.count()).where(c.ended_at >= start).group_by(minute)).all()
+    counts = {
+        (m if isinstance(m, datetime) else datetime.fromisoformat(m)).replace(tzinfo=None): int(n) for m, n in rows
+    }
+    return [(start + timedelta(minutes=i), counts.get(start + timedelta(minutes=i), 0)) for i in range(60)]
+
+
+def _recent_waits(connection: sa.Connection, now: datetime) -> tuple[float | None, float | None]:
+    """Average wait of jobs that started in the last 15 minutes, and in the 45 minutes before."""
+    c = job_table.c
+    waiting = _seconds(connection.dialect.name, c.created_at, c.started_at)
+
+    def average(since: datetime, until: datetime) -> float | None:
+        value = connection.execute(
+            sa.select(sa.func.avg(waiting)).where(
+                # is_system IN (...) lets the (is_system, created_at) index bound the range
+                c.is_system.in_([False, True]),
+                c.created_at >= since - timedelta(days=1),
+                c.started_at >= since,
+                c.started_at < until,
+            )
+        ).scalar()
+        return _float(value)
+
+    return average(now - timedelta(minutes=15), now), average(now - timedelta(hours=1), now - timedelta(minutes=15))

@@ -1,0 +1,118 @@
+"""Helpers the templates use, including the two a host puts on its own pages:
+``{{ jobmonitor_widget() }}`` (the "My jobs" box) and ``{{ jobmonitor_notifications() }}``
+(the navbar bell with its toasts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, render_template, url_for
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup
+from sqlalchemy.orm import Session
+from werkzeug.routing import BuildError
+
+from .extension import get_state
+from .models import Job, job_table
+from .presenters import ACTION_LOOKS, STATUS_LOOKS, iso, look, overall_percent
+from .status import ACTIVE_STATUSES
+from .timeutil import utcnow
+from .web import current_user
+
+WIDGET_RECENT = 5
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``3725`` -> ``1h 02m 05s``; None -> an em dash."""
+    if seconds is None:
+        return "—"
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def my_jobs(limit: int = WIDGET_RECENT) -> tuple[list[Job], list[Job]]:
+    """The current user's running jobs and most recent finished ones."""
+    state = get_state()
+    user = current_user()
+    user_id = state.permissions.user_id(user) if state.permissions.can_access(user) else None
+    if user_id is None:
+        return [], []
+    c = job_table.c
+    active = [s.value for s in ACTIVE_STATUSES]
+    with Session(state.engine) as session:
+        running = list(
+            session.execute(
+                sa.select(Job)
+                .where(c.run_by_id == user_id, c.status.in_(active))
+                .order_by(c.created_at.desc())
+                .limit(20)
+            ).scalars()
+        )
+        recent = list(
+            session.execute(
+                sa.select(Job)
+                .where(c.run_by_id == user_id, c.status.not_in(active))
+                .order_by(c.created_at.desc())
+                .limit(limit)
+            ).scalars()
+        )
+        session.expunge_all()
+    return running, recent
+
+
+def jobmonitor_widget(limit: int = WIDGET_RECENT) -> Markup:
+    """The "My jobs" box (running and recent jobs, live) for a host's admin index page."""
+    running, recent = my_jobs(limit)
+    return Markup(render_template("jobmonitor/_widget.html", running=running, recent=recent))
+
+
+def jobmonitor_notifications() -> Markup:
+    """The navbar bell (unread count) and the toasts for ended jobs, for any page of the host."""
+    state = get_state()
+    if not state.permissions.can_access(current_user()):
+        return Markup("")
+    return Markup(render_template("jobmonitor/_notifications.html"))
+
+
+def _actions_for_current_user(job: Job) -> list[str]:
+    from .control import allowed_actions
+
+    return allowed_actions(get_state(), job, current_user())
+
+
+def job_url(job_id: str) -> str | None:
+    """The detail page of a job, or None when the app has no Flask-Admin job pages."""
+    try:
+        return url_for("jobmonitor_jobs.detail", job_id=job_id)
+    except BuildError:
+        return None
+
+
+def register_template_helpers(app: Flask) -> None:
+    """Make the helpers available in every template of ``app``."""
+
+    @app.context_processor
+    def _helpers() -> dict[str, Any]:
+        return {
+            "jobmonitor_widget": jobmonitor_widget,
+            "jobmonitor_notifications": jobmonitor_notifications,
+            "jobmonitor_csrf_token": generate_csrf,
+            "jobmonitor_look": look,
+            "jobmonitor_status_looks": STATUS_LOOKS,
+            "jobmonitor_percent": overall_percent,
+            "jobmonitor_iso": iso,
+            "jobmonitor_now": utcnow,
+            "jobmonitor_settings": get_state(app).settings,
+            "jobmonitor_actions": _actions_for_current_user,
+            "jobmonitor_action_looks": ACTION_LOOKS,
+            "jobmonitor_job_url": job_url,
+        }
+
+    app.add_template_filter(format_seconds, "jm_seconds")

@@ -1,0 +1,183 @@
+"""RQ workers that run tracked jobs inside a Flask app context.
+
+Any RQ worker class works (the forking ``Worker``, ``SimpleWorker``, ...): :func:`worker_class_for`
+mixes :class:`AppWorkerMixin` into it. The mixin pushes the app context around each job and,
+in a forked work horse, makes SQLAlchemy forget the parent's pooled connections: a forked
+process that reused the parent's socket would interleave its queries with the parent's.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+from redis import Redis
+from rq import Queue, SpawnWorker, Worker
+from rq.worker import BaseWorker
+
+from . import runner
+from .enqueue import RUNNER_PATH
+from .extension import get_state
+from .maintenance import RecoveryLoop, abandon_run
+from .models import job_table
+from .signals import send_signal
+from .status import JobStatus
+
+
+class AppWorkerMixin:
+    """Runs each job inside ``self.app``'s app context, keeps database pools fork-safe, runs
+    recovery of abandoned jobs in the background, and turns a warm shutdown into a pause."""
+
+    app: Flask
+
+    def work(self, *args: Any, **kwargs: Any) -> Any:
+        with self.app.app_context():
+            runner.warm_up(get_state(self.app))
+        loop = RecoveryLoop(self.app).start()
+        try:
+            return super().work(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            loop.stop()
+
+    def handle_warm_shutdown_request(self) -> None:
+        """SIGTERM (a deploy): ask the running job to pause at its next checkpoint (resumable
+        tasks; it is then queued again at the front), and give any job that does not end
+        within ``JOBMONITOR_SHUTDOWN_GRACE`` seconds up, so the shutdown finishes."""
+        super().handle_warm_shutdown_request()  # type: ignore[misc]
+        job_id = self.get_current_job_id()  # type: ignore[attr-defined]
+        if not job_id:
+            return
+        state = get_state(self.app)
+        send_signal(state, job_id, "pause")
+        timer = threading.Timer(state.settings.shutdown_grace, self._give_up_job, args=(job_id,))
+        timer.daemon = True
+        timer.start()
+
+    def _give_up_job(self, job_id: str) -> None:
+        """The grace period is over and the job still runs: end its run and kill the work."""
+        with self.app.app_context():
+            state = get_state(self.app)
+            with state.engine.connect() as connection:
+                job = connection.execute(
+                    sa.select(job_table).where(
+                        job_table.c.id == job_id,
+                        job_table.c.status.in_([JobStatus.RUNNING.value, JobStatus.STOPPING.value]),
+                    )
+                ).first()
+            if job is None:
+                return
+            abandon_run(state, job, f"worker {self.name} shut down before the job could pause")  # type: ignore[attr-defined]
+        horse_pid = getattr(self, "horse_pid", 0)
+        if horse_pid:
+            self.kill_horse()  # type: ignore[attr-defined]
+
+    def main_work_horse(self, *args: Any, **kwargs: Any) -> Any:
+        # First thing in the forked child: drop (without closing) the sockets inherited from
+        # the parent, so this process opens its own connections if it needs any.
+        with self.app.app_context():
+            for engine in get_state(self.app).db.engines.values():
+                engine.dispose(close=False)
+        return super().main_work_horse(*args, **kwargs)  # type: ignore[misc]
+
+    def execute_job(self, job: Any, queue: Any) -> Any:
+        """A forking worker claims a tracked job itself before it forks, and records its
+        completion after the horse exits: both on the worker's pooled connection with its warm
+        statement cache, so the horse of a small job needs no database connection of its own.
+        A horse that died without recording its outcome is noticed here at once."""
+        if not _claims_before_fork(self) or job.func_name != RUNNER_PATH or not job.args:
+            return super().execute_job(job, queue)  # type: ignore[misc]
+        job_id = job.args[0]
+        with self.app.app_context():
+            state = get_state(self.app)
+            try:
+                run = runner.claim(state, job_id, self.name)  # type: ignore[attr-defined]
+            except sa.exc.SQLAlchemyError as error:
+                self.log.warning("job %s: claim before fork failed (%s); the horse claims it", job_id, error)  # type: ignore[attr-defined]
+                return super().execute_job(job, queue)  # type: ignore[misc]
+        runner.preclaimed[job_id] = run
+        runner.settling_parent_pid = os.getpid()
+        try:
+            return super().execute_job(job, queue)  # type: ignore[misc]
+        finally:
+            runner.preclaimed.pop(job_id, None)
+            if run is not None:
+                with self.app.app_context():
+                    try:
+                        status = job.get_status(refresh=True)
+                    except Exception as error:  # the job hash may be gone (TTL) or Redis down
+                        status = None
+                        self.log.warning("job %s: RQ status unknown after the horse: %s", job_id, error)  # type: ignore[attr-defined]
+                    runner.settle_after_horse(state, run, str(status.value if status else None), f"RQ status {status}")
+
+    def perform_job(self, *args: Any, **kwargs: Any) -> Any:
+        with self.app.app_context():
+            runner.deferred_callbacks_supported = True
+            try:
+                return super().perform_job(*args, **kwargs)  # type: ignore[misc]
+            finally:
+                runner.run_after_job_callbacks()
+                runner.deferred_callbacks_supported = False
+                if getattr(self, "_is_horse", False) and os.getpid() in _pids_that_connected:
+                    # the horse ends with os._exit(): close the connections it opened, cleanly
+                    for engine in get_state(self.app).db.engines.values():
+                        engine.dispose()
+
+
+_pids_that_connected: set[int] = set()
+_watched_engines: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
+
+
+def _watch_connections(engine: sa.Engine) -> None:
+    """Remember which processes opened a connection (a horse that opened none closes none)."""
+    if engine in _watched_engines:
+        return
+
+    def on_connect(_dbapi_connection: Any, _record: Any) -> None:
+        _pids_that_connected.add(os.getpid())
+
+    sa.event.listen(engine, "connect", on_connect)
+    _watched_engines.add(engine)
+
+
+def _claims_before_fork(worker: Any) -> bool:
+    """Only a worker that forks (the horse shares its memory) can hand a claim to the horse."""
+    return isinstance(worker, Worker) and not isinstance(worker, SpawnWorker)
+
+
+_worker_classes: dict[type[BaseWorker], type[BaseWorker]] = {}
+
+
+def worker_class_for(base: type[BaseWorker]) -> type[BaseWorker]:
+    """Return ``base`` with :class:`AppWorkerMixin` mixed in (one class per base, cached)."""
+    if issubclass(base, AppWorkerMixin):
+        return base
+    if base not in _worker_classes:
+        _worker_classes[base] = type(f"JobMonitor{base.__name__}", (AppWorkerMixin, base), {})
+    return _worker_classes[base]
+
+
+def create_worker(
+    app: Flask,
+    queue_names: Sequence[str] | None = None,
+    worker_class: type[BaseWorker] = Worker,
+    name: str | None = None,
+    connection: Redis | None = None,
+    **worker_options: Any,
+) -> BaseWorker:
+    """Build a worker for ``app`` listening to ``queue_names`` (default: high, default, low)."""
+    state = get_state(app)
+    with app.app_context():
+        for engine in state.db.engines.values():
+            _watch_connections(engine)
+    connection = connection or state.redis_for_workers()
+    names = list(queue_names or state.settings.queues_in_priority_order)
+    queues = [Queue(queue_name, connection=connection) for queue_name in names]
+    cls = worker_class_for(worker_class)
+    worker = cls(queues, connection=connection, name=name, **worker_options)
+    worker.app = app  # type: ignore[attr-defined]
+    return worker
