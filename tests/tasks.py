@@ -1,0 +1,212 @@
+"""Tracked tasks used by the tests, registered on the test app's JobMonitor."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from flask_jobmonitor import JobContext
+
+from .app_factory import jobmonitor
+
+foreign_logger = logging.getLogger("tests.some_library")
+
+
+@jobmonitor.task(type="test")
+def noop(ctx: JobContext) -> None:
+    """Does nothing: measures the bare cost of a tracked job."""
+
+
+@jobmonitor.task(type="import", steps=["Read file", "Validate", "Save"])
+def import_rows(ctx: JobContext, bad_every: int = 0) -> None:
+    """Reads the input CSV, rejects every ``bad_every``-th row, writes an error report."""
+    lines = ctx.input_file("rows.csv").read().decode().splitlines()
+    with ctx.step("Read file", total=len(lines)) as step:
+        for _ in lines:
+            step.advance()
+            step.count("read")
+    rejected = []
+    with ctx.step("Validate", total=len(lines)) as step:
+        for number, line in enumerate(lines, start=1):
+            if bad_every and number % bad_every == 0:
+                ctx.subtask(f"row {number}", status="error", message=f"bad value {line!r}")
+                step.count("rejected")
+                rejected.append(line)
+            else:
+                ctx.subtask(f"row {number}", status="done")
+                step.count("accepted")
+            step.advance()
+    with ctx.step("Save") as step:
+        ctx.log.info("saved %d rows", len(lines) - len(rejected))
+        step.count("created", len(lines) - len(rejected))
+    if rejected:
+        ctx.add_error_report("errors.csv", "\n".join(rejected).encode())
+    ctx.add_output_file("summary.txt", io.BytesIO(b"done"))
+
+
+@jobmonitor.task(type="test")
+def fails(ctx: JobContext, message: str = "boom") -> None:
+    """Raises after logging a little, in a step."""
+    with ctx.step("Work", total=10) as step:
+        step.advance(3)
+        ctx.log.warning("about to fail")
+        raise ValueError(message)
+
+
+@jobmonitor.task(type="test")
+def logs_everything(ctx: JobContext) -> None:
+    ctx.log.debug("debug is below the default level")
+    ctx.log.info("info from ctx.log")
+    foreign_logger.info("info from the task's own library")
+    foreign_logger.warning("a warning")
+    try:
+        raise KeyError("missing")
+    except KeyError:
+        foreign_logger.exception("an error with a traceback")
+
+
+@jobmonitor.task(type="test", resumable=True)
+def checkpoints(ctx: JobContext, count: int = 5) -> None:
+    start = ctx.checkpoint.get("next", 0)
+    with ctx.step("Loop", total=count) as step:
+        for i in range(start, count):
+            ctx.subtask(f"item {i}")
+            step.advance()
+            ctx.save_checkpoint(next=i + 1)
+
+
+@jobmonitor.task(type="test")
+def many_subtasks(ctx: JobContext, count: int = 10000) -> None:
+    with ctx.step("Record", total=count) as step:
+        for i in range(count):
+            ctx.subtask(f"item {i}", status="warning" if i % 1000 == 0 else "done")
+            step.advance()
+
+
+@jobmonitor.task(type="test")
+def spawns_children(ctx: JobContext, count: int = 3) -> None:
+    for i in range(count):
+        ctx.spawn(records_param, value=i, name=f"child {i}")
+
+
+@jobmonitor.task(type="test")
+def records_param(ctx: JobContext, value: Any = None) -> None:
+    ctx.save_checkpoint(value=value)
+
+
+@jobmonitor.task(type="test")
+def backend_pid(ctx: JobContext) -> None:
+    """Records the database backend of the process that ran it (fork-safety test)."""
+    import os
+
+    from .app_factory import db
+
+    with db.engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            value = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        else:
+            value = None
+    ctx.save_checkpoint(backend=value, pid=os.getpid())
+
+
+@jobmonitor.task(type="test", steps=["Declared"])
+def grows_steps(ctx: JobContext) -> None:
+    """One declared step and one that only appears at run time."""
+    with ctx.step("Declared") as step:
+        step.set_total(4)
+        step.advance()
+        step.advance(3)
+        step.count("created")
+        step.count("created", 2)
+        step.count("skipped")
+    with ctx.step("Added at run time", total=2) as step:
+        step.advance(2)
+
+
+@jobmonitor.task(type="test")
+def greets(ctx: JobContext, name: str) -> None:
+    """Has a parameter called ``name``, which clashes with enqueue's own ``name`` option."""
+    ctx.save_checkpoint(greeted=name)
+
+
+@jobmonitor.task(type="test", timeout=321, category="imports", description="Task with options")
+def with_options(ctx: JobContext) -> None:
+    """Declares a timeout, a category and a description."""
+
+
+@jobmonitor.task(type="test")
+def logs_from_threads(ctx: JobContext) -> None:
+    """Logs from its own thread and from a helper thread."""
+
+    def helper() -> None:
+        foreign_logger.warning("from a helper thread")
+
+    thread = threading.Thread(target=helper)
+    thread.start()
+    thread.join()
+    foreign_logger.warning("from the task thread")
+
+
+@jobmonitor.task(type="test")
+def reads_input(ctx: JobContext, filename: str) -> None:
+    """Reads one input file and remembers its text and the names of all input files."""
+    content = ctx.input_file(filename).read().decode()
+    ctx.save_checkpoint(content=content, names=ctx.input_files)
+
+
+@jobmonitor.task(type="test", steps=["Prepare", "Process"], resumable=True)
+def dies_once(ctx: JobContext, count: int = 5, die_after: int = 2) -> None:
+    """Resumable. Its first attempt kills its own process (a work horse dying mid-run) after
+    item ``die_after``, once the checkpoint and the subtasks before it were flushed and one more
+    subtask was recorded after it."""
+    with ctx.step("Prepare") as step:
+        ctx.save_checkpoint(**{f"prepare_finished_{ctx.attempt}": step.finished})
+        if not step.finished:
+            ctx.subtask("prepared")
+            step.advance()
+    with ctx.step("Process", total=count) as step:
+        for i in range(ctx.checkpoint.get("next", 0), count):
+            ctx.subtask(f"item {i}")
+            step.advance()
+            ctx.save_checkpoint(next=i + 1)
+            if ctx.attempt == 1 and i == die_after:
+                ctx.subtask(f"item {i + 1}")  # done, but the checkpoint that covers it never is
+                ctx.flush(everything=False)  # what a periodic flush of a resumable task writes
+                os._exit(1)
+
+
+@jobmonitor.task(type="test")
+def spawns_nested(ctx: JobContext, depth: int) -> None:
+    """Spawns a child that spawns a child ... ``depth`` levels down."""
+    if depth > 0:
+        ctx.spawn(spawns_nested, depth - 1, name=f"depth {depth - 1}")
+
+
+@jobmonitor.task(type="test")
+def advances_for(ctx: JobContext, seconds: float) -> None:
+    """Calls ``step.advance()`` in a tight loop for ``seconds``."""
+    deadline = time.monotonic() + seconds
+    with ctx.step("Spin") as step:
+        while time.monotonic() < deadline:
+            step.advance()
+
+
+@jobmonitor.task(type="test")
+def superseded_while_running(ctx: JobContext) -> None:
+    """Another attempt takes the job over while this run still works on it."""
+    from flask_jobmonitor.models import job_table
+
+    from .app_factory import db
+
+    with db.engine.begin() as connection:
+        connection.execute(
+            sa.update(job_table).where(job_table.c.id == ctx.job_id).values(attempt=job_table.c.attempt + 1)
+        )
+    ctx.subtask("written after losing the job")
+    ctx.flush()

@@ -1,0 +1,675 @@
+"""Job control on real RQ workers: stop, force stop, resume, cancel, restart, delete, priority,
+bulk actions, and the races between people and workers.
+
+A job that must be running while the test acts runs on a worker in a thread of this process
+(``tests/control_tasks.py``: SimpleWorker, or a forking ``rq.Worker`` whose horse is a real
+child process). The test waits for the moment it needs by polling the job row, or by BLPOP on
+a Redis list the task pushes to, never by a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask_admin import Admin
+from flask_admin.theme import Bootstrap4Theme
+from flask_login import LoginManager, UserMixin
+from redis import Redis
+from rq import SimpleWorker, Worker
+from rq.job import Job as RQJob
+from rq.job import JobStatus as RQJobStatus
+from rq.registry import FailedJobRegistry
+from sqlalchemy.orm import Session
+
+from flask_jobmonitor import control
+from flask_jobmonitor.control import ActionNotAllowed
+from flask_jobmonitor.enqueue import RUNNER_PATH
+from flask_jobmonitor.errors import TransitionRefused
+from flask_jobmonitor.extension import JobMonitorState, get_state
+from flask_jobmonitor.keys import control_key
+from flask_jobmonitor.models import (
+    Job,
+    file_table,
+    job_table,
+    log_table,
+    notification_table,
+    step_table,
+    subtask_table,
+)
+from flask_jobmonitor.worker import create_worker
+
+from . import control_tasks as ct
+from .app_factory import QUEUE_NAMES, db, jobmonitor
+from .conftest import _empty_tables, files_under, insert_job, job_row, run_worker
+
+#: The stop signal is read every 20 ms here (default 0.25 s), so tasks that tick every 20 ms
+#: stop within a tick or two and the races below have a narrow, real window.
+STOP_CHECK_INTERVAL = 0.02
+
+
+class User(UserMixin):
+    """A host user; role ``admin`` holds every jobmonitor permission by default."""
+
+    def __init__(self, id: str, name: str, roles: list[str]) -> None:
+        self.id = id
+        self.name = name
+        self.roles = roles
+
+
+ADA = User("1", "Ada Admin", ["admin"])
+BOB = User("2", "Bob Boss", ["admin"])
+USERS = {user.id: user for user in (ADA, BOB)}
+#: Who launches the jobs (and receives their notifications).
+OWNER = ("7", "Olga Owner")
+
+
+def make_app(database_url: str, redis_url: str, storage_path: str) -> Flask:
+    """The test host app with Flask-Login (user from the ``X-User`` header) and the admin views."""
+    app = Flask("jobmonitor_control_tests")
+    app.config.update(
+        TESTING=True,
+        SECRET_KEY="test",
+        WTF_CSRF_ENABLED=False,
+        SQLALCHEMY_DATABASE_URI=database_url,
+        JOBMONITOR_REDIS_URL=redis_url,
+        JOBMONITOR_STORAGE_PATH=storage_path,
+        JOBMONITOR_QUEUE_NAMES=QUEUE_NAMES,
+        JOBMONITOR_FLUSH_INTERVAL=0.2,
+        JOBMONITOR_STOP_CHECK_INTERVAL=STOP_CHECK_INTERVAL,
+        JOBMONITOR_FLASH_ON_ENQUEUE=False,
+    )
+    db.init_app(app)
+    login = LoginManager(app)
+    login.user_loader(USERS.get)
+    login.request_loader(lambda request: USERS.get(request.headers.get("X-User", "")))
+    jobmonitor.init_app(app, admin=Admin(app, name="Control tests", theme=Bootstrap4Theme()))
+    return app
+
+
+@pytest.fixture
+def app(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Flask]:
+    """Overrides the root ``app``: same database and Redis handling, this module's host app."""
+    redis = Redis.from_url(redis_url)
+    redis.delete(*(f"rq:queue:{name}" for name in QUEUE_NAMES.values()))
+    application = make_app(database_url, redis_url, str(tmp_path / "files"))
+    with application.app_context():
+        _empty_tables(db.engine)
+        try:
+            yield application
+        finally:
+            ct.delete_keys(redis)
+            db.session.remove()
+            for engine in db.engines.values():
+                engine.dispose()
+
+
+@pytest.fixture
+def state(app: Flask) -> JobMonitorState:
+    return get_state(app)
+
+
+# -- reading what happened ------------------------------------------------------------------------
+
+
+def status_of(engine: sa.Engine, job_id: str) -> str:
+    return str(job_row(engine, job_id).status)
+
+
+def wait_status(engine: sa.Engine, job_id: str, *statuses: str, timeout: float = 10.0) -> sa.Row[Any]:
+    """Poll the row until its status is one of ``statuses``; return the row."""
+
+    def reached() -> sa.Row[Any] | None:
+        row = job_row(engine, job_id)
+        return row if row.status in statuses else None
+
+    return ct.wait_for(reached, timeout, f"job {job_id} to reach {statuses}")
+
+
+def wait_progress(engine: sa.Engine, job_id: str, done: int, timeout: float = 10.0) -> sa.Row[Any]:
+    """Poll until the running job has written progress of at least ``done``."""
+
+    def reached() -> sa.Row[Any] | None:
+        row = job_row(engine, job_id)
+        return row if row.status == "running" and (row.progress_done or 0) >= done else None
+
+    return ct.wait_for(reached, timeout, f"job {job_id} running with progress >= {done}")
+
+
+def _rows(engine: sa.Engine, statement: sa.Select[Any]) -> list[Any]:
+    with engine.connect() as connection:
+        return list(connection.execute(statement).all())
+
+
+def notifications(engine: sa.Engine, job_id: str) -> list[tuple[str, str]]:
+    n = notification_table.c
+    return [
+        (r.user_id, r.event)
+        for r in _rows(engine, sa.select(n.user_id, n.event).where(n.job_id == job_id).order_by(n.id))
+    ]
+
+
+def log_messages(engine: sa.Engine, job_id: str) -> list[str]:
+    c = log_table.c
+    return [r.message for r in _rows(engine, sa.select(c.message).where(c.job_id == job_id).order_by(c.id))]
+
+
+def steps_of(engine: sa.Engine, job_id: str) -> dict[str, Any]:
+    c = step_table.c
+    return {r.name: r for r in _rows(engine, sa.select(step_table).where(c.job_id == job_id).order_by(c.position))}
+
+
+def subtask_names(engine: sa.Engine, job_id: str) -> list[str]:
+    c = subtask_table.c
+    return [r.name for r in _rows(engine, sa.select(c.name).where(c.job_id == job_id).order_by(c.id))]
+
+
+def orm_jobs(engine: sa.Engine, ids: list[str]) -> list[Job]:
+    """Detached Job objects, in the order of ``ids`` (what the views hand to ``perform``)."""
+    with Session(engine) as session:
+        found = {job.id: job for job in session.scalars(sa.select(Job).where(Job.id.in_(ids)))}
+        session.expunge_all()
+    return [found[job_id] for job_id in ids]
+
+
+def rq_ids(state: JobMonitorState, priority: str) -> list[str]:
+    return list(state.queue(priority).job_ids)
+
+
+# -- cooperative stop -----------------------------------------------------------------------------
+
+
+def test_cooperative_stop_ends_stopped_at_the_next_tick_keeping_the_work(app, engine, state, worker_class):
+    job = jobmonitor.enqueue(ct.ticks, user=OWNER, seconds=30, interval=0.02)
+    with ct.worker_thread(app, worker_class, timeout=10) as running:
+        wait_progress(engine, job.id, 3)
+        requested = time.monotonic()
+        result = control.stop(state, job.id, ADA)
+        assert result.action == "stop"
+        assert status_of(engine, job.id) in ("stopping", "stopped")  # the task may have stopped already
+        row = wait_status(engine, job.id, "stopped", timeout=5)
+        latency = time.monotonic() - requested
+        running.join(10)  # the task really ended: the burst worker had nothing left and quit
+
+    assert latency < 1.0
+    assert row.stop_forced is False
+    assert row.stop_requested_at is not None and row.ended_at >= row.stop_requested_at
+    step = steps_of(engine, job.id)["Work"]
+    assert (step.status, step.ended_at is not None) == ("stopped", True)
+    # no rollback: every item done before the stop is recorded, and the step counts them all
+    items = subtask_names(engine, job.id)
+    assert len(items) >= 3
+    assert items == [f"item {i}" for i in range(len(items))]
+    # the stop is raised inside subtask() or advance(), so the last item may miss its advance()
+    assert len(items) - 1 <= step.done <= len(items)
+    assert notifications(engine, job.id) == [("7", "stopped")]
+    messages = log_messages(engine, job.id)
+    assert "Stop requested by Ada Admin; work already done is kept." in messages
+    # it went through "stopping": the request was logged before the task's own stop record
+    assert messages.index("Stop requested by Ada Admin; work already done is kept.") < messages.index(
+        "Stopped at a checkpoint; work already done is kept."
+    )
+    assert state.redis.exists(control_key(job.id)) == 0
+
+
+def test_stop_noticed_by_a_write_instead_of_the_signal_still_ends_the_job(app, engine, state):
+    """The task's write at the end of a step reads "stopping" back from SQL and stops; its stop
+    check is due at that moment too (the task spent longer than the check interval without a
+    tick). Recording the stop must not be interrupted by a second look at the signal."""
+    job = jobmonitor.enqueue(ct.ends_step_after_go, user=OWNER, pause=5 * STOP_CHECK_INTERVAL)
+    with ct.worker_thread(app, SimpleWorker, timeout=10):
+        assert ct.wait_arrival("waiting") == job.id
+        control.stop(state, job.id, ADA)
+        state.redis.rpush(ct.go_key(job.id), "go")
+    row = job_row(engine, job.id)
+    assert row.status in ("stopped", "completed"), f"left {row.status!r} after its run ended"
+    assert [event for _user, event in notifications(engine, job.id)] == [row.status]
+
+
+# -- refusals ------------------------------------------------------------------------------------
+
+
+def _snapshot(engine: sa.Engine, job_id: str) -> tuple[Any, ...]:
+    return (tuple(job_row(engine, job_id)), log_messages(engine, job_id), notifications(engine, job_id))
+
+
+def test_actions_that_do_not_fit_the_status_are_refused_and_change_nothing(app, engine, state):
+    completed = insert_job(engine, task=ct.ticks.name, status="completed", run_by_id="7")
+    running = insert_job(engine, task=ct.ticks.name, status="running", run_by_id="7", attempt=1)
+    stopped = insert_job(engine, task=ct.ticks.name, status="stopped", run_by_id="7", attempt=1)
+    before = {job_id: _snapshot(engine, job_id) for job_id in (completed, running, stopped)}
+
+    with pytest.raises(TransitionRefused, match="cannot request stop: not allowed from status 'completed'"):
+        control.stop(state, completed, ADA)
+    with pytest.raises(TransitionRefused, match="cannot delete"):
+        control.delete(state, running, ADA)
+    with pytest.raises(TransitionRefused, match="cannot cancel: not allowed from status 'running'"):
+        control.cancel(state, running, ADA)
+    with pytest.raises(ActionNotAllowed, match="cannot resume; restart it instead"):
+        control.resume(state, stopped, ADA)  # ``ticks`` is not resumable
+
+    assert {job_id: _snapshot(engine, job_id) for job_id in before} == before
+    assert not any(state.redis.exists(control_key(job_id)) for job_id in before)
+
+
+# -- force stop ----------------------------------------------------------------------------------
+
+
+def test_force_stop_kills_a_forked_task_that_never_ticks(app, engine, state):
+    job = jobmonitor.enqueue(ct.sleeps_without_ticking, user=OWNER, seconds=30)
+    with ct.worker_thread(app, Worker, timeout=10) as running:
+        assert ct.wait_arrival("sleeping") == job.id
+        horse = running.horse_pid
+        assert horse and job_row(engine, job.id).checkpoint["pid"] == horse
+        requested = time.monotonic()
+        control.force_stop(state, job.id, ADA)
+        row = wait_status(engine, job.id, "stopped", timeout=2)
+        ct.wait_for(lambda: ct.process_gone(horse), 2.0, "the work horse to be killed")
+        rq_job = RQJob.fetch(job.id, connection=state.redis)
+        ct.wait_for(lambda: rq_job.get_status(refresh=True) == RQJobStatus.STOPPED, 2.0, "RQ to mark it stopped")
+        elapsed = time.monotonic() - requested
+    assert elapsed < 2.0
+    assert row.stop_forced is True and row.ended_at is not None
+    assert job.id in FailedJobRegistry(queue=state.queue("default"))
+    assert steps_of(engine, job.id)["Sleep"].status == "stopped"
+    assert notifications(engine, job.id) == [("7", "stopped")]
+    assert "Force-stopped by Ada Admin." in log_messages(engine, job.id)
+    assert not state.redis.sismember(ct.ran_key("slept-to-the-end"), job.id)
+
+
+def test_force_stop_on_a_simple_worker_ends_the_task_at_its_next_tick(app, engine, state):
+    job = jobmonitor.enqueue(ct.ticks, user=OWNER, seconds=30, interval=0.02)
+    with ct.worker_thread(app, SimpleWorker, timeout=10) as running:
+        wait_progress(engine, job.id, 3)
+        control.force_stop(state, job.id, ADA)
+        row = job_row(engine, job.id)
+        assert (row.status, row.stop_forced) == ("stopped", True)  # recorded at once, in SQL
+        running.join(2.0)  # the task ended at its next tick; the burst worker quit
+
+    items = subtask_names(engine, job.id)
+    time.sleep(0.1)
+    assert subtask_names(engine, job.id) == items  # nothing more happens
+    row = job_row(engine, job.id)
+    assert (row.status, row.stop_forced) == ("stopped", True)
+    assert steps_of(engine, job.id)["Work"].status == "stopped"
+    assert notifications(engine, job.id) == [("7", "stopped")]  # one, though the task saw the stop too
+
+
+# -- resume --------------------------------------------------------------------------------------
+
+
+def test_resume_continues_from_the_checkpoint_without_repeating_anything(app, engine, state):
+    count = 40
+    job = jobmonitor.enqueue(ct.resumable_items, user=OWNER, count=count, interval=0.02)
+    with ct.worker_thread(app, SimpleWorker, timeout=10):
+        ct.wait_for(
+            lambda: (job_row(engine, job.id).checkpoint or {}).get("next", 0) >= 8, 10.0, "some items checkpointed"
+        )
+        control.stop(state, job.id, ADA)
+        wait_status(engine, job.id, "stopped", timeout=5)
+    stopped_at = job_row(engine, job.id).checkpoint["next"]
+    assert 8 <= stopped_at < count
+    assert steps_of(engine, job.id)["Prepare"].status == "completed"
+    assert steps_of(engine, job.id)["Process"].status == "stopped"
+
+    result = control.resume(state, job.id, ADA)
+    assert result.action == "resume"
+    assert status_of(engine, job.id) == "queued"
+    assert job.id in rq_ids(state, "default")
+    run_worker(app)
+
+    row = job_row(engine, job.id)
+    assert row.status == "completed", row.error_message
+    assert row.attempt == 2
+    steps = steps_of(engine, job.id)
+    assert (steps["Prepare"].status, steps["Prepare"].done) == ("completed", 1)
+    assert (steps["Process"].status, steps["Process"].done, steps["Process"].total) == ("completed", count, count)
+    counts = Counter(subtask_names(engine, job.id))
+    assert counts == Counter(["prepared", *(f"item {i}" for i in range(count))])  # each exactly once
+    assert notifications(engine, job.id) == [("7", "stopped"), ("7", "completed")]
+    assert "Resumed by Ada Admin." in log_messages(engine, job.id)
+
+
+def test_resume_after_a_force_stop_runs_the_job_to_the_end(app, engine, state):
+    """A force stop leaves the job's stop signal in Redis; a resumed run must not obey it."""
+    job = jobmonitor.enqueue(ct.resumable_items, user=OWNER, count=30, interval=0.02)
+    with ct.worker_thread(app, SimpleWorker, timeout=10):
+        ct.wait_for(lambda: (job_row(engine, job.id).checkpoint or {}).get("next", 0) >= 5, 10.0, "progress")
+        control.force_stop(state, job.id, ADA)
+    assert status_of(engine, job.id) == "stopped"
+
+    control.resume(state, job.id, ADA)
+    with ct.worker_thread(app, SimpleWorker, timeout=10):
+        pass
+
+    row = job_row(engine, job.id)
+    assert row.status == "completed", f"resumed run ended {row.status!r}; logs: {log_messages(engine, job.id)[-3:]}"
+    assert Counter(subtask_names(engine, job.id)) == Counter(["prepared", *(f"item {i}" for i in range(30))])
+
+
+# -- cancel --------------------------------------------------------------------------------------
+
+
+def test_cancelled_queued_job_leaves_the_queue_and_never_runs(app, engine, state, worker_class):
+    job = jobmonitor.enqueue(ct.records_run, user=OWNER, marker="cancel")
+    assert job.id in rq_ids(state, "default")
+
+    control.cancel(state, job.id, ADA)
+
+    assert job.id not in rq_ids(state, "default")
+    run_worker(app, worker_class)
+    row = job_row(engine, job.id)
+    assert (row.status, row.started_at, row.attempt) == ("cancelled", None, 0)
+    assert row.ended_at is not None
+    assert state.redis.smembers(ct.ran_key("cancel")) == set()
+    assert "Cancelled by Ada Admin." in log_messages(engine, job.id)
+    assert notifications(engine, job.id) == []
+
+
+def test_cancelling_a_stopped_job_discards_it(app, engine, state):
+    stopped = insert_job(engine, task=ct.ticks.name, status="stopped", attempt=1)
+
+    control.cancel(state, stopped, ADA)
+
+    row = job_row(engine, stopped)
+    assert row.status == "cancelled" and row.ended_at is not None
+    assert "Cancelled by Ada Admin." in log_messages(engine, stopped)
+    with pytest.raises(TransitionRefused, match="not allowed from status 'cancelled'"):
+        control.cancel(state, stopped, ADA)
+
+
+# -- races ---------------------------------------------------------------------------------------
+
+
+def test_race_stop_just_as_the_task_ends(app, engine, state):
+    """(a) Stop requested at the moment a short task returns, 20 times."""
+    # where the stop lands: after the step closed (only the runner's recording of the result is
+    # left), just before the step closes, or in the last ticks
+    shapes = [{"after_step": True}, {"tail": 0.0}, {"tail": 0.005}, {"tail": 0.02}, {"tail": 0.04}]
+    jobs = [jobmonitor.enqueue(ct.ends_soon, user=OWNER, seconds=0.02, **shapes[i % len(shapes)]) for i in range(20)]
+    accepted = 0
+    with ct.worker_thread(app, SimpleWorker, timeout=30):
+        for _ in jobs:
+            job_id = ct.wait_arrival("ending")
+            try:
+                control.stop(state, job_id, ADA)
+                accepted += 1
+            except TransitionRefused:
+                pass
+
+    outcomes = Counter()
+    for job in jobs:
+        row = job_row(engine, job.id)
+        assert row.status in ("completed", "stopped"), (job.id, row.status)
+        events = [event for _user, event in notifications(engine, job.id)]
+        assert events == [row.status], (job.id, row.status, events)
+        outcomes[row.status] += 1
+    assert accepted >= 1
+    assert outcomes["stopped"] >= 1 and outcomes["completed"] >= 1, outcomes  # the race went both ways
+
+
+def test_race_cancel_while_a_worker_drains_the_queue(app, engine, state, worker_class):
+    """(b) Cancel queued jobs while a worker is taking them: each is cancelled or ran, never both."""
+    marker = "race-cancel"
+    jobs = [jobmonitor.enqueue(ct.records_run, marker=marker, seconds=0.005) for _ in range(30)]
+    refused = 0
+    with ct.worker_thread(app, worker_class, timeout=30):
+        wait_status(engine, jobs[0].id, "running", "completed")
+        for job in reversed(jobs):  # meets the worker half-way
+            try:
+                control.cancel(state, job.id, ADA)
+            except TransitionRefused:
+                refused += 1
+
+    ran = {member.decode() for member in state.redis.smembers(ct.ran_key(marker))}
+    outcomes = Counter()
+    for job in jobs:
+        row = job_row(engine, job.id)
+        assert row.status in ("cancelled", "completed"), (job.id, row.status)
+        assert (row.status == "completed") == (job.id in ran), (job.id, row.status)
+        if row.status == "cancelled":
+            assert row.started_at is None
+        outcomes[row.status] += 1
+    assert outcomes["cancelled"] >= 1 and outcomes["completed"] >= 1, outcomes
+    assert refused == outcomes["completed"]
+    assert rq_ids(state, "default") == []
+
+
+def test_race_two_people_stop_the_same_job_at_once(app, engine, state):
+    """(c) Exactly one of two simultaneous stops succeeds; the other is refused."""
+
+    def stop_together(job_id: str) -> list[str]:
+        barrier = threading.Barrier(2)
+        results: list[str] = []
+
+        def stop_as(user: User) -> None:
+            with app.app_context():
+                barrier.wait()
+                try:
+                    control.stop(state, job_id, user)
+                    results.append("stopped")
+                except TransitionRefused:
+                    results.append("refused")
+
+        threads = [threading.Thread(target=stop_as, args=(user,)) for user in (ADA, BOB)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        return sorted(results)
+
+    job = jobmonitor.enqueue(ct.ticks, user=OWNER, seconds=30)
+    with ct.worker_thread(app, SimpleWorker, timeout=10):
+        wait_progress(engine, job.id, 2)
+        assert stop_together(job.id) == ["refused", "stopped"]
+        wait_status(engine, job.id, "stopped", timeout=5)
+    requests = [m for m in log_messages(engine, job.id) if m.startswith("Stop requested by")]
+    assert len(requests) == 1
+    assert notifications(engine, job.id) == [("7", "stopped")]
+
+    # more rounds on bare running rows: the conditional UPDATE alone decides
+    for _ in range(10):
+        job_id = insert_job(engine, task=ct.ticks.name, status="running", attempt=1)
+        assert stop_together(job_id) == ["refused", "stopped"]
+        assert status_of(engine, job_id) == "stopping"
+        assert len([m for m in log_messages(engine, job_id) if m.startswith("Stop requested by")]) == 1
+        state.redis.delete(control_key(job_id))
+
+
+# -- restart and delete --------------------------------------------------------------------------
+
+
+def test_restart_makes_a_new_job_with_the_same_task_params_and_input_copies(app, engine, state):
+    inputs = {"a.csv": b"id,name\n1,x\n", "b.bin": bytes(range(256))}
+    job = jobmonitor.enqueue(ct.reads_inputs, user=OWNER, name="Copy the inputs", files=inputs)
+    run_worker(app)
+    assert status_of(engine, job.id) == "completed"
+
+    result = control.restart(state, job.id, ADA)
+
+    new = job_row(engine, result.new_job_id)
+    original = job_row(engine, job.id)
+    assert new.id != job.id
+    assert (new.task, new.params, new.name, new.status) == (original.task, original.params, original.name, "queued")
+    assert new.restarted_from_id == job.id
+    assert (new.run_by_id, new.run_by_name) == ("1", "Ada Admin")
+    assert new.id in rq_ids(state, "default")
+
+    def input_files(job_id: str) -> dict[str, tuple[str, bytes]]:
+        c = file_table.c
+        rows = _rows(engine, sa.select(file_table).where(c.job_id == job_id, c.kind == "input"))
+        result: dict[str, tuple[str, bytes]] = {}
+        for r in rows:
+            with state.storage.open(r.storage_key) as handle:
+                result[r.filename] = (r.storage_key, handle.read())
+        return result
+
+    old_files, new_files = input_files(job.id), input_files(new.id)
+    assert {name: data for name, (_key, data) in new_files.items()} == inputs
+    assert {name: data for name, (_key, data) in old_files.items()} == inputs
+    assert not {key for key, _ in old_files.values()} & {key for key, _ in new_files.values()}
+    # seen from the original: the new job is its restart
+    restarts = _rows(engine, sa.select(job_table.c.id).where(job_table.c.restarted_from_id == job.id))
+    assert [r.id for r in restarts] == [new.id]
+    assert f"Restarted by Ada Admin as job {new.id}." in log_messages(engine, job.id)
+    page = app.test_client().get(f"/admin/jobs/{job.id}/", headers={"X-User": "1"})
+    assert page.status_code == 200 and new.id in page.get_data(as_text=True)
+
+    run_worker(app)
+    assert status_of(engine, new.id) == "completed"
+
+
+def test_delete_removes_the_job_its_children_and_everything_recorded(app, engine, state):
+    parent = jobmonitor.enqueue(ct.leaves_traces, user=OWNER, children=2, files={"in.txt": b"input"})
+    other = jobmonitor.enqueue(ct.leaves_traces, user=OWNER)
+    # only the parent runs: its children stay queued
+    worker = create_worker(app, worker_class=SimpleWorker)
+    ct._stop_pubsub_listener_first(worker)
+    worker.work(burst=True, max_jobs=1)
+    assert status_of(engine, parent.id) == "completed"
+    children = [r.id for r in _rows(engine, sa.select(job_table.c.id).where(job_table.c.parent_id == parent.id))]
+    assert len(children) == 2
+
+    with pytest.raises(ActionNotAllowed, match=r"child job .* is still active"):
+        control.delete(state, parent.id, ADA)
+    assert status_of(engine, parent.id) == "completed"
+
+    run_worker(app)
+    family = [parent.id, *children]
+    assert {status_of(engine, job_id) for job_id in [*family, other.id]} == {"completed"}
+    storage = Path(state.storage.root)
+    for table in (step_table, subtask_table, log_table, file_table, notification_table):
+        assert _rows(engine, sa.select(table).where(table.c.job_id.in_(family))), table.name
+    assert all(files_under(storage / job_id) for job_id in family)
+
+    control.delete(state, parent.id, ADA)
+
+    assert _rows(engine, sa.select(job_table).where(job_table.c.id.in_(family))) == []
+    for table in (step_table, subtask_table, log_table, file_table, notification_table):
+        assert _rows(engine, sa.select(table).where(table.c.job_id.in_(family))) == [], table.name
+    assert not any(files_under(storage / job_id) for job_id in family)
+    assert not any(RQJob.exists(job_id, connection=state.redis) for job_id in family)
+    # the unrelated job keeps everything
+    assert status_of(engine, other.id) == "completed" and files_under(storage / other.id)
+    assert _rows(engine, sa.select(subtask_table).where(subtask_table.c.job_id == other.id))
+
+
+# -- priority ------------------------------------------------------------------------------------
+
+
+def test_priority_moves_a_queued_job_between_queues_and_workers_take_high_default_low(app, engine, state):
+    low = jobmonitor.enqueue(ct.records_run, marker="priority")
+    assert rq_ids(state, "default") == [low.id]
+
+    control.set_priority(state, low.id, True, ADA)
+    assert (rq_ids(state, "default"), rq_ids(state, "low")) == ([], [low.id])
+    row = job_row(engine, low.id)
+    assert (row.low_priority, row.queue_name) == (True, QUEUE_NAMES["low"])
+    control.set_priority(state, low.id, False, ADA)
+    assert (rq_ids(state, "default"), rq_ids(state, "low")) == ([low.id], [])
+    assert job_row(engine, low.id).queue_name == QUEUE_NAMES["default"]
+    control.set_priority(state, low.id, True, ADA)
+    assert RQJob.fetch(low.id, connection=state.redis).origin == QUEUE_NAMES["low"]
+
+    default = jobmonitor.enqueue(ct.records_run, marker="priority")
+    high = insert_job(engine, task=ct.records_run.name, params={"args": [], "kwargs": {"marker": "priority"}})
+    state.queue("high").enqueue(RUNNER_PATH, high, job_id=high)
+    assert "Set to low priority by Ada Admin." in log_messages(engine, low.id)
+
+    run_worker(app)
+
+    started = sorted(
+        (job_row(engine, job_id).started_at, name)
+        for name, job_id in [("low", low.id), ("default", default.id), ("high", high)]
+    )
+    assert [name for _at, name in started] == ["high", "default", "low"]
+    with pytest.raises(TransitionRefused, match="cannot change priority"):
+        control.set_priority(state, low.id, False, ADA)
+
+
+# -- bulk ----------------------------------------------------------------------------------------
+
+
+def test_bulk_summary_counts_done_and_skipped_with_reasons(app, engine, state):
+    queued = [jobmonitor.enqueue(ct.records_run, marker="bulk").id for _ in range(2)]
+    completed = insert_job(engine, status="completed")
+
+    summary = control.perform_bulk(state, "cancel", orm_jobs(engine, [*queued, completed]), ADA)
+
+    assert summary.message == "2 cancelled, 1 skipped: already completed"
+    assert [r.job_id for r in summary.done] == queued
+    assert {status_of(engine, job_id) for job_id in queued} == {"cancelled"}
+
+    more = [insert_job(engine, status="completed"), insert_job(engine, status="running", attempt=1)]
+    fresh = jobmonitor.enqueue(ct.records_run, marker="bulk").id
+    summary = control.perform_bulk(state, "cancel", orm_jobs(engine, [completed, *more, fresh]), ADA)
+    assert summary.message == "1 cancelled, 3 skipped: 2 already completed; already running"
+
+
+def test_json_and_admin_actions(app, engine, state):
+    client = app.test_client()
+    headers = {"X-User": "1"}
+    queued = jobmonitor.enqueue(ct.records_run, marker="web").id
+    completed = insert_job(engine, status="completed")
+
+    answer = client.post(f"/jobmonitor/api/jobs/{completed}/stop", headers=headers)
+    assert answer.status_code == 409 and "not allowed from status 'completed'" in answer.get_json()["error"]
+    answer = client.post(f"/jobmonitor/api/jobs/{queued}/set_low_priority", headers=headers)
+    assert answer.status_code == 200 and answer.get_json()["status"] == "queued"
+    assert rq_ids(state, "low") == [queued]
+
+    answer = client.post(
+        "/jobmonitor/api/jobs/bulk", json={"action": "cancel", "ids": [queued, completed]}, headers=headers
+    )
+    assert answer.status_code == 200
+    assert answer.get_json()["message"] == "1 cancelled, 1 skipped: already completed"
+    assert rq_ids(state, "low") == []
+
+    other = jobmonitor.enqueue(ct.records_run, marker="web").id
+    answer = client.post(f"/admin/jobs/{other}/action", data={"action": "cancel"}, headers=headers)
+    assert answer.status_code == 302
+    answer = client.post(
+        "/admin/jobs/bulk", data={"action": "delete", "ids": [queued, other, completed]}, headers=headers
+    )
+    assert answer.status_code == 302
+    with client.session_transaction() as session:
+        flashes = [message for _category, message in session.get("_flashes", [])]
+    assert flashes == ["The job was cancelled.", "3 deleted"]
+    assert _rows(engine, sa.select(job_table.c.id).where(job_table.c.id.in_([queued, other, completed]))) == []
+
+
+# -- parents and children ------------------------------------------------------------------------
+
+
+def test_stopping_a_parent_stops_its_running_children_and_cancels_its_queued_ones(app, engine, state):
+    parent = jobmonitor.enqueue(ct.spawns_and_ticks, user=OWNER, children=2, low_priority=True)
+    # the parent runs on a worker of the low queue, its children (default queue) on another one
+    with ct.worker_thread(app, SimpleWorker, queues=("low",), timeout=10):
+        assert ct.wait_arrival("spawned") == parent.id
+        children = [
+            r.id
+            for r in _rows(
+                engine,
+                sa.select(job_table.c.id).where(job_table.c.parent_id == parent.id).order_by(job_table.c.created_at),
+            )
+        ]
+        with ct.worker_thread(app, SimpleWorker, queues=("default",), timeout=10):
+            wait_progress(engine, children[0], 2)
+            assert status_of(engine, children[1]) == "queued"
+
+            control.stop(state, parent.id, ADA)
+
+            wait_status(engine, parent.id, "stopped", timeout=5)
+            wait_status(engine, children[0], "stopped", timeout=5)
+    first, second = job_row(engine, children[0]), job_row(engine, children[1])
+    assert (first.status, first.stop_forced) == ("stopped", False)
+    assert (second.status, second.started_at) == ("cancelled", None)
+    assert "Stop requested by Ada Admin; work already done is kept." in log_messages(engine, children[0])
+    assert "Cancelled by Ada Admin." in log_messages(engine, children[1])

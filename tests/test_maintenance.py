@@ -1,0 +1,541 @@
+"""Recovery of jobs whose worker died, jobs Redis forgot, database outages during a job, and the
+retention clean-up. Worker deaths use real ``flask jobmonitor worker`` subprocesses.
+
+A "lost machine" is simulated by SIGKILLing the worker and its work horse (which sits in a
+process group of its own, DESIGN.md "Dependency facts"); killing only the worker leaves an
+orphaned horse that keeps its job's heartbeat going, so that job must *not* be recovered.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from rq.job import Job as RQJob
+from sqlalchemy.orm import Session
+
+from flask_jobmonitor.enqueue import submit_to_rq
+from flask_jobmonitor.listing import ListFilters, fetch_page
+from flask_jobmonitor.maintenance import delete_old_jobs, recover
+from flask_jobmonitor.models import Job, file_table, job_table, log_table, step_table, subtask_table
+from flask_jobmonitor.schedules import LAUNCHER_PATH, RETENTION_SCHEDULE
+from flask_jobmonitor.timeutil import utcnow
+
+from . import reliability_tasks as rt
+from .app_factory import jobmonitor
+from .conftest import insert_job, run_worker
+from .reliability_support import (
+    QUEUES,
+    ReliabilityEnv,
+    checkpoint_of,
+    children,
+    log_messages,
+    reliability_env,
+    row,
+    subtasks,
+    wait_for,
+    wait_row,
+    wait_status,
+)
+from .tasks import import_rows, noop
+
+pytestmark = pytest.mark.slow
+ABANDONED_AFTER = 3.0
+RECOVERY_INTERVAL = 1.0  # ABANDONED_AFTER / 3
+
+
+@pytest.fixture
+def rel(database_url: str, redis_url: str, tmp_path: Path):
+    with reliability_env(database_url, redis_url, tmp_path) as env:
+        yield env
+
+
+def running_with_progress(rel: ReliabilityEnv, job_id: str, items: int = 3, timeout: float = 60) -> sa.Row[Any]:
+    """Wait until the job runs and has written ``items`` subtasks (it is mid-job)."""
+    return wait_row(
+        rel.engine,
+        job_id,
+        lambda r: r.status == "running" and len(subtasks(rel.engine, job_id)) >= items,
+        timeout,
+        f"job {job_id} to run with {items} subtasks written\n{rel.worker_logs()}",
+    )
+
+
+def item_numbers(engine: sa.Engine, job_id: str) -> list[int]:
+    return [int(s.name.split()[1]) for s in subtasks(engine, job_id) if s.name.startswith("item ")]
+
+
+def attempt_of(subtask: sa.Row[Any]) -> int:
+    return int(subtask.message.split()[1])
+
+
+# -- worker deaths ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("victim", ["rq.Worker", "rq.SimpleWorker"], ids=["forking", "simple"])
+def test_lost_machine_fails_a_non_resumable_job_through_another_workers_recovery(rel, victim):
+    rel.start()
+    doomed = rel.worker(victim)
+    job = jobmonitor.enqueue(rt.plain_items, count=200, item_seconds=0.1)
+    running_with_progress(rel, job.id)
+    rel.worker("rq.SimpleWorker")  # a healthy worker, whose RecoveryLoop notices the dead one
+
+    horse = doomed.kill_machine()
+    killed_at = time.monotonic()
+
+    assert (horse is not None) == (victim == "rq.Worker")
+    failed = wait_status(rel.engine, job.id, "failed", 30)
+    took = time.monotonic() - killed_at
+    assert failed.error_message == f"worker {doomed.name} stopped responding"
+    assert failed.ended_at is not None and failed.error_count >= 1
+    # noticed from the job's heartbeat: not before it expired, and within one more recovery pass
+    assert ABANDONED_AFTER - 1.0 <= took <= ABANDONED_AFTER + RECOVERY_INTERVAL + 5, f"{took}\n{rel.worker_logs()}"
+    assert f"worker {doomed.name} stopped responding" in log_messages(rel.engine, job.id)
+    with rel.engine.connect() as connection:
+        steps = connection.execute(sa.select(step_table.c.status).where(step_table.c.job_id == job.id)).scalars()
+        assert list(steps) == ["failed"]
+
+
+def test_lost_machine_job_is_failed_by_the_recover_command(rel):
+    rel.start()
+    doomed = rel.worker("rq.Worker")
+    job = jobmonitor.enqueue(rt.plain_items, count=200, item_seconds=0.1)
+    running_with_progress(rel, job.id)
+
+    doomed.kill_machine()
+
+    # its heartbeat is still fresh: a recovery pass right away leaves it alone
+    assert not recover(rel.state)
+    assert row(rel.engine, job.id).status == "running"
+    time.sleep(ABANDONED_AFTER + 0.5)
+    result = rel.cli("jobmonitor", "recover")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("recovery: 0 requeued, "), result.stdout
+    assert re.search(r"\b1 failed, 0 stopped, 0 resubmitted\b", result.stdout), result.stdout
+    failed = row(rel.engine, job.id)
+    assert (failed.status, failed.error_message) == ("failed", f"worker {doomed.name} stopped responding")
+
+
+def test_recover_requeues_a_resumable_job_of_a_lost_machine_at_the_front(rel):
+    rel.start()
+    doomed = rel.worker("rq.Worker")
+    job = jobmonitor.enqueue(rt.resumable_items, count=25, item_seconds=0.1)
+    running_with_progress(rel, job.id, items=4)
+    doomed.kill_machine()
+    waiting = jobmonitor.enqueue(noop)  # queued while the job was "running" elsewhere
+
+    report = wait_for(lambda: recover(rel.state), ABANDONED_AFTER + 5, "recovery to notice the dead run")
+
+    assert (report.requeued, report.failed) == ([job.id], [])
+    requeued = row(rel.engine, job.id)
+    assert requeued.status == "queued"
+    assert rel.state.queue().job_ids == [job.id, waiting.id]  # at the front, ahead of later work
+    done_before = checkpoint_of(requeued)["next"]
+    assert item_numbers(rel.engine, job.id) == list(range(done_before))  # subtasks match the checkpoint
+
+    run_worker(rel.app)
+
+    finished = row(rel.engine, job.id)
+    assert finished.status == "completed", finished.error_message
+    assert item_numbers(rel.engine, job.id) == list(range(25))  # none lost, none repeated
+    attempts = [attempt_of(s) for s in subtasks(rel.engine, job.id)]
+    assert finished.attempt != 1
+    assert attempts == [1] * done_before + [finished.attempt] * (25 - done_before)
+    assert row(rel.engine, waiting.id).started_at >= finished.started_at
+
+
+def test_resumable_job_of_a_lost_machine_is_finished_by_another_worker_from_its_checkpoint(rel):
+    rel.start()
+    doomed = rel.worker("rq.Worker")
+    job = jobmonitor.enqueue(rt.resumable_items, count=40, item_seconds=0.1)
+    running_with_progress(rel, job.id, items=5)
+    survivor = rel.worker("rq.Worker")  # recovers the job, then runs it
+
+    doomed.kill_machine()
+
+    finished = wait_status(rel.engine, job.id, ("completed", "failed"), 60)
+    assert finished.status == "completed", f"{finished.error_message}\n{rel.worker_logs()}"
+    assert finished.worker_name == survivor.name
+    assert item_numbers(rel.engine, job.id) == list(range(40))
+    first_run = [s for s in subtasks(rel.engine, job.id) if attempt_of(s) == 1]
+    assert 5 <= len(first_run) < 40  # the second run started where the first one's checkpoint was
+    assert any("queued again to continue from its checkpoint" in m for m in log_messages(rel.engine, job.id))
+    with rel.engine.connect() as connection:
+        step = connection.execute(sa.select(step_table).where(step_table.c.job_id == job.id)).one()
+    assert (step.status, step.done, step.total) == ("completed", 40, 40)
+
+
+def test_resumable_job_fails_once_its_recoveries_are_used_up(rel):
+    """JOBMONITOR_MAX_RECOVERIES is how often a resumable job whose worker died is queued again:
+    with 2, three runs die before the job is failed."""
+    rel.start(MAX_RECOVERIES=2)
+    job = jobmonitor.enqueue(rt.resumable_items, count=400, item_seconds=0.1)
+    runs = 0
+    while row(rel.engine, job.id).status != "failed" and runs < 5:
+        worker = rel.worker("rq.Worker")
+        wait_row(rel.engine, job.id, lambda r: r.status == "running", 60, "the next run to start")
+        runs += 1
+        before = len(subtasks(rel.engine, job.id))
+        running_with_progress(rel, job.id, items=before + 2)
+        worker.kill_machine()
+        wait_for(lambda: recover(rel.state), ABANDONED_AFTER + 5, "recovery of the dead run")
+
+    failed = row(rel.engine, job.id)
+    assert failed.status == "failed"
+    assert runs == 3, f"the job was failed after {runs} runs with JOBMONITOR_MAX_RECOVERIES=2"
+    assert failed.error_message.endswith("stopped responding (after 2 recoveries)")
+    assert item_numbers(rel.engine, job.id) == list(range(len(item_numbers(rel.engine, job.id))))
+
+
+def test_orphaned_work_horse_keeps_its_job_alive_and_completes_it(rel):
+    rel.start()
+    doomed = rel.worker("rq.Worker")
+    job = jobmonitor.enqueue(rt.plain_items, count=45, item_seconds=0.2)  # ~9 s
+    running_with_progress(rel, job.id, items=3)
+    rel.worker("rq.SimpleWorker")  # runs recovery every second
+
+    horse = doomed.kill_worker_only()
+    assert horse is not None
+
+    # well past ABANDONED_AFTER: the horse still beats, so nobody recovers the job
+    time.sleep(ABANDONED_AFTER + 2 * RECOVERY_INTERVAL + 0.5)
+    alive = row(rel.engine, job.id)
+    assert (alive.status, alive.attempt) == ("running", 1)
+    assert alive.heartbeat_at > utcnow() - timedelta(seconds=ABANDONED_AFTER)
+    finished = wait_status(rel.engine, job.id, ("completed", "failed", "queued"), 30)
+    assert (finished.status, finished.attempt) == ("completed", 1), finished.error_message
+    assert item_numbers(rel.engine, job.id) == list(range(45))
+    assert not any("stopped responding" in m for m in log_messages(rel.engine, job.id))
+
+
+# -- Redis and database faults ------------------------------------------------------------------
+
+
+def forget_in_redis(rel: ReliabilityEnv, job_id: str) -> None:
+    """What a Redis restart without persistence does to a queued job: hash and entry gone."""
+    rel.redis.delete(RQJob.key_for(job_id))
+    for name in QUEUES.values():
+        rel.redis.lrem(f"rq:queue:{name}", 0, job_id)
+
+
+def test_queued_job_that_redis_forgot_is_resubmitted_by_recover_and_completes(rel):
+    rel.start()
+    lost = jobmonitor.enqueue(import_rows, files={"rows.csv": b"a\nb\n"})
+    kept = jobmonitor.enqueue(noop)
+    forget_in_redis(rel, lost.id)
+    assert rel.state.queue().job_ids == [kept.id]
+
+    assert not recover(rel.state)  # queued a moment ago: not yet suspicious
+    time.sleep(ABANDONED_AFTER + 0.2)
+    report = recover(rel.state)
+
+    assert report.resubmitted == [lost.id]  # the job RQ still holds is not queued twice
+    assert sorted(rel.state.queue().job_ids) == sorted([lost.id, kept.id])
+    assert row(rel.engine, lost.id).status == "queued"
+    run_worker(rel.app)
+    assert row(rel.engine, lost.id).status == "completed", row(rel.engine, lost.id).error_message
+    assert row(rel.engine, kept.id).status == "completed"
+    assert rel.state.queue().count == 0
+
+
+def test_paused_job_that_redis_forgot_is_queued_again_by_recover(rel):
+    rel.start()
+    past = utcnow() - timedelta(seconds=60)
+    job_id = insert_job(
+        rel.engine,
+        task=rt.resumable_items.name,
+        params={"args": [], "kwargs": {"count": 3, "item_seconds": 0.0}},
+        status="paused",
+        queue_name=QUEUES["default"],
+        enqueued_at=past,
+        status_changed_at=past,
+        checkpoint={"next": 1},
+        attempt=1,
+    )
+
+    report = recover(rel.state)
+
+    assert report.resubmitted == [job_id]
+    assert row(rel.engine, job_id).status == "queued"
+    run_worker(rel.app)
+    done = row(rel.engine, job_id)
+    assert done.status == "completed", done.error_message
+    assert item_numbers(rel.engine, job_id) == [1, 2]  # it continued from its checkpoint
+
+
+@pytest.mark.parametrize("victim", ["rq.Worker", "rq.SimpleWorker"], ids=["forking", "simple"])
+def test_job_a_dead_worker_dequeued_but_never_claimed_is_run_by_another_worker(rel, victim):
+    """The worker took the job off the RQ queue and died before its claim reached the database
+    (SQL: queued; RQ: the job hash still says queued, but no queue holds it). Nothing will run
+    it; recovery must give it to another worker."""
+    rel.start()
+    doomed = rel.worker(victim)
+    job_id = insert_job(rel.engine, queue_name=QUEUES["default"], enqueued_at=utcnow())
+    with Session(rel.engine, expire_on_commit=False) as session:
+        job = session.get(Job, job_id)
+    blocker = rel.engine.connect()
+    transaction = blocker.begin()
+    blocker.execute(sa.update(job_table).where(job_table.c.id == job_id).values(name="held by the test"))
+    try:
+        submit_to_rq(rel.state, job)  # Redis only: the worker dequeues it, its claim waits for our lock
+        wait_for(lambda: rel.state.queue().count == 0, 30, "the worker to dequeue the job")
+        time.sleep(0.5)
+        doomed.kill_machine()
+    finally:
+        transaction.rollback()
+        blocker.close()
+    assert row(rel.engine, job_id).status == "queued"
+    # RQ still calls it queued (or started), but no queue holds it and no worker runs it
+    assert rel.redis.hget(RQJob.key_for(job_id), "status") in (b"queued", b"started")
+    assert job_id not in rel.state.queue().job_ids
+
+    rel.worker("rq.SimpleWorker")
+
+    done = wait_status(rel.engine, job_id, ("completed", "failed"), ABANDONED_AFTER + RECOVERY_INTERVAL + 15)
+    assert done.status == "completed", done.error_message
+
+
+def test_a_run_resubmitted_to_rq_while_it_runs_still_completes(rel):
+    """Recovery can hand a queued job to RQ again just as a worker starts it (its SQL snapshot
+    said queued; the soak saw it after a Redis restart). The RQ hash then says queued again
+    while the first run works. That run's outcome must still be recorded from what the run
+    did, not from the RQ hash: the job completes (and the second RQ entry runs nothing)."""
+    rel.start()
+    rel.worker("rq.Worker")
+    job_id = jobmonitor.enqueue(rt.ticks_for, seconds=2.0).id
+    wait_status(rel.engine, job_id, "running", 60)
+    with Session(rel.engine, expire_on_commit=False) as session:
+        job = session.get(Job, job_id)
+    submit_to_rq(rel.state, job)  # what recovery's resubmission does
+
+    done = wait_status(rel.engine, job_id, ("completed", "failed"), 30)
+    assert done.status == "completed", done.error_message
+    assert done.attempt == 1
+
+
+def test_a_dead_run_is_not_recorded_completed_because_a_duplicate_rq_entry_finished(rel):
+    """A second RQ entry of a job (recovery resubmitted it twice: seen in the soak after a Redis
+    restart) is dequeued while the job runs elsewhere; its claim is refused, and RQ records that
+    no-op execution "finished" on the job's one RQ hash. When the real run then dies, recovery must
+    not take that "finished" for the dead run's result: the job continues from its checkpoint."""
+    rel.start()
+    doomed = rel.worker("rq.Worker")
+    job_id = jobmonitor.enqueue(rt.resumable_items, count=30, item_seconds=0.1).id
+    running_with_progress(rel, job_id, items=4)
+    with Session(rel.engine, expire_on_commit=False) as session:
+        job = session.get(Job, job_id)
+    submit_to_rq(rel.state, job)  # the duplicate entry
+    run_worker(rel.app)  # its claim is refused: "not run", and RQ says finished
+    assert rel.redis.hget(RQJob.key_for(job_id), "status") == b"finished"
+    assert row(rel.engine, job_id).status == "running"
+
+    doomed.kill_machine()
+    wait_for(lambda: recover(rel.state), ABANDONED_AFTER + 5, "recovery of the dead run")
+
+    after = row(rel.engine, job_id)
+    done_items = item_numbers(rel.engine, job_id)
+    assert after.status != "completed" or done_items == list(range(30)), (
+        f"recorded completed with {len(done_items)} of 30 items done"
+    )
+    rel.worker("rq.SimpleWorker")
+    finished = wait_status(rel.engine, job_id, ("completed", "failed"), 60)
+    assert finished.status == "completed", finished.error_message
+    assert item_numbers(rel.engine, job_id) == list(range(30))
+
+
+@pytest.fixture
+def database_outage(rel):
+    """Make every statement of the app's engine fail while ``reliability_tasks.DB_OUTAGE`` is set."""
+    failures: list[str] = []
+
+    def refuse(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
+        if rt.DB_OUTAGE.is_set():
+            failures.append(statement)
+            raise sa.exc.OperationalError(statement, parameters, ConnectionRefusedError("database unreachable"))
+
+    def install() -> list[str]:
+        sa.event.listen(rel.engine, "before_cursor_execute", refuse)
+        return failures
+
+    yield install
+    rt.DB_OUTAGE.clear()
+    if sa.event.contains(rel.engine, "before_cursor_execute", refuse):
+        sa.event.remove(rel.engine, "before_cursor_execute", refuse)
+
+
+@pytest.mark.parametrize("task", [rt.survives_db_outage, rt.resumable_survives_db_outage], ids=["plain", "resumable"])
+def test_database_outage_in_the_middle_of_a_job_loses_nothing(rel, database_outage, task):
+    rel.start()
+    job = jobmonitor.enqueue(task, count=40, outage_at=5, outage_seconds=1.0, item_seconds=0.05)
+    failures = database_outage()
+
+    run_worker(rel.app)
+
+    assert failures, "the outage did not happen while the job wrote"
+    assert not rt.DB_OUTAGE.is_set()
+    done = row(rel.engine, job.id)
+    assert done.status == "completed", done.error_message
+    assert [s.name for s in subtasks(rel.engine, job.id)] == [f"item {i}" for i in range(40)]
+    assert (done.progress_done, done.progress_total) == (40, 40)
+    assert (done.error_count, done.warning_count) == (0, 4)
+    assert [m for m in log_messages(rel.engine, job.id) if m.startswith("item ")] == [
+        f"item {i} done" for i in range(40)
+    ]
+    with rel.engine.connect() as connection:
+        step = connection.execute(sa.select(step_table).where(step_table.c.job_id == job.id)).one()
+    assert (step.status, step.done, step.counters) == ("completed", 40, {"done": 40})
+
+
+@pytest.mark.parametrize(
+    "task",
+    [rt.db_outage_at_step_end, rt.db_outage_before_a_new_step, rt.db_outage_at_the_end],
+    ids=["step-end", "new-step", "result"],
+)
+def test_database_outage_when_a_step_or_the_job_ends_is_waited_out(rel, database_outage, task):
+    rel.start()
+    job = jobmonitor.enqueue(task, outage_seconds=1.0)
+    failures = database_outage()
+
+    run_worker(rel.app)
+
+    assert failures, "the outage did not happen while the job wrote"
+    done = row(rel.engine, job.id)
+    assert done.status == "completed", done.error_message
+    expected = [f"first {i}" for i in range(3)] + [f"second {i}" for i in range(3)]
+    if task is rt.db_outage_at_the_end:
+        expected = [f"item {i}" for i in range(3)]
+    assert [s.name for s in subtasks(rel.engine, job.id)] == expected
+    with rel.engine.connect() as connection:
+        statuses = connection.execute(
+            sa.select(step_table.c.status).where(step_table.c.job_id == job.id).order_by(step_table.c.position)
+        ).scalars()
+        assert set(statuses) == {"completed"}
+
+
+# -- retention ----------------------------------------------------------------------------------
+
+
+def age(engine: sa.Engine, job_ids: list[str], days: float) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(job_table).where(job_table.c.id.in_(job_ids)).values(created_at=utcnow() - timedelta(days=days))
+        )
+
+
+def stored_files(rel: ReliabilityEnv, job_id: str) -> list[Path]:
+    with rel.engine.connect() as connection:
+        keys = connection.execute(sa.select(file_table.c.storage_key).where(file_table.c.job_id == job_id)).scalars()
+        return [Path(rel.storage_path, *key.split("/")) for key in keys]
+
+
+def rows_of(engine: sa.Engine, job_ids: list[str]) -> dict[str, int]:
+    with engine.connect() as connection:
+        return {
+            table.name: connection.execute(
+                sa.select(sa.func.count()).select_from(table).where(table.c.job_id.in_(job_ids))
+            ).scalar_one()
+            for table in (step_table, subtask_table, log_table, file_table)
+        }
+
+
+def existing(engine: sa.Engine, job_ids: list[str]) -> set[str]:
+    with engine.connect() as connection:
+        return set(connection.execute(sa.select(job_table.c.id).where(job_table.c.id.in_(job_ids))).scalars())
+
+
+def test_delete_old_jobs_removes_old_finished_jobs_with_records_and_files(rel):
+    rel.start(RETENTION_DAYS=30)
+    old_ok = jobmonitor.enqueue(import_rows, bad_every=2, files={"rows.csv": b"a\nb\nc\n"})
+    old_failed = jobmonitor.enqueue(rt.fails_soon)
+    old_parent = jobmonitor.enqueue(rt.spawns_family, count=3, child_seconds=0.01)
+    recent = jobmonitor.enqueue(import_rows, files={"rows.csv": b"x\n"})
+    run_worker(rel.app)
+    family = [c.id for c in children(rel.engine, old_parent.id)]
+    assert len(family) == 3
+    old_queued = insert_job(rel.engine, queue_name=QUEUES["default"])
+    old_running = insert_job(rel.engine, status="running", attempt=1)
+    old = [old_ok.id, old_failed.id, old_parent.id, *family, old_queued, old_running]
+    age(rel.engine, old, days=31)
+    old_files = stored_files(rel, old_ok.id)
+    assert len(old_files) == 3 and all(f.exists() for f in old_files)  # input, output, error report
+    recent_files = stored_files(rel, recent.id)
+
+    deleted = delete_old_jobs(rel.state, 30)
+
+    assert deleted == 3  # the old finished top-level jobs (each with its children)
+    gone = [old_ok.id, old_failed.id, old_parent.id, *family]
+    assert existing(rel.engine, gone) == set()
+    assert rows_of(rel.engine, gone) == {
+        "jobmonitor_step": 0,
+        "jobmonitor_subtask": 0,
+        "jobmonitor_log": 0,
+        "jobmonitor_file": 0,
+    }
+    assert not any(f.exists() for f in old_files)
+    assert existing(rel.engine, [recent.id, old_queued, old_running]) == {recent.id, old_queued, old_running}
+    assert all(f.exists() for f in recent_files)
+    assert delete_old_jobs(rel.state, 30) == 0
+
+
+def test_retention_runs_as_a_system_job_seen_only_with_show_system(rel):
+    rel.start(RETENTION_DAYS=30)
+    old = jobmonitor.enqueue(noop, user=("7", "Ann"))
+    recent = jobmonitor.enqueue(noop, user=("7", "Ann"))
+    run_worker(rel.app)
+    age(rel.engine, [old.id], days=45)
+
+    # what rq-scheduler queues at the retention schedule's due time
+    assert jobmonitor.schedules[RETENTION_SCHEDULE].is_system
+    rel.state.queue("high").enqueue(LAUNCHER_PATH, RETENTION_SCHEDULE)
+    run_worker(rel.app)
+
+    with rel.engine.connect() as connection:
+        system = connection.execute(sa.select(job_table).where(job_table.c.is_system.is_(True))).one()
+        step = connection.execute(sa.select(step_table).where(step_table.c.job_id == system.id)).one()
+        hidden = fetch_page(connection, ListFilters(), visible_to=None, allow_system=True)
+        shown = fetch_page(connection, ListFilters(show_system=True), visible_to=None, allow_system=True)
+        refused = fetch_page(connection, ListFilters(show_system=True), visible_to=None, allow_system=False)
+    assert (system.name, system.task, system.status) == ("Delete old jobs", RETENTION_SCHEDULE, "completed")
+    assert step.counters == {"deleted": 1}
+    assert existing(rel.engine, [old.id, recent.id]) == {recent.id}
+    assert [j.id for j in hidden.jobs] == [recent.id]
+    assert {j.id for j in shown.jobs} == {recent.id, system.id}
+    assert [j.id for j in refused.jobs] == [recent.id]
+
+
+def test_cleanup_command_deletes_jobs_older_than_the_given_days(rel):
+    app = rel.start(RETENTION_DAYS=90)
+    older = jobmonitor.enqueue(noop)
+    younger = jobmonitor.enqueue(noop)
+    run_worker(app)
+    age(rel.engine, [older.id], days=20)
+    age(rel.engine, [younger.id], days=5)
+    runner = app.test_cli_runner()
+
+    assert runner.invoke(args=["jobmonitor", "cleanup", "--days", "30"]).output.strip() == (
+        "deleted 0 jobs older than 30 days"
+    )
+    result = runner.invoke(args=["jobmonitor", "cleanup", "--days", "10"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "deleted 1 jobs older than 10 days"
+    assert existing(rel.engine, [older.id, younger.id]) == {younger.id}
+    assert runner.invoke(args=["jobmonitor", "cleanup", "--days", "0"]).exit_code != 0
+
+
+def test_recover_leaves_a_healthy_long_running_job_alone(rel):
+    rel.start()
+    rel.worker("rq.Worker")
+    job = jobmonitor.enqueue(rt.plain_items, count=30, item_seconds=0.2)
+    running_with_progress(rel, job.id)
+    time.sleep(ABANDONED_AFTER + 0.5)
+
+    assert not recover(rel.state)
+    assert (row(rel.engine, job.id).status, row(rel.engine, job.id).attempt) == ("running", 1)
+    assert rel.state.queue().count == 0  # not resubmitted either
+    assert wait_status(rel.engine, job.id, ("completed", "failed"), 30).status == "completed"

@@ -1,0 +1,57 @@
+"""The Alembic migrations shipped in the package build exactly the tables the models declare."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from flask_jobmonitor.migrate import current_revision, include_object, upgrade
+from flask_jobmonitor.models import Base
+
+from .conftest import POSTGRES_URL, REQUIRE_POSTGRES, _drop_postgres_database, _ensure_postgres_database
+
+
+def _differences(engine: sa.Engine) -> list[object]:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"include_object": include_object, "compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+
+def test_migrations_upgrade_an_empty_postgresql_database_to_the_models() -> None:
+    url = sa.make_url(POSTGRES_URL)
+    url = url.set(database=f"{url.database}_migrate_{os.getpid()}").render_as_string(hide_password=False)
+    try:
+        _drop_postgres_database(url)
+        _ensure_postgres_database(url)
+    except sa.exc.OperationalError as error:
+        if REQUIRE_POSTGRES:
+            raise
+        pytest.skip(f"PostgreSQL not reachable: {error}")
+    engine = sa.create_engine(url)
+    try:
+        assert current_revision(engine) is None
+        upgrade(engine)
+        assert current_revision(engine) == "0001"
+        assert _differences(engine) == []
+        with engine.connect() as connection:
+            search_index = connection.exec_driver_sql(
+                "SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_jobmonitor_job_search'"
+            ).scalar()
+        assert search_index == 1
+        upgrade(engine)  # a second upgrade is a no-op
+        assert current_revision(engine) == "0001"
+    finally:
+        engine.dispose()
+        _drop_postgres_database(url)
+
+
+def test_migrations_upgrade_an_empty_sqlite_database_to_the_models(tmp_path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
+    upgrade(engine)
+    assert _differences(engine) == []
+    assert sa.inspect(engine).has_table("jobmonitor_alembic_version")
+    engine.dispose()

@@ -1,0 +1,153 @@
+"""The runner: claiming a job, running its task, recording the outcome in SQL and in RQ."""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from rq.job import Job as RQJob
+from rq.job import JobStatus as RQJobStatus
+from rq.registry import FailedJobRegistry, FinishedJobRegistry
+
+from flask_jobmonitor import JobStatus
+from flask_jobmonitor.extension import get_state
+from flask_jobmonitor.models import JobLog, JobNotification, JobStep, job_table
+from flask_jobmonitor.runner import claim
+from flask_jobmonitor.status import apply_transition
+
+from .app_factory import db, jobmonitor
+from .conftest import job_row, run_worker
+from .tasks import fails, noop, records_param
+
+
+def notifications_of(job_id: str) -> list[tuple[str, str]]:
+    rows = db.session.scalars(sa.select(JobNotification).where(JobNotification.job_id == job_id))
+    return [(n.user_id, n.event) for n in rows]
+
+
+def rq_registry(app, registry_class):  # type: ignore[no-untyped-def]
+    state = get_state(app)
+    return registry_class(queue=state.queue("default"))
+
+
+def test_successful_job_is_completed_with_its_run_recorded(app, engine, worker_class):
+    job = jobmonitor.enqueue(noop, user=("7", "Ann"))
+
+    worker = run_worker(app, worker_class)
+
+    row = job_row(engine, job.id)
+    assert row.status == JobStatus.COMPLETED, row.error_message
+    assert row.attempt == 1
+    assert row.worker_name == worker.name
+    assert row.created_at <= row.started_at <= row.ended_at
+    assert row.status_changed_at >= row.ended_at
+    assert row.error_message is None
+    assert notifications_of(job.id) == [("7", "completed")]
+    assert job.id in rq_registry(app, FinishedJobRegistry)
+    assert RQJob.fetch(job.id, connection=get_state(app).redis).return_value() == "completed"
+
+
+def test_job_of_nobody_completes_without_a_notification(app, engine):
+    job = jobmonitor.enqueue(noop)
+
+    run_worker(app)
+
+    assert job_row(engine, job.id).status == JobStatus.COMPLETED
+    assert notifications_of(job.id) == []
+
+
+def test_failing_job_is_failed_with_message_step_traceback_and_notification(app, engine, worker_class):
+    job = jobmonitor.enqueue(fails, user=("7", "Ann"))
+
+    run_worker(app, worker_class)
+
+    row = job_row(engine, job.id)
+    assert row.status == JobStatus.FAILED
+    assert row.error_message == "ValueError: boom"
+    assert row.attempt == 1
+    assert row.started_at <= row.ended_at
+    [step] = db.session.scalars(sa.select(JobStep).where(JobStep.job_id == job.id))
+    assert (step.name, step.status) == ("Work", "failed")
+    logs = list(db.session.scalars(sa.select(JobLog).where(JobLog.job_id == job.id).order_by(JobLog.id)))
+    assert [(log.level, log.message.splitlines()[0]) for log in logs] == [
+        (logging.WARNING, "about to fail"),
+        (logging.ERROR, "The job failed: ValueError: boom"),
+    ]
+    assert "Traceback (most recent call last)" in logs[-1].message
+    assert "raise ValueError(message)" in logs[-1].message
+    assert logs[-1].step_id == step.id
+    assert (row.error_count, row.warning_count) == (1, 1)
+    assert notifications_of(job.id) == [("7", "failed")]
+    assert job.id in rq_registry(app, FailedJobRegistry)
+    assert RQJob.fetch(job.id, connection=get_state(app).redis).get_status() == RQJobStatus.FAILED
+
+
+def test_job_cancelled_before_a_worker_picks_it_is_not_run(app, engine, worker_class):
+    job = jobmonitor.enqueue(records_param, value="must not run", user=("7", "Ann"))
+    with engine.begin() as connection:
+        apply_transition(connection, job.id, "cancel")
+
+    run_worker(app, worker_class)
+
+    row = job_row(engine, job.id)
+    assert row.status == JobStatus.CANCELLED
+    assert (row.attempt, row.started_at, row.worker_name, row.checkpoint) == (0, None, None, None)
+    assert notifications_of(job.id) == []
+    assert RQJob.fetch(job.id, connection=get_state(app).redis).return_value() == (
+        "not run: the job was no longer queued"
+    )
+
+
+def test_job_naming_an_unregistered_task_fails_naming_the_task(app, engine):
+    job = jobmonitor.enqueue(noop, user=("7", "Ann"))
+    with engine.begin() as connection:
+        connection.execute(sa.update(job_table).where(job_table.c.id == job.id).values(task="tests.tasks.removed"))
+
+    run_worker(app)
+
+    row = job_row(engine, job.id)
+    assert row.status == JobStatus.FAILED
+    assert row.error_message.startswith("UnknownTask: ")
+    assert "'tests.tasks.removed'" in row.error_message
+    assert row.error_count == 1
+    assert row.ended_at is not None
+    assert notifications_of(job.id) == [("7", "failed")]
+    assert job.id in rq_registry(app, FailedJobRegistry)
+
+
+def test_claim_moves_a_queued_job_to_running_and_bumps_the_attempt(app, engine):
+    job = jobmonitor.enqueue(records_param, 3, user=("7", "Ann"))
+
+    run = claim(get_state(app), job.id, "worker-1")
+
+    assert run is not None
+    assert (run.job_id, run.attempt, run.task) == (job.id, 1, "tests.tasks.records_param")
+    assert run.params == {"args": [3], "kwargs": {}}
+    assert (run.run_by_id, run.run_by_name, run.checkpoint) == ("7", "Ann", None)
+    row = job_row(engine, job.id)
+    assert (row.status, row.attempt, row.worker_name) == ("running", 1, "worker-1")
+    assert row.started_at is not None
+
+
+def test_claim_of_a_job_that_is_not_queued_returns_none(app, engine):
+    job = jobmonitor.enqueue(noop)
+    claim(get_state(app), job.id, "worker-1")
+    before = job_row(engine, job.id)
+
+    assert claim(get_state(app), job.id, "worker-2") is None
+
+    assert job_row(engine, job.id) == before
+
+
+def test_second_claim_after_requeue_keeps_the_first_start_time(app, engine):
+    job = jobmonitor.enqueue(noop)
+    claim(get_state(app), job.id, "worker-1")
+    first_start = job_row(engine, job.id).started_at
+    with engine.begin() as connection:
+        apply_transition(connection, job.id, "requeue")
+
+    run = claim(get_state(app), job.id, "worker-2")
+
+    assert run is not None and run.attempt == 2
+    row = job_row(engine, job.id)
+    assert (row.started_at, row.worker_name, row.ended_at) == (first_start, "worker-2", None)

@@ -1,0 +1,503 @@
+"""listing.py: the job list's filters, parsed from the query string, and the page query on both databases."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from flask_jobmonitor.listing import (
+    DEFAULT_PAGE_SIZE,
+    SORTABLE,
+    InvalidFilter,
+    JobPage,
+    ListFilters,
+    children_progress,
+    fetch_page,
+    parse_filters,
+)
+from flask_jobmonitor.timeutil import utcnow
+
+from .conftest import USERS, add_job, at, recorded_statements
+
+# -- parse_filters ---------------------------------------------------------------------------------
+
+
+def test_no_parameters_give_newest_first_first_page():
+    filters = parse_filters({})
+    assert filters == ListFilters()
+    assert (filters.sort, filters.descending, filters.page, filters.per_page) == ("created", True, 1, DEFAULT_PAGE_SIZE)
+    assert not filters.is_filtered
+
+
+def test_good_values_are_accepted():
+    filters = parse_filters(
+        {
+            "q": "  import products ",
+            "type": "import",
+            "user": "3",
+            "status": "failed",
+            "group": "processed",
+            "category": "import",
+            "from": "2026-03-01",
+            "to": "2026-03-31",
+            "system": "1",
+            "parent": "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "sort": "duration",
+            "dir": "asc",
+            "page": "3",
+            "per_page": "100",
+        }
+    )
+    assert filters == ListFilters(
+        q="import products",
+        type="import",
+        user="3",
+        status="failed",
+        group="processed",
+        category="import",
+        date_from=datetime(2026, 3, 1),
+        date_to=datetime(2026, 4, 1),  # "to" is inclusive: up to the end of that day
+        show_system=True,
+        parent="0f8fad5b-d9cb-469f-a165-70867728950e",
+        sort="duration",
+        descending=False,
+        page=3,
+        per_page=100,
+    )
+    assert filters.is_filtered
+
+
+@pytest.mark.parametrize("key", list(SORTABLE))
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+def test_every_sort_key_and_direction_is_accepted(key, direction):
+    filters = parse_filters({"sort": key, "dir": direction})
+    assert (filters.sort, filters.descending) == (key, direction == "desc")
+
+
+def test_from_and_to_on_the_same_day_is_that_whole_day():
+    filters = parse_filters({"from": "2026-03-02", "to": "2026-03-02"})
+    assert (filters.date_from, filters.date_to) == (datetime(2026, 3, 2), datetime(2026, 3, 3))
+
+
+@pytest.mark.parametrize("value", ["", "0", "off", "false"])
+def test_system_jobs_are_asked_for_only_explicitly(value):
+    assert parse_filters({"system": value}).show_system is False
+
+
+def test_filters_survive_a_round_trip_through_query_parameters():
+    args = {"q": "x", "status": "running", "from": "2026-03-01", "to": "2026-03-02", "sort": "name", "dir": "asc"}
+    filters = parse_filters(args)
+    assert parse_filters(filters.to_args()) == filters
+    assert filters.to_args(page=2)["page"] == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"page": "abc"}, "page must be a whole number, got 'abc'"),
+        ({"page": "1.5"}, "page must be a whole number, got '1.5'"),
+        ({"page": "0"}, "page must be between 1 and 100000, got 0"),
+        ({"page": "-3"}, "page must be between 1 and 100000, got -3"),
+        ({"page": "100001"}, "page must be between 1 and 100000, got 100001"),
+        ({"page": "9" * 40}, "page must be between 1 and 100000"),
+        ({"per_page": "lots"}, "per_page must be a whole number, got 'lots'"),
+        ({"per_page": "0"}, "per_page must be between 1 and 200, got 0"),
+        ({"per_page": "201"}, "per_page must be between 1 and 200, got 201"),
+        ({"status": "done"}, "status must be one of queued, running, stopping, paused, completed, failed"),
+        ({"status": "RUNNING"}, "got 'RUNNING'"),
+        ({"group": "finished"}, "group must be one of processed, unprocessed; got 'finished'"),
+        ({"sort": "id"}, "sort must be one of created, name, type"),
+        ({"sort": "name; DROP TABLE jobmonitor_job"}, "sort must be one of"),
+        ({"dir": "up"}, "dir must be one of asc, desc; got 'up'"),
+        ({"from": "yesterday"}, "from must be a date like 2026-01-31, got 'yesterday'"),
+        ({"from": "2026-02-30"}, "from must be a date like 2026-01-31, got '2026-02-30'"),
+        ({"to": "31/01/2026"}, "to must be a date like 2026-01-31, got '31/01/2026'"),
+        ({"from": "2026-03-05", "to": "2026-03-04"}, "from must be on or before to"),
+        ({"q": "x" * 201}, "q is longer than 200 characters"),
+        ({"type": "t" * 65}, "type is longer than 64 characters"),
+        ({"user": "u" * 65}, "user is longer than 64 characters"),
+        ({"category": "c" * 65}, "category is longer than 64 characters"),
+        ({"parent": "p" * 37}, "parent is longer than 36 characters"),
+        ({"q": "import\x00products"}, "q contains a NUL character"),
+        ({"type": "imp\x00"}, "type contains a NUL character"),
+        ({"user": "\x003"}, "user contains a NUL character"),
+        ({"category": "a\x00"}, "category contains a NUL character"),
+        ({"parent": "\x00"}, "parent contains a NUL character"),
+    ],
+)
+def test_malformed_values_raise_invalid_filter_naming_the_parameter(args, message):
+    with pytest.raises(InvalidFilter) as raised:
+        parse_filters(args)
+    assert message in str(raised.value)
+
+
+def test_q_of_exactly_200_characters_is_accepted():
+    assert parse_filters({"q": "x" * 200}).q == "x" * 200
+
+
+@pytest.mark.parametrize("args", [{"to": "9999-12-31"}, {"from": "9999-12-31", "to": "9999-12-31"}])
+def test_a_date_at_the_end_of_the_calendar_is_refused_not_crashing(args):
+    # "to" is made exclusive by adding a day, which overflows datetime on the last day of year 9999
+    with pytest.raises(InvalidFilter, match="to"):
+        parse_filters(args)
+
+
+# -- fetch_page: filters ---------------------------------------------------------------------------
+
+
+def page_of(engine: sa.Engine, visible_to: str | None = None, allow_system: bool = False, **args: Any) -> JobPage:
+    with engine.connect() as connection:
+        return fetch_page(connection, parse_filters(args), visible_to=visible_to, allow_system=allow_system)
+
+
+def names_of(engine: sa.Engine, **args: Any) -> list[str]:
+    return [job.name for job in page_of(engine, **args).jobs]
+
+
+def ids_of(engine: sa.Engine, visible_to: str | None = None, allow_system: bool = False, **args: Any) -> list[str]:
+    return [job.id for job in page_of(engine, visible_to, allow_system, **args).jobs]
+
+
+@pytest.fixture
+def jobs(engine) -> dict[str, str]:
+    """A small history: two clerks' jobs of several types and statuses, a child and a system job."""
+    ids = {}
+    ids["import"] = add_job(
+        engine,
+        owner="clerk_a",
+        name="Import products.csv",
+        type="import",
+        category="import",
+        status="completed",
+        params={"args": [], "kwargs": {"profile": "wintersale2026"}},
+        created_at=at(0),
+        started_at=at(1),
+        ended_at=at(5),
+    )
+    ids["export"] = add_job(
+        engine,
+        owner="clerk_b",
+        name="Export prices",
+        type="export",
+        category="export",
+        status="failed",
+        created_at=at(60 * 24 * 3),  # 5 March
+        started_at=at(60 * 24 * 3 + 1),
+        ended_at=at(60 * 24 * 3 + 2),
+    )
+    ids["report"] = add_job(
+        engine,
+        owner="clerk_a",
+        name="Nightly report",
+        description="totals for the sales team",
+        type="report",
+        status="running",
+        created_at=at(60 * 24 * 5),  # 7 March
+        started_at=at(60 * 24 * 5 + 1),
+    )
+    ids["system"] = add_job(
+        engine,
+        owner=None,
+        name="Delete old jobs",
+        type="maintenance",
+        category="system",
+        status="completed",
+        is_system=True,
+        created_at=at(60 * 24 * 6),
+        ended_at=at(60 * 24 * 6 + 1),
+    )
+    ids["child"] = add_job(
+        engine,
+        owner="clerk_a",
+        name="Import products.csv part 1",
+        type="import",
+        category="import",
+        status="queued",
+        parent_id=ids["import"],
+        root_id=ids["import"],
+        created_at=at(60 * 24 * 7),
+    )
+    return ids
+
+
+def test_newest_first_by_default(engine, jobs):
+    assert ids_of(engine) == [jobs["child"], jobs["report"], jobs["export"], jobs["import"]]
+
+
+def test_q_matches_words_of_the_name(engine, jobs):
+    assert ids_of(engine, q="import products") == [jobs["child"], jobs["import"]]
+    assert ids_of(engine, q="Nightly") == [jobs["report"]]
+
+
+def test_q_matches_the_beginning_of_a_word(engine, jobs):
+    assert ids_of(engine, q="prod") == [jobs["child"], jobs["import"]]
+    assert ids_of(engine, q="expo") == [jobs["export"]]
+
+
+def test_q_matches_the_description(engine, jobs):
+    assert ids_of(engine, q="sales") == [jobs["report"]]
+
+
+def test_q_matches_a_parameter_value(engine, jobs):
+    assert ids_of(engine, q="wintersale2026") == [jobs["import"]]
+
+
+@pytest.mark.parametrize("length", [8, 13, 36])
+def test_q_matches_a_job_id_prefix(engine, jobs, length):
+    assert ids_of(engine, q=jobs["export"][:length]) == [jobs["export"]]
+    assert ids_of(engine, q=jobs["export"][:length].upper()) == [jobs["export"]]
+
+
+def test_q_that_matches_nothing_gives_an_empty_page(engine, jobs):
+    page = page_of(engine, q="zebra")
+    assert page.jobs == [] and not page.has_next
+    assert ids_of(engine, q="%") == []
+    assert ids_of(engine, q="_") == []
+
+
+def test_q_of_punctuation_only_does_not_fail(engine, jobs):
+    assert ids_of(engine, q="!!! ???") == []
+
+
+def test_type_filter(engine, jobs):
+    assert ids_of(engine, type="export") == [jobs["export"]]
+    assert ids_of(engine, type="import") == [jobs["child"], jobs["import"]]
+
+
+def test_user_filter(engine, jobs):
+    assert ids_of(engine, user=USERS["clerk_b"].id) == [jobs["export"]]
+    assert ids_of(engine, user="no-such-user") == []
+
+
+def test_status_filter(engine, jobs):
+    assert ids_of(engine, status="running") == [jobs["report"]]
+    assert ids_of(engine, status="cancelled") == []
+
+
+def test_processed_group_is_the_finished_jobs(engine, jobs):
+    assert ids_of(engine, group="processed") == [jobs["export"], jobs["import"]]
+
+
+def test_unprocessed_group_is_the_active_jobs(engine, jobs):
+    assert ids_of(engine, group="unprocessed") == [jobs["child"], jobs["report"]]
+
+
+def test_category_filter(engine, jobs):
+    assert ids_of(engine, category="import") == [jobs["child"], jobs["import"]]
+    assert ids_of(engine, category="export") == [jobs["export"]]
+
+
+def test_date_range_includes_whole_days_at_both_ends(engine, jobs):
+    assert ids_of(engine, **{"from": "2026-03-05", "to": "2026-03-07"}) == [jobs["report"], jobs["export"]]
+    assert ids_of(engine, **{"from": "2026-03-03", "to": "2026-03-04"}) == []
+    assert ids_of(engine, **{"to": "2026-03-02"}) == [jobs["import"]]
+    assert ids_of(engine, **{"from": "2026-03-09"}) == [jobs["child"]]
+
+
+def test_parent_filter_lists_the_children(engine, jobs):
+    assert ids_of(engine, parent=jobs["import"]) == [jobs["child"]]
+    assert ids_of(engine, parent=jobs["export"]) == []
+
+
+def test_system_jobs_are_hidden_unless_allowed_and_asked_for(engine, jobs):
+    assert jobs["system"] not in ids_of(engine)
+    assert jobs["system"] not in ids_of(engine, system="1")
+    assert jobs["system"] not in ids_of(engine, allow_system=True)
+    assert jobs["system"] in ids_of(engine, allow_system=True, system="1")
+
+
+def test_visible_to_limits_the_page_to_one_users_jobs(engine, jobs):
+    clerk_a = USERS["clerk_a"].id
+    assert ids_of(engine, visible_to=clerk_a) == [jobs["child"], jobs["report"], jobs["import"]]
+    # asking for another user's jobs does not widen it
+    assert ids_of(engine, visible_to=clerk_a, user=USERS["clerk_b"].id) == []
+    assert ids_of(engine, visible_to=USERS["auditor"].id) == []
+
+
+def test_filters_combine(engine, jobs):
+    clerk_a = USERS["clerk_a"].id
+    assert ids_of(engine, visible_to=clerk_a, type="import", group="processed") == [jobs["import"]]
+
+
+def test_children_progress_counts_finished_and_all_children(engine, jobs):
+    add_job(engine, parent_id=jobs["import"], status="completed", created_at=at(1))
+    add_job(engine, parent_id=jobs["import"], status="failed", created_at=at(2))
+    add_job(engine, parent_id=jobs["import"], status="running", created_at=at(3))
+    with engine.connect() as connection:
+        progress = children_progress(connection, [jobs["import"], jobs["export"]])
+        assert children_progress(connection, []) == {}
+    assert progress == {jobs["import"]: (2, 4)}
+    page = page_of(engine)
+    assert page.children == {jobs["import"]: (2, 4)}
+
+
+# -- fetch_page: pagination ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def seven(engine) -> list[str]:
+    """Seven jobs, newest first."""
+    return [add_job(engine, name=f"job {i}", created_at=at(10 - i)) for i in range(7)]
+
+
+def test_pages_follow_each_other_without_gaps_or_repeats(engine, seven):
+    pages = [page_of(engine, per_page="3", page=str(n)) for n in (1, 2, 3, 4)]
+    assert [[j.id for j in p.jobs] for p in pages] == [seven[0:3], seven[3:6], seven[6:7], []]
+    assert [p.has_next for p in pages] == [True, True, False, False]
+    assert [p.has_previous for p in pages] == [False, True, True, True]
+    assert [p.first_index for p in pages[:3]] == [1, 4, 7]
+
+
+def test_a_full_last_page_has_no_next_page(engine, seven):
+    add_job(engine, created_at=at(-100))  # eight jobs: two full pages of four
+    assert page_of(engine, per_page="4", page="2").has_next is False
+    assert page_of(engine, per_page="4", page="1").has_next is True
+
+
+def test_pagination_never_counts_the_job_table(engine, seven):
+    add_job(engine, parent_id=seven[0], created_at=at(-100))
+    with recorded_statements(engine) as statements:
+        page = page_of(engine, per_page="3", page="2")
+    assert page.has_next
+    counts = [s for s in statements if "count(" in s.lower()]
+    # the only COUNT is the per-parent one of the page's own rows
+    assert all("parent_id IN" in s for s in counts), counts
+
+
+# -- fetch_page: sorting ---------------------------------------------------------------------------
+
+# name, type, status, owner, run_by_name, created, started, ended, errors, progress
+SORT_ROWS = [
+    ("alpha", "export", "completed", "clerk_a", "Clara Clerk", 0, 5, 50, 3, 40),
+    ("bravo", "import", "failed", "clerk_b", "Carl Clerk", 1, 2, 10, 0, 5),
+    ("charlie", "report", "running", "admin", "Ada Admin", 2, 30, None, 7, 12),
+    ("delta", "general", "queued", "manager", "Max Manager", 3, None, None, 1, 0),
+    ("echo", "mass_edit", "stopped", "auditor", "Audrey Auditor", 4, 20, 21, 5, 7),
+    ("foxtrot", "cleanup", "cancelled", "clerk_a", "Zoe Zed", 5, None, 6, 2, 1),
+]
+SORT_COLUMNS = {
+    "created": "created_at",
+    "name": "name",
+    "type": "type",
+    "status": "status",
+    "user": "run_by_name",
+    "started": "started_at",
+    "ended": "ended_at",
+    "errors": "error_count",
+    "progress": "progress_done",
+}
+
+
+@pytest.fixture
+def sortable(engine) -> list[dict[str, Any]]:
+    rows = []
+    for name, type_, status, owner, user_name, created, started, ended, errors, progress in SORT_ROWS:
+        values = {
+            "name": name,
+            "type": type_,
+            "status": status,
+            "run_by_name": user_name,
+            "created_at": at(created),
+            "started_at": None if started is None else at(started),
+            "ended_at": None if ended is None else at(ended),
+            "status_changed_at": at(max(x for x in (created, started, ended) if x is not None)),
+            "error_count": errors,
+            "progress_done": progress,
+        }
+        values["id"] = add_job(engine, owner=owner, **values)
+        rows.append(values)
+    return rows
+
+
+def expected_order(rows: list[dict[str, Any]], column: str, descending: bool) -> list[str]:
+    """Rows by ``column`` (ties by id, like the page), jobs without a value last in both directions."""
+    present = sorted((r for r in rows if r[column] is not None), key=lambda r: (r[column], r["id"]))
+    missing = sorted((r for r in rows if r[column] is None), key=lambda r: r["id"])
+    if descending:
+        present.reverse()
+        missing.reverse()
+    return [r["name"] for r in present + missing]
+
+
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+@pytest.mark.parametrize("key", list(SORT_COLUMNS))
+def test_sort_by_column_in_both_directions(engine, sortable, key, direction):
+    expected = expected_order(sortable, SORT_COLUMNS[key], direction == "desc")
+    assert names_of(engine, sort=key, dir=direction) == expected
+
+
+def sortable_finished(engine) -> list[dict[str, Any]]:
+    """Finished jobs with distinct waits (start - creation) and durations (end - start)."""
+    rows = []
+    for i, (wait, duration) in enumerate([(5, 1), (1, 30), (30, 8), (12, 4), (2, 16)]):
+        created = at(i * 100)
+        started, ended = at(i * 100 + wait), at(i * 100 + wait + duration)
+        name = f"waited {wait} ran {duration}"
+        job_id = add_job(
+            engine,
+            name=name,
+            status="completed",
+            created_at=created,
+            started_at=started,
+            ended_at=ended,
+            status_changed_at=ended,
+        )
+        rows.append({"id": job_id, "name": name, "waiting": wait, "duration": duration})
+    return rows
+
+
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+@pytest.mark.parametrize("key", ["waiting", "duration"])
+def test_sort_by_waiting_and_duration_of_finished_jobs(engine, key, direction):
+    rows = sortable_finished(engine)
+    assert names_of(engine, sort=key, dir=direction) == expected_order(rows, key, direction == "desc")
+
+
+def test_sort_by_duration_counts_a_running_job_until_now_like_the_page_shows(engine):
+    now = utcnow()
+    add_job(
+        engine,
+        name="running for 2 h",
+        status="running",
+        created_at=at(-121, now),
+        started_at=at(-120, now),  # running for two hours
+        status_changed_at=at(-120, now),  # set when a worker claimed it
+    )
+    add_job(
+        engine,
+        name="ran 10 min",
+        status="completed",
+        created_at=at(-300, now),
+        started_at=at(-300, now),
+        ended_at=at(-290, now),  # ran ten minutes
+        status_changed_at=at(-290, now),
+    )
+    assert names_of(engine, sort="duration", dir="desc") == ["running for 2 h", "ran 10 min"]
+
+
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+def test_sort_by_duration_puts_jobs_that_never_started_last(engine, direction):
+    # like "started" and "ended": a job without the value comes last whichever way the list is sorted
+    rows = sortable_finished(engine)
+    add_job(engine, name="queued, never ran", status="queued", created_at=at(1000), status_changed_at=at(1000))
+    names = names_of(engine, sort="duration", dir=direction)
+    assert names[-1] == "queued, never ran"
+    assert names[:-1] == expected_order(rows, "duration", direction == "desc")
+
+
+def test_sort_by_waiting_counts_a_queued_job_until_now_like_the_page_shows(engine):
+    now = utcnow()
+    add_job(engine, name="queued for 2 h", status="queued", created_at=at(-120, now))
+    add_job(
+        engine,
+        name="waited 10 min",
+        status="completed",
+        created_at=at(-300, now),
+        started_at=at(-290, now),  # waited ten minutes
+        ended_at=at(-280, now),
+        status_changed_at=at(-280, now),
+    )
+    assert names_of(engine, sort="waiting", dir="desc") == ["queued for 2 h", "waited 10 min"]
