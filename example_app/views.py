@@ -1,0 +1,74 @@
+"""The catalogue's pages: products, and the forms that launch jobs."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, request, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from flask_jobmonitor import EnqueueError
+
+from .extensions import jobmonitor
+from .tasks import apply_pricing_rules, change_prices, export_products, import_products, stock_report
+
+bp = Blueprint("catalogue", __name__)
+
+
+@bp.before_request
+def _login_required() -> Response | None:
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login", next=request.full_path))
+    return None
+
+
+@bp.get("/")
+def index() -> Response:
+    return redirect(url_for("admin.index"))
+
+
+@bp.post("/import")
+def start_import() -> Response:
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        flash("Choose a CSV file to import.", "error")
+        return redirect(url_for("admin.index"))
+    return _launch(
+        lambda: jobmonitor.enqueue(
+            import_products, name=f"Import {upload.filename}", files={"products.csv": upload}, user=current_user
+        )
+    )
+
+
+@bp.post("/export")
+def start_export() -> Response:
+    return _launch(lambda: jobmonitor.enqueue(export_products, name="Export all products", user=current_user))
+
+
+@bp.post("/rules")
+def start_rules() -> Response:
+    return _launch(lambda: jobmonitor.enqueue(apply_pricing_rules, name="Apply pricing rules", user=current_user))
+
+
+@bp.post("/report")
+def start_report() -> Response:
+    return _launch(lambda: jobmonitor.enqueue(stock_report, name="Stock report", user=current_user))
+
+
+@bp.post("/mass-edit")
+def start_mass_edit() -> Response:
+    try:
+        percent = float(request.form.get("percent", ""))
+    except ValueError:
+        flash("The percentage must be a number.", "error")
+        return redirect(url_for("admin.index"))
+    return _launch(
+        lambda: jobmonitor.enqueue(change_prices, percent, name=f"Change prices by {percent:+g}%", user=current_user)
+    )
+
+
+def _launch(start: object) -> Response:
+    try:
+        start()  # type: ignore[operator]
+    except EnqueueError as error:
+        flash(f"The job could not be started: {error.reason}", "error")
+    return redirect(url_for("admin.index"))
