@@ -25,6 +25,9 @@ from .timeutil import utcnow
 
 log = logging.getLogger("flask_jobmonitor.internal.children")
 _IN_FLIGHT = [JobStatus.RUNNING.value, JobStatus.STOPPING.value, JobStatus.PAUSED.value]
+#: A child whose parent is in one of these is never released: stopping the parent cancels it
+#: (control.stop_children), and releasing it first would start it in that moment's gap.
+_PARENT_ENDING = [JobStatus.STOPPING.value, JobStatus.STOPPED.value, JobStatus.CANCELLED.value]
 
 
 @contextmanager
@@ -63,6 +66,8 @@ def release(state: JobMonitorState, root_id: str) -> list[str]:
     from .enqueue import resubmit_by_id
 
     c = job_table.c
+    parent = job_table.alias("parent")
+    parent_ending = sa.exists().where(parent.c.id == c.parent_id, parent.c.status.in_(_PARENT_ENDING))
     released: list[str] = []
     with root_lock(state, root_id):
         with state.engine.begin() as connection:
@@ -72,7 +77,12 @@ def release(state: JobMonitorState, root_id: str) -> list[str]:
             candidates = list(
                 connection.execute(
                     sa.select(c.id)
-                    .where(c.root_id == root_id, c.status == JobStatus.QUEUED.value, c.enqueued_at.is_(None))
+                    .where(
+                        c.root_id == root_id,
+                        c.status == JobStatus.QUEUED.value,
+                        c.enqueued_at.is_(None),
+                        ~parent_ending,
+                    )
                     .order_by(c.created_at, c.id)
                     .limit(free)
                 ).scalars()

@@ -287,15 +287,21 @@ def _move_between_queues(state: JobMonitorState, job_id: str, priority: str) -> 
 def _active_children(state: JobMonitorState, job_id: str) -> list[str]:
     active = [s.value for s in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)]
     with state.engine.connect() as connection:
+        queued_first = sa.case((job_table.c.status == JobStatus.QUEUED.value, 0), else_=1)
         return list(
             connection.execute(
-                sa.select(job_table.c.id).where(job_table.c.parent_id == job_id, job_table.c.status.in_(active))
+                sa.select(job_table.c.id)
+                .where(job_table.c.parent_id == job_id, job_table.c.status.in_(active))
+                .order_by(queued_first, job_table.c.created_at, job_table.c.id)
             ).scalars()
         )
 
 
 def stop_children(state: JobMonitorState, job_id: str, user: Any, force: bool = False) -> None:
-    """Stop (or force stop) the running children of ``job_id`` and cancel its queued ones."""
+    """Stop (or force stop) the running children of ``job_id`` and cancel its queued ones.
+
+    The queued ones go first: a running child that ends frees a slot, and a held child released
+    into it before its turn to be cancelled would start."""
     for child_id in _active_children(state, job_id):
         _stop_or_cancel_child(state, child_id, user, force=force)
 

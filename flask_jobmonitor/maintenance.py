@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 from redis.exceptions import RedisError
+from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus as RQStatus
 
@@ -69,14 +70,22 @@ def _note(connection: sa.Connection, job_id: str, message: str, level: int) -> N
     )
 
 
-def abandon_run(state: JobMonitorState, job: Any, reason: str, report: RecoveryReport | None = None) -> str:
+def abandon_run(
+    state: JobMonitorState,
+    job: Any,
+    reason: str,
+    report: RecoveryReport | None = None,
+    work_started: bool = True,
+) -> str:
     """End the current run of ``job`` (a row with id, attempt, task, worker_name, status...) that
-    will not finish by itself: requeue a resumable task with attempts left, stop a job that was
-    stopping, fail the rest. Each move is fenced by the run's attempt; once the job is no longer
-    running, every write of the old run (if it still lives) is refused (see JobContext._fence)."""
+    will not finish by itself: requeue a resumable task with attempts left (or any task whose
+    work, as its worker knows, never began), stop a job that was stopping, fail the rest. Each
+    move is fenced by the run's attempt; once the job is no longer running, every write of the
+    old run (if it still lives) is refused (see JobContext._fence)."""
     report = report if report is not None else RecoveryReport()
     now = utcnow()
     resumable = job.task in state.tasks and state.tasks.get(job.task).resumable
+    can_run_again = resumable or not work_started
     fence: dict[str, Any] = {}
     with state.engine.begin() as connection:
         try:
@@ -86,7 +95,7 @@ def abandon_run(state: JobMonitorState, job: Any, reason: str, report: RecoveryR
                 _note(connection, job.id, f"{reason}; it was stopping, so it is recorded stopped.", logging.WARNING)
                 add_notification(connection, job.run_by_id, job.id, "stopped")
                 outcome, bucket = "stopped", report.stopped
-            elif resumable and (job.recoveries or 0) < state.settings.max_recoveries:
+            elif can_run_again and (job.recoveries or 0) < state.settings.max_recoveries:
                 apply_transition(
                     connection,
                     job.id,
@@ -95,10 +104,11 @@ def abandon_run(state: JobMonitorState, job: Any, reason: str, report: RecoveryR
                     values={**fence, "recoveries": job_table.c.recoveries + 1},
                 )
                 _close_running_step(connection, job.id, "stopped", now)
-                _note(connection, job.id, f"{reason}; queued again to continue from its checkpoint.", logging.WARNING)
+                again = "to continue from its checkpoint" if work_started else "(its work had not begun)"
+                _note(connection, job.id, f"{reason}; queued again {again}.", logging.WARNING)
                 outcome, bucket = "requeued", report.requeued
             else:
-                message = reason if not resumable else f"{reason} (after {job.recoveries or 0} recoveries)"
+                message = reason if not can_run_again else f"{reason} (after {job.recoveries or 0} recoveries)"
                 apply_transition(
                     connection,
                     job.id,
@@ -162,7 +172,11 @@ def recover(state: JobMonitorState) -> RecoveryReport:
         ).all()
     finished_in_rq = _rq_statuses(state, [job.id for job in abandoned])
     for job in abandoned:
-        if finished_in_rq.get(job.id) == "finished" and _record_late_success(state, job):
+        if (
+            finished_in_rq.get(job.id) == "finished"
+            and _a_run_completed_in_rq(state, job.id)
+            and _record_late_success(state, job)
+        ):
             # an orphaned work horse finished the work after its worker died
             report.completed.append(job.id)
             continue
@@ -188,6 +202,20 @@ def _rq_statuses(state: JobMonitorState, job_ids: Sequence[str]) -> dict[str, st
         log.warning("cannot read RQ statuses: %s", error)
         return {}
     return {job_id: value.decode() if value else None for job_id, value in zip(job_ids, raw, strict=True)}
+
+
+def _a_run_completed_in_rq(state: JobMonitorState, job_id: str) -> bool:
+    """Whether one of the job's executions that RQ still remembers returned "completed".
+
+    RQ's status "finished" alone is no proof: a second RQ entry of the same job whose claim was
+    refused (it returns "not run: ...") also ends "finished", on the same job hash. A completed
+    run is terminal in SQL, so a "completed" result can only come from the run that died."""
+    try:
+        results = RQJob.fetch(job_id, connection=state.redis).results()
+    except (RedisError, NoSuchJobError, ValueError) as error:
+        log.warning("job %s: cannot read its RQ results: %s", job_id, error)
+        return False
+    return any(result.return_value == "completed" for result in results)
 
 
 def _record_late_success(state: JobMonitorState, job: Any) -> bool:

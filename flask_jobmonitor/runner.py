@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import mmap
 import os
 import socket
 import traceback
@@ -69,6 +70,13 @@ settling_parent_pid = 0
 #: Such a run's outcome "completed" is then recorded by the worker once the horse has exited,
 #: so a small job costs the horse no database connection at all (see worker.py).
 preclaimed: dict[str, RunInfo | None] = {}
+#: One byte that a forking worker shares with its work horse (an anonymous shared mapping the
+#: worker makes before it forks): the horse sets it once the pre-claimed run has completed and
+#: its progress is written. The worker settles the run from this byte, not from RQ's job hash:
+#: a second RQ entry of the same job (a duplicate resubmission) that another worker dequeued and
+#: refused to run also writes "finished" to that one hash, which says nothing about this run.
+horse_outcome: mmap.mmap | None = None
+HORSE_NOT_STARTED, HORSE_STARTED, HORSE_COMPLETED = 0, 1, 2
 
 
 def run_job(job_id: str) -> str:
@@ -97,6 +105,8 @@ def run_job(job_id: str) -> str:
 def _execute(state: JobMonitorState, run: RunInfo, task: TrackedTask, ctx: JobContext, parent_settles: bool) -> str:
     """Run the task and record its outcome: completed, failed, stopped or paused."""
     job_id = run.job_id
+    if parent_settles and horse_outcome is not None:
+        horse_outcome[0] = HORSE_STARTED
     try:
         try:
             with ctx.capturing_logs():
@@ -130,6 +140,8 @@ def _execute(state: JobMonitorState, run: RunInfo, task: TrackedTask, ctx: JobCo
     ctx.end_run()
     if parent_settles and os.getppid() == settling_parent_pid:
         _retrying(state, "writing the last progress", lambda: ctx.flush(honour_stop=False))
+        if horse_outcome is not None:
+            horse_outcome[0] = HORSE_COMPLETED
     else:
         # no worker will settle it (SimpleWorker, or the worker that forked this horse died):
         # record the result here
@@ -137,13 +149,15 @@ def _execute(state: JobMonitorState, run: RunInfo, task: TrackedTask, ctx: JobCo
     return "completed"
 
 
-def settle_after_horse(state: JobMonitorState, run: RunInfo, rq_status: str | None, horse_detail: str) -> None:
+def settle_after_horse(state: JobMonitorState, run: RunInfo, outcome: int, horse_detail: str) -> None:
     """In a forking worker, after the horse of a pre-claimed run exited: record ``completed`` if
-    RQ says the job finished; if the horse died without recording anything (killed, out of
-    memory), end the run now instead of waiting for its heartbeat to expire."""
+    the horse said so (:data:`horse_outcome`); if the horse died without recording anything
+    (killed, out of memory, or RQ's own bookkeeping failed because Redis went away before the
+    task began), end the run now instead of waiting for its heartbeat to expire. A run whose
+    task never began is queued again whatever the task: nothing of it was done."""
     from .maintenance import abandon_run
 
-    if rq_status == "finished":
+    if outcome == HORSE_COMPLETED:
         # TransitionRefused: the horse recorded another outcome (stopped, paused), or a person
         # force-stopped the job meanwhile
         with contextlib.suppress(TransitionRefused):
@@ -156,7 +170,12 @@ def settle_after_horse(state: JobMonitorState, run: RunInfo, rq_status: str | No
                 )
             ).first()
         if row is not None:
-            abandon_run(state, row, f"the work horse of worker {row.worker_name} ended unexpectedly ({horse_detail})")
+            abandon_run(
+                state,
+                row,
+                f"the work horse of worker {row.worker_name} ended unexpectedly ({horse_detail})",
+                work_started=outcome != HORSE_NOT_STARTED,
+            )
     if run.root_id:
         release_children(state, run.root_id)
 

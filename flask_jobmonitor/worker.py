@@ -8,6 +8,7 @@ process that reused the parent's socket would interleave its queries with the pa
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 import weakref
@@ -34,6 +35,8 @@ class AppWorkerMixin:
     recovery of abandoned jobs in the background, and turns a warm shutdown into a pause."""
 
     app: Flask
+    #: How the last work horse ended (``os.wait4`` status), for the record of a horse that died.
+    _last_horse_wait_status: int | None = None
 
     def work(self, *args: Any, **kwargs: Any) -> Any:
         with self.app.app_context():
@@ -101,18 +104,32 @@ class AppWorkerMixin:
                 return super().execute_job(job, queue)  # type: ignore[misc]
         runner.preclaimed[job_id] = run
         runner.settling_parent_pid = os.getpid()
+        outcome = self._horse_outcome_byte()
+        outcome[0] = 0
+        runner.horse_outcome = outcome
+        self._last_horse_wait_status = None
         try:
             return super().execute_job(job, queue)  # type: ignore[misc]
         finally:
             runner.preclaimed.pop(job_id, None)
             if run is not None:
                 with self.app.app_context():
-                    try:
-                        status = job.get_status(refresh=True)
-                    except Exception as error:  # the job hash may be gone (TTL) or Redis down
-                        status = None
-                        self.log.warning("job %s: RQ status unknown after the horse: %s", job_id, error)  # type: ignore[attr-defined]
-                    runner.settle_after_horse(state, run, str(status.value if status else None), f"RQ status {status}")
+                    runner.settle_after_horse(state, run, outcome[0], _describe_exit(self._last_horse_wait_status))
+
+    def _horse_outcome_byte(self) -> mmap.mmap:
+        """This worker's shared byte (made once per worker process, so the workers of one
+        ``rq worker-pool``, forked from one parent, do not share it)."""
+        outcome: mmap.mmap | None = getattr(self, "_horse_outcome", None)
+        if outcome is None:
+            outcome = self._horse_outcome = mmap.mmap(-1, 1)
+        return outcome
+
+    def wait_for_horse(self) -> Any:
+        """Remember how the horse ended (exit status or signal), to say so if it died."""
+        pid, wait_status, rusage = super().wait_for_horse()  # type: ignore[misc]
+        if pid:
+            self._last_horse_wait_status = wait_status
+        return pid, wait_status, rusage
 
     def perform_job(self, *args: Any, **kwargs: Any) -> Any:
         with self.app.app_context():
@@ -142,6 +159,14 @@ def _watch_connections(engine: sa.Engine) -> None:
 
     sa.event.listen(engine, "connect", on_connect)
     _watched_engines.add(engine)
+
+
+def _describe_exit(wait_status: int | None) -> str:
+    if wait_status is None:
+        return "its exit was not seen"
+    if os.WIFSIGNALED(wait_status):
+        return f"killed by signal {os.WTERMSIG(wait_status)}"
+    return f"exit status {os.waitstatus_to_exitcode(wait_status)}"
 
 
 def _claims_before_fork(worker: Any) -> bool:

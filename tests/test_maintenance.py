@@ -8,7 +8,9 @@ orphaned horse that keeps its job's heartbeat going, so that job must *not* be r
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -346,6 +348,29 @@ def test_a_dead_run_is_not_recorded_completed_because_a_duplicate_rq_entry_finis
     finished = wait_status(rel.engine, job_id, ("completed", "failed"), 60)
     assert finished.status == "completed", finished.error_message
     assert item_numbers(rel.engine, job_id) == list(range(30))
+
+
+def test_a_worker_does_not_settle_its_dead_horse_completed_because_a_duplicate_entry_finished(rel):
+    """The same duplicate as above, but only the work horse dies and its worker lives: the worker
+    settles the run from what its own horse reported, not from RQ's shared job hash."""
+    rel.start()
+    survivor = rel.worker("rq.Worker")
+    job_id = jobmonitor.enqueue(rt.resumable_items, count=30, item_seconds=0.1).id
+    running_with_progress(rel, job_id, items=4)
+    with Session(rel.engine, expire_on_commit=False) as session:
+        job = session.get(Job, job_id)
+    submit_to_rq(rel.state, job)
+    run_worker(rel.app)
+    assert rel.redis.hget(RQJob.key_for(job_id), "status") == b"finished"
+
+    horse = survivor.horse_pid()
+    assert horse is not None
+    os.killpg(horse, signal.SIGKILL)
+
+    finished = wait_status(rel.engine, job_id, ("completed", "failed"), 60)
+    assert finished.status == "completed", finished.error_message
+    assert item_numbers(rel.engine, job_id) == list(range(30))
+    assert any("killed by signal 9" in m for m in log_messages(rel.engine, job_id))
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import sqlalchemy as sa
@@ -12,7 +13,7 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from flask_jobmonitor import JobStatus
 from flask_jobmonitor.extension import get_state
 from flask_jobmonitor.models import JobLog, JobNotification, JobStep, job_table
-from flask_jobmonitor.runner import claim
+from flask_jobmonitor.runner import HORSE_COMPLETED, HORSE_NOT_STARTED, HORSE_STARTED, claim, settle_after_horse
 from flask_jobmonitor.status import apply_transition
 
 from .app_factory import db, jobmonitor
@@ -151,3 +152,58 @@ def test_second_claim_after_requeue_keeps_the_first_start_time(app, engine):
     assert run is not None and run.attempt == 2
     row = job_row(engine, job.id)
     assert (row.started_at, row.worker_name, row.ended_at) == (first_start, "worker-2", None)
+
+
+# -- a forking worker settles the run its horse ran (runner.horse_outcome) -------------------------
+
+
+def _claimed_by_a_forking_worker(app, task):  # type: ignore[no-untyped-def]
+    job = jobmonitor.enqueue(task)
+    get_state(app).queue("default").empty()  # the worker has dequeued it
+    return job, claim(get_state(app), job.id, "fork-1")
+
+
+def test_a_horse_that_completed_is_recorded_completed_whatever_rq_says(app, engine):
+    job, run = _claimed_by_a_forking_worker(app, noop)
+
+    settle_after_horse(get_state(app), run, HORSE_COMPLETED, "exit status 1")
+
+    assert job_row(engine, job.id).status == JobStatus.COMPLETED
+
+
+def test_a_horse_that_died_in_its_task_fails_a_task_that_cannot_resume(app, engine):
+    job, run = _claimed_by_a_forking_worker(app, noop)
+
+    settle_after_horse(get_state(app), run, HORSE_STARTED, "killed by signal 9")
+
+    row = job_row(engine, job.id)
+    assert row.status == JobStatus.FAILED
+    assert row.error_message == "the work horse of worker fork-1 ended unexpectedly (killed by signal 9)"
+
+
+def test_a_horse_that_died_before_its_task_began_queues_the_job_again(app, engine):
+    """RQ's own bookkeeping in the horse failed (Redis went away) before the task ran: nothing
+    was done, so even a task that cannot resume is queued again instead of failed."""
+    job, run = _claimed_by_a_forking_worker(app, noop)
+
+    settle_after_horse(get_state(app), run, HORSE_NOT_STARTED, "exit status 1")
+
+    row = job_row(engine, job.id)
+    assert (row.status, row.recoveries) == (JobStatus.QUEUED, 1)
+    assert get_state(app).queue("default").job_ids == [job.id]
+    messages = db.session.scalars(sa.select(JobLog.message).where(JobLog.job_id == job.id)).all()
+    assert any("queued again (its work had not begun)" in m for m in messages)
+    run_worker(app)
+    assert job_row(engine, job.id).status == JobStatus.COMPLETED
+
+
+def test_a_job_whose_horse_keeps_dying_before_it_begins_ends_failed(app, engine):
+    state = get_state(app)
+    state.settings = dataclasses.replace(state.settings, max_recoveries=0)
+    job, run = _claimed_by_a_forking_worker(app, noop)
+
+    settle_after_horse(get_state(app), run, HORSE_NOT_STARTED, "exit status 1")
+
+    row = job_row(engine, job.id)
+    assert row.status == JobStatus.FAILED
+    assert "after 0 recoveries" in row.error_message
