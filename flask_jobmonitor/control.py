@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -107,9 +108,11 @@ def stop(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
         now = utcnow()
         apply_transition(connection, job_id, "request_stop", now=now, values={"stop_requested_at": now})
         _audit(connection, job_id, f"Stop requested by {_actor_name(user)}; work already done is kept.")
-    send_signal(state, job_id, "stop")
+    # the children before the signal: the parent, once stopped, stops the children it spawned
+    # meanwhile, and those are then recorded as stopped by this request's user, not "the system"
     for child_id in _active_children(state, job_id):
         _stop_or_cancel_child(state, child_id, user)
+    send_signal(state, job_id, "stop")
     return ActionResult(job_id, "stop", "The job will stop at its next checkpoint. Work already done is kept.")
 
 
@@ -162,7 +165,8 @@ def resume(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResul
 
 
 def cancel(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
-    """A queued job will never run (it leaves the RQ queue); a stopped one is discarded for good."""
+    """A queued job will never run (it leaves the RQ queue); a stopped one is discarded for good;
+    a paused one does not continue."""
     with state.engine.begin() as connection:
         apply_transition(connection, job_id, "cancel", values={"ended_at": utcnow()})
         _audit(connection, job_id, f"Cancelled by {_actor_name(user)}.")
@@ -284,25 +288,25 @@ def _move_between_queues(state: JobMonitorState, job_id: str, priority: str) -> 
         target.push_job_id(job_id)
 
 
-def _active_children(state: JobMonitorState, job_id: str) -> list[str]:
+def _active_children(state: JobMonitorState, job_id: str, created_since: datetime | None = None) -> list[str]:
+    """The children still to stop or cancel, the queued ones first: a running child that ends
+    frees a slot, and a queued child that a worker picks up meanwhile would start."""
+    c = job_table.c
     active = [s.value for s in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)]
+    query = sa.select(c.id).where(c.parent_id == job_id, c.status.in_(active))
+    if created_since is not None:
+        query = query.where(c.created_at >= created_since)
+    queued_first = sa.case((c.status == JobStatus.QUEUED.value, 0), else_=1)
     with state.engine.connect() as connection:
-        queued_first = sa.case((job_table.c.status == JobStatus.QUEUED.value, 0), else_=1)
-        return list(
-            connection.execute(
-                sa.select(job_table.c.id)
-                .where(job_table.c.parent_id == job_id, job_table.c.status.in_(active))
-                .order_by(queued_first, job_table.c.created_at, job_table.c.id)
-            ).scalars()
-        )
+        return list(connection.execute(query.order_by(queued_first, c.created_at, c.id)).scalars())
 
 
-def stop_children(state: JobMonitorState, job_id: str, user: Any, force: bool = False) -> None:
-    """Stop (or force stop) the running children of ``job_id`` and cancel its queued ones.
-
-    The queued ones go first: a running child that ends frees a slot, and a held child released
-    into it before its turn to be cancelled would start."""
-    for child_id in _active_children(state, job_id):
+def stop_children(
+    state: JobMonitorState, job_id: str, user: Any, force: bool = False, created_since: datetime | None = None
+) -> None:
+    """Stop (or force stop) the running children of ``job_id`` and cancel its queued ones (only
+    those created at or after ``created_since`` if given)."""
+    for child_id in _active_children(state, job_id, created_since):
         _stop_or_cancel_child(state, child_id, user, force=force)
 
 
@@ -315,8 +319,8 @@ def _stop_or_cancel_child(state: JobMonitorState, child_id: str, user: Any, forc
     for _ in range(_CHILD_RETRIES):
         try:
             child = _load(state, child_id)
-            if child.status == JobStatus.QUEUED.value:
-                cancel(state, child_id, user)
+            if child.status in (JobStatus.QUEUED.value, JobStatus.PAUSED.value):
+                cancel(state, child_id, user)  # a paused child would otherwise continue on its own
             elif child.status in (JobStatus.RUNNING.value, JobStatus.STOPPING.value) and force:
                 force_stop(state, child_id, user)
             elif child.status == JobStatus.RUNNING.value:

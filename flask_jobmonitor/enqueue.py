@@ -137,7 +137,9 @@ def enqueue_job(state: JobMonitorState, job_request: JobRequest) -> Job:
     if job.enqueued_at is None:
         return job
     submit_to_rq(state, job, timeout=task.timeout, delay=job_request.delay)
-    if parent is None and state.settings.flash_on_enqueue and has_request_context():
+    # a child is announced by its parent's page, a restart by the restart action's own message
+    announced_elsewhere = parent is not None or job_request.restarted_from is not None
+    if not announced_elsewhere and state.settings.flash_on_enqueue and has_request_context():
         _flash_started(job)
     return job
 

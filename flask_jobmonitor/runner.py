@@ -18,6 +18,7 @@ import os
 import socket
 import traceback
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -61,6 +62,9 @@ _ABANDON_COLUMNS = (
     _job.c.recoveries,
 )
 _RUNNING = ("running", "stopping")
+#: How long before a stop request a child may have been spawned yet missed by the request's own
+#: pass over the children (the spawn read its parent's status just before the request).
+_SPAWN_RACE = timedelta(seconds=2)
 
 
 #: Process id of the forking worker that settles pre-claimed runs (the horse compares it with
@@ -287,17 +291,27 @@ def _record_stop(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None:
     ctx.flush(everything=not ctx.task.resumable, honour_stop=False)
     with state.engine.begin() as connection:
         try:
-            apply_transition(connection, run.job_id, "stopped", attempt=run.attempt, values={"ended_at": utcnow()})
+            stopped = apply_transition(
+                connection,
+                run.job_id,
+                "stopped",
+                attempt=run.attempt,
+                values={"ended_at": utcnow()},
+                returning=(_job.c.stop_requested_at,),
+            )
         except TransitionRefused as refused:
             # already force-stopped (or cancelled) by a person: their record stands
             log.info("stop of job %s already recorded: %s", run.job_id, refused)
             return
         add_notification(connection, run.run_by_id, run.job_id, "stopped")
     clear_signal(state, run.job_id)
-    # children spawned while the stop request travelled: stop or cancel them too
+    # children spawned while the stop request travelled: stop or cancel them too (the older ones
+    # are the business of whoever asked for the stop, whose name their log then shows)
     from .control import stop_children
 
-    stop_children(state, run.job_id, None)
+    requested_at = stopped.stop_requested_at if stopped is not None else None
+    since = requested_at - _SPAWN_RACE if requested_at is not None else None
+    stop_children(state, run.job_id, None, created_since=since)
 
 
 def _record_pause(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None:

@@ -82,8 +82,9 @@ TRANSITIONS: Mapping[str, Transition] = dict(
         _move("resume", {S.STOPPED, S.PAUSED}, S.QUEUED),
         # an abandoned run of a resumable task is queued again to continue from its checkpoint
         _move("requeue", {S.RUNNING, S.STOPPING}, S.QUEUED),
-        # a queued job will never run; a stopped one is discarded for good
-        _move("cancel", {S.QUEUED, S.STOPPED}, S.CANCELLED),
+        # a queued job will never run; a stopped one is discarded for good; a paused one (a
+        # deploy interrupted it, nothing runs it now) will not continue
+        _move("cancel", {S.QUEUED, S.STOPPED, S.PAUSED}, S.CANCELLED),
     ]
 )
 del S

@@ -34,7 +34,7 @@ EXPECTED: dict[str, tuple[set[str], str]] = {
     "pause": ({"running"}, "paused"),
     "resume": ({"stopped", "paused"}, "queued"),
     "requeue": ({"running", "stopping"}, "queued"),
-    "cancel": ({"queued", "stopped"}, "cancelled"),
+    "cancel": ({"queued", "stopped", "paused"}, "cancelled"),
 }
 ALL_MOVES = [(status, action) for status in JobStatus for action in EXPECTED]
 ALLOWED = [(s, a) for s, a in ALL_MOVES if s.value in EXPECTED[a][0]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 from typing import Any
 
 from flask import Response, request
@@ -45,7 +46,8 @@ class StatisticsView(_StatisticsBase):
         with state.engine.connect() as connection:
             stats = compute(connection, stats_range)
         if request.args.get("format") == "csv":
-            return _csv(stats.csv_rows(), f"job-statistics-{stats_range.start:%Y%m%d}-{stats_range.end:%Y%m%d}.csv")
+            last_day = stats_range.end - timedelta(microseconds=1)  # the range's end is exclusive
+            return _csv(stats.csv_rows(), f"job-statistics-{stats_range.start:%Y%m%d}-{last_day:%Y%m%d}.csv")
         fmt = "%m-%d %Hh" if stats_range.granularity == "hour" else "%m-%d"
         labels = [b.start.strftime(fmt) for b in stats.buckets]
         charts = {

@@ -200,7 +200,11 @@ class JobListView(_JobViewBase):
         if not ids:
             flash("Select at least one job.", "error")
             return redirect(_back(url_for(".index")))
-        summary = control.perform_bulk(state, name, visible_ids(state, ids), user)
+        jobs = visible_ids(state, ids)
+        summary = control.perform_bulk(state, name, jobs, user)
+        # an id that is unknown or not the user's own is reported, not silently dropped (and not
+        # told apart: whether a foreign job exists is not the user's business)
+        summary.skipped.extend(("", "not found") for _ in range(len(set(ids)) - len(jobs)))
         flash(summary.message, "success" if summary.done else "warning")
         return redirect(_back(url_for(".index")))
 

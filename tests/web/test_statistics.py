@@ -409,7 +409,7 @@ def test_csv_has_the_header_and_one_row_per_bucket(client_for, engine, jobs):
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
     disposition = response.headers["Content-Disposition"]
-    assert disposition.startswith("attachment; filename=job-statistics-20260301-")
+    assert disposition == "attachment; filename=job-statistics-20260301-20260303.csv"  # "to" is included
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
     assert rows[0] == [
         "start",
