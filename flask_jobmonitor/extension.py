@@ -48,6 +48,7 @@ class JobMonitorState:
     storage: Storage
     permissions: JobPermissions
     _redis: Redis | None = field(default=None, repr=False)
+    _autocommit: dict[int, tuple[sa.Engine, sa.Engine]] = field(default_factory=dict, repr=False)
 
     @property
     def tasks(self) -> TaskRegistry:
@@ -58,6 +59,17 @@ class JobMonitorState:
     def engine(self) -> sa.Engine:
         """The engine that holds the job tables (the host's default bind). Needs an app context."""
         return self.db.engine
+
+    @property
+    def autocommit_engine(self) -> sa.Engine:
+        """The same engine (same pool) in autocommit mode, for a write that is one statement: the
+        claim and the finish of a job. On PostgreSQL that saves the BEGIN and COMMIT round trips,
+        a third of a small job's database time; the statement is atomic by itself."""
+        engine = self.engine
+        cached = self._autocommit.get(id(engine))
+        if cached is None or cached[0] is not engine:
+            cached = self._autocommit[id(engine)] = (engine, engine.execution_options(isolation_level="AUTOCOMMIT"))
+        return cached[1]
 
     @property
     def redis(self) -> Redis:

@@ -185,8 +185,13 @@ def settle_after_horse(state: JobMonitorState, run: RunInfo, outcome: int, horse
 
 
 def _finish(state: JobMonitorState, run: RunInfo) -> None:
+    values = {"ended_at": utcnow()}
+    if run.run_by_id is None:  # one statement: no transaction needed (see autocommit_engine)
+        with state.autocommit_engine.connect() as connection:
+            apply_transition(connection, run.job_id, "finish", attempt=run.attempt, values=values)
+        return
     with state.engine.begin() as connection:
-        apply_transition(connection, run.job_id, "finish", attempt=run.attempt, values={"ended_at": utcnow()})
+        apply_transition(connection, run.job_id, "finish", attempt=run.attempt, values=values)
         add_notification(connection, run.run_by_id, run.job_id, "completed")
 
 
@@ -235,7 +240,7 @@ def claim(state: JobMonitorState, job_id: str, worker_name: str) -> RunInfo | No
     """Move the job from ``queued`` to ``running`` for this worker; None if it is not queued."""
     now = utcnow()
     try:
-        with state.engine.begin() as connection:
+        with state.autocommit_engine.connect() as connection:
             row = apply_transition(
                 connection, job_id, "start", now=now, values=_claim_values(worker_name, now), returning=_CLAIM_COLUMNS
             )
