@@ -26,6 +26,7 @@ from typing import IO, TYPE_CHECKING, Any
 import sqlalchemy as sa
 from redis.exceptions import RedisError
 
+from .bulkwrite import insert_rows
 from .errors import FileNotInJob, JobMonitorError
 from .keys import control_key
 from .models import Job, file_table, job_table, log_table, step_table, subtask_table
@@ -622,10 +623,8 @@ class JobContext:
                         values["started_at"] = step.started_at
                     values["ended_at"] = step.ended_at
                     connection.execute(sa.update(_step_table).where(_step_table.c.id == step.id).values(values))
-                if subtasks:
-                    connection.execute(sa.insert(_subtask_table), subtasks)
-                if logs:
-                    connection.execute(sa.insert(_log_table), logs)
+                insert_rows(connection, _subtask_table, subtasks)
+                insert_rows(connection, _log_table, logs)
         except BaseException:
             # keep what was not written, in order, for the next try
             self._subtasks[:0] = subtasks

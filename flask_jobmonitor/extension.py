@@ -62,9 +62,9 @@ class JobMonitorState:
 
     @property
     def autocommit_engine(self) -> sa.Engine:
-        """The same engine (same pool) in autocommit mode, for a write that is one statement: the
-        claim and the finish of a job. On PostgreSQL that saves the BEGIN and COMMIT round trips,
-        a third of a small job's database time; the statement is atomic by itself."""
+        """The same engine (same pool) in autocommit mode, for a write that is one statement, such
+        as the finish of a job nobody is to be notified about. On PostgreSQL that saves the
+        BEGIN and COMMIT round trips; the statement is atomic by itself."""
         engine = self.engine
         cached = self._autocommit.get(id(engine))
         if cached is None or cached[0] is not engine:

@@ -240,7 +240,10 @@ def claim(state: JobMonitorState, job_id: str, worker_name: str) -> RunInfo | No
     """Move the job from ``queued`` to ``running`` for this worker; None if it is not queued."""
     now = utcnow()
     try:
-        with state.autocommit_engine.connect() as connection:
+        # a transaction, not autocommit (unlike the finish): a worker that dies while its claim
+        # waits for a row lock must leave the job queued. In autocommit the server would still
+        # commit the claim once the lock is free, and the job would look started by a dead worker.
+        with state.engine.begin() as connection:
             row = apply_transition(
                 connection, job_id, "start", now=now, values=_claim_values(worker_name, now), returning=_CLAIM_COLUMNS
             )
