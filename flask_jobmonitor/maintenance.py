@@ -177,7 +177,8 @@ def recover(state: JobMonitorState) -> RecoveryReport:
             and _a_run_completed_in_rq(state, job.id)
             and _record_late_success(state, job)
         ):
-            # an orphaned work horse finished the work after its worker died
+            # the work was done: by an orphaned work horse after its worker died, or by a horse
+            # whose worker died before it recorded the completion (see worker.py)
             report.completed.append(job.id)
             continue
         abandon_run(state, job, f"worker {job.worker_name or '(unknown)'} stopped responding", report)
@@ -228,7 +229,7 @@ def _record_late_success(state: JobMonitorState, job: Any) -> bool:
         _close_running_step(connection, job.id, "completed", now)
         _note(connection, job.id, "Its worker stopped responding, but RQ recorded the job as finished.", logging.INFO)
         add_notification(connection, job.run_by_id, job.id, "completed")
-    log.warning("job %s completed by an orphaned work horse; recorded by recovery", job.id)
+    log.warning("job %s: RQ finished it but its worker did not record it; recorded by recovery", job.id)
     return True
 
 

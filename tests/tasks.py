@@ -101,6 +101,25 @@ def records_param(ctx: JobContext, value: Any = None) -> None:
 
 
 @jobmonitor.task(type="test")
+def waits_for_completion_of(ctx: JobContext, other_id: str, timeout: float = 10.0) -> None:
+    """Polls another job's row until it reads ``completed`` (or ``timeout`` passes) and saves
+    the status it saw last: when a worker records the end of the job before this one."""
+    from flask_jobmonitor.models import job_table
+
+    from .app_factory import db
+
+    deadline = time.monotonic() + timeout
+    status = None
+    while time.monotonic() < deadline:
+        with db.engine.connect() as connection:
+            status = connection.execute(sa.select(job_table.c.status).where(job_table.c.id == other_id)).scalar()
+        if status == "completed":
+            break
+        time.sleep(0.02)
+    ctx.save_checkpoint(seen=status)
+
+
+@jobmonitor.task(type="test")
 def backend_pid(ctx: JobContext) -> None:
     """Records the database backend of the process that ran it (fork-safety test)."""
     import os

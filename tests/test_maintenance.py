@@ -215,6 +215,19 @@ def test_orphaned_work_horse_keeps_its_job_alive_and_completes_it(rel):
     assert not any("stopped responding" in m for m in log_messages(rel.engine, job.id))
 
 
+def test_an_idle_forking_worker_records_a_completion_before_it_waits_for_more_work(rel):
+    rel.start()
+    worker = rel.worker("rq.Worker")
+    job = jobmonitor.enqueue(noop)
+
+    # well within ABANDONED_AFTER: recorded by the worker itself, not later by recovery
+    done = wait_status(rel.engine, job.id, ("completed", "failed"), ABANDONED_AFTER - 1)
+
+    assert done.status == "completed", done.error_message
+    assert worker.alive  # it did not need to exit to record it
+    assert not any("stopped responding" in m for m in log_messages(rel.engine, job.id))
+
+
 # -- Redis and database faults ------------------------------------------------------------------
 
 

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from flask import has_app_context
 from flask.globals import app_ctx
 from rq import SimpleWorker, Worker
 
-from flask_jobmonitor import JobStatus
+from flask_jobmonitor import JobStatus, runner
+from flask_jobmonitor.extension import get_state
+from flask_jobmonitor.maintenance import recover
+from flask_jobmonitor.models import job_table
+from flask_jobmonitor.timeutil import utcnow
 from flask_jobmonitor.worker import AppWorkerMixin, create_worker, worker_class_for
 
 from .app_factory import QUEUE_NAMES, db, jobmonitor
 from .conftest import job_row, run_worker
-from .tasks import backend_pid, noop
+from .tasks import backend_pid, noop, waits_for_completion_of
 
 
 def test_worker_class_for_mixes_in_the_app_context_once():
@@ -98,3 +104,33 @@ def test_forking_worker_runs_many_jobs_on_postgres_and_sqlite(app, engine):
     run_worker(app, Worker)
 
     assert {job_row(engine, j.id).status for j in jobs} == {"completed"}
+
+
+def test_forking_worker_records_a_completion_before_the_next_job_runs(app, engine):
+    # the parent records "completed" once the horse exited; the next job sees it while it runs
+    first = jobmonitor.enqueue(noop)
+    second = jobmonitor.enqueue(waits_for_completion_of, first.id)
+
+    run_worker(app, Worker)
+
+    assert job_row(engine, first.id).status == JobStatus.COMPLETED
+    watcher = job_row(engine, second.id)
+    assert watcher.status == JobStatus.COMPLETED, watcher.error_message
+    assert watcher.checkpoint["seen"] == "completed"
+
+
+def test_a_completion_the_worker_did_not_live_to_record_is_recorded_by_recovery(app, engine, monkeypatch):
+    # a worker killed between its horse's end and the record: RQ holds the "completed" result
+    monkeypatch.setattr(runner, "settle_after_horse", lambda *args: None)
+    job = jobmonitor.enqueue(noop)
+    run_worker(app, Worker)
+    assert job_row(engine, job.id).status == JobStatus.RUNNING
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(job_table).where(job_table.c.id == job.id).values(heartbeat_at=utcnow() - timedelta(hours=1))
+        )
+
+    report = recover(get_state(app))
+
+    assert report.completed == [job.id]
+    assert job_row(engine, job.id).status == JobStatus.COMPLETED
