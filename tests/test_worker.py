@@ -16,7 +16,7 @@ from flask_jobmonitor.extension import get_state
 from flask_jobmonitor.maintenance import recover
 from flask_jobmonitor.models import job_table
 from flask_jobmonitor.timeutil import utcnow
-from flask_jobmonitor.worker import AppWorkerMixin, create_worker, worker_class_for
+from flask_jobmonitor.worker import AppWorkerMixin, _use_fresh_pool, create_worker, worker_class_for
 
 from .app_factory import QUEUE_NAMES, db, jobmonitor
 from .conftest import job_row, run_worker
@@ -134,3 +134,25 @@ def test_a_completion_the_worker_did_not_live_to_record_is_recorded_by_recovery(
 
     assert report.completed == [job.id]
     assert job_row(engine, job.id).status == JobStatus.COMPLETED
+
+
+def test_a_horse_gets_the_fresh_pool_with_listeners_added_after_it_was_made(tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'pool.db'}")
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SELECT 1")
+    inherited = engine.pool
+    inherited_connection = inherited.connect()
+    fresh = inherited.recreate()
+    connected: list[object] = []
+    sa.event.listen(engine, "connect", lambda dbapi_connection, record: connected.append(dbapi_connection))
+
+    _use_fresh_pool(engine, fresh)
+
+    assert engine.pool is fresh
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT 2").scalar() == 2
+    assert len(connected) == 1  # the listener came along to the fresh pool
+    # the inherited pool and its connection were left alone (they are the parent's)
+    assert inherited_connection.cursor().execute("SELECT 3").fetchone() == (3,)
+    inherited_connection.close()
+    engine.dispose()
