@@ -47,7 +47,7 @@ class AppWorkerMixin:
             state = get_state(self.app)
             runner.warm_up(state)
             if _claims_before_fork(self):
-                self._fresh_pools = {engine: engine.pool.recreate() for engine in state.db.engines.values()}
+                self._fresh_pools = self._make_fresh_pools()
         loop = RecoveryLoop(self.app).start()
         try:
             return super().work(*args, **kwargs)  # type: ignore[misc]
@@ -89,14 +89,15 @@ class AppWorkerMixin:
     def main_work_horse(self, *args: Any, **kwargs: Any) -> Any:
         # First thing in the forked child: drop (without closing) the sockets inherited from
         # the parent, so this process opens its own connections if it needs any.
-        if self._fresh_pools is None:
-            with self.app.app_context():
-                for engine in get_state(self.app).db.engines.values():
-                    engine.dispose(close=False)
-        else:
-            for engine, fresh_pool in self._fresh_pools.items():
-                _use_fresh_pool(engine, fresh_pool)
+        # (a horse forked without work(), by a caller of execute_job, builds its pools itself)
+        for engine, fresh_pool in (self._fresh_pools or self._make_fresh_pools()).items():
+            _use_fresh_pool(engine, fresh_pool)
         return super().main_work_horse(*args, **kwargs)  # type: ignore[misc]
+
+    def _make_fresh_pools(self) -> dict[sa.Engine, sa.Pool]:
+        """A new, unused pool for each of the app's engines, with the same options and listeners."""
+        with self.app.app_context():
+            return {engine: engine.pool.recreate() for engine in get_state(self.app).db.engines.values()}
 
     def execute_job(self, job: Any, queue: Any) -> Any:
         """A forking worker claims a tracked job itself before it forks, and records its
