@@ -37,7 +37,14 @@ from .models import (
 )
 from .notifications import add_notification
 from .signals import send_signal
-from .status import DELETABLE_STATUSES, RESTARTABLE_STATUSES, JobStatus, apply_transition, is_allowed
+from .status import (
+    DELETABLE_STATUSES,
+    RESTARTABLE_STATUSES,
+    JobStatus,
+    apply_transition,
+    apply_transition_where,
+    is_allowed,
+)
 from .timeutil import utcnow
 from .users import describe_user
 
@@ -110,8 +117,7 @@ def stop(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
         _audit(connection, job_id, f"Stop requested by {_actor_name(user)}; work already done is kept.")
     # the children before the signal: the parent, once stopped, stops the children it spawned
     # meanwhile, and those are then recorded as stopped by this request's user, not "the system"
-    for child_id in _active_children(state, job_id):
-        _stop_or_cancel_child(state, child_id, user)
+    stop_children(state, job_id, user)
     send_signal(state, job_id, "stop")
     return ActionResult(job_id, "stop", "The job will stop at its next checkpoint. Work already done is kept.")
 
@@ -139,8 +145,7 @@ def force_stop(state: JobMonitorState, job_id: str, user: Any = None) -> ActionR
         pass  # RQ is not executing it (any more): the SQL record is what counts
     except RedisError as error:
         log.warning("job %s: RQ stop command not sent: %s", job_id, error)
-    for child_id in _active_children(state, job_id):
-        _stop_or_cancel_child(state, child_id, user, force=True)
+    stop_children(state, job_id, user, force=True)
     return ActionResult(job_id, "force_stop", "The job was force-stopped.")
 
 
@@ -170,15 +175,8 @@ def cancel(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResul
     with state.engine.begin() as connection:
         apply_transition(connection, job_id, "cancel", values={"ended_at": utcnow()})
         _audit(connection, job_id, f"Cancelled by {_actor_name(user)}.")
-    try:
-        RQJob.fetch(job_id, connection=state.redis).cancel()
-    except (NoSuchJobError, InvalidJobOperation):
-        pass
-    except RedisError as error:
-        # a worker that still dequeues it finds it cancelled in SQL and does not run it
-        log.warning("job %s: could not remove it from its RQ queue: %s", job_id, error)
-    for child_id in _active_children(state, job_id):
-        _stop_or_cancel_child(state, child_id, user)
+    _remove_from_rq(state, job_id)
+    stop_children(state, job_id, user)
     job = _load(state, job_id)
     if job.root_id:
         release_children(state, job.root_id)  # its slot among the root's children is free
@@ -288,26 +286,102 @@ def _move_between_queues(state: JobMonitorState, job_id: str, priority: str) -> 
         target.push_job_id(job_id)
 
 
-def _active_children(state: JobMonitorState, job_id: str, created_since: datetime | None = None) -> list[str]:
-    """The children still to stop or cancel, the queued ones first: a running child that ends
-    frees a slot, and a queued child that a worker picks up meanwhile would start."""
+def _active_children(state: JobMonitorState, parent_ids: list[str], created_since: datetime | None = None) -> list[str]:
+    """The children of ``parent_ids`` still to stop or cancel, the queued ones first: a running
+    child that ends frees a slot, and a queued child that a worker picks up meanwhile would start."""
     c = job_table.c
     active = [s.value for s in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)]
-    query = sa.select(c.id).where(c.parent_id == job_id, c.status.in_(active))
-    if created_since is not None:
-        query = query.where(c.created_at >= created_since)
     queued_first = sa.case((c.status == JobStatus.QUEUED.value, 0), else_=1)
+    found: list[str] = []
     with state.engine.connect() as connection:
-        return list(connection.execute(query.order_by(queued_first, c.created_at, c.id)).scalars())
+        for chunk in _chunks(parent_ids):
+            query = sa.select(c.id).where(c.parent_id.in_(chunk), c.status.in_(active))
+            if created_since is not None:
+                query = query.where(c.created_at >= created_since)
+            found.extend(connection.execute(query.order_by(queued_first, c.created_at, c.id)).scalars())
+    return found
 
 
 def stop_children(
     state: JobMonitorState, job_id: str, user: Any, force: bool = False, created_since: datetime | None = None
 ) -> None:
-    """Stop (or force stop) the running children of ``job_id`` and cancel its queued ones (only
-    those created at or after ``created_since`` if given)."""
-    for child_id in _active_children(state, job_id, created_since):
-        _stop_or_cancel_child(state, child_id, user, force=force)
+    """Cancel the queued and paused children of ``job_id`` and stop (or force stop) its running
+    ones, and the same for their children, down the tree (with ``created_since``, only the
+    children created at or after it; their own children all).
+
+    A mass edit may hold thousands of children in SQL, waiting for a slot: they are cancelled in
+    one statement per level of the tree (one at a time, a thousand took 5 s on SQLite and 18 s
+    on PostgreSQL, in a web request). Only the few children that hold a worker (at most
+    ``JOBMONITOR_CHILDREN_IN_FLIGHT`` per root) and any that changed status meanwhile are
+    handled one by one, each by the action a person would take on it.
+    """
+    parents, since = [job_id], created_since
+    roots: set[str] = set()
+    while parents:
+        cancelled = _cancel_waiting_children(state, parents, user, since, roots)
+        for child_id in _active_children(state, parents, since):
+            _stop_or_cancel_child(state, child_id, user, force=force)
+        parents, since = cancelled, None
+    for root_id in sorted(roots):
+        release_children(state, root_id)  # slots freed for the root's other branches
+
+
+def _cancel_waiting_children(
+    state: JobMonitorState, parent_ids: list[str], user: Any, created_since: datetime | None, roots: set[str]
+) -> list[str]:
+    """Cancel the queued and paused children of ``parent_ids`` in one statement per chunk, log who
+    did it in each one's log, and take the released ones out of their RQ queue. Returns their
+    ids; adds to ``roots`` the roots of those that held a slot."""
+    c = job_table.c
+    now = utcnow()
+    message = f"Cancelled by {_actor_name(user)}."
+    cancelled: list[str] = []
+    for chunk in _chunks(parent_ids):
+        condition = sa.and_(c.parent_id.in_(chunk), c.status.in_([JobStatus.QUEUED.value, JobStatus.PAUSED.value]))
+        if created_since is not None:
+            condition = sa.and_(condition, c.created_at >= created_since)
+        with state.engine.begin() as connection:
+            rows = apply_transition_where(
+                connection, "cancel", condition, values={"ended_at": now}, now=now, returning=(c.enqueued_at, c.root_id)
+            )
+            if rows:
+                connection.execute(
+                    sa.insert(log_table),
+                    [
+                        {
+                            "job_id": row.id,
+                            "created_at": now,
+                            "level": logging.INFO,
+                            "logger": "flask_jobmonitor.control",
+                            "message": message,
+                        }
+                        for row in rows
+                    ],
+                )
+        for row in rows:
+            cancelled.append(row.id)
+            if row.enqueued_at is not None:  # released into RQ (held children never were)
+                _remove_from_rq(state, row.id)
+                if row.root_id:
+                    roots.add(row.root_id)
+    return cancelled
+
+
+def _remove_from_rq(state: JobMonitorState, job_id: str) -> None:
+    """Take a cancelled job out of its RQ queue (best effort: the SQL record is what counts)."""
+    try:
+        RQJob.fetch(job_id, connection=state.redis).cancel()
+    except (NoSuchJobError, InvalidJobOperation):
+        pass
+    except RedisError as error:
+        # a worker that still dequeues it finds it cancelled in SQL and does not run it
+        log.warning("job %s: could not remove it from its RQ queue: %s", job_id, error)
+
+
+def _chunks(ids: list[str], size: int = 500) -> Iterable[list[str]]:
+    """``ids`` in slices small enough for one IN list on every database."""
+    for index in range(0, len(ids), size):
+        yield ids[index : index + size]
 
 
 def _stop_or_cancel_child(state: JobMonitorState, child_id: str, user: Any, force: bool = False) -> None:

@@ -5,6 +5,7 @@ job's status, from the web (a person clicking Stop) or from a worker (a task fin
 through :func:`apply_transition`, which issues one conditional ``UPDATE ... WHERE id = ? AND
 status IN (...)``. Two actors racing for the same row therefore cannot both win: the loser's
 UPDATE matches no row and it gets :class:`~flask_jobmonitor.errors.TransitionRefused`.
+:func:`apply_transition_where` is the same move for many jobs at once (a parent's children).
 """
 
 from __future__ import annotations
@@ -213,3 +214,33 @@ def apply_transition(
     if current is None:
         raise JobNotFound(job_id)
     raise TransitionRefused(job_id, JobStatus(current.status), action, current.attempt, attempt)
+
+
+def apply_transition_where(
+    connection: sa.Connection,
+    action: str,
+    condition: sa.ColumnElement[bool],
+    *,
+    values: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+    returning: tuple[sa.ColumnElement[Any], ...] = (),
+) -> list[sa.Row[Any]]:
+    """Move every job that matches ``condition`` and whose status ``action`` leaves from, in one
+    conditional UPDATE; return the moved rows (their ``returning`` columns, the id first).
+
+    For moves that act on many jobs at once, such as cancelling the thousands of queued children
+    of a parent that is stopped: one statement instead of one per job. The move's own source
+    statuses are always part of the WHERE, so a job that changed status meanwhile (a worker
+    started it) is left out, not moved, and the caller sees that it is missing from the result.
+    """
+    from .models import job_table as table  # models import this module for JobStatus
+
+    move = get_transition(action)
+    now = now or utcnow()
+    statement = (
+        sa.update(table)
+        .where(condition, table.c.status.in_([s.value for s in move.sources]))
+        .values(status=move.target.value, status_changed_at=now, **(values or {}))
+        .returning(table.c.id, *returning)
+    )
+    return list(connection.execute(statement).all())

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -242,6 +244,62 @@ def test_cancelling_held_and_released_children_frees_slots_for_the_next_held_one
         c3: ("completed", True),
         c4: ("completed", True),
     }
+
+
+def test_stopping_a_parent_cancels_its_waiting_children_down_the_tree_in_a_few_statements(rel):
+    rel.start(CHILDREN_IN_FLIGHT=3)
+    root_id, ids = spawn_children(rel, 60)
+    released_child, paused, running, completed, *held = ids
+    assert released(rel.engine, ids[:4]) == [True, True, True, False]
+    set_status(rel.engine, paused, "paused")
+    set_status(rel.engine, running, "running", attempt=1, started_at=utcnow())
+    rel.state.queue().remove(running)  # as a worker that took it would have
+    set_status(rel.engine, completed, "completed")
+    # the paused child had spawned children of its own before a deploy paused it
+    paused_parent = Job(id=paused, root_id=root_id, run_by_id="7", run_by_name="Ann", is_system=False, run_at_url=None)
+    grandchildren = [
+        enqueue_job(
+            rel.state, JobRequest(task=rel.state.tasks.get(rt.child_work), name=f"g{i}", parent=paused_parent)
+        ).id
+        for i in range(20)
+    ]
+    with recorded_statements(rel.engine) as statements:
+        control.stop(rel.state, root_id, user=("1", "Ops"))
+
+    # one UPDATE and one INSERT per level of the tree, not one transaction per child
+    assert len(statements) < 40, "\n".join(statements)
+    status = {c.id: c.status for c in [*children(rel.engine, root_id), *children(rel.engine, paused)]}
+    cancelled = [released_child, paused, *held, *grandchildren]
+    assert {i: status[i] for i in cancelled} == dict.fromkeys(cancelled, "cancelled")
+    assert (status[running], status[completed]) == ("stopping", "completed")
+    assert row(rel.engine, root_id).status == "stopping"
+    for job_id in cancelled:
+        assert log_messages(rel.engine, job_id)[-1] == "Cancelled by Ops."
+        assert row(rel.engine, job_id).ended_at is not None
+    assert log_messages(rel.engine, running)[-1] == "Stop requested by Ops; work already done is kept."
+    assert rel.state.queue().job_ids == []  # the released child left its RQ queue
+    run_worker(rel.app, SimpleWorker)
+    assert row(rel.engine, released_child).started_at is None
+
+
+def set_status(engine: sa.Engine, job_id: str, status: str, **values: object) -> None:
+    with engine.begin() as connection:
+        connection.execute(sa.update(job_table).where(job_table.c.id == job_id).values(status=status, **values))
+
+
+@contextmanager
+def recorded_statements(engine: sa.Engine) -> Iterator[list[str]]:
+    """The first line of every SQL statement ``engine`` runs inside the block."""
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        seen.append(statement.strip().split("\n")[0][:80])
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.mark.parametrize("catch", [True, False], ids=["caught", "uncaught"])

@@ -16,6 +16,7 @@ from flask_jobmonitor.status import (
     FINISHED_STATUSES,
     TRANSITIONS,
     apply_transition,
+    apply_transition_where,
     get_transition,
     is_allowed,
 )
@@ -223,6 +224,39 @@ def test_two_actors_racing_for_the_same_job_only_one_wins(engine):
         second.rollback()
 
     assert job_row(engine, job_id).status == "stopping"
+
+
+@pytest.mark.parametrize("action", sorted(EXPECTED))
+def test_a_move_of_many_jobs_moves_only_those_its_sources_allow(engine, action):
+    sources, target = EXPECTED[action]
+    batch = "batch-" + action
+    ids = {status.value: insert_job(engine, status=status.value, queue_name=batch) for status in JobStatus}
+    outsider = insert_job(engine, status=sorted(sources)[0], queue_name="other")
+    when = datetime(2030, 1, 2, 3, 4, 5)
+
+    with engine.begin() as connection:
+        moved = apply_transition_where(
+            connection,
+            action,
+            job_table.c.queue_name == batch,
+            values={"error_message": "moved together"},
+            now=when,
+            returning=(job_table.c.queue_name,),
+        )
+
+    assert sorted(row.id for row in moved) == sorted(ids[s] for s in sources)
+    assert {row.queue_name for row in moved} == {batch}
+    for status, job_id in ids.items():
+        row = job_row(engine, job_id)
+        if status in sources:
+            assert (row.status, row.error_message, row.status_changed_at.replace(tzinfo=None)) == (
+                target,
+                "moved together",
+                when,
+            )
+        else:
+            assert (row.status, row.error_message) == (status, None)
+    assert job_row(engine, outsider).status == sorted(sources)[0]
 
 
 def test_status_groups_cover_every_status_once():
