@@ -22,6 +22,9 @@
    ``SELECT count(*)`` over the range. Rounds go over all cases in turn (every other round in
    reverse order) so that the load of the shared machine hits every case alike. A third baseline
    is the count with the page's own WHERE (range end, ``is_system IS false``), which can use an index.
+   The statistics cache (stats_cache.py) starts empty and the warm-up rounds fill it, as a site's
+   first views would; afterwards the default range, 90 days and a year are measured again in rounds
+   of their own, each request with the cache emptied first ("cache empty": the first view).
 4. Prints median, p95, SQL time and the ratios page/naive and page/count; every statement of every
    page request gets ``EXPLAIN (ANALYZE, BUFFERS)`` (statements captured with a
    ``before_cursor_execute`` listener); the slowest of each case that misses the 200 ms target
@@ -70,12 +73,14 @@ from flask.testing import FlaskClient  # noqa: E402
 from werkzeug.datastructures import MultiDict  # noqa: E402
 
 from example_app.extensions import db  # noqa: E402
-from flask_jobmonitor.models import Base, job_table  # noqa: E402
+from flask_jobmonitor.models import Base, job_table, stats_bucket_table, stats_watermark_table  # noqa: E402
 from flask_jobmonitor.stats import StatsRange, compute, parse_range  # noqa: E402
 from flask_jobmonitor.timeutil import utcnow  # noqa: E402
 
 QUICK_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/jobmonitor_bench_stats_quick"
 TARGET_MS = 200.0
+#: Ranges also measured with the statistics cache emptied before every request.
+COLD_KEYS = ("default", "day_90d", "day_1y")
 EXPLAIN_FROM = 0.8
 RESULTS = HERE / "results" / "stats.json"
 QUICK_RESULTS = HERE / "results" / "stats-quick.json"  # so that a quick run keeps the 1,000,000-row figures
@@ -87,7 +92,14 @@ COUNT_SQL = "SELECT count(*) FROM jobmonitor_job WHERE created_at >= :start"
 COUNT_WHERE_SQL = (
     "SELECT count(*) FROM jobmonitor_job WHERE created_at >= :start AND created_at < :end AND is_system IS false"
 )
-WATCHED_FILES = ("stats.py", "charts.py", "admin/statistics.py", "models.py", "templates/jobmonitor/statistics.html")
+WATCHED_FILES = (
+    "stats.py",
+    "stats_cache.py",
+    "charts.py",
+    "admin/statistics.py",
+    "models.py",
+    "templates/jobmonitor/statistics.html",
+)
 
 
 # -- data --------------------------------------------------------------------------------------
@@ -396,6 +408,7 @@ class Case:
     label: str
     url: str = ""
     stats_range: StatsRange | None = None
+    cold: bool = False  # a page request with the statistics cache emptied first
     times_ms: list[float] = field(default_factory=list)
     sql_ms: list[float] = field(default_factory=list)
     statements: int = 0
@@ -455,6 +468,36 @@ def build_cases(now: datetime) -> tuple[list[Case], dict[str, StatsRange]]:
             cases.append(Case(key, "count_where", f"count(*), page's WHERE, {key}", stats_range=stats_range))
     cases.append(Case("queues", "page", "queue health", QUEUES))
     return cases, ranges
+
+
+def build_cold_cases(cases: list[Case]) -> list[Case]:
+    """The long ranges once more, each request with an empty statistics cache: what the first
+    view after a deploy (or after ``flask jobmonitor clear-stats-cache``) costs."""
+    return [
+        Case(f"{case.key}_cold", "page", f"{case.label[:27]}, cache empty", case.url, case.stats_range, cold=True)
+        for case in cases
+        if case.kind == "page" and case.key in COLD_KEYS
+    ]
+
+
+def empty_stats_cache(engine: sa.Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(sa.delete(stats_bucket_table))
+        connection.execute(sa.delete(stats_watermark_table))
+
+
+def run_cold(app: Flask, engine: sa.Engine, recorder: SqlRecorder, cases: list[Case], rounds: int) -> None:
+    """Apart from the interleaved rounds: emptying the cache there would make the next warm
+    request of another range cold too."""
+    client = app.test_client()
+    login(client, ADMIN_ID)
+    for round_number in range(rounds):
+        for case in cases:
+            empty_stats_cache(engine)
+            run_once(case, client, engine, recorder)
+        print(f"\r  round {round_number + 1}/{rounds}", end="", flush=True)
+    print()
+    empty_stats_cache(engine)
 
 
 def one_request(client: FlaskClient, url: str) -> tuple[float, bytes]:
@@ -567,8 +610,8 @@ def print_table(cases: list[Case], spread: dict[str, Any]) -> list[dict[str, Any
         if case.kind != "page":
             continue
         summary = case.summary()
-        summary["jobs_in_range"] = spread["jobs_in_range"].get(case.key)
-        base_key = "default" if case.key == "csv" else case.key
+        summary["jobs_in_range"] = spread["jobs_in_range"].get(case.key.removesuffix("_cold"))
+        base_key = "default" if case.key == "csv" else case.key.removesuffix("_cold")
         naive, count = by_key.get((base_key, "naive")), by_key.get((base_key, "count"))
         count_where = by_key.get((base_key, "count_where"))
         text = dict.fromkeys(("ratio_naive", "count", "ratio_count", "count_where", "ratio_count_where"), f"{'':7}")
@@ -658,12 +701,17 @@ def main() -> None:
             print("  MISMATCH:\n  " + "\n  ".join(validation["problems"]))
         else:
             print(f"  default range: {validation['rows']:,} rows, page and naive figures agree")
+        empty_stats_cache(engine)  # the warm-up rounds fill it, as a site's first views would
         recorder = SqlRecorder()
         recorder.install(engine)
         info = machine_info(engine)
     print(f"load average before measuring: {info['load_average']}")
     with stage(f"measuring {len(cases)} cases x ({warmup} warm-up + {rounds}) rounds"):
         run_cases(app, engine, recorder, cases, rounds, warmup)
+    cold_cases = build_cold_cases(cases)
+    with stage(f"measuring {len(cold_cases)} cases with an empty statistics cache x {rounds} rounds"):
+        run_cold(app, engine, recorder, cold_cases, rounds)
+    cases = cases[: len(cases) - 1] + cold_cases + cases[-1:]  # queue health stays last
     info["load_average_after"] = os.getloadavg()
     print()
     summaries = print_table(cases, spread)

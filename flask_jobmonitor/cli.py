@@ -104,6 +104,18 @@ def recover_command() -> None:
     click.echo(f"recovery: {recover(get_state())}")
 
 
+@jobmonitor_cli.command("clear-stats-cache")
+@with_appcontext
+def clear_stats_cache() -> None:
+    """Drop the statistics kept for closed hours and days; the page computes them again from the
+    jobs. Needed only after changing jobs' rows by hand (the package drops stale ones itself)."""
+    from .stats_cache import clear
+
+    with get_state().engine.begin() as connection:
+        dropped = clear(connection)
+    click.echo(f"statistics cache cleared: {dropped} buckets dropped")
+
+
 @jobmonitor_cli.command("cleanup")
 @click.option("--days", type=click.IntRange(min=1), default=None, help="Default: JOBMONITOR_RETENTION_DAYS.")
 @with_appcontext

@@ -69,6 +69,9 @@ DEFAULTS: dict[str, Any] = {
     "JOBMONITOR_CATEGORIES": {"general": "General", "import": "Imports", "export": "Exports"},
     # Flash "job started" when a job is enqueued during a request.
     "JOBMONITOR_FLASH_ON_ENQUEUE": True,
+    # Keep the statistics of closed hours and days in jobmonitor_stats_bucket, so that long
+    # ranges stay fast; False computes every page from the jobs themselves.
+    "JOBMONITOR_STATS_CACHE": True,
 }
 
 
@@ -101,6 +104,7 @@ class Settings:
     url_prefix: str
     categories: Mapping[str, str]
     flash_on_enqueue: bool
+    stats_cache: bool
 
     @property
     def queues_in_priority_order(self) -> list[str]:
@@ -185,6 +189,7 @@ def read_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
         url_prefix=_url_prefix(config["JOBMONITOR_URL_PREFIX"]),
         categories=_mapping_or_none("JOBMONITOR_CATEGORIES", config["JOBMONITOR_CATEGORIES"]) or {},
         flash_on_enqueue=bool(config["JOBMONITOR_FLASH_ON_ENQUEUE"]),
+        stats_cache=bool(config["JOBMONITOR_STATS_CACHE"]),
     )
 
 

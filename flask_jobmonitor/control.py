@@ -22,6 +22,7 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job as RQJob
 from sqlalchemy.orm import Session
 
+from . import stats_cache
 from .children import release as release_children
 from .enqueue import JobRequest, enqueue_job, requeue
 from .errors import EnqueueError, JobMonitorError, JobNotFound, TransitionRefused, UnknownTask
@@ -237,16 +238,29 @@ def delete(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResul
             connection.execute(sa.delete(table).where(table.c.job_id.in_(family)))
         # conditional on the status, like every move: a concurrent resume wins over the delete
         deleted = connection.execute(
-            sa.delete(job_table).where(job_table.c.id.in_(family), job_table.c.status.in_(deletable))
-        ).rowcount
-        if deleted != len(family):
+            sa.delete(job_table)
+            .where(job_table.c.id.in_(family), job_table.c.status.in_(deletable))
+            .returning(job_table.c.created_at)
+        ).all()
+        if len(deleted) != len(family):
             raise ActionNotAllowed(f"job {job_id}: changed while being deleted; nothing was deleted")
+        _forget_statistics(connection, [row.created_at for row in deleted])
     for member in family:
         state.storage.delete_job(member)
         with contextlib.suppress(NoSuchJobError, RedisError):
             RQJob.fetch(member, connection=state.redis).delete()
     log.info("job %s and %d children deleted by %s", job_id, len(family) - 1, _actor_name(user))
     return ActionResult(job_id, "delete", "The job and everything recorded about it were deleted.")
+
+
+def _forget_statistics(connection: sa.Connection, created_at: list[datetime]) -> None:
+    """The statistics of the deleted jobs' hours and days are computed again from the jobs that
+    are left. In a savepoint: a database not yet migrated to the cache's tables still deletes."""
+    try:
+        with connection.begin_nested():
+            stats_cache.forget(connection, created_at)
+    except sa.exc.DBAPIError as error:
+        log.warning("statistics cache not updated for deleted jobs (%s); run flask jobmonitor migrate", error)
 
 
 def set_priority(state: JobMonitorState, job_id: str, low: bool, user: Any = None) -> ActionResult:

@@ -119,6 +119,8 @@ class Job(Base):
         sa.Index("ix_jobmonitor_job_root_status", "root_id", "status"),
         # past runs of the same task: step time estimates and statistics
         sa.Index("ix_jobmonitor_job_task_status_created", "task", "status", "created_at"),
+        # jobs whose status changed lately: which cached statistics buckets went stale
+        sa.Index("ix_jobmonitor_job_status_changed", "status_changed_at"),
     )
 
     @property
@@ -240,6 +242,56 @@ class JobNotification(Base):
     )
 
 
+class StatsBucket(Base):
+    """The statistics page's figures of one closed hour or day, kept so that a long range is not
+    aggregated from its raw jobs on every view (see stats_cache.py for when a row is written,
+    trusted and dropped). One row per granularity, "system jobs shown", type filter ('' for every
+    type) and bucket; empty buckets get a row too."""
+
+    __tablename__ = "jobmonitor_stats_bucket"
+
+    granularity: Mapped[str] = mapped_column(sa.String(4), primary_key=True)
+    include_system: Mapped[bool] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    bucket_start: Mapped[datetime] = mapped_column(sa.DateTime, primary_key=True)
+    created: Mapped[int] = mapped_column(default=0)
+    started: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    stopped: Mapped[int] = mapped_column(default=0)
+    wait_avg: Mapped[float | None] = mapped_column(sa.Float)
+    wait_min: Mapped[float | None] = mapped_column(sa.Float)
+    wait_max: Mapped[float | None] = mapped_column(sa.Float)
+    duration_avg: Mapped[float | None] = mapped_column(sa.Float)
+    duration_p95: Mapped[float | None] = mapped_column(sa.Float)
+    # per job type in the bucket: [created, failed, duration sum, durations counted]
+    by_type: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    computed_at: Mapped[datetime] = mapped_column(sa.DateTime)
+
+    __table_args__ = (sa.Index("ix_jobmonitor_stats_bucket_start", "bucket_start"),)
+
+
+class StatsStaleHour(Base):
+    """An hour whose jobs were deleted at ``noted_at``: its cached buckets are dropped then, and
+    once more by the next page view, in case a view that read the jobs before the delete kept
+    them after it (a deleted job leaves no ``status_changed_at`` to find)."""
+
+    __tablename__ = "jobmonitor_stats_stale"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    hour: Mapped[datetime] = mapped_column(sa.DateTime)
+    noted_at: Mapped[datetime] = mapped_column(sa.DateTime, index=True)
+
+
+class StatsWatermark(Base):
+    """One row: every status change and delete before ``checked_at`` (less a margin) has already
+    dropped the cached statistics buckets it made stale."""
+
+    __tablename__ = "jobmonitor_stats_watermark"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    checked_at: Mapped[datetime] = mapped_column(sa.DateTime)
+
+
 #: File kinds a job can hold.
 FILE_KINDS = ("input", "output", "error_report")
 #: Step statuses, in the order a step passes through them.
@@ -253,6 +305,9 @@ subtask_table = cast(sa.Table, JobSubtask.__table__)
 log_table = cast(sa.Table, JobLog.__table__)
 file_table = cast(sa.Table, JobFile.__table__)
 notification_table = cast(sa.Table, JobNotification.__table__)
+stats_bucket_table = cast(sa.Table, StatsBucket.__table__)
+stats_watermark_table = cast(sa.Table, StatsWatermark.__table__)
+stats_stale_table = cast(sa.Table, StatsStaleHour.__table__)
 
 
 def search_document(table: sa.Table = job_table) -> sa.ColumnElement[Any]:

@@ -1,13 +1,16 @@
 """Aggregates for the statistics page and queue health, computed in SQL on SQLite and PostgreSQL.
 
 Every query is bounded by a ``created_at`` range (an index range scan), so the page costs what
-the chosen range holds, not what the whole table holds. The p95 duration is PostgreSQL's
+the chosen range holds, not what the whole table holds; and with the cache of closed hours and
+days (stats_cache.py) what it holds beyond them: the tail that can still change, and buckets a
+recent status change made stale. The p95 duration is PostgreSQL's
 ``percentile_cont``; SQLite has no percentile function, so there the same interpolation is
 computed in Python from the durations of the range (SQLite serves small single-machine installs).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,11 +22,15 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Worker
 
+from . import stats_cache
 from .listing import InvalidFilter, day_after, parse_date
 from .models import job_table
 from .status import JobStatus
+from .timeutil import utcnow
 
-GRANULARITIES = ("hour", "day")
+log = logging.getLogger("flask_jobmonitor.internal.stats")
+
+GRANULARITIES = stats_cache.GRANULARITIES
 MAX_BUCKETS = 24 * 62  # two months of hours, or 4 years of days
 DEFAULT_DAYS = 14
 
@@ -138,72 +145,217 @@ def _seconds(dialect: str, start: sa.ColumnElement[Any], end: sa.ColumnElement[A
     return sa.func.date_part("epoch", end - start)
 
 
-def _bucket(dialect: str, column: sa.ColumnElement[Any], granularity: str) -> sa.ColumnElement[Any]:
-    if dialect == "sqlite":
-        pattern = "%Y-%m-%d %H:00:00" if granularity == "hour" else "%Y-%m-%d 00:00:00"
-        return sa.func.strftime(pattern, column)
-    return sa.func.date_trunc(granularity, column)
+_ACTIVE = [s.value for s in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.STOPPING, JobStatus.PAUSED)]
+#: More separate runs of uncached buckets than this are read as one span from first to last.
+_MAX_SPANS = 20
 
 
-def compute(connection: sa.Connection, stats_range: StatsRange, include_system: bool = False) -> Statistics:
-    """All figures of ``stats_range`` in two grouped queries (plus the p95 on SQLite)."""
+@dataclass
+class _LiveBucket:
+    """One bucket computed from the jobs: its figures, its per-type sums, its active jobs."""
+
+    bucket: Bucket
+    by_type: dict[str, list[float]] = field(default_factory=dict)  # type: [created, failed, d_sum, d_n]
+    active: int = 0
+
+
+def compute(
+    connection: sa.Connection,
+    stats_range: StatsRange,
+    include_system: bool = False,
+    *,
+    cache: bool = False,
+    now: datetime | None = None,
+) -> Statistics:
+    """All figures of ``stats_range``. With ``cache``, closed buckets come from
+    ``jobmonitor_stats_bucket`` (see stats_cache.py) and only the others are aggregated from the
+    jobs, in two grouped queries (plus the p95 on SQLite), which are then kept if closed."""
+    now = now or utcnow()
+    starts = stats_range.buckets()
+    cached = _read_cache(connection, stats_range, include_system, now) if cache else {}
+    missing = [start for start in starts if start not in cached]
+    live = _compute_live(connection, stats_range, include_system, missing)
+    if cache and missing:
+        _write_cache(connection, stats_range, include_system, missing, live, now)
+    buckets: list[Bucket] = []
+    totals: dict[str, list[float]] = {}
+    for start in starts:
+        if start in cached:
+            row = cached[start]
+            bucket = Bucket(
+                start=start,
+                created=row.created,
+                started=row.started,
+                failed=row.failed,
+                stopped=row.stopped,
+                wait_avg=row.wait_avg,
+                wait_min=row.wait_min,
+                wait_max=row.wait_max,
+                duration_avg=row.duration_avg,
+                duration_p95=row.duration_p95,
+            )
+            per_type: dict[str, list[float]] = row.by_type or {}
+        else:
+            computed = live.get(start)
+            bucket = computed.bucket if computed else Bucket(start)
+            per_type = computed.by_type if computed else {}
+        buckets.append(bucket)
+        for job_type, sums in per_type.items():
+            total = totals.setdefault(job_type, [0, 0, 0.0, 0])
+            for index, value in enumerate(sums):
+                total[index] += value
+    by_type = [
+        {
+            "type": job_type,
+            "created": int(created),
+            "failed": int(failed),
+            "duration_avg": duration_sum / durations if durations else None,
+        }
+        for job_type, (created, failed, duration_sum, durations) in totals.items()
+    ]
+    by_type.sort(key=lambda entry: (-int(entry["created"] or 0), str(entry["type"])))
+    return Statistics(stats_range, buckets, by_type)
+
+
+def _read_cache(
+    connection: sa.Connection, stats_range: StatsRange, include_system: bool, now: datetime
+) -> dict[datetime, sa.Row[Any]]:
+    try:
+        stats_cache.drop_stale(connection, now)
+        connection.commit()
+        return stats_cache.load(
+            connection, stats_range.granularity, include_system, stats_range.type, stats_range.start, stats_range.end
+        )
+    except sa.exc.DBAPIError as error:  # table not migrated yet, database busy: the jobs still answer
+        connection.rollback()
+        log.warning("statistics cache not read (%s); computing from the jobs", error)
+        return {}
+
+
+def _write_cache(
+    connection: sa.Connection,
+    stats_range: StatsRange,
+    include_system: bool,
+    missing: list[datetime],
+    live: dict[datetime, _LiveBucket],
+    now: datetime,
+) -> None:
+    closed_before = stats_cache.closed_before(now)
+    rows = []
+    for start in missing:
+        computed = live.get(start) or _LiveBucket(Bucket(start))
+        if start + stats_range.step > closed_before or computed.active:
+            continue
+        bucket = computed.bucket
+        rows.append(
+            {
+                "granularity": stats_range.granularity,
+                "include_system": include_system,
+                "type": stats_range.type,
+                "bucket_start": start,
+                "created": bucket.created,
+                "started": bucket.started,
+                "failed": bucket.failed,
+                "stopped": bucket.stopped,
+                "wait_avg": bucket.wait_avg,
+                "wait_min": bucket.wait_min,
+                "wait_max": bucket.wait_max,
+                "duration_avg": bucket.duration_avg,
+                "duration_p95": bucket.duration_p95,
+                "by_type": computed.by_type,
+                "computed_at": now,
+            }
+        )
+    try:
+        stats_cache.store(connection, rows)
+        connection.commit()
+    except sa.exc.DBAPIError as error:
+        connection.rollback()
+        log.warning("statistics cache not written (%s); the next view computes these buckets again", error)
+
+
+def _spans(starts: list[datetime], step: timedelta) -> list[tuple[datetime, datetime]]:
+    """Consecutive bucket starts joined into [start, end) spans."""
+    spans: list[tuple[datetime, datetime]] = []
+    for start in starts:
+        if spans and spans[-1][1] == start:
+            spans[-1] = (spans[-1][0], start + step)
+        else:
+            spans.append((start, start + step))
+    if len(spans) > _MAX_SPANS:
+        spans = [(spans[0][0], spans[-1][1])]
+    return spans
+
+
+def _compute_live(
+    connection: sa.Connection, stats_range: StatsRange, include_system: bool, starts: list[datetime]
+) -> dict[datetime, _LiveBucket]:
+    """The buckets at ``starts`` aggregated from the jobs (those with no job are left out)."""
+    if not starts:
+        return {}
     dialect = connection.dialect.name
     c = job_table.c
-    bucket = _bucket(dialect, c.created_at, stats_range.granularity).label("bucket")
+    bucket = stats_cache.bucket_expression(dialect, c.created_at, stats_range.granularity).label("bucket")
     waiting = _seconds(dialect, c.created_at, c.started_at)
     duration = _seconds(dialect, c.started_at, c.ended_at)
-    conditions = [c.created_at >= stats_range.start, c.created_at < stats_range.end]
+    spans = _spans(starts, stats_range.step)
+    conditions: list[Any] = [
+        sa.or_(*(sa.and_(c.created_at >= start, c.created_at < end) for start, end in spans))
+        if len(spans) > 1
+        else sa.and_(c.created_at >= spans[0][0], c.created_at < spans[0][1])
+    ]
     if not include_system:
         conditions.append(c.is_system.is_(False))
     if stats_range.type:
         conditions.append(c.type == stats_range.type)
+    failed = sa.case((c.status == JobStatus.FAILED.value, 1), else_=0)
     columns: list[Any] = [
         bucket,
         sa.func.count().label("created"),
         sa.func.count(c.started_at).label("started"),
-        sa.func.sum(sa.case((c.status == JobStatus.FAILED.value, 1), else_=0)).label("failed"),
+        sa.func.sum(failed).label("failed"),
         sa.func.sum(sa.case((c.status == JobStatus.STOPPED.value, 1), else_=0)).label("stopped"),
         sa.func.avg(waiting).label("wait_avg"),
         sa.func.min(waiting).label("wait_min"),
         sa.func.max(waiting).label("wait_max"),
         sa.func.avg(duration).label("duration_avg"),
+        sa.func.sum(sa.case((c.status.in_(_ACTIVE), 1), else_=0)).label("active"),
     ]
     if dialect == "postgresql":
         columns.append(sa.func.percentile_cont(0.95).within_group(duration).label("duration_p95"))
-    rows = connection.execute(sa.select(*columns).where(*conditions).group_by(bucket)).all()
-    found: dict[datetime, Bucket] = {}
-    for row in rows:
-        start = row.bucket if isinstance(row.bucket, datetime) else datetime.fromisoformat(row.bucket)
-        found[start.replace(tzinfo=None)] = Bucket(
-            start=start.replace(tzinfo=None),
-            created=int(row.created),
-            started=int(row.started or 0),
-            failed=int(row.failed or 0),
-            stopped=int(row.stopped or 0),
-            wait_avg=_float(row.wait_avg),
-            wait_min=_float(row.wait_min),
-            wait_max=_float(row.wait_max),
-            duration_avg=_float(row.duration_avg),
-            duration_p95=_float(getattr(row, "duration_p95", None)),
+    wanted = set(starts)
+    found: dict[datetime, _LiveBucket] = {}
+    for row in connection.execute(sa.select(*columns).where(*conditions).group_by(bucket)):
+        start = stats_cache.as_datetime(row.bucket)
+        if start not in wanted:  # one span over several runs also reads cached buckets between them
+            continue
+        found[start] = _LiveBucket(
+            Bucket(
+                start=start,
+                created=int(row.created),
+                started=int(row.started or 0),
+                failed=int(row.failed or 0),
+                stopped=int(row.stopped or 0),
+                wait_avg=_float(row.wait_avg),
+                wait_min=_float(row.wait_min),
+                wait_max=_float(row.wait_max),
+                duration_avg=_float(row.duration_avg),
+                duration_p95=_float(getattr(row, "duration_p95", None)),
+            ),
+            active=int(row.active or 0),
         )
     if dialect != "postgresql" and found:
         _p95_in_python(connection, bucket, duration, conditions, found)
-    buckets = [found.get(start, Bucket(start)) for start in stats_range.buckets()]
-    by_type_rows = connection.execute(
-        sa.select(
-            c.type,
-            sa.func.count(),
-            sa.func.sum(sa.case((c.status == JobStatus.FAILED.value, 1), else_=0)),
-            sa.func.avg(duration),
-        )
-        .where(*conditions)
-        .group_by(c.type)
-        .order_by(sa.func.count().desc())
-    ).all()
-    by_type = [
-        {"type": t, "created": int(n), "failed": int(f or 0), "duration_avg": _float(d)} for t, n, f, d in by_type_rows
-    ]
-    return Statistics(stats_range, buckets, by_type)
+    per_type = sa.select(
+        bucket, c.type, sa.func.count(), sa.func.sum(failed), sa.func.sum(duration), sa.func.count(duration)
+    ).where(*conditions)
+    for raw, job_type, created, failures, duration_sum, durations in connection.execute(
+        per_type.group_by(bucket, c.type)
+    ):
+        computed = found.get(stats_cache.as_datetime(raw))
+        if computed is not None:
+            computed.by_type[job_type] = [int(created), int(failures or 0), float(duration_sum or 0.0), int(durations)]
+    return found
 
 
 def _p95_in_python(
@@ -211,18 +363,17 @@ def _p95_in_python(
     bucket: Any,
     duration: Any,
     conditions: Sequence[Any],
-    found: dict[datetime, Bucket],
+    found: dict[datetime, _LiveBucket],
 ) -> None:
     values: dict[datetime, list[float]] = {}
     query = sa.select(bucket, duration).where(
         *conditions, job_table.c.ended_at.is_not(None), job_table.c.started_at.is_not(None)
     )
     for raw, seconds in connection.execute(query):
-        start = datetime.fromisoformat(raw)
-        values.setdefault(start, []).append(float(seconds))
+        values.setdefault(stats_cache.as_datetime(raw), []).append(float(seconds))
     for start, durations in values.items():
         if start in found:
-            found[start].duration_p95 = percentile_cont(durations, 0.95)
+            found[start].bucket.duration_p95 = percentile_cont(durations, 0.95)
 
 
 def percentile_cont(values: list[float], fraction: float) -> float:

@@ -35,7 +35,7 @@ def test_migrations_upgrade_an_empty_postgresql_database_to_the_models() -> None
     try:
         assert current_revision(engine) is None
         upgrade(engine)
-        assert current_revision(engine) == "0001"
+        assert current_revision(engine) == "0002"
         assert _differences(engine) == []
         with engine.connect() as connection:
             search_index = connection.exec_driver_sql(
@@ -43,7 +43,7 @@ def test_migrations_upgrade_an_empty_postgresql_database_to_the_models() -> None
             ).scalar()
         assert search_index == 1
         upgrade(engine)  # a second upgrade is a no-op
-        assert current_revision(engine) == "0001"
+        assert current_revision(engine) == "0002"
     finally:
         engine.dispose()
         _drop_postgres_database(url)

@@ -44,7 +44,7 @@ class StatisticsView(_StatisticsBase):
                 args=request.args,
             )
         with state.engine.connect() as connection:
-            stats = compute(connection, stats_range)
+            stats = compute(connection, stats_range, cache=state.settings.stats_cache)
         if request.args.get("format") == "csv":
             last_day = stats_range.end - timedelta(microseconds=1)  # the range's end is exclusive
             return _csv(stats.csv_rows(), f"job-statistics-{stats_range.start:%Y%m%d}-{last_day:%Y%m%d}.csv")

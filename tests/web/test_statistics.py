@@ -29,14 +29,16 @@ import sqlalchemy as sa
 from rq import Worker
 from rq.worker import WorkerStatus
 
+from flask_jobmonitor import control, stats_cache
 from flask_jobmonitor.extension import get_state
-from flask_jobmonitor.models import job_table
+from flask_jobmonitor.models import job_table, stats_bucket_table
 from flask_jobmonitor.stats import Bucket, StatsRange, compute, parse_range, queue_health
+from flask_jobmonitor.status import apply_transition
 from flask_jobmonitor.timeutil import utcnow
 
 from .. import tasks
 from ..app_factory import QUEUE_NAMES
-from .conftest import add_job, enqueue
+from .conftest import add_job, enqueue, recorded_statements
 
 
 def t(day: int, hour: int, minute: int = 0, second: int = 0, month: int = 3) -> datetime:
@@ -280,6 +282,178 @@ def test_a_range_without_jobs_is_all_zeros(engine, jobs):
     stats = stats_for(engine, **{"from": "2025-01-01", "to": "2025-01-07"})
     assert stats.buckets == [Bucket(datetime(2025, 1, day)) for day in range(1, 8)]
     assert stats.by_type == []
+
+
+# -- the cache of closed buckets (stats_cache.py) -------------------------------------------------
+
+#: A moment long after the test data, so that every bucket of March 2026 counts as closed.
+LATER = datetime(2026, 6, 1)
+
+
+def cached_stats(engine, stats_range: StatsRange, now: datetime = LATER, system: bool = False):
+    with engine.connect() as connection:
+        return compute(connection, stats_range, include_system=system, cache=True, now=now)
+
+
+def cached_rows(engine) -> dict[tuple[str, bool, str, datetime], Any]:
+    with engine.connect() as connection:
+        rows = connection.execute(sa.select(stats_bucket_table)).all()
+    return {(r.granularity, r.include_system, r.type, r.bucket_start): r for r in rows}
+
+
+def assert_same_statistics(got, want) -> None:
+    assert_buckets(got.buckets, want.buckets)
+    assert [(e["type"], e["created"], e["failed"]) for e in got.by_type] == [
+        (e["type"], e["created"], e["failed"]) for e in want.by_type
+    ]
+    for mine, theirs in zip(got.by_type, want.by_type, strict=True):
+        assert mine["duration_avg"] == pytest.approx(theirs["duration_avg"], abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("granularity", "type_", "system"),
+    [("day", "", False), ("hour", "", False), ("day", "export", False), ("hour", "import", True)],
+)
+def test_cached_buckets_give_the_figures_the_jobs_give(engine, jobs, granularity, type_, system):
+    dialect = engine.dialect.name
+    stats_range = StatsRange(t(1, 0), t(4, 0), granularity, type_)
+    expected = reference(dialect, t(1, 0), t(4, 0), granularity, type_=type_, system=system)
+    with engine.connect() as connection:
+        uncached = compute(connection, stats_range, include_system=system)
+
+    first = cached_stats(engine, stats_range, system=system)  # computed from the jobs, then kept
+    kept = cached_rows(engine)
+    with recorded_statements(engine) as statements:
+        second = cached_stats(engine, stats_range, system=system)
+
+    for stats in (first, second):
+        assert_buckets(stats.buckets, expected)
+        assert_same_statistics(stats, uncached)
+    # every bucket is kept but those that still hold a queued or running job (1 March 11:00)
+    open_bucket = t(1, 11) if granularity == "hour" else t(1, 0)
+    open_jobs = not type_ or type_ == "export" or granularity == "day"
+    expected_keys = {
+        (granularity, system, type_, b.start) for b in expected if not (open_jobs and b.start == open_bucket)
+    }
+    if type_ == "import" and granularity == "hour":  # the running import is in 1 March 11:00 too
+        expected_keys.discard((granularity, system, type_, t(1, 11)))
+    assert set(kept) == expected_keys
+    # the second view reads the open bucket alone from the jobs
+    job_reads = [s for s in statements if "FROM jobmonitor_job" in s and "GROUP BY" in s]
+    assert job_reads and all("jobmonitor_job.created_at >=" in s for s in job_reads)
+    assert len(kept) == len(cached_rows(engine))
+
+
+def test_a_bucket_is_kept_only_once_it_ended_a_margin_ago(engine, jobs):
+    stats_range = StatsRange(t(3, 0), t(4, 0), "day")
+    cached_stats(engine, stats_range, now=t(4, 0) + stats_cache.MARGIN - timedelta(seconds=1))
+    assert cached_rows(engine) == {}
+    cached_stats(engine, stats_range, now=t(4, 0) + stats_cache.MARGIN)
+    assert list(cached_rows(engine)) == [("day", False, "", t(3, 0))]
+
+
+def test_a_status_change_drops_the_cached_bucket_of_its_job(engine, jobs):
+    stats_range = StatsRange(t(1, 0), t(4, 0), "day")
+    before = cached_stats(engine, stats_range, now=utcnow())
+    assert before.buckets[2].stopped == 1
+    assert ("day", False, "", t(3, 0)) in cached_rows(engine)
+    stopped_job = jobs[JOBS.index(next(j for j in JOBS if j["status"] == "stopped" and j["created_at"].day == 3))]
+
+    with engine.begin() as connection:  # a person discards the stopped job months later
+        apply_transition(connection, stopped_job, "cancel", values={"ended_at": utcnow()})
+
+    after = cached_stats(engine, stats_range, now=utcnow())
+    assert (after.buckets[2].stopped, after.buckets[2].created) == (0, 21)
+    with engine.connect() as connection:
+        assert_same_statistics(after, compute(connection, stats_range))
+
+
+def test_deleting_jobs_drops_their_buckets_even_if_a_racing_view_kept_them_again(app, engine, jobs):
+    stats_range = StatsRange(t(1, 0), t(4, 0), "day")
+    cached_stats(engine, stats_range, now=utcnow())
+    kept_before = cached_rows(engine)
+    assert ("day", False, "", t(3, 0)) in kept_before
+    victim = jobs[JOBS.index(next(j for j in JOBS if j["created_at"].day == 3))]
+
+    with app.app_context():
+        control.delete(get_state(app), victim)
+
+    assert ("day", False, "", t(3, 0)) not in cached_rows(engine)
+    # a view that read the jobs just before the delete keeps its (now wrong) bucket just after it
+    with engine.begin() as connection:
+        stale = kept_before[("day", False, "", t(3, 0))]
+        connection.execute(sa.insert(stats_bucket_table).values(**stale._asdict()))
+    after = cached_stats(engine, stats_range, now=utcnow())
+    assert after.buckets[2].created == 20
+    with engine.connect() as connection:
+        assert_same_statistics(after, compute(connection, stats_range))
+
+
+def test_a_delete_still_deletes_when_the_cache_tables_were_never_migrated(app, engine, jobs, monkeypatch, caplog):
+    def not_migrated(connection: sa.Connection, *_args: Any) -> None:
+        connection.execute(sa.text("DELETE FROM jobmonitor_stats_not_migrated"))  # the database refuses it
+
+    monkeypatch.setattr(stats_cache, "forget", not_migrated)
+    victim = jobs[0]
+    with app.app_context():
+        control.delete(get_state(app), victim)
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(job_table.c.id).where(job_table.c.id == victim)).first() is None
+    assert "statistics cache not updated for deleted jobs" in caplog.text
+
+
+def test_without_a_watermark_nothing_cached_is_trusted(engine, jobs):
+    stats_range = StatsRange(t(3, 0), t(4, 0), "day")
+    bogus = {
+        "granularity": "day",
+        "include_system": False,
+        "type": "",
+        "bucket_start": t(3, 0),
+        "created": 999,
+        "started": 0,
+        "failed": 0,
+        "stopped": 0,
+        "by_type": {},
+        "computed_at": t(4, 0),
+    }
+    with engine.begin() as connection:  # e.g. rows copied in by hand, without the watermark
+        connection.execute(sa.insert(stats_bucket_table).values(**bogus))
+    assert cached_stats(engine, stats_range).buckets[0].created == 21
+    assert cached_rows(engine)[("day", False, "", t(3, 0))].created == 21
+
+
+def test_the_page_works_from_the_jobs_when_the_cache_cannot_be_read(engine, jobs, monkeypatch, caplog):
+    def broken(*_args: Any, **_kwargs: Any) -> None:
+        raise sa.exc.OperationalError("SELECT ...", {}, Exception("no such table: jobmonitor_stats_bucket"))
+
+    monkeypatch.setattr(stats_cache, "drop_stale", broken)
+    monkeypatch.setattr(stats_cache, "store", broken)
+    stats = cached_stats(engine, StatsRange(t(1, 0), t(4, 0), "day"))
+    assert_buckets(stats.buckets, reference(engine.dialect.name, t(1, 0), t(4, 0), "day"))
+    assert "statistics cache not read" in caplog.text and "statistics cache not written" in caplog.text
+
+
+def test_the_page_uses_the_cache_unless_switched_off(make_app):
+    for setting, kept in ((False, 0), (True, 3)):
+        application = make_app(JOBMONITOR_STATS_CACHE=setting)
+        with application.app_context():
+            engine = get_state(application).engine
+        for number, values in enumerate(JOBS):
+            add_job(engine, None if values["is_system"] else "clerk_a", name=f"job {number}", **values)
+        client = application.test_client()
+        assert client.get("/_test/login/admin").status_code == 200
+        page = client.get("/admin/job-statistics/?from=2026-03-02&to=2026-03-04")
+        assert page.status_code == 200
+        assert len(cached_rows(engine)) == kept
+
+
+def test_clear_stats_cache_command_drops_every_bucket(app, engine, jobs):
+    cached_stats(engine, StatsRange(t(2, 0), t(4, 0), "day"))
+    assert len(cached_rows(engine)) == 2
+    result = app.test_cli_runner().invoke(args=["jobmonitor", "clear-stats-cache"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "statistics cache cleared: 2 buckets dropped"
+    assert cached_rows(engine) == {}
 
 
 # -- parse_range ---------------------------------------------------------------------------------
