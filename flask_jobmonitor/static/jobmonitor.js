@@ -262,7 +262,9 @@
       if (link) { markRead([parseInt(link.getAttribute("data-jm-notification"), 10)]); }
     });
     poll();
-    setInterval(poll, 1000 * parseFloat(menu.getAttribute("data-jm-interval") || "6"));
+    /* a tab nobody looks at does not poll; it catches up the moment it is shown again */
+    setInterval(function () { if (!document.hidden) { poll(); } }, 1000 * parseFloat(menu.getAttribute("data-jm-interval") || "6"));
+    document.addEventListener("visibilitychange", function () { if (!document.hidden) { poll(); } });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
@@ -286,7 +288,11 @@
     /* the navbar bell carries its own (longer) interval and comes first in the page: skip it */
     var holder = document.querySelector("[data-jm-interval]:not([data-jm-notifications-url])");
     var interval = 1000 * parseFloat(holder ? holder.getAttribute("data-jm-interval") : "3");
-    setInterval(function () { if (autoRefresh) { refreshAll(false); } }, interval);
+    /* paused by the person, or a hidden tab (nobody sees it): no requests; shown again: refresh at once */
+    setInterval(function () { if (autoRefresh && !document.hidden) { refreshAll(false); } }, interval);
+    document.addEventListener("visibilitychange", function () {
+      if (autoRefresh && !document.hidden) { refreshAll(false); }
+    });
     setInterval(tickDurations, 1000);
     $all(document, "[data-jm-notifications-url]").forEach(startNotifications);
   });

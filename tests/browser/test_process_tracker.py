@@ -24,6 +24,7 @@ from .conftest import REFRESH_INTERVAL, REPO_ROOT, LiveApp
 JOB_TIMEOUT_MS = 60_000  # each test starts with an idle worker (see conftest)
 SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
 JOBS_JSON = re.compile(r"/jobmonitor/api/jobs\?ids=")
+NOTIFICATIONS_JSON = re.compile(r"/jobmonitor/api/notifications$")
 
 pytestmark = pytest.mark.slow
 
@@ -264,6 +265,45 @@ def test_pause_stops_the_live_refresh_and_refresh_asks_once(new_page: Any, live_
     expect(toggle).to_have_text(re.compile(r"Pause auto-refresh"))
     expect(row.locator('[data-jm="status-label"]')).to_have_text("Completed", timeout=JOB_TIMEOUT_MS)
     assert len(json_requests) > paused_at + 1
+
+
+def set_tab_hidden(page: Page, hidden: bool) -> None:
+    """Make the page believe its tab went to the background (or came back), as the browser
+    tells it: ``document.hidden`` and a ``visibilitychange`` event."""
+    page.evaluate(
+        """(hidden) => {
+            Object.defineProperty(document, "hidden", { value: hidden, configurable: true });
+            const state = hidden ? "hidden" : "visible";
+            Object.defineProperty(document, "visibilityState", { value: state, configurable: true });
+            document.dispatchEvent(new Event("visibilitychange"));
+        }""",
+        hidden,
+    )
+
+
+def test_a_hidden_tab_asks_nothing_and_catches_up_when_shown_again(new_page: Any, live_app: LiveApp) -> None:
+    page = new_page()
+    log_in(page, "clerk")
+    data, _bad = products_csv("h", rows=300)  # still running while the tab is hidden
+    job_id = start_import(page, "hidden-tab.csv", data)
+    page.goto("/admin/jobs/")
+    row = job_row(page, job_id)
+    expect(row.locator('[data-jm="status-label"]')).to_have_text("Running", timeout=JOB_TIMEOUT_MS)
+    polls = count_requests(page, re.compile(f"{JOBS_JSON.pattern}|{NOTIFICATIONS_JSON.pattern}"))
+    for pattern in (JOBS_JSON, NOTIFICATIONS_JSON):  # both poll while the tab is in front
+        with page.expect_request(pattern, timeout=5_000):
+            pass
+
+    set_tab_hidden(page, True)
+    page.wait_for_timeout(1000 * REFRESH_INTERVAL)  # an answer already on its way may still land
+    settled = len(polls)
+    # the list asks every interval, the bell every two: three intervals would hold both, twice
+    page.wait_for_timeout(3000 * REFRESH_INTERVAL)
+    assert polls[settled:] == []
+
+    with page.expect_request(JOBS_JSON, timeout=2_000), page.expect_request(NOTIFICATIONS_JSON, timeout=2_000):
+        set_tab_hidden(page, False)  # no waiting for the next tick: both ask at once
+    expect(row.locator('[data-jm="status-label"]')).to_have_text("Completed", timeout=JOB_TIMEOUT_MS)
 
 
 def open_bell_menu(page: Any) -> None:
