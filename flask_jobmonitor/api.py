@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify, request, send_file
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from . import control
@@ -109,10 +110,16 @@ def job_action(job_id: str, action: str) -> Response:
     return jsonify({"message": result.message, "status": status, "new_job_id": result.new_job_id})
 
 
-@bp.post("/api/jobs/bulk")
-def bulk_action() -> Response:
+# GET is routed here only to be refused: otherwise ``/api/jobs/<job_id>`` takes it for a job
+# called "bulk" and answers 404
+@bp.route("/api/jobs/bulk", methods=["GET", "POST"])
+def bulk_action() -> ResponseReturnValue:
     """``{"action": ..., "ids": [...]}``: apply one action to several jobs; returns the summary
     ("3 stopped, 1 skipped: already completed"). Jobs the user may not see count as skipped."""
+    if request.method != "POST":
+        refused = json_error(405, 'bulk actions are POSTed: {"action": "stop", "ids": ["..."]}')
+        refused.headers["Allow"] = "POST"
+        return refused
     user = _require_access()
     require_csrf()
     payload = request.get_json(silent=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import BaseView, expose
+from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.wrappers import Response
 
 from .. import control
@@ -171,9 +172,12 @@ class JobListView(_JobViewBase):
             return redirect(_back(url_for(".index"), avoid=job_id))
         return redirect(_back(url_for(".detail", job_id=job_id)))
 
-    @expose("/bulk", methods=["POST"])
+    # GET is routed here only to be refused: otherwise "/<job_id>/" takes it for a job called "bulk"
+    @expose("/bulk", methods=["GET", "POST"])
     def bulk(self) -> Response:
         """One action on the selected rows, or on every job matching the list's current filters."""
+        if request.method != "POST":
+            raise MethodNotAllowed(["POST"], "Bulk actions are sent from the job list's form.")
         require_csrf()
         state = get_state()
         user = current_user()
