@@ -83,8 +83,11 @@ def create_scheduler(app: Flask, interval: int = 10) -> Scheduler:
 
 
 def retention_task(ctx: Any, days: int | None = None) -> None:
-    """The daily system job: delete finished jobs older than ``JOBMONITOR_RETENTION_DAYS``."""
+    """The daily system job: delete finished jobs older than ``JOBMONITOR_RETENTION_DAYS``; then,
+    with the statistics cache on, compute the last year's days that are not kept yet, so that
+    the first person to open a long range on the statistics page does not wait for them."""
     from .maintenance import delete_old_jobs
+    from .stats import prepare_days
 
     state = get_state()
     keep = days or state.settings.retention_days
@@ -92,6 +95,11 @@ def retention_task(ctx: Any, days: int | None = None) -> None:
         deleted = delete_old_jobs(state, keep)
         step.count("deleted", deleted)
     ctx.log.info("deleted %d finished jobs older than %d days", deleted, keep)
+    if state.settings.stats_cache:
+        with ctx.step("Prepare statistics") as step, state.engine.connect() as connection:
+            kept = prepare_days(connection)
+            step.count("days kept", kept)
+        ctx.log.info("statistics of %d closed days of the last year are kept", kept)
 
 
 def scheduled_runs(state: JobMonitorState, name: str, limit: int = 10) -> list[Job]:

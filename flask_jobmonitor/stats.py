@@ -217,6 +217,21 @@ def compute(
     return Statistics(stats_range, buckets, by_type)
 
 
+#: Days :func:`prepare_days` computes ahead: the longest range the page offers per day in one go.
+PREPARED_DAYS = 365
+
+
+def prepare_days(connection: sa.Connection, now: datetime | None = None, days: int = PREPARED_DAYS) -> int:
+    """Compute (and keep) the per-day figures of the last ``days`` days, as the statistics page
+    with its default filters would; return how many of them are kept. Days already kept cost
+    nothing; the daily retention job calls this so that people seldom meet a cold range."""
+    now = now or utcnow()
+    end = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    stats_range = StatsRange(end - timedelta(days=days), end, "day")
+    compute(connection, stats_range, cache=True, now=now)
+    return len(stats_cache.load(connection, "day", False, "", stats_range.start, stats_range.end))
+
+
 def _read_cache(
     connection: sa.Connection, stats_range: StatsRange, include_system: bool, now: datetime
 ) -> dict[datetime, sa.Row[Any]]:

@@ -534,12 +534,21 @@ def test_retention_runs_as_a_system_job_seen_only_with_show_system(rel):
 
     with rel.engine.connect() as connection:
         system = connection.execute(sa.select(job_table).where(job_table.c.is_system.is_(True))).one()
-        step = connection.execute(sa.select(step_table).where(step_table.c.job_id == system.id)).one()
+        steps = connection.execute(
+            sa.select(step_table).where(step_table.c.job_id == system.id).order_by(step_table.c.position)
+        ).all()
         hidden = fetch_page(connection, ListFilters(), visible_to=None, allow_system=True)
         shown = fetch_page(connection, ListFilters(show_system=True), visible_to=None, allow_system=True)
         refused = fetch_page(connection, ListFilters(show_system=True), visible_to=None, allow_system=False)
     assert (system.name, system.task, system.status) == ("Delete old jobs", RETENTION_SCHEDULE, "completed")
-    assert step.counters == {"deleted": 1}
+    assert [(step.name, step.status) for step in steps] == [
+        ("Delete old jobs", "completed"),
+        ("Prepare statistics", "completed"),
+    ]
+    assert steps[0].counters == {"deleted": 1}
+    # every closed day of the last year is kept: not today (still open), nor yesterday in the
+    # first minutes after midnight (a day counts as closed 10 minutes after its end)
+    assert steps[1].counters["days kept"] in (363, 364)
     assert existing(rel.engine, [old.id, recent.id]) == {recent.id}
     assert [j.id for j in hidden.jobs] == [recent.id]
     assert {j.id for j in shown.jobs} == {recent.id, system.id}

@@ -32,7 +32,7 @@ from rq.worker import WorkerStatus
 from flask_jobmonitor import control, stats_cache
 from flask_jobmonitor.extension import get_state
 from flask_jobmonitor.models import job_table, stats_bucket_table
-from flask_jobmonitor.stats import Bucket, StatsRange, compute, parse_range, queue_health
+from flask_jobmonitor.stats import Bucket, StatsRange, compute, parse_range, prepare_days, queue_health
 from flask_jobmonitor.status import apply_transition
 from flask_jobmonitor.timeutil import utcnow
 
@@ -445,6 +445,19 @@ def test_the_page_uses_the_cache_unless_switched_off(make_app):
         page = client.get("/admin/job-statistics/?from=2026-03-02&to=2026-03-04")
         assert page.status_code == 200
         assert len(cached_rows(engine)) == kept
+
+
+def test_prepare_days_keeps_the_closed_days_a_long_range_will_ask_for(engine, jobs):
+    with engine.connect() as connection:
+        kept = prepare_days(connection, now=LATER + timedelta(hours=1), days=100)
+    # 22 February to 1 June: all but 1 March (a queued and a running job) and 1 June (not over)
+    assert kept == 98
+    days = {key[3] for key in cached_rows(engine)}
+    assert t(1, 0) not in days and {t(2, 0), t(3, 0), t(4, 0)} <= days
+    with recorded_statements(engine) as statements:
+        stats = cached_stats(engine, StatsRange(t(2, 0), t(4, 0), "day"))
+    assert_buckets(stats.buckets, reference(engine.dialect.name, t(2, 0), t(4, 0), "day"))
+    assert not [s for s in statements if "FROM jobmonitor_job" in s and "GROUP BY" in s]
 
 
 def test_clear_stats_cache_command_drops_every_bucket(app, engine, jobs):
