@@ -169,7 +169,9 @@ def compute(
 ) -> Statistics:
     """All figures of ``stats_range``. With ``cache``, closed buckets come from
     ``jobmonitor_stats_bucket`` (see stats_cache.py) and only the others are aggregated from the
-    jobs, in two grouped queries (plus the p95 on SQLite), which are then kept if closed."""
+    jobs, in two grouped queries (plus the p95 on SQLite), which are then kept if closed; the
+    cache's writes are committed on ``connection``, so pass one without a transaction of its own
+    (``engine.connect()``, not ``engine.begin()``)."""
     now = now or utcnow()
     starts = stats_range.buckets()
     cached = _read_cache(connection, stats_range, include_system, now) if cache else {}
