@@ -1,4 +1,5 @@
-"""Writing a batch of buffered rows (subtasks, log lines) in one go.
+"""Statements over many rows: a batch of buffered rows (subtasks, log lines) written in one go,
+and long id lists cut into slices one statement can take.
 
 A job that records one subtask per imported row buffers thousands of them between flushes. On
 PostgreSQL through psycopg 3 the batch goes in with ``COPY ... FROM STDIN``: measured here at
@@ -11,10 +12,21 @@ Core's ``executemany``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
+
+T = TypeVar("T")
+#: Items per statement where a list becomes an IN list or a multi-row INSERT: far below the
+#: bound-parameter limits of SQLite (32,766) and PostgreSQL (65,535), small enough for a plan.
+CHUNK_SIZE = 500
+
+
+def in_chunks(items: Sequence[T], size: int = CHUNK_SIZE) -> Iterator[Sequence[T]]:
+    """``items`` in consecutive slices of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def insert_rows(connection: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -23,6 +23,7 @@ from rq.job import Job as RQJob
 from sqlalchemy.orm import Session
 
 from . import stats_cache
+from .bulkwrite import in_chunks
 from .children import release as release_children
 from .enqueue import JobRequest, enqueue_job, requeue
 from .errors import EnqueueError, JobMonitorError, JobNotFound, TransitionRefused, UnknownTask
@@ -91,11 +92,13 @@ def _actor_name(user: Any) -> str:
 
 
 def _audit(connection: sa.Connection, job_id: str, message: str, level: int = logging.INFO) -> None:
-    connection.execute(
-        sa.insert(log_table).values(
-            job_id=job_id, created_at=utcnow(), level=level, logger="flask_jobmonitor.control", message=message
-        )
-    )
+    _audit_all(connection, [job_id], message, level)
+
+
+def _audit_all(connection: sa.Connection, job_ids: list[str], message: str, level: int = logging.INFO) -> None:
+    """Write who did what into each job's own log (one INSERT for all of them)."""
+    entry = {"created_at": utcnow(), "level": level, "logger": "flask_jobmonitor.control", "message": message}
+    connection.execute(sa.insert(log_table), [{"job_id": job_id, **entry} for job_id in job_ids])
 
 
 def _load(state: JobMonitorState, job_id: str) -> Job:
@@ -308,7 +311,7 @@ def _active_children(state: JobMonitorState, parent_ids: list[str], created_sinc
     queued_first = sa.case((c.status == JobStatus.QUEUED.value, 0), else_=1)
     found: list[str] = []
     with state.engine.connect() as connection:
-        for chunk in _chunks(parent_ids):
+        for chunk in in_chunks(parent_ids):
             query = sa.select(c.id).where(c.parent_id.in_(chunk), c.status.in_(active))
             if created_since is not None:
                 query = query.where(c.created_at >= created_since)
@@ -350,7 +353,7 @@ def _cancel_waiting_children(
     now = utcnow()
     message = f"Cancelled by {_actor_name(user)}."
     cancelled: list[str] = []
-    for chunk in _chunks(parent_ids):
+    for chunk in in_chunks(parent_ids):
         condition = sa.and_(c.parent_id.in_(chunk), c.status.in_([JobStatus.QUEUED.value, JobStatus.PAUSED.value]))
         if created_since is not None:
             condition = sa.and_(condition, c.created_at >= created_since)
@@ -359,19 +362,7 @@ def _cancel_waiting_children(
                 connection, "cancel", condition, values={"ended_at": now}, now=now, returning=(c.enqueued_at, c.root_id)
             )
             if rows:
-                connection.execute(
-                    sa.insert(log_table),
-                    [
-                        {
-                            "job_id": row.id,
-                            "created_at": now,
-                            "level": logging.INFO,
-                            "logger": "flask_jobmonitor.control",
-                            "message": message,
-                        }
-                        for row in rows
-                    ],
-                )
+                _audit_all(connection, [row.id for row in rows], message)
         for row in rows:
             cancelled.append(row.id)
             if row.enqueued_at is not None:  # released into RQ (held children never were)
@@ -390,12 +381,6 @@ def _remove_from_rq(state: JobMonitorState, job_id: str) -> None:
     except RedisError as error:
         # a worker that still dequeues it finds it cancelled in SQL and does not run it
         log.warning("job %s: could not remove it from its RQ queue: %s", job_id, error)
-
-
-def _chunks(ids: list[str], size: int = 500) -> Iterable[list[str]]:
-    """``ids`` in slices small enough for one IN list on every database."""
-    for index in range(0, len(ids), size):
-        yield ids[index : index + size]
 
 
 def _stop_or_cancel_child(state: JobMonitorState, child_id: str, user: Any, force: bool = False) -> None:

@@ -31,13 +31,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from .bulkwrite import in_chunks
 from .models import job_table, stats_bucket_table, stats_stale_table, stats_watermark_table
 from .timeutil import utcnow
 
 MARGIN = timedelta(minutes=10)
 GRANULARITIES = ("hour", "day")
 _WATERMARK_ID = 1
-_CHUNK = 500
 
 
 def bucket_expression(dialect: str, column: sa.ColumnElement[Any], granularity: str) -> sa.ColumnElement[Any]:
@@ -96,8 +96,7 @@ def _delete_buckets(connection: sa.Connection, hours: list[datetime]) -> None:
     t = stats_bucket_table.c
     days = sorted({hour.replace(hour=0) for hour in hours})
     for granularity, starts in (("hour", hours), ("day", days)):
-        for index in range(0, len(starts), _CHUNK):
-            chunk = starts[index : index + _CHUNK]
+        for chunk in in_chunks(starts):
             connection.execute(
                 sa.delete(stats_bucket_table).where(t.granularity == granularity, t.bucket_start.in_(chunk))
             )
@@ -136,8 +135,8 @@ def store(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
         statement = postgresql.insert(stats_bucket_table).on_conflict_do_nothing()
     elif dialect == "sqlite":
         statement = sqlite.insert(stats_bucket_table).on_conflict_do_nothing()
-    for index in range(0, len(rows), _CHUNK):
-        connection.execute(statement, rows[index : index + _CHUNK])
+    for chunk in in_chunks(rows):
+        connection.execute(statement, list(chunk))
 
 
 def clear(connection: sa.Connection) -> int:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,7 @@ from flask_jobmonitor.timeutil import utcnow
 
 from . import reliability_tasks as rt
 from .app_factory import jobmonitor
-from .conftest import insert_job, run_worker
+from .conftest import insert_job, recorded_statements, run_worker
 from .reliability_support import (
     QUEUES,
     TERMINAL,
@@ -285,21 +283,6 @@ def test_stopping_a_parent_cancels_its_waiting_children_down_the_tree_in_a_few_s
 def set_status(engine: sa.Engine, job_id: str, status: str, **values: object) -> None:
     with engine.begin() as connection:
         connection.execute(sa.update(job_table).where(job_table.c.id == job_id).values(status=status, **values))
-
-
-@contextmanager
-def recorded_statements(engine: sa.Engine) -> Iterator[list[str]]:
-    """The first line of every SQL statement ``engine`` runs inside the block."""
-    seen: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        seen.append(statement.strip().split("\n")[0][:80])
-
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.mark.parametrize("catch", [True, False], ids=["caught", "uncaught"])
