@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -145,6 +145,8 @@ def _seconds(dialect: str, start: sa.ColumnElement[Any], end: sa.ColumnElement[A
     return sa.func.date_part("epoch", end - start)
 
 
+#: A bucket's figures: the same names in :class:`Bucket` and in ``jobmonitor_stats_bucket``.
+_FIGURES = tuple(f.name for f in fields(Bucket) if f.name != "start")
 _ACTIVE = [s.value for s in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.STOPPING, JobStatus.PAUSED)]
 #: More separate runs of uncached buckets than this are read as one span from first to last.
 _MAX_SPANS = 20
@@ -184,18 +186,7 @@ def compute(
     for start in starts:
         if start in cached:
             row = cached[start]
-            bucket = Bucket(
-                start=start,
-                created=row.created,
-                started=row.started,
-                failed=row.failed,
-                stopped=row.stopped,
-                wait_avg=row.wait_avg,
-                wait_min=row.wait_min,
-                wait_max=row.wait_max,
-                duration_avg=row.duration_avg,
-                duration_p95=row.duration_p95,
-            )
+            bucket = Bucket(start=start, **{name: getattr(row, name) for name in _FIGURES})
             per_type: dict[str, list[float]] = row.by_type or {}
         else:
             computed = live.get(start)
@@ -263,22 +254,13 @@ def _write_cache(
         computed = live.get(start) or _LiveBucket(Bucket(start))
         if start + stats_range.step > closed_before or computed.active:
             continue
-        bucket = computed.bucket
         rows.append(
             {
                 "granularity": stats_range.granularity,
                 "include_system": include_system,
                 "type": stats_range.type,
                 "bucket_start": start,
-                "created": bucket.created,
-                "started": bucket.started,
-                "failed": bucket.failed,
-                "stopped": bucket.stopped,
-                "wait_avg": bucket.wait_avg,
-                "wait_min": bucket.wait_min,
-                "wait_max": bucket.wait_max,
-                "duration_avg": bucket.duration_avg,
-                "duration_p95": bucket.duration_p95,
+                **{name: getattr(computed.bucket, name) for name in _FIGURES},
                 "by_type": computed.by_type,
                 "computed_at": now,
             }
