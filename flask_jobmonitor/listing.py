@@ -1,13 +1,28 @@
-"""The job list: parsing its filters from query parameters, and the query that serves a page.
+"""The job list: parsing its filters from query parameters, and the queries that serve a page.
 
-Built to stay fast on a table of millions of jobs:
-* every filter the page offers has an index that ends in ``created_at`` (see models.py), so
-  "newest first" is an index scan that stops after one page;
-* there is no exact ``COUNT(*)``: the page fetches one row more than it shows to know whether
-  a next page exists;
-* a far page selects only ids with OFFSET (an index-only walk) and then loads those rows;
-* name search on PostgreSQL uses a full-text index over name, description and parameters
-  (word-prefix matching) instead of a leading-wildcard ``LIKE``.
+Built to stay fast on a table of ten million jobs; each rule below has a plan test in
+``tests/web/test_list_plans.py`` that fails when it breaks:
+
+* Newest (or oldest) first is the only order an index serves whatever the filters: every
+  filter the page offers has an index that ends in ``(is_system, created_at, id)`` (see
+  models.py), so the page's id query walks one index in order and stops after one page. It
+  orders by ``created_at, id`` with no ``NULLS LAST`` (``created_at`` is never NULL, and the
+  clause would stop PostgreSQL from using the indexes).
+* "System jobs shown" would leave ``is_system`` unconstrained and so the indexes unordered: the
+  query then reads each ``is_system`` value's branch in index order and merges the two.
+* Pages after the first are keyset pages (``after`` / ``before`` cursors of creation time and
+  id), so "Older" costs the same however far someone goes; ``last=1`` is the oldest page, read
+  backwards. ``page=N`` still works (an index-only OFFSET walk) so old links stay valid.
+* Every other order (name, status, duration, errors...) sorts a bounded window: the
+  ``SORT_WINDOW`` newest jobs that match the filters, read like a newest-first page. The page
+  says so when the window was full; narrower filters sort further back. Duration and waiting
+  depend on the current time and could not be indexed anyway.
+* There is no exact ``COUNT(*)``: a page fetches one row more than it shows to know whether a
+  next page exists.
+* Search uses a full-text index, never a leading-wildcard ``LIKE`` over the table: PostgreSQL's
+  GIN index over name, description and parameters, and on SQLite the FTS5 table
+  ``jobmonitor_job_search`` (see search.py, which also holds the fall-back for a SQLite built
+  without FTS5).
 
 Malformed parameters raise :class:`InvalidFilter` with a message for a 400 answer.
 """
@@ -22,35 +37,74 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .models import Job, job_table, search_document
+from . import search
+from .models import Job, job_table
 from .status import FINISHED_STATUSES, JobStatus
 from .timeutil import utcnow
 
 PAGE_SIZES = (20, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE = 100_000
+#: How many of the newest matching jobs a sort other than by creation orders (see module doc).
+SORT_WINDOW = 10_000
 STATUS_GROUPS: Mapping[str, frozenset[str]] = {
     "processed": frozenset(s.value for s in FINISHED_STATUSES),
     "unprocessed": frozenset(s.value for s in JobStatus if s not in FINISHED_STATUSES),
 }
-SORTABLE: Mapping[str, sa.ColumnElement[Any]] = {
-    "created": job_table.c.created_at,
-    "name": job_table.c.name,
-    "type": job_table.c.type,
-    "status": job_table.c.status,
-    "user": job_table.c.run_by_name,
-    "started": job_table.c.started_at,
-    "ended": job_table.c.ended_at,
-    "errors": job_table.c.error_count,
-    "duration": job_table.c.ended_at,  # replaced per dialect by _interval()
-    "waiting": job_table.c.started_at,  # replaced per dialect by _interval()
-    "progress": job_table.c.progress_done,
+#: Sort keys and the column each one reads ("duration" and "waiting" are computed from two).
+SORTABLE: Mapping[str, str] = {
+    "created": "created_at",
+    "name": "name",
+    "type": "type",
+    "status": "status",
+    "user": "run_by_name",
+    "started": "started_at",
+    "ended": "ended_at",
+    "errors": "error_count",
+    "duration": "started_at",
+    "waiting": "created_at",
+    "progress": "progress_done",
 }
-_ID_PREFIX = re.compile(r"^[0-9a-f]{4,8}(-[0-9a-f]{0,12}){0,4}$")
+#: The sorts an index serves at any size: keyset pages, no window.
+INDEXED_SORTS = frozenset({"created"})
+_WINDOW_COLUMNS = ("id", "created_at", "started_at", "ended_at", *sorted(set(SORTABLE.values()) - {"created_at"}))
+_CURSOR = re.compile(r"^(\d{8}T\d{6}\.\d{6})_([0-9A-Za-z-]{1,36})$")
+_CURSOR_TIME = "%Y%m%dT%H%M%S.%f"
 
 
 class InvalidFilter(ValueError):
     """A query parameter of the job list has a value that cannot be used; the message says which."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in the newest-first order: the creation time and id of a job of the list.
+
+    A cursor holds values, not a reference: it stays valid after its job was deleted.
+    """
+
+    created_at: datetime
+    id: str
+
+    @property
+    def token(self) -> str:
+        return f"{self.created_at.strftime(_CURSOR_TIME)}_{self.id}"
+
+    @classmethod
+    def parse(cls, name: str, raw: str) -> Cursor:
+        match = _CURSOR.match(raw)
+        try:
+            if match is None:
+                raise ValueError
+            return cls(datetime.strptime(match.group(1), _CURSOR_TIME), match.group(2))
+        except ValueError:
+            raise InvalidFilter(
+                f"{name} is not a position in the job list; open the list from its first page"
+            ) from None
+
+    @classmethod
+    def of(cls, job: Job) -> Cursor:
+        return cls(job.created_at, job.id)
 
 
 @dataclass(frozen=True)
@@ -71,6 +125,9 @@ class ListFilters:
     descending: bool = True
     page: int = 1
     per_page: int = DEFAULT_PAGE_SIZE
+    after: Cursor | None = None  # the jobs that come after this one in the list's order
+    before: Cursor | None = None  # the jobs that come before it
+    last: bool = False  # the last page
 
     def to_args(self, **changes: Any) -> dict[str, Any]:
         """Query parameters that reproduce these filters (with ``changes``), defaults left out."""
@@ -92,12 +149,26 @@ class ListFilters:
             args["page"] = filters.page
         if filters.per_page != DEFAULT_PAGE_SIZE:
             args["per_page"] = filters.per_page
+        if filters.after is not None:
+            args["after"] = filters.after.token
+        if filters.before is not None:
+            args["before"] = filters.before.token
+        if filters.last:
+            args["last"] = "1"
         return args
+
+    def first_page_args(self, **changes: Any) -> dict[str, Any]:
+        """Query parameters of the first page of these filters with ``changes`` (no page, no cursor)."""
+        return self.to_args(**{"page": 1, "after": None, "before": None, "last": False, **changes})
 
     @property
     def is_filtered(self) -> bool:
         """True if anything but sorting and paging narrows the list."""
         return any((self.q, self.type, self.user, self.status, self.group, self.date_from, self.date_to, self.parent))
+
+    @property
+    def is_first_page(self) -> bool:
+        return self.page == 1 and self.after is None and self.before is None and not self.last
 
 
 def _integer(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -141,6 +212,19 @@ def _choice(args: Mapping[str, str], name: str, allowed: Sequence[str]) -> str:
     return raw
 
 
+def _position(args: Mapping[str, str], sort: str, page: int) -> tuple[Cursor | None, Cursor | None, bool]:
+    after = Cursor.parse("after", args["after"].strip()) if args.get("after", "").strip() else None
+    before = Cursor.parse("before", args["before"].strip()) if args.get("before", "").strip() else None
+    last = args.get("last", "") in ("1", "true", "on")
+    if sum((after is not None, before is not None, last)) > 1:
+        raise InvalidFilter("after, before and last cannot be combined")
+    if (after or before or last) and page != 1:
+        raise InvalidFilter("page cannot be combined with after, before or last")
+    if (after or before or last) and sort not in INDEXED_SORTS:
+        raise InvalidFilter(f"after, before and last page through the list by creation time, not by {sort}")
+    return after, before, last
+
+
 def parse_filters(args: Mapping[str, str]) -> ListFilters:
     """Read the list's query parameters; raise InvalidFilter for any value that makes no sense."""
     status = _choice(args, "status", [s.value for s in JobStatus])
@@ -154,6 +238,7 @@ def parse_filters(args: Mapping[str, str]) -> ListFilters:
     if date_from and date_to and date_from >= date_to:
         raise InvalidFilter("from must be on or before to")
     per_page = _integer(args, "per_page", DEFAULT_PAGE_SIZE, 1, max(PAGE_SIZES))
+    page = _integer(args, "page", 1, 1, MAX_PAGE)
     texts = {}
     for name, limit in (("q", 200), ("type", 64), ("user", 64), ("category", 64), ("parent", 36)):
         value = args.get(name, "").strip()
@@ -162,6 +247,7 @@ def parse_filters(args: Mapping[str, str]) -> ListFilters:
         if "\x00" in value:
             raise InvalidFilter(f"{name} contains a NUL character")
         texts[name] = value
+    after, before, last = _position(args, sort, page)
     return ListFilters(
         q=texts["q"],
         type=texts["type"],
@@ -175,69 +261,76 @@ def parse_filters(args: Mapping[str, str]) -> ListFilters:
         show_system=args.get("system", "") in ("1", "true", "on"),
         sort=sort,
         descending=direction == "desc",
-        page=_integer(args, "page", 1, 1, MAX_PAGE),
+        page=page,
         per_page=per_page,
+        after=after,
+        before=before,
+        last=last,
     )
 
 
 @dataclass
 class JobPage:
-    """One page of the list."""
+    """One page of the list, with what its navigation links need."""
 
     jobs: list[Job]
     filters: ListFilters
     has_next: bool
+    has_previous: bool = False
     children: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # id -> (finished, total)
+    #: The page's place among the matching jobs, when it is known (offset pages, not cursor pages).
+    offset: int | None = 0
+    #: Set when a sort other than by creation ordered only the SORT_WINDOW newest matching jobs.
+    window: int | None = None
+    #: Set when a search on SQLite read only search.SEARCH_WINDOW matches of its words for this page.
+    searched: int | None = None
+    #: Where the next page goes on when that search stopped before the page was full.
+    resume: Cursor | None = None
 
     @property
-    def has_previous(self) -> bool:
-        return self.filters.page > 1
+    def first_index(self) -> int | None:
+        return None if self.offset is None else self.offset + 1
 
     @property
-    def first_index(self) -> int:
-        return (self.filters.page - 1) * self.filters.per_page + 1
+    def labels(self) -> tuple[str, str, str, str]:
+        """Words of the four links: first, previous, next, last page."""
+        if self.filters.sort == "created" and self.filters.descending:
+            return ("Newest", "Newer", "Older", "Oldest")
+        return ("First", "Previous", "Next", "Last")
 
+    def previous_args(self) -> dict[str, Any] | None:
+        if not self.has_previous:
+            return None
+        filters = self.filters
+        if filters.sort in INDEXED_SORTS and self.jobs:
+            return filters.first_page_args(before=Cursor.of(self.jobs[0]))
+        if filters.page > 1:
+            return filters.first_page_args(page=filters.page - 1)
+        return filters.first_page_args()
 
-def _tsquery(q: str) -> str:
-    """A prefix query for PostgreSQL's ``to_tsquery``: every word typed must start a word of the
-    job. Words are split on spaces only and quoted, so ``products.csv`` is looked up as the one
-    token PostgreSQL's parser makes of it, and ``products`` also finds ``products.csv``."""
-    tokens = [token.replace("'", "").replace("\\", "").replace(":", "") for token in q.lower().split()]
-    return " & ".join(f"'{token}':*" for token in tokens if token.strip("&|!()<>*"))
+    def next_args(self) -> dict[str, Any] | None:
+        if self.resume is not None:
+            return self.filters.first_page_args(after=self.resume)
+        if not self.has_next or not self.jobs:
+            return None
+        if self.filters.sort in INDEXED_SORTS:
+            return self.filters.first_page_args(after=Cursor.of(self.jobs[-1]))
+        return self.filters.first_page_args(page=self.filters.page + 1)
 
-
-def _search_condition(dialect: str, q: str) -> sa.ColumnElement[bool]:
-    conditions: list[sa.ColumnElement[bool]] = []
-    lowered = q.lower()
-    if _ID_PREFIX.match(lowered):
-        # range on the primary key instead of LIKE, so any collation can use the index
-        conditions.append(sa.and_(job_table.c.id >= lowered, job_table.c.id < lowered + "\uffff"))
-    if dialect == "postgresql":
-        query = _tsquery(q)
-        if query:
-            conditions.append(search_document().op("@@")(sa.func.to_tsquery("simple", query)))
-    else:
-        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        conditions.append(
-            sa.or_(
-                job_table.c.name.ilike(pattern, escape="\\"),
-                job_table.c.description.ilike(pattern, escape="\\"),
-                sa.cast(job_table.c.params, sa.Text).ilike(pattern, escape="\\"),
-            )
-        )
-    if not conditions:
-        return sa.false()
-    return sa.or_(*conditions)
+    def last_args(self) -> dict[str, Any] | None:
+        """The last page: a link only where it can be read directly (the indexed order)."""
+        if not self.has_next or self.filters.sort not in INDEXED_SORTS:
+            return None
+        return self.filters.first_page_args(last=True)
 
 
 def build_conditions(
-    filters: ListFilters, dialect: str, *, visible_to: str | None, allow_system: bool
+    filters: ListFilters, connection: sa.Connection, *, visible_to: str | None
 ) -> list[sa.ColumnElement[bool]]:
-    """WHERE conditions for ``filters``. ``visible_to`` limits to one user's jobs (no view-all)."""
+    """WHERE conditions for ``filters`` except ``is_system`` (see :func:`system_values`) and,
+    where SQLite's FTS5 answers it, the search. ``visible_to`` limits to one user's jobs."""
     c = job_table.c
     conditions: list[sa.ColumnElement[bool]] = []
-    if not (filters.show_system and allow_system):
-        conditions.append(c.is_system.is_(False))
     if visible_to is not None:
         conditions.append(c.run_by_id == visible_to)
     if filters.user:
@@ -256,57 +349,275 @@ def build_conditions(
         conditions.append(c.created_at >= filters.date_from)
     if filters.date_to:
         conditions.append(c.created_at < filters.date_to)
-    if filters.q:
-        conditions.append(_search_condition(dialect, filters.q))
+    if filters.q and not search.has_fts(connection):
+        conditions.append(search.condition(connection, filters.q))
     return conditions
+
+
+def system_values(filters: ListFilters, allow_system: bool) -> tuple[bool, ...]:
+    """The ``is_system`` values the list shows: ordinary jobs, and system jobs if asked and allowed."""
+    return (False, True) if filters.show_system and allow_system else (False,)
+
+
+def newest_first(
+    conditions: Sequence[sa.ColumnElement[bool]],
+    systems: Sequence[bool],
+    columns: Sequence[str] = ("id", "created_at"),
+    *,
+    dialect: str,
+    descending: bool = True,
+    limit: int,
+    offset: int = 0,
+) -> sa.Select[Any] | sa.CompoundSelect:
+    """``columns`` of the jobs matching ``conditions``, newest first (or oldest first), as an
+    index walk that stops after ``offset + limit`` rows.
+
+    Each ``is_system`` value is its own branch, so that every index ``(..., is_system,
+    created_at, id)`` is read in order; with two branches the query is a ``UNION ALL`` of two
+    ordered index walks (SQLite merges them; PostgreSQL sorts the at most ``offset + limit``
+    rows of each) instead of reading and sorting every matching row.
+    """
+    c = job_table.c
+    order = ["created_at", "id"]
+    columns = [*columns, *(name for name in order if name not in columns)]  # a UNION orders by its own columns
+
+    def branch(value: bool) -> sa.Select[Any]:
+        return sa.select(*(c[name] for name in columns)).where(*conditions, c.is_system.is_(value))
+
+    if len(systems) == 1:
+        keys: list[Any] = [c[name] for name in order]
+        query: sa.Select[Any] | sa.CompoundSelect = branch(systems[0])
+    elif dialect == "postgresql":
+        # PostgreSQL does not merge the ordered branches of a UNION ALL (it appends and sorts
+        # them all); each branch stops after offset + limit rows instead, so only that many
+        # are sorted
+        def first_rows(value: bool) -> Any:
+            ranked = branch(value).order_by(*(c[name].desc() if descending else c[name].asc() for name in order))
+            return sa.select(ranked.limit(limit + offset).subquery())
+
+        merged = sa.union_all(*(first_rows(value) for value in systems)).subquery("merged")
+        query = sa.select(*(merged.c[name] for name in columns))
+        keys = [merged.c[name] for name in order]
+    else:
+        # SQLite merges the ordered branches of a compound SELECT with its own ORDER BY
+        query = sa.union_all(*(branch(value) for value in systems))
+        keys = [query.selected_columns[name] for name in order]
+    ordered = [key.desc() if descending else key.asc() for key in keys]
+    return query.order_by(*ordered).limit(limit).offset(offset or None)
+
+
+def _beyond(cursor: Cursor, descending: bool) -> sa.ColumnElement[bool]:
+    """Rows that come after ``cursor`` in the order (a row comparison an index range answers)."""
+    position = sa.tuple_(job_table.c.created_at, job_table.c.id)
+    value = sa.tuple_(sa.literal(cursor.created_at, sa.DateTime), sa.literal(cursor.id, sa.String))
+    return position < value if descending else position > value
+
+
+def _moves_on(position: Cursor, cursor: Cursor, descending: bool) -> bool:
+    """Whether ``position`` comes strictly after ``cursor`` in the order."""
+    here, there = (position.created_at, position.id), (cursor.created_at, cursor.id)
+    return here < there if descending else here > there
+
+
+@dataclass
+class _Source:
+    """The jobs matching one request's filters, read in creation order: as an index walk
+    (:func:`newest_first`), or where SQLite's FTS5 answers the search, as a walk of its matches
+    (:func:`search.newest_matches`)."""
+
+    connection: sa.Connection
+    filters: ListFilters
+    conditions: list[sa.ColumnElement[bool]]
+    systems: tuple[bool, ...]
+    facets: dict[str, str] | None  # FTS5 facet values; None: not an FTS5 search (see rows())
+    #: Where the last :meth:`rows` stopped early: an FTS5 search that read search.SEARCH_WINDOW
+    #: matches before it had enough rows (the next page goes on from there)
+    resume: Cursor | None = None
+
+    @classmethod
+    def of(cls, connection: sa.Connection, filters: ListFilters, visible_to: str | None, allow_system: bool) -> _Source:
+        conditions = build_conditions(filters, connection, visible_to=visible_to)
+        systems = system_values(filters, allow_system)
+        facets = None
+        if filters.q and search.has_fts(connection):
+            facets = {"t": filters.type, "c": filters.category, "u": filters.user or visible_to or ""}
+            facets = {key: value for key, value in facets.items() if value}
+            if len(systems) == 1:
+                facets["s"] = "1" if systems[0] else "0"
+                conditions.append(job_table.c.is_system.is_(systems[0]))
+        return cls(connection, filters, conditions, systems, facets)
+
+    def rows(
+        self,
+        columns: Sequence[str] = ("id", "created_at"),
+        *,
+        descending: bool,
+        limit: int,
+        offset: int = 0,
+        beyond: Cursor | None = None,
+        up_to: Cursor | None = None,
+    ) -> list[Any]:
+        """Rows ``offset`` to ``offset + limit`` in creation order (``descending``: newest
+        first), of those that come after ``beyond``, or that do not come after ``up_to``."""
+        self.resume = None
+        extra = []
+        if beyond is not None:
+            extra.append(_beyond(beyond, descending))
+        if up_to is not None:
+            extra.append(sa.not_(_beyond(up_to, descending)))
+        if self.facets is None:
+            dialect = self.connection.dialect.name
+            query = newest_first(
+                [*self.conditions, *extra],
+                self.systems,
+                columns,
+                dialect=dialect,
+                descending=descending,
+                limit=limit,
+                offset=offset,
+            )
+            return list(self.connection.execute(query))
+        earliest, latest = self.filters.date_from, self.filters.date_to
+        # the cursor bounds the document numbers too, so FTS5 starts its walk there
+        for cursor, later in ((beyond, not descending), (up_to, descending)):
+            if cursor is not None and later:
+                earliest = max(earliest or cursor.created_at, cursor.created_at)
+            elif cursor is not None:
+                latest = min(latest or cursor.created_at, cursor.created_at)
+        facets = self.facets
+
+        def read(bounded: bool) -> search.Matches:
+            return search.newest_matches(
+                self.connection,
+                self.filters.q,
+                [*self.conditions, *extra],
+                [*columns, *(name for name in ("id", "created_at") if name not in columns)],
+                facets=facets,
+                descending=descending,
+                limit=limit,
+                offset=offset,
+                created_from=earliest,
+                created_before=latest,
+                bounded=bounded,
+            )
+
+        matches = read(bounded=True)
+        resume = Cursor(*matches.resume) if matches.resume else None
+        if resume is not None and beyond is not None and not _moves_on(resume, beyond, descending):
+            # the window ended in the cursor's own millisecond (SEARCH_WINDOW matches created
+            # in one millisecond): a next page would start here again, so read on instead
+            matches, resume = read(bounded=False), None
+        self.resume = resume
+        return matches.rows
+
+
+def _keyset_page(source: _Source) -> tuple[list[str], bool, bool, int | None, Cursor | None]:
+    """Ids of one page in creation order, whether pages come before and after it, its offset
+    (offset pages only), and where a search that stopped early goes on (see _Source.resume)."""
+    filters = source.filters
+    size, descending = filters.per_page, filters.descending
+
+    def ids(reverse: bool, limit: int, **position: Any) -> list[str]:
+        return [row.id for row in source.rows(descending=descending != reverse, limit=limit, **position)]
+
+    if filters.after is not None:
+        found = ids(False, size + 1, beyond=filters.after)
+        resume = source.resume
+        has_previous = bool(ids(True, 1, up_to=filters.after))
+        return found[:size], has_previous, len(found) > size or resume is not None, None, resume
+    if filters.before is not None:
+        found = ids(True, size + 1, beyond=filters.before)
+        has_next = bool(ids(False, 1, up_to=filters.before))
+        return list(reversed(found[:size])), len(found) > size or source.resume is not None, has_next, None, None
+    if filters.last:
+        found = ids(True, size + 1)
+        return list(reversed(found[:size])), len(found) > size or source.resume is not None, False, None, None
+    offset = (filters.page - 1) * size
+    found = ids(False, size + 1, offset=offset)
+    resume = source.resume
+    return found[:size], filters.page > 1, len(found) > size or resume is not None, offset, resume
+
+
+def _window_page(source: _Source) -> tuple[list[str], bool, int, int | None]:
+    """Ids of one page sorted by a key no index serves: within the ``SORT_WINDOW`` newest
+    matching jobs. Returns the ids, whether a next page exists, the offset, and the window
+    size if the window was full (older matching jobs were left out of the sort)."""
+    filters, connection = source.filters, source.connection
+    size = filters.per_page
+    offset = (filters.page - 1) * size
+    if offset >= SORT_WINDOW:
+        return [], False, offset, SORT_WINDOW
+    dialect = connection.dialect.name
+    if source.facets is None:
+        window: Any = newest_first(
+            source.conditions, source.systems, _WINDOW_COLUMNS, dialect=dialect, limit=SORT_WINDOW
+        ).subquery("window")
+        beyond = newest_first(source.conditions, source.systems, ("id",), dialect=dialect, limit=1, offset=SORT_WINDOW)
+        full = connection.execute(beyond).first() is not None
+    else:  # FTS5 found the window's jobs: sort those rows by id
+        newest = [row.id for row in source.rows(("id",), descending=True, limit=SORT_WINDOW + 1)]
+        full = len(newest) > SORT_WINDOW
+        window = (
+            sa.select(*(job_table.c[name] for name in _WINDOW_COLUMNS))
+            .where(job_table.c.id.in_(newest[:SORT_WINDOW]))
+            .subquery("window")
+        )
+    key = _sort_key(filters.sort, dialect, window)
+    first = key.desc().nulls_last() if filters.descending else key.asc().nulls_last()
+    tie = window.c.id.desc() if filters.descending else window.c.id.asc()
+    query = sa.select(window.c.id).order_by(first, tie).limit(size + 1).offset(offset or None)
+    found = list(connection.execute(query).scalars())
+    has_next = len(found) > size and offset + size < SORT_WINDOW
+    return found[:size], has_next, offset, SORT_WINDOW if full else None
 
 
 def fetch_page(
     connection: sa.Connection, filters: ListFilters, *, visible_to: str | None, allow_system: bool
 ) -> JobPage:
     """Load one page of jobs for ``filters`` (see the module docstring for how it stays fast)."""
-    c = job_table.c
-    conditions = build_conditions(filters, connection.dialect.name, visible_to=visible_to, allow_system=allow_system)
-    key = _sort_key(filters.sort, connection.dialect.name)
-    # jobs without a value (never started, still running...) come last either way, on both databases
-    first = key.desc().nulls_last() if filters.descending else key.asc().nulls_last()
-    order = [first, c.id.desc()] if filters.descending else [first, c.id.asc()]
-    offset = (filters.page - 1) * filters.per_page
-    ids_query = sa.select(c.id).where(*conditions).order_by(*order).limit(filters.per_page + 1).offset(offset)
-    ids = list(connection.execute(ids_query).scalars())
-    has_next = len(ids) > filters.per_page
-    ids = ids[: filters.per_page]
+    source = _Source.of(connection, filters, visible_to, allow_system)
+    window = resume = None
+    if filters.sort in INDEXED_SORTS:
+        ids, has_previous, has_next, offset, resume = _keyset_page(source)
+    else:
+        ids, has_next, offset, window = _window_page(source)
+        has_previous = filters.page > 1
+    searched = search.SEARCH_WINDOW if source.resume or resume else None
     if not ids:
-        return JobPage([], filters, False)
+        return JobPage(
+            [], filters, has_next, has_previous, offset=offset, window=window, searched=searched, resume=resume
+        )
     from sqlalchemy.orm import Session
 
     with Session(bind=connection) as session:
-        rows = {job.id: job for job in session.execute(sa.select(Job).where(c.id.in_(ids))).scalars()}
+        rows = {job.id: job for job in session.execute(sa.select(Job).where(job_table.c.id.in_(ids))).scalars()}
         session.expunge_all()
     jobs = [rows[i] for i in ids if i in rows]
-    return JobPage(jobs, filters, has_next, children_progress(connection, [j.id for j in jobs]))
+    children = children_progress(connection, [j.id for j in jobs])
+    return JobPage(
+        jobs, filters, has_next, has_previous, children, offset=offset, window=window, searched=searched, resume=resume
+    )
 
 
 def matching_ids(
     connection: sa.Connection, filters: ListFilters, *, visible_to: str | None, allow_system: bool, limit: int
 ) -> list[str]:
     """Ids of the (newest) jobs matching ``filters``, at most ``limit``: the "all matching" bulk scope."""
-    c = job_table.c
-    conditions = build_conditions(filters, connection.dialect.name, visible_to=visible_to, allow_system=allow_system)
-    query = sa.select(c.id).where(*conditions).order_by(c.created_at.desc(), c.id.desc()).limit(limit)
-    return list(connection.execute(query).scalars())
+    source = _Source.of(connection, filters, visible_to, allow_system)
+    return [row.id for row in source.rows(("id",), descending=True, limit=limit)]
 
 
-def _sort_key(name: str, dialect: str) -> sa.ColumnElement[Any]:
-    """The ORDER BY expression of a sort key. Duration and waiting are computed the way the page
-    shows them (``Job.duration_seconds`` / ``waiting_seconds``): until now while still open."""
-    c = job_table.c
+def _sort_key(name: str, dialect: str, table: Any) -> sa.ColumnElement[Any]:
+    """The ORDER BY expression of a sort key over ``table`` (the window). Duration and waiting
+    are computed the way the page shows them (``Job.duration_seconds`` / ``waiting_seconds``):
+    until now while still open."""
+    c = table.c
     now = sa.literal(utcnow(), sa.DateTime)
     if name == "duration":
         return _interval(c.started_at, sa.func.coalesce(c.ended_at, now), dialect)
     if name == "waiting":
         return _interval(c.created_at, sa.func.coalesce(c.started_at, c.ended_at, now), dialect)
-    return SORTABLE[name]
+    return c[SORTABLE[name]]
 
 
 def _interval(start: sa.ColumnElement[Any], end: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any]:
@@ -325,10 +636,3 @@ def children_progress(connection: sa.Connection, job_ids: Sequence[str]) -> dict
         sa.select(c.parent_id, finished, sa.func.count()).where(c.parent_id.in_(list(job_ids))).group_by(c.parent_id)
     )
     return {parent: (int(done or 0), int(total)) for parent, done, total in rows}
-
-
-def distinct_types(connection: sa.Connection) -> list[str]:
-    """Job types for the type filter: the registered tasks' types plus those seen recently."""
-    c = job_table.c
-    recent = sa.select(c.type).order_by(c.created_at.desc()).limit(5000).subquery()
-    return sorted(t for t in connection.execute(sa.select(sa.distinct(recent.c.type))).scalars() if t)

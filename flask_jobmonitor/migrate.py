@@ -16,6 +16,8 @@ SCRIPT_LOCATION = os.path.join(os.path.dirname(__file__), "migrations")
 
 #: Created by DDL (see models.SEARCH_INDEX_DDL), so autogenerate must not see it as extra.
 DDL_ONLY_INDEXES = frozenset({"ix_jobmonitor_job_search"})
+#: Tables of the search on SQLite (models.SQLITE_SEARCH_DDL: FTS5 and its shadow tables), made by DDL too.
+DDL_ONLY_TABLE_PREFIX = "jobmonitor_job_search"
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
@@ -24,6 +26,8 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
         return False
     table = obj if type_ == "table" else getattr(obj, "table", None)
     table_name = getattr(table, "name", name) or ""
+    if table_name.startswith(DDL_ONLY_TABLE_PREFIX):
+        return False
     return table_name.startswith("jobmonitor_") and table_name != VERSION_TABLE
 
 

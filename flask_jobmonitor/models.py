@@ -113,7 +113,8 @@ class Job(Base):
         sa.Index("ix_jobmonitor_job_status_created", "status", "is_system", "created_at", "id"),
         sa.Index("ix_jobmonitor_job_type_created", "type", "is_system", "created_at", "id"),
         sa.Index("ix_jobmonitor_job_category_created", "category", "is_system", "created_at", "id"),
-        sa.Index("ix_jobmonitor_job_parent", "parent_id"),
+        # a parent's children, in the list (?parent=) and on the parent's page, in creation order
+        sa.Index("ix_jobmonitor_job_parent_created", "parent_id", "is_system", "created_at", "id"),
         sa.Index("ix_jobmonitor_job_restarted_from", "restarted_from_id"),
         sa.Index("ix_jobmonitor_job_ended", "ended_at"),  # throughput on the queue health page
         sa.Index("ix_jobmonitor_job_root_status", "root_id", "status"),
@@ -334,3 +335,98 @@ SEARCH_INDEX_DDL = (
     "(to_tsvector('simple'::regconfig, name || ' ' || coalesce(description, '') || ' ' || CAST(params AS TEXT)))"
 )
 sa.event.listen(job_table, "after_create", sa.DDL(SEARCH_INDEX_DDL).execute_if(dialect="postgresql"))
+
+
+#: The list's search on SQLite (see search.py): an FTS5 table, and the document number of each
+#: job. FTS5 rowids cannot be the job table's own rowid: VACUUM may renumber the rowids of a
+#: table whose key is not an INTEGER PRIMARY KEY.
+FTS_TABLE = "jobmonitor_job_search"
+KEY_TABLE = "jobmonitor_job_search_key"
+#: Document numbers follow creation time: a job's is ``its creation millisecond * DOCS_PER_MS``
+#: plus its rank among the jobs created in that millisecond, so FTS5 hands out matches newest
+#: first (``ORDER BY rowid DESC``) without reading them all.
+DOCS_PER_MS = 1 << 20
+
+_DOCUMENT = "{row}.name || ' ' || coalesce({row}.description, '') || ' ' || coalesce({row}.params, '')"
+# Tokens of the filters that never change once a job exists, so FTS5 can intersect a frequent
+# word with a user's or a type's jobs instead of the list reading every match: s0/s1 (system),
+# then t, c and u followed by the hex of type, category and run_by_id (search.facet_terms)
+_FACETS = (
+    "'s' || {row}.is_system || ' t' || hex({row}.type) || ' c' || hex({row}.category)"
+    " || ' u' || hex(coalesce({row}.run_by_id, ''))"
+)
+# the millisecond of created_at as SQLAlchemy stores it on SQLite ("2026-11-29 15:46:31.123456")
+_MILLISECOND = (
+    "(CAST(strftime('%s', {row}.created_at) AS INTEGER) * 1000"
+    " + coalesce(CAST(substr({row}.created_at, 21, 3) AS INTEGER), 0))"
+)
+_FIRST_DOC = f"({_MILLISECOND} * {DOCS_PER_MS})"
+_NEW_DOC = (
+    f"(SELECT coalesce(max(docid) + 1, {_FIRST_DOC.format(row='new')}) FROM {KEY_TABLE} "
+    f"WHERE docid >= {_FIRST_DOC.format(row='new')} AND docid < {_FIRST_DOC.format(row='new')} + {DOCS_PER_MS})"
+)
+_INDEX_NEW = f"""INSERT INTO {KEY_TABLE} (docid, job_id) VALUES ({_NEW_DOC}, new.id);
+        INSERT INTO {FTS_TABLE} (rowid, document, facets)
+            VALUES ((SELECT docid FROM {KEY_TABLE} WHERE job_id = new.id), {_DOCUMENT.format(row="new")},
+                    {_FACETS.format(row="new")});"""
+_UNINDEX_OLD = f"""INSERT INTO {FTS_TABLE} ({FTS_TABLE}, rowid, document, facets)
+            VALUES ('delete', (SELECT docid FROM {KEY_TABLE} WHERE job_id = old.id), {_DOCUMENT.format(row="old")},
+                    {_FACETS.format(row="old")});
+        DELETE FROM {KEY_TABLE} WHERE job_id = old.id;"""
+#: SQLite schema of the search: the document numbers, the FTS5 index, and the triggers that
+#: keep both in step with ``jobmonitor_job`` in the transaction that changes the job. The FTS5
+#: table is contentless: the text lives in the job table only, and a delete hands FTS5 the text
+#: it indexed (the trigger's ``old`` row). A status change touches none of it.
+SQLITE_SEARCH_DDL: tuple[str, ...] = (
+    f"CREATE TABLE IF NOT EXISTS {KEY_TABLE} (docid INTEGER PRIMARY KEY, job_id VARCHAR(36) NOT NULL UNIQUE)",
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(document, facets, content='', tokenize='unicode61')",
+    f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_insert AFTER INSERT ON jobmonitor_job BEGIN {_INDEX_NEW} END",
+    f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_delete AFTER DELETE ON jobmonitor_job BEGIN {_UNINDEX_OLD} END",
+    f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_update AFTER UPDATE OF id, name, description, params, is_system, "
+    f"type, category, run_by_id, created_at ON jobmonitor_job BEGIN {_UNINDEX_OLD} {_INDEX_NEW} END",
+)
+#: Indexes jobs that existed before the search tables (a migration of a filled database).
+SQLITE_SEARCH_BACKFILL: tuple[str, ...] = (
+    f"INSERT INTO {KEY_TABLE} (docid, job_id) SELECT {_FIRST_DOC.format(row='j')} + "
+    f"row_number() OVER (PARTITION BY {_MILLISECOND.format(row='j')} ORDER BY j.created_at, j.id) - 1, j.id "
+    "FROM jobmonitor_job j",
+    f"INSERT INTO {FTS_TABLE} (rowid, document, facets) SELECT k.docid, {_DOCUMENT.format(row='j')}, "
+    f"{_FACETS.format(row='j')} FROM {KEY_TABLE} k JOIN jobmonitor_job j ON j.id = k.job_id",
+)
+SQLITE_SEARCH_DROP: tuple[str, ...] = (
+    *(f"DROP TRIGGER IF EXISTS {FTS_TABLE}_{event}" for event in ("insert", "delete", "update")),
+    f"DROP TABLE IF EXISTS {FTS_TABLE}",
+    f"DROP TABLE IF EXISTS {KEY_TABLE}",
+)
+
+
+def fts5_available(connection: sa.Connection) -> bool:
+    """Whether this SQLite has FTS5 (and so the search tables)."""
+    return bool(connection.exec_driver_sql("SELECT sqlite_compileoption_used('ENABLE_FTS5')").scalar())
+
+
+def create_sqlite_search(connection: sa.Connection, *, backfill: bool) -> bool:
+    """Create the search tables and triggers on a SQLite database (no-op elsewhere or without
+    FTS5; returns whether they exist). ``backfill`` indexes the jobs already there."""
+    if connection.dialect.name != "sqlite" or not fts5_available(connection):
+        return False
+    for statement in SQLITE_SEARCH_DDL:
+        connection.exec_driver_sql(statement)
+    if backfill:
+        for statement in SQLITE_SEARCH_BACKFILL:
+            connection.exec_driver_sql(statement)
+    return True
+
+
+def _create_sqlite_search(target: sa.Table, connection: sa.Connection, **_kw: Any) -> None:
+    create_sqlite_search(connection, backfill=False)
+
+
+def _drop_sqlite_search(target: sa.Table, connection: sa.Connection, **_kw: Any) -> None:
+    if connection.dialect.name == "sqlite":
+        for statement in SQLITE_SEARCH_DROP:
+            connection.exec_driver_sql(statement)
+
+
+sa.event.listen(job_table, "after_create", _create_sqlite_search)
+sa.event.listen(job_table, "before_drop", _drop_sqlite_search)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from flask_jobmonitor.listing import fetch_page, parse_filters
 from flask_jobmonitor.migrate import current_revision, include_object, upgrade
-from flask_jobmonitor.models import Base
+from flask_jobmonitor.models import Base, job_table
 
 from .conftest import POSTGRES_URL, REQUIRE_POSTGRES, _drop_postgres_database, _ensure_postgres_database
 
@@ -35,7 +37,7 @@ def test_migrations_upgrade_an_empty_postgresql_database_to_the_models() -> None
     try:
         assert current_revision(engine) is None
         upgrade(engine)
-        assert current_revision(engine) == "0002"
+        assert current_revision(engine) == "0003"
         assert _differences(engine) == []
         with engine.connect() as connection:
             search_index = connection.exec_driver_sql(
@@ -43,7 +45,7 @@ def test_migrations_upgrade_an_empty_postgresql_database_to_the_models() -> None
             ).scalar()
         assert search_index == 1
         upgrade(engine)  # a second upgrade is a no-op
-        assert current_revision(engine) == "0002"
+        assert current_revision(engine) == "0003"
     finally:
         engine.dispose()
         _drop_postgres_database(url)
@@ -54,4 +56,40 @@ def test_migrations_upgrade_an_empty_sqlite_database_to_the_models(tmp_path) -> 
     upgrade(engine)
     assert _differences(engine) == []
     assert sa.inspect(engine).has_table("jobmonitor_alembic_version")
+    assert sa.inspect(engine).has_table("jobmonitor_job_search")
     engine.dispose()
+
+
+def test_the_sqlite_search_migration_indexes_the_jobs_already_there(tmp_path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'filled.db'}")
+    try:
+        upgrade(engine, "0002")
+        now = datetime(2026, 11, 1)
+        with engine.begin() as connection:
+            connection.execute(
+                job_table.insert(),
+                [
+                    {
+                        "id": f"job-{n}",
+                        "name": name,
+                        "task": "t",
+                        "params": {"file": f"{name}.csv"},
+                        "status": "completed",
+                        "queue_name": "q",
+                        "created_at": now,
+                        "status_changed_at": now,
+                    }
+                    for n, name in enumerate(["Import products", "Export prices"])
+                ],
+            )
+        upgrade(engine)
+        assert current_revision(engine) == "0003"
+        with engine.connect() as connection:
+            page = fetch_page(connection, parse_filters({"q": "prod"}), visible_to=None, allow_system=False)
+            by_parameter = fetch_page(
+                connection, parse_filters({"q": "prices.csv"}), visible_to=None, allow_system=False
+            )
+        assert [job.name for job in page.jobs] == ["Import products"]
+        assert [job.name for job in by_parameter.jobs] == ["Export prices"]
+    finally:
+        engine.dispose()

@@ -67,7 +67,7 @@ def test_list_page_indexes_exist_in_the_database(app, engine):
         "ix_jobmonitor_job_run_by_created",
         "ix_jobmonitor_job_status_created",
         "ix_jobmonitor_job_type_created",
-        "ix_jobmonitor_job_parent",
+        "ix_jobmonitor_job_parent_created",
         "ix_jobmonitor_job_root_status",
         "ix_jobmonitor_job_system_created",
     } <= indexes

@@ -93,6 +93,10 @@ def test_job_names_are_escaped(client_for, engine):
         ("q=a%00b", "q contains a NUL character"),
         ("user=%00", "user contains a NUL character"),
         ("to=9999-12-31", "to"),
+        ("after=20260302T120000.000000_x%27--", "after is not a position in the job list"),
+        ("before=tomorrow", "before is not a position in the job list"),
+        ("after=20260302T120000.000000_abc&page=3", "page cannot be combined with after, before or last"),
+        ("last=1&sort=duration", "after, before and last page through the list by creation time, not by duration"),
     ],
 )
 def test_malformed_list_filters_answer_400_with_the_message(client_for, jobs, query, message):
@@ -349,3 +353,42 @@ def test_enqueue_outside_a_request_flashes_nothing(app, client_for):
     enqueue(app, tasks.noop, "clerk_a")
     client = client_for("clerk_a")
     assert "started." not in client.get("/admin/jobs/").get_data(as_text=True)
+
+
+# -- paging at scale: links, windows, dead ends ------------------------------------------------
+
+
+def test_the_list_pages_by_links_a_person_can_bookmark(client_for, engine):
+    names = [f"export {n:02d}" for n in range(7)]
+    for minute, name in enumerate(names):
+        add_job(engine, owner="clerk_a", name=name, created_at=at(minute))
+    client = client_for("clerk_a")
+    first = client.get("/admin/jobs/?per_page=3").get_data(as_text=True)
+    assert "export 06" in first and "export 04" in first and "export 03" not in first
+    older = re.search(r'href="([^"]*after=[^"]*)"[^>]*>Older<', first).group(1).replace("&amp;", "&")
+    second = client.get(older).get_data(as_text=True)
+    assert "export 03" in second and "export 01" in second and "export 04" not in second
+    oldest = re.search(r'href="([^"]*last=1[^"]*)"[^>]*>Oldest<', second).group(1).replace("&amp;", "&")
+    last = client.get(oldest).get_data(as_text=True)
+    assert "export 00" in last and "export 02" in last and "export 03" not in last
+    assert "export 03" in page_text(client.get(older))  # the same link shows the same jobs later
+
+
+def test_a_page_past_the_end_is_empty_with_a_way_back(client_for, engine):
+    add_job(engine, owner="clerk_a", name="only job", created_at=at(0))
+    response = client_for("clerk_a").get("/admin/jobs/?page=40")
+    assert response.status_code == 200
+    text = page_text(response)
+    assert "No jobs" in text and "Back to the first page" in text
+
+
+def test_a_sort_says_when_it_ordered_only_the_newest_jobs(client_for, engine, monkeypatch):
+    from flask_jobmonitor import listing
+
+    monkeypatch.setattr(listing, "SORT_WINDOW", 2)
+    for minute in range(4):
+        add_job(engine, owner="clerk_a", name=f"job {minute}", created_at=at(minute))
+    text = page_text(client_for("clerk_a").get("/admin/jobs/?sort=name&dir=asc"))
+    assert "Sorted among the 2 newest matching jobs" in text
+    assert "job 0" not in text and "job 3" in text
+    assert "Sorted among" not in page_text(client_for("clerk_a").get("/admin/jobs/"))

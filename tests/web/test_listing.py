@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -501,3 +501,179 @@ def test_sort_by_waiting_counts_a_queued_job_until_now_like_the_page_shows(engin
         status_changed_at=at(-280, now),
     )
     assert names_of(engine, sort="waiting", dir="desc") == ["queued for 2 h", "waited 10 min"]
+
+
+# -- fetch_page: cursors, windows, search order ------------------------------------------------
+
+
+def walk_pages(engine: sa.Engine, visible_to: str | None = None, allow_system: bool = False, **args: Any):
+    """Every page from the first by the "next" links, then back by the "previous" links."""
+    forward = [page_of(engine, visible_to, allow_system, **args)]
+    while forward[-1].next_args() is not None:
+        forward.append(page_of(engine, visible_to, allow_system, **forward[-1].next_args()))
+    backward = [forward[-1]]
+    while backward[-1].previous_args() is not None:
+        backward.append(page_of(engine, visible_to, allow_system, **backward[-1].previous_args()))
+    return forward, backward
+
+
+@pytest.fixture
+def crowd(engine) -> list[str]:
+    """23 jobs, several created in the same millisecond (and two at the same microsecond), some
+    system jobs; returned newest first by (created_at, id) as the list orders them."""
+    rows = []
+    for n in range(23):
+        created = at(n // 4) + timedelta(microseconds=(n % 4 == 3) * 500)  # ties within a minute and a ms
+        job_id = add_job(engine, name=f"Import invoices {n}", is_system=n % 5 == 0, created_at=created)
+        rows.append((created, job_id))
+    return [job_id for _created, job_id in sorted(rows, reverse=True)]
+
+
+@pytest.mark.parametrize("system", ["", "1"])
+@pytest.mark.parametrize("q", ["", "invoices"])
+def test_next_and_previous_links_visit_every_job_once_in_both_directions(engine, crowd, q, system):
+    expected = [i for n, i in enumerate(crowd) if system or i in shown_without_system(engine, crowd)]
+    forward, backward = walk_pages(engine, allow_system=True, per_page="4", q=q, system=system)
+    assert [job.id for page in forward for job in page.jobs] == expected
+    assert [job.id for page in reversed(backward) for job in page.jobs] == expected
+    assert all(len(page.jobs) == 4 for page in forward[:-1])
+    assert forward[0].has_previous is False and forward[-1].has_next is False
+
+
+def shown_without_system(engine: sa.Engine, ids: list[str]) -> set[str]:
+    from flask_jobmonitor.models import job_table
+
+    with engine.connect() as connection:
+        return set(connection.execute(sa.select(job_table.c.id).where(job_table.c.is_system.is_(False))).scalars())
+
+
+@pytest.mark.parametrize("q", ["", "invoices"])
+def test_oldest_first_pages_are_the_same_jobs_in_reverse(engine, crowd, q):
+    visible = [i for i in crowd if i in shown_without_system(engine, crowd)]
+    forward, _backward = walk_pages(engine, per_page="5", q=q, sort="created", dir="asc")
+    assert [job.id for page in forward for job in page.jobs] == list(reversed(visible))
+    assert forward[0].labels == ("First", "Previous", "Next", "Last")
+
+
+@pytest.mark.parametrize("q", ["", "invoices"])
+def test_the_last_page_link_gives_the_oldest_jobs_and_a_way_back(engine, crowd, q):
+    visible = [i for i in crowd if i in shown_without_system(engine, crowd)]
+    first = page_of(engine, per_page="4", q=q)
+    assert first.labels == ("Newest", "Newer", "Older", "Oldest")
+    last = page_of(engine, **first.last_args())
+    assert [job.id for job in last.jobs] == visible[-4:]
+    assert last.has_next is False and last.has_previous is True
+    newer = page_of(engine, **last.previous_args())
+    assert [job.id for job in newer.jobs] == visible[-8:-4]
+
+
+def test_a_cursor_of_a_deleted_job_still_pages_from_its_place(engine, crowd):
+    from flask_jobmonitor.models import job_table
+
+    visible = [i for i in crowd if i in shown_without_system(engine, crowd)]
+    second = page_of(engine, **page_of(engine, per_page="4").next_args())
+    cursor = page_of(engine, per_page="4").next_args()
+    with engine.begin() as connection:
+        connection.execute(sa.delete(job_table).where(job_table.c.id == visible[3]))  # the cursor's own job
+    again = page_of(engine, **cursor)
+    assert [job.id for job in again.jobs] == [job.id for job in second.jobs]
+
+
+def test_own_jobs_page_by_cursor_too(engine, crowd):
+    mine = len(shown_without_system(engine, crowd))
+    theirs = add_job(engine, owner="clerk_b", name="Import invoices of Carl", created_at=at(2))
+    forward, _ = walk_pages(engine, visible_to=USERS["clerk_a"].id, per_page="3", q="invoices")
+    assert theirs not in {job.id for page in forward for job in page.jobs}
+    assert sum(len(page.jobs) for page in forward) == mine
+
+
+def test_a_search_lists_matches_in_the_exact_order_of_the_list(engine, crowd):
+    # SQLite reads FTS5 matches by document number (creation order to the millisecond) and
+    # sorts the last millisecond it reached: the order equals the plain list's
+    add_job(engine, name="Export prices", created_at=at(3))
+    plain = [job.id for job in page_of(engine, per_page="200").jobs if job.name.startswith("Import")]
+    assert [job.id for job in page_of(engine, per_page="200", q="invoices").jobs] == plain
+    for size in ("1", "2", "3", "7"):
+        forward, _ = walk_pages(engine, per_page=size, q="invoices")
+        assert [job.id for page in forward for job in page.jobs] == plain
+
+
+def test_a_search_combined_with_each_filter_finds_the_same_jobs_as_the_filter(engine, jobs):
+    for args in ({"type": "import"}, {"category": "import"}, {"user": USERS["clerk_a"].id}, {"status": "queued"}):
+        with_search = {job.id for job in page_of(engine, q="import", **args).jobs}
+        filtered = {job.id for job in page_of(engine, **args).jobs if "Import" in job.name}
+        assert with_search == filtered, args
+    assert page_of(engine, q="import", type="export").jobs == []
+
+
+def test_the_search_index_follows_renames_and_deletes(engine, jobs):
+    from flask_jobmonitor.models import job_table
+
+    with engine.begin() as connection:
+        connection.execute(sa.update(job_table).where(job_table.c.id == jobs["export"]).values(name="Export tariffs"))
+        connection.execute(sa.delete(job_table).where(job_table.c.id == jobs["report"]))
+    assert names_of(engine, q="tariffs") == ["Export tariffs"]
+    assert names_of(engine, q="prices") == []
+    assert names_of(engine, q="nightly") == []
+    with engine.begin() as connection:  # a status change leaves the search as it was
+        connection.execute(sa.update(job_table).where(job_table.c.id == jobs["export"]).values(status="completed"))
+    assert names_of(engine, q="tariffs") == ["Export tariffs"]
+
+
+def test_a_sort_orders_the_newest_window_and_says_so(engine, crowd, monkeypatch):
+    from flask_jobmonitor import listing
+
+    monkeypatch.setattr(listing, "SORT_WINDOW", 6)
+    visible = [i for i in crowd if i in shown_without_system(engine, crowd)]
+    page = page_of(engine, sort="name", dir="asc", per_page="4")
+    assert page.window == 6
+    assert {job.id for job in page.jobs} <= set(visible[:6])
+    second = page_of(engine, **page.next_args())
+    assert len(second.jobs) == 2 and second.has_next is False
+    assert page_of(engine, sort="name", page="3", per_page="4").jobs == []
+    monkeypatch.setattr(listing, "SORT_WINDOW", 1000)
+    assert page_of(engine, sort="name").window is None  # every matching job was sorted
+
+
+def test_a_sqlite_search_reads_a_bounded_number_of_matches_and_older_goes_on(engine, crowd, monkeypatch):
+    from flask_jobmonitor import search
+
+    monkeypatch.setattr(search, "SEARCH_WINDOW", 3)
+    rare = {add_job(engine, name=f"Import invoices {n}", status="failed", created_at=at(n)) for n in (0.5, 1.5)}
+    page = page_of(engine, q="invoices", status="failed", per_page="4")  # FTS5 cannot check the status
+    if engine.dialect.name == "postgresql":
+        assert page.searched is None  # the GIN index and the planner need no window
+        assert {job.id for job in page.jobs} == rare
+        return
+    assert page.searched == 3 and page.jobs == [] and page.has_next  # the newest 3 matches are not failed
+    forward, _ = walk_pages(engine, q="invoices", status="failed", per_page="4")
+    found = [job.id for p in forward for job in p.jobs]
+    assert set(found) == rare and len(found) == 2  # every page went on from where the last one stopped
+    assert forward[-1].has_next is False
+    assert page_of(engine, q="invoices", per_page="2").searched is None  # the page was full within the window
+
+
+# -- cursors and windows: bad input ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"after": "yesterday"}, "after is not a position in the job list"),
+        ({"before": "20261301T000000.000000_abc"}, "before is not a position in the job list"),
+        ({"after": "20261101T000000.000000_a'b"}, "after is not a position"),
+        ({"after": "20261101T000000.000000_" + "a" * 37}, "after is not a position"),
+        ({"after": "20261101T000000.000000_ab", "before": "20261101T000000.000000_ab"}, "cannot be combined"),
+        ({"after": "20261101T000000.000000_ab", "page": "2"}, "page cannot be combined"),
+        ({"last": "1", "sort": "name"}, "by creation time, not by name"),
+    ],
+)
+def test_tampered_or_contradictory_positions_are_refused(args, message):
+    with pytest.raises(InvalidFilter, match=message):
+        parse_filters(args)
+
+
+def test_a_cursor_round_trips_through_the_query_string(engine, crowd):
+    page = page_of(engine, per_page="4")
+    args = page.next_args()
+    assert parse_filters({k: str(v) for k, v in args.items()}).after.id == page.jobs[-1].id
