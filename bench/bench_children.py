@@ -31,6 +31,7 @@ ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT)]
 
 import sqlalchemy as sa  # noqa: E402
+from measured import revision  # noqa: E402
 from ownredis import RedisServer  # noqa: E402
 from soak import prepare_database  # noqa: E402
 
@@ -145,6 +146,7 @@ def main() -> int:
                 "database": sa.make_url(args.database_url).get_backend_name(),
                 "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
                 "date": time.strftime("%Y-%m-%d"),
+                "revision": revision(),
             },
             indent=2,
         )

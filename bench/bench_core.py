@@ -44,6 +44,7 @@ import redis  # noqa: E402
 import rq  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from flask import Flask  # noqa: E402
+from measured import revision  # noqa: E402
 from redis import Redis  # noqa: E402
 from rq import Queue, SimpleWorker, Worker  # noqa: E402
 
@@ -160,17 +161,6 @@ def ensure_postgres_database(url: str) -> None:
                 connection.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
     finally:
         admin.dispose()
-
-
-def revision() -> dict[str, Any]:
-    """The commit measured, and whether the work tree had changes on top of it."""
-    import subprocess
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True, check=False)
-        return done.stdout.strip()
-
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "flask_jobmonitor"))}
 
 
 def machine_info(stores: list[Store]) -> dict[str, Any]:

@@ -56,9 +56,11 @@ from flask_admin import Admin  # noqa: E402
 from flask_admin.contrib.sqla import ModelView  # noqa: E402
 from flask_admin.contrib.sqla.filters import FilterEqual  # noqa: E402
 from flask_admin.theme import Bootstrap4Theme  # noqa: E402
+from measured import revision  # noqa: E402
 
 from example_app import create_app  # noqa: E402
 from example_app.extensions import db  # noqa: E402
+from flask_jobmonitor.listing import SORTABLE, Cursor  # noqa: E402
 from flask_jobmonitor.models import Base, Job, job_table, log_table, step_table, subtask_table  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/jobmonitor_bench_list"
@@ -79,9 +81,11 @@ NOUNS = [
     *("vouchers", "payments", "contracts", "leads", "tickets"),
 ]
 SYLLABLES = ("nor", "vel", "tra", "mon", "kip", "sal", "dor", "wen", "lux", "pim")
+SEARCH_FREQUENT = "import"  # the import jobs' names: ~30 % of jobs
 SEARCH_COMMON = "invoices"  # a noun: ~5 % of jobs
 SEARCH_RARE = "norvelkip"  # one supplier of 1000 in import names: ~0.03 % of jobs
 RESULTS = HERE / "results" / "list.json"
+SORT_KEYS = [key for key in SORTABLE if key != "created"]
 
 
 # -- database ----------------------------------------------------------------------------------
@@ -288,8 +292,11 @@ def schema_fingerprint() -> str:
 
 
 def big_job_id(engine: sa.Engine) -> str:
-    with engine.connect() as connection:
-        return str(connection.execute(sa.text("SELECT md5('jm-big')::uuid::text")).scalar())
+    """md5('jm-big') as a UUID, as the seed's SQL writes it."""
+    import hashlib
+    import uuid
+
+    return str(uuid.UUID(hashlib.md5(b"jm-big").hexdigest()))
 
 
 def seed(engine: sa.Engine, rows: int) -> dict[str, float]:
@@ -349,17 +356,71 @@ def seed(engine: sa.Engine, rows: int) -> dict[str, float]:
     return timings
 
 
+def copy_to_sqlite(source: sa.Engine, target: sa.Engine) -> dict[str, float]:
+    """Fill the SQLite database ``target`` with the rows seeded in PostgreSQL (the same data on
+    both databases), unless it already holds them. The job table's indexes and the search
+    tables are built after the rows, as ``flask jobmonitor migrate`` would on a filled table."""
+    import hashlib
+
+    from flask_jobmonitor.models import SQLITE_SEARCH_DDL, SQLITE_SEARCH_DROP, create_sqlite_search
+
+    # the PostgreSQL seed, and the SQLite schema the copy was indexed with
+    schema = ";".join([*SQLITE_SEARCH_DDL, *(index.name or "" for index in job_table.indexes)])
+    marker = f"{current_marker(source)} sqlite={hashlib.sha1(schema.encode()).hexdigest()[:12]}"
+    with target.connect() as connection:
+        connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS bench_marker (marker TEXT)")
+        if connection.exec_driver_sql("SELECT marker FROM bench_marker").scalar() == marker:
+            connection.commit()
+            Base.metadata.create_all(connection)
+            connection.commit()
+            return {"reused": 1.0}
+        connection.commit()
+    timings: dict[str, float] = {}
+    started = perf_counter()
+    Base.metadata.drop_all(target)
+    Base.metadata.create_all(target)
+    job_indexes = list(job_table.indexes)
+    with target.begin() as connection:
+        for statement in SQLITE_SEARCH_DROP:
+            connection.exec_driver_sql(statement)
+        for index in job_indexes:
+            connection.exec_driver_sql(f'DROP INDEX "{index.name}"')
+    for table in (job_table, step_table, subtask_table, log_table):
+        step = perf_counter()
+        columns = [column.name for column in table.columns]
+        with source.connect() as reading, target.begin() as writing:
+            result = reading.execution_options(stream_results=True, yield_per=20_000).execute(sa.select(table))
+            for batch in result.partitions():
+                writing.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in batch])
+        timings[f"copy_{table.name}"] = perf_counter() - step
+    step = perf_counter()
+    with target.begin() as connection:
+        for index in job_indexes:
+            index.create(connection)
+        create_sqlite_search(connection, backfill=True)
+        connection.exec_driver_sql("DELETE FROM bench_marker")
+        connection.exec_driver_sql("INSERT INTO bench_marker VALUES (?)", (marker,))
+    with target.connect() as connection:
+        connection.exec_driver_sql("ANALYZE")
+    timings["indexes_search_analyze"] = perf_counter() - step
+    timings["total"] = perf_counter() - started
+    return timings
+
+
 def seed_users(engine: sa.Engine) -> None:
     """The host's users: 1 is an admin, the others clerks (own jobs only). Passwords are not used."""
+    users = [
+        {"id": n, "username": f"user{n}", "name": f"User {n}", "role": "admin" if n == 1 else "clerk", "hash": "!"}
+        for n in range(1, USERS + 1)
+    ]
     with engine.begin() as connection:
         connection.execute(sa.text("DELETE FROM user_account"))
         connection.execute(
             sa.text(
                 "INSERT INTO user_account (id, username, name, role, password_hash) "
-                "SELECT g, 'user' || g, 'User ' || g, CASE WHEN g = 1 THEN 'admin' ELSE 'clerk' END, '!' "
-                "FROM generate_series(1, CAST(:n AS integer)) AS g"
+                "VALUES (:id, :username, :name, :role, :hash)"
             ),
-            {"n": USERS},
+            users,
         )
 
 
@@ -523,67 +584,126 @@ def date_range(engine: sa.Engine) -> tuple[str, str]:
     return start.date().isoformat(), end.date().isoformat()
 
 
-def user_job_count(engine: sa.Engine, user_id: str) -> int:
+def user_job_count(engine: sa.Engine, user_id: str | None) -> int:
+    """Ordinary jobs of ``user_id`` (None: of everybody)."""
+    c = job_table.c
+    query = sa.select(sa.func.count()).where(c.is_system.is_(False))
+    if user_id is not None:
+        query = query.where(c.run_by_id == user_id)
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar() or 0)
+
+
+def sample_values(engine: sa.Engine) -> dict[str, str]:
+    """Values the cases search and filter by, read from the seeded data: an id prefix, a
+    parameter value (one job's file name) and a parent with children."""
     c = job_table.c
     with engine.connect() as connection:
-        return int(
-            connection.execute(
-                sa.select(sa.func.count()).where(c.run_by_id == user_id, c.is_system.is_(False))
-            ).scalar()
-            or 0
-        )
+        middle = connection.execute(
+            sa.select(c.id, c.params)
+            .where(c.is_system.is_(False), c.type == "import")
+            .order_by(c.created_at)
+            .offset(user_job_count(engine, None) // 10)
+            .limit(1)
+        ).one()
+        parent = connection.execute(
+            sa.select(c.parent_id).where(c.parent_id.is_not(None)).order_by(c.created_at.desc()).limit(1)
+        ).scalar_one()
+    params = middle.params if isinstance(middle.params, dict) else json.loads(middle.params)
+    return {"id_prefix": middle.id[:6], "param": str(params["file"]), "parent": parent}
 
 
 def build_cases(engine: sa.Engine, view: NaiveJobView, big: str, rows: int, quick: bool) -> list[Case]:
-    """The requests to time. ``quick`` keeps the main ones only (so that --quick stays under a minute)."""
+    """The requests to time: every filter alone and with one other, every tab, system jobs
+    shown, the searches, every sort in both directions, far pages, the detail page, the JSON
+    refresh and the statistics page. ``quick`` keeps the main ones only."""
     date_from, date_to = date_range(engine)
+    values = sample_values(engine)
     jobs = "/admin/jobs/"
     detail = f"{jobs}{big}/"
     api = "/jobmonitor/api/jobs?ids="
-    far = min(2000, max(2, int(rows * 0.9) // 50))  # page 2000 at 1M rows; scaled down for --quick
-    own_pages = max(1, user_job_count(engine, NORMAL_ID) // 50)
-    user_far = max(1, int(own_pages * 0.9))
+    admin_total = user_job_count(engine, None)
+    own_total = user_job_count(engine, NORMAL_ID)
     admin_ids = ",".join(page_ids(engine, None))
     own_ids = ",".join(page_ids(engine, NORMAL_ID))
-    # (key, label, url, in --quick)
+    deep = cursor_at(engine, None, int(admin_total * 0.9))
+    own_deep = cursor_at(engine, NORMAL_ID, int(own_total * 0.9))
+    # (key, label, query, in --quick); shared by the admin and the own-jobs user
     lists = [
         ("first", "list, first page", "", True),
-        ("status", "list, status=failed", "?status=failed", True),
-        ("type", "list, type=export", "?type=export", True),
-        ("search", f"list, q={SEARCH_COMMON} (~5 %)", f"?q={SEARCH_COMMON}", True),
-        ("search_rare", f"list, q={SEARCH_RARE} (~0.03 %)", f"?q={SEARCH_RARE}", True),
-        ("category", "list, category tab export", "?category=export", True),
-        ("dates", f"list, from {date_from} to {date_to}", f"?from={date_from}&to={date_to}", True),
-        ("status_type", "list, status=failed&type=import", "?status=failed&type=import", False),
+        ("status", "status=failed", "?status=failed", True),
+        ("group", "group=unprocessed", "?group=unprocessed", False),
+        ("group_done", "group=processed", "?group=processed", False),
+        ("type", "type=export", "?type=export", True),
+        ("category", "category tab export", "?category=export", True),
+        ("dates", f"from {date_from} to {date_to}", f"?from={date_from}&to={date_to}", True),
+        ("system", "system jobs shown", "?system=1", True),
+        ("search", f"q={SEARCH_FREQUENT} (~30 %)", f"?q={SEARCH_FREQUENT}", True),
+        ("search_5", f"q={SEARCH_COMMON} (~5 %)", f"?q={SEARCH_COMMON}", False),
+        ("search_rare", f"q={SEARCH_RARE} (~0.03 %)", f"?q={SEARCH_RARE}", True),
+        ("search_id", "q=<id prefix>", f"?q={values['id_prefix']}", True),
+        ("search_param", "q=<a parameter value>", f"?q={values['param']}", False),
+        ("parent", "parent=<a job with children>", f"?parent={values['parent']}", False),
+        ("status_type", "status=failed&type=import", "?status=failed&type=import", True),
+        ("type_dates", "type=export, a month", f"?type=export&from={date_from}&to={date_to}", False),
+        ("status_system", "status=failed&system=1", "?status=failed&system=1", False),
+        ("search_type", f"q={SEARCH_COMMON}&type=export", f"?q={SEARCH_COMMON}&type=export", False),
+        ("search_dates", f"q={SEARCH_FREQUENT}, a month", f"?q={SEARCH_FREQUENT}&from={date_from}&to={date_to}", False),
+        ("group_category", "group=processed&category=import", "?group=processed&category=import", False),
+        ("far_200", "page=200", "?page=200", True),
+        ("far_5000", "page=5000", "?page=5000", False),
+        ("last", "last page (last=1)", "?last=1", True),
+        ("sort_created_asc", "sort=created asc", "?sort=created&dir=asc", False),
     ]
+    for key in SORT_KEYS:
+        for direction in ("desc", "asc"):
+            lists.append(
+                (f"sort_{key}_{direction}", f"sort={key} {direction}", f"?sort={key}&dir={direction}", key == "name")
+            )
     details = [
         ("detail", "detail of the 100k job", "", True),
-        ("detail_subtasks", "detail, subtask_page=500", "?subtask_page=500", True),
-        ("detail_log_warning", "detail, log_level=warning", "?log_level=warning", True),
-        ("detail_log_error_far", "detail, log_level=error&log_page=20", "?log_level=error&log_page=20", False),
+        ("detail_subtasks", "detail, subtask_page=500", "?subtask_page=500", False),
+        ("detail_log_warning", "detail, log_level=warning", "?log_level=warning", False),
     ]
     admin = [(k, label, jobs + q, keep) for k, label, q, keep in lists] + [
-        ("user", f"list, user={NORMAL_ID}", f"{jobs}?user={NORMAL_ID}", True),
-        ("far", f"list, page={far}", f"{jobs}?page={far}", True),
+        ("user", f"user={NORMAL_ID}", f"{jobs}?user={NORMAL_ID}", True),
+        ("user_status", f"user={NORMAL_ID}&status=failed", f"{jobs}?user={NORMAL_ID}&status=failed", False),
+        ("deep", "Older at 90 % depth (after=cursor)", f"{jobs}?after={deep}", True),
         *[(k, label, detail + q, keep) for k, label, q, keep in details],
+        ("detail_small", "detail of a finished job", f"{jobs}{values['parent']}/", True),
         ("api", "JSON refresh, 50 ids", api + admin_ids, True),
+        ("statistics", "statistics, default range", "/admin/job-statistics/", True),
     ]
-    user_quick = {"first", "status", "search", "far_own", "detail", "api"}
-    user = [(k, label, jobs + q, k in user_quick) for k, label, q, _keep in lists] + [
-        ("far_own", f"list, page={user_far} (~90 % of own)", f"{jobs}?page={user_far}", True),
-        *[(k, label, detail + q, k in user_quick) for k, label, q, _keep in details],
+    user_keys = {
+        "first",
+        "status",
+        "type",
+        "category",
+        "dates",
+        "search",
+        "search_rare",
+        "search_id",
+        "far_200",
+        "last",
+    }
+    user_keys |= {f"sort_{key}_{d}" for key in SORT_KEYS for d in ("desc", "asc")}
+    user = [(k, label, jobs + q, k in {"first", "search", "last"}) for k, label, q, _keep in lists if k in user_keys]
+    user += [
+        ("deep", "Older at 90 % of own (after=cursor)", f"{jobs}?after={own_deep}", True),
+        ("detail", "detail of the 100k job", detail, True),
         ("api", "JSON refresh, 50 ids", api + own_ids, True),
     ]
     naive = "/naive/job/?page_size=50"
     status_arg, type_arg, user_arg = (naive_filter_arg(view, col) for col in ("status", "type", "run_by_id"))
+    far = 199  # 0-based: the rows of our page=200
     naive_cases = [
         ("first", "list, first page", naive, True),
         ("status", "list, status equals failed", f"{naive}&{status_arg}=failed", True),
         ("type", "list, type equals export", f"{naive}&{type_arg}=export", True),
         ("user", f"list, run_by_id equals {NORMAL_ID}", f"{naive}&{user_arg}={NORMAL_ID}", True),
-        ("search", f"list, search {SEARCH_COMMON}", f"{naive}&search={SEARCH_COMMON}", True),
+        ("search", f"list, search {SEARCH_FREQUENT}", f"{naive}&search={SEARCH_FREQUENT}", True),
         ("search_rare", f"list, search {SEARCH_RARE}", f"{naive}&search={SEARCH_RARE}", False),
-        ("far", f"list, page={far - 1} (0-based: the same rows)", f"{naive}&page={far - 1}", True),
+        ("far_200", f"list, page={far} (0-based: the same rows)", f"{naive}&page={far}", True),
         (
             "status_type",
             "list, status=failed & type=import",
@@ -597,6 +717,17 @@ def build_cases(engine: sa.Engine, view: NaiveJobView, big: str, rows: int, quic
     return cases
 
 
+def cursor_at(engine: sa.Engine, user_id: str | None, position: int) -> str:
+    """The ``after`` cursor of the job at ``position`` in the newest-first list."""
+    c = job_table.c
+    query = sa.select(c.created_at, c.id).where(c.is_system.is_(False)).order_by(c.created_at.desc(), c.id.desc())
+    if user_id is not None:
+        query = query.where(c.run_by_id == user_id)
+    with engine.connect() as connection:
+        row = connection.execute(query.offset(max(0, position)).limit(1)).one()
+    return Cursor(row.created_at, row.id).token
+
+
 #: Which naive request each of our requests is compared with (ours key -> naive key).
 EQUIVALENT = {
     ("admin", "first"): "first",
@@ -605,7 +736,7 @@ EQUIVALENT = {
     ("admin", "user"): "user",
     ("admin", "search"): "search",
     ("admin", "search_rare"): "search_rare",
-    ("admin", "far"): "far",
+    ("admin", "far_200"): "far_200",
     ("admin", "status_type"): "status_type",
     # a normal user's list is the naive list filtered to their id
     ("user", "first"): "user",
@@ -653,6 +784,15 @@ def explain_case(app: Flask, meter: SqlMeter, engine: sa.Engine, case: Case) -> 
     finally:
         meter.capture = None
     plans = []
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as connection:
+            for statement, parameters, seconds in sorted(captured, key=lambda item: -item[2]):
+                if not statement.lstrip().upper().startswith("SELECT"):
+                    continue
+                rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
+                plan = "\n".join(f"{row[0]:>4} {row[1]:>4} {row[3]}" for row in rows)
+                plans.append({"request_ms": round(seconds * 1000, 2), "sql": statement, "plan": plan})
+        return plans
     raw = engine.raw_connection()
     try:
         dbapi = raw.driver_connection
@@ -692,6 +832,12 @@ def machine_info(engine: sa.Engine) -> dict[str, Any]:
         "psycopg": psycopg.__version__,
         "load_average": os.getloadavg(),
     }
+    if engine.dialect.name == "sqlite":
+        import sqlite3
+
+        info["sqlite"] = sqlite3.sqlite_version
+        info["database_bytes"] = os.path.getsize(engine.url.database or "")
+        return info
     with engine.connect() as connection:
         info["postgresql"] = connection.exec_driver_sql("SHOW server_version").scalar()
         for setting in ("shared_buffers", "work_mem", "random_page_cost", "jit", "effective_cache_size"):
@@ -700,16 +846,6 @@ def machine_info(engine: sa.Engine) -> dict[str, Any]:
             sa.text("SELECT pg_size_pretty(pg_total_relation_size('jobmonitor_job'))")
         ).scalar()
     return info
-
-
-def revision() -> dict[str, Any]:
-    import subprocess
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True, check=False)
-        return done.stdout.strip()
-
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "flask_jobmonitor"))}
 
 
 def print_table(cases: list[Case]) -> list[dict[str, Any]]:
@@ -770,9 +906,24 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=None, help="unmeasured rounds first (default 2, quick 1)")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_LIST_DATABASE_URL", DEFAULT_DATABASE_URL))
     parser.add_argument("--explain-all", action="store_true", help="EXPLAIN every case of ours, not only misses")
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--sqlite",
+        type=Path,
+        default=None,
+        help="measure on this SQLite file instead, filled with the rows seeded in PostgreSQL",
+    )
+    parser.add_argument("--output", type=Path, default=None, help="default: bench/results/list-<database>-<rows>.json")
     args = parser.parse_args()
     rows = QUICK_ROWS if args.quick else args.rows
+    if rows != 1_000_000 and "BENCH_LIST_DATABASE_URL" not in os.environ:
+        # one PostgreSQL database per size, so the 1M and 10M seeds are both kept for reruns
+        args.database_url = (
+            sa.make_url(args.database_url)
+            .set(database=f"jobmonitor_bench_list_{rows}")
+            .render_as_string(hide_password=False)
+        )
+    size = f"{rows // 1_000_000}m" if rows % 1_000_000 == 0 else str(rows)
+    output = args.output or RESULTS.with_name(f"list-{'sqlite' if args.sqlite else 'postgresql'}-{size}.json")
     rounds = args.rounds or (20 if args.quick else 30)
     warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
     if rounds < 20:
@@ -780,12 +931,20 @@ def main() -> None:
     began = perf_counter()
 
     ensure_database(args.database_url)
-    app, view = build_app(args.database_url)
+    source = sa.create_engine(args.database_url)
+    with stage(f"seeding {rows:,} jobs + 1 job with {BIG_SUBTASKS:,} subtasks and {BIG_LOGS:,} log lines"):
+        seed_timings = seed(source, rows)
+    if args.sqlite is not None:
+        target = sa.create_engine(f"sqlite:///{args.sqlite.resolve()}")
+        with stage(f"copying them to SQLite {args.sqlite}"):
+            seed_timings.update(copy_to_sqlite(source, target))
+        target.dispose()
+    source.dispose()
+    database_url = f"sqlite:///{args.sqlite.resolve()}" if args.sqlite is not None else args.database_url
+    app, view = build_app(database_url)
     with app.app_context():
         engine: sa.Engine = db.engine
-        with stage(f"seeding {rows:,} jobs + 1 job with {BIG_SUBTASKS:,} subtasks and {BIG_LOGS:,} log lines"):
-            seed_timings = seed(engine, rows)
-            seed_users(engine)
+        seed_users(engine)
         print(f"  {', '.join(f'{k} {v:.1f} s' for k, v in seed_timings.items())}")
         big = big_job_id(engine)
         cases = build_cases(engine, view, big, rows, args.quick)
@@ -817,6 +976,7 @@ def main() -> None:
         "benchmark": "list",
         "date": datetime.now().isoformat(timespec="seconds"),
         "rows": rows,
+        "database": engine.dialect.name,
         "big_job": {"id": big, "subtasks": BIG_SUBTASKS, "logs": BIG_LOGS},
         "rounds": rounds,
         "warmup": warmup,
@@ -829,9 +989,9 @@ def main() -> None:
         "explain": explains,
         "wall_seconds": round(perf_counter() - began, 1),
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    print(f"wrote {args.output} ({time.perf_counter() - began:.0f} s in all)")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(f"wrote {output} ({time.perf_counter() - began:.0f} s in all)")
 
 
 if __name__ == "__main__":

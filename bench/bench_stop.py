@@ -36,7 +36,6 @@ import math
 import os
 import platform
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,12 +44,13 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent)]  # the package and the test tasks from this checkout
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # measured, the package and the test tasks from this checkout
 
 import redis  # noqa: E402
 import rq  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from flask import Flask  # noqa: E402
+from measured import revision  # noqa: E402
 from redis import Redis  # noqa: E402
 from rq import SimpleWorker, Worker  # noqa: E402
 from rq.command import send_stop_job_command  # noqa: E402
@@ -229,14 +229,6 @@ def summary(values: list[float]) -> dict[str, float]:
         "max": max(values),
         "min": min(values),
     }
-
-
-def revision() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True, check=False)
-        return done.stdout.strip()
-
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "flask_jobmonitor"))}
 
 
 def machine(state: JobMonitorState) -> dict[str, Any]:

@@ -27,6 +27,7 @@ ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT)]  # ownredis, the tests package (driver, tasks), the package
 
 import sqlalchemy as sa  # noqa: E402
+from measured import revision  # noqa: E402
 from ownredis import RedisServer  # noqa: E402
 
 from flask_jobmonitor.models import Base  # noqa: E402
@@ -113,6 +114,7 @@ def main() -> int:
         "database": sa.make_url(args.database_url).get_backend_name(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d"),
+        "revision": revision(),
     }
     results = HERE / "results"
     results.mkdir(exist_ok=True)

@@ -1,0 +1,138 @@
+"""Which code each benchmark measures, the commit a results file measured, and whether a
+results file that docs/performance.md quotes is older than the code it measures.
+
+    .venv/bin/python bench/measured.py      # prints the stale results files; exits 1 if any
+
+Rules (checked by ``tests/test_benchmarks_fresh.py`` in the normal suite):
+
+* every results file records ``revision.commit``, the commit it measured, and
+  ``revision.dirty``, whether the package had uncommitted changes then (measure committed code:
+  commit the change, run the benchmark, commit its results);
+* a quoted results file is stale when the last commit that changed the code its benchmark
+  measures (``MEASURES``) is not the measured commit or one of its ancestors, when the measured
+  commit is not in the history of ``HEAD`` at all, or when it measured uncommitted code.
+
+A results file belongs to the benchmark its name starts with (``list-sqlite-1m.json`` to
+``list``). The mapping is kept here only; the before-stop hook in ``../shared`` keeps its own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+DOCUMENT = ROOT / "docs" / "performance.md"
+
+_PACKAGE = "flask_jobmonitor/"
+#: Benchmark -> the files (or folders) whose changes can move its figures.
+MEASURES: dict[str, tuple[str, ...]] = {
+    "list": tuple(
+        _PACKAGE + name
+        for name in (
+            "listing.py",
+            "search.py",
+            "details.py",
+            "models.py",
+            "presenters.py",
+            "api.py",
+            "admin/views.py",
+            "templates/jobmonitor/list.html",
+            "templates/jobmonitor/detail.html",
+            "templates/jobmonitor/_macros.html",
+        )
+    ),
+    "stats": tuple(_PACKAGE + name for name in ("stats.py", "stats_cache.py", "models.py", "admin/statistics.py")),
+    "core": tuple(
+        _PACKAGE + name
+        for name in ("runner.py", "worker.py", "context.py", "enqueue.py", "heartbeat.py", "status.py", "models.py")
+    ),
+    "stop": tuple(_PACKAGE + name for name in ("control.py", "signals.py", "context.py", "status.py")),
+    "children": tuple(_PACKAGE + name for name in ("children.py", "enqueue.py")),
+    "soak": tuple(_PACKAGE + name for name in ("worker.py", "runner.py", "maintenance.py")),
+}
+
+
+def git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+
+
+def revision() -> dict[str, Any]:
+    """What a benchmark records as the code it measured: the commit, and whether the package
+    had uncommitted changes on top of it."""
+    return {
+        "commit": git("rev-parse", "HEAD").stdout.strip(),
+        "dirty": bool(git("status", "--porcelain", "--", _PACKAGE.rstrip("/")).stdout.strip()),
+    }
+
+
+def benchmark_of(results_file: str) -> str:
+    return re.split(r"[-_.]", Path(results_file).name, maxsplit=1)[0]
+
+
+def quoted_results() -> list[str]:
+    """The results files docs/performance.md names, in the order it first names them."""
+    names = re.findall(r"bench/results/([\w.-]+\.json)", DOCUMENT.read_text())
+    return list(dict.fromkeys(names))
+
+
+@dataclass
+class Staleness:
+    results_file: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"bench/results/{self.results_file}: {self.reason}"
+
+
+def _is_ancestor(older: str, newer: str) -> bool:
+    return git("merge-base", "--is-ancestor", older, newer).returncode == 0
+
+
+def stale_results() -> list[Staleness]:
+    """Every quoted results file that does not describe the code in HEAD (see the module doc)."""
+    found = []
+    for name in quoted_results():
+        path = RESULTS / name
+        benchmark = benchmark_of(name)
+        if benchmark not in MEASURES:
+            found.append(Staleness(name, f"no benchmark {benchmark!r} in bench/measured.py MEASURES"))
+            continue
+        if not path.exists():
+            found.append(Staleness(name, "docs/performance.md quotes it, but it does not exist"))
+            continue
+        measured = json.loads(path.read_text()).get("revision") or {}
+        commit = measured.get("commit")
+        if not commit:
+            found.append(Staleness(name, "records no commit (revision.commit): re-run its benchmark"))
+            continue
+        if measured.get("dirty"):
+            found.append(Staleness(name, f"measured uncommitted changes on top of {commit[:10]}: re-run it"))
+            continue
+        if not _is_ancestor(commit, "HEAD"):
+            found.append(Staleness(name, f"measured commit {commit[:10]}, which is not in the history of HEAD"))
+            continue
+        last = git("log", "-1", "--format=%H", "HEAD", "--", *MEASURES[benchmark]).stdout.strip()
+        if last and not _is_ancestor(last, commit):
+            subject = git("log", "-1", "--format=%h %s", last).stdout.strip()
+            found.append(Staleness(name, f"measured {commit[:10]}, but the code it measures changed since: {subject}"))
+    return found
+
+
+def main() -> int:
+    stale = stale_results()
+    for entry in stale:
+        print(entry)
+    if not stale:
+        print(f"every results file docs/performance.md quotes ({len(quoted_results())}) is current")
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
