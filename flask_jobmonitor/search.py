@@ -9,9 +9,10 @@ or parameters (``prod`` finds "Import products.csv"; ``duct`` does not).
 * SQLite: the FTS5 table ``jobmonitor_job_search`` holds the same text, one row per job,
   kept in step with the job table by triggers (``models.SQLITE_SEARCH_DDL``) in the same
   transaction as the job's own insert, update or delete.
-* A SQLite built without FTS5 (rare: Python's own builds have it) falls back to ``LIKE``
-  over the three columns, which reads the whole table for a word that few jobs contain; the
-  extension logs a warning once at start (``fts5_available``).
+* A SQLite built without FTS5 (rare: Python's own builds have it), or not yet migrated to
+  revision 0003, falls back to ``LIKE`` over the three columns, which reads the whole table
+  for a word that few jobs contain and matches any part of a word; the first such search of a
+  process logs a warning saying so.
 
 Every typed character is data: words are quoted before they reach either query language.
 """
@@ -19,6 +20,7 @@ Every typed character is data: words are quoted before they reach either query l
 from __future__ import annotations
 
 import calendar
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ import sqlalchemy as sa
 
 from .models import DOCS_PER_MS, FTS_TABLE, KEY_TABLE, job_table, search_document
 
+log = logging.getLogger(__name__)
+_warned = False  # the LIKE fall-back is logged once per process
 _ID_PREFIX = re.compile(r"^[0-9a-f]{4,8}(-[0-9a-f]{0,12}){0,4}$")
 
 
@@ -102,6 +106,14 @@ def condition(connection: sa.Connection, q: str) -> sa.ColumnElement[bool]:
     """The WHERE condition of a search for ``q`` where the database answers it in a WHERE
     clause: PostgreSQL, and SQLite without the search tables (``LIKE``). SQLite with them walks
     FTS5 instead (:func:`newest_matches`)."""
+    global _warned
+    if connection.dialect.name != "postgresql" and not _warned:
+        _warned = True
+        log.warning(
+            "the job list searches with LIKE, which reads every job: this %s database has no FTS5 "
+            "search tables (run `flask jobmonitor migrate`; see docs/developers.md, Search on SQLite)",
+            connection.dialect.name,
+        )
     conditions = [c for c in (_id_prefix(q),) if c is not None]
     words = _postgres(q) if connection.dialect.name == "postgresql" else _like(q)
     if words is not None:

@@ -677,3 +677,25 @@ def test_a_cursor_round_trips_through_the_query_string(engine, crowd):
     page = page_of(engine, per_page="4")
     args = page.next_args()
     assert parse_filters({k: str(v) for k, v in args.items()}).after.id == page.jobs[-1].id
+
+
+def test_sqlite_without_the_search_tables_falls_back_to_like_and_says_so(tmp_path, monkeypatch, caplog):
+    from flask_jobmonitor import search
+    from flask_jobmonitor.models import SQLITE_SEARCH_DROP, Base
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        Base.metadata.create_all(engine)
+        with engine.begin() as connection:
+            for statement in SQLITE_SEARCH_DROP:  # a SQLite without FTS5, or not yet migrated
+                connection.exec_driver_sql(statement)
+        add_job(engine, name="Import products.csv", created_at=at(0))
+        add_job(engine, name="Export prices", created_at=at(1))
+        monkeypatch.setattr(search, "_warned", False)
+        with caplog.at_level("WARNING", logger="flask_jobmonitor.search"):
+            assert names_of(engine, q="duct") == ["Import products.csv"]  # LIKE: any part of a word
+            assert names_of(engine, q="prices") == ["Export prices"]
+        warnings = [r.getMessage() for r in caplog.records if r.name == "flask_jobmonitor.search"]
+        assert len(warnings) == 1 and "reads every job" in warnings[0]
+    finally:
+        engine.dispose()
