@@ -1,8 +1,9 @@
 """The job list's search box: which jobs a typed text finds, and the full-text indexes behind it.
 
-What a search finds is the same on both databases: a job whose id starts with the text (4 to
-36 hex digits and dashes), or every word typed starts a word of the job's name, description
-or parameters (``prod`` finds "Import products.csv"; ``duct`` does not).
+A search finds a job whose id starts with the text (4 to 36 hex digits and dashes), or whose
+name, description or parameters have a word starting with every word typed (``prod`` finds
+"Import products.csv"; ``duct`` does not). The databases split words slightly differently:
+PostgreSQL's parser keeps ``products.csv`` as one word, so ``csv`` finds it on SQLite only.
 
 * PostgreSQL: a GIN index over ``to_tsvector('simple', name || description || params)``
   (``models.SEARCH_INDEX_DDL``), queried with prefix terms.
