@@ -62,12 +62,18 @@ def names(tag: str, numbers: range) -> list[str]:
     return [f"{tag} {n:03d}" for n in numbers]
 
 
-def test_an_admin_pages_through_a_long_history_and_back(new_page: Any, live_app: LiveApp) -> None:
+def admin_searching_a_history(new_page: Any, live_app: LiveApp, per_page: int) -> tuple[Page, str]:
+    """An admin's page listing a freshly seeded history of its own tag (the search isolates it)."""
     tag = f"Archive{uuid.uuid4().hex[:6]}"
     seed_history(live_app, tag)
     page = new_page()
     log_in(page, "admin")
-    page.goto(f"/admin/jobs/?q={tag}&per_page=20")
+    page.goto(f"/admin/jobs/?q={tag}&per_page={per_page}")
+    return page, tag
+
+
+def test_an_admin_pages_through_a_long_history_and_back(new_page: Any, live_app: LiveApp) -> None:
+    page, tag = admin_searching_a_history(new_page, live_app, per_page=20)
     expect(page.locator("#jm-list tbody tr")).to_have_count(20)
     assert shown(page) == names(tag, range(94, 74, -1))
     expect(page.get_by_role("link", name="Newer")).to_have_attribute("aria-disabled", "true")
@@ -94,11 +100,7 @@ def test_an_admin_pages_through_a_long_history_and_back(new_page: Any, live_app:
 
 
 def test_sorting_by_a_column_and_back_to_newest_first(new_page: Any, live_app: LiveApp) -> None:
-    tag = f"Sorted{uuid.uuid4().hex[:6]}"
-    seed_history(live_app, tag)
-    page = new_page()
-    log_in(page, "admin")
-    page.goto(f"/admin/jobs/?q={tag}&per_page=50")
+    page, tag = admin_searching_a_history(new_page, live_app, per_page=50)
     follow(page, "Name")
     expect(page).to_have_url(re.compile(r"sort=name"))
     assert shown(page) == names(tag, range(0, 50))
