@@ -104,6 +104,7 @@ def run_once(database_url: str, redis_url: str, in_flight: int, children: int, c
 
 
 def main() -> int:
+    measured = revision()  # taken first: a commit made while it runs is not what it measured
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="200 children")
     parser.add_argument("--children", type=int, default=1000)
@@ -146,7 +147,7 @@ def main() -> int:
                 "database": sa.make_url(args.database_url).get_backend_name(),
                 "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
                 "date": time.strftime("%Y-%m-%d"),
-                "revision": revision(),
+                "revision": measured,
             },
             indent=2,
         )

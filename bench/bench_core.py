@@ -490,6 +490,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    measured = revision()  # taken first: a commit made while it runs is not what it measured
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {BENCHMARKS}")
@@ -570,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine_info(stores),
         "load_average": {"before": load_before, "after": os.getloadavg()},
-        "revision": revision(),
+        "revision": measured,
         "results": results,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -899,6 +899,7 @@ def stage(name: str) -> Iterator[None]:
 
 
 def main() -> None:
+    measured = revision()  # taken first: a commit made while it runs is not what it measured
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000, help="jobs to seed (default 1,000,000)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_ROWS:,} jobs and 20 rounds (under a minute)")
@@ -989,7 +990,7 @@ def main() -> None:
         "target_ms": TARGET_MS,
         "seed_seconds": {k: round(v, 2) for k, v in seed_timings.items()},
         "machine": info,
-        "revision": revision(),
+        "revision": measured,
         "cases": summaries,
         "explain": explains,
         "wall_seconds": round(perf_counter() - began, 1),

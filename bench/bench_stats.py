@@ -664,6 +664,7 @@ def file_hashes() -> dict[str, str]:
 
 
 def main() -> None:
+    measured = revision()  # taken first: a commit made while it runs is not what it measured
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000, help="jobs expected / seeded (default 1,000,000)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_ROWS:,} jobs in a database of its own")
@@ -753,7 +754,7 @@ def main() -> None:
         "spread": spread,
         "validation": validation,
         "machine": info,
-        "revision": revision(),
+        "revision": measured,
         "files": file_hashes(),
         "cases": summaries,
         "explain": explains,

@@ -257,6 +257,7 @@ def machine(state: JobMonitorState) -> dict[str, Any]:
 
 
 def main() -> int:
+    measured = revision()  # taken first: a commit made while it runs is not what it measured
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=50, help="jobs stopped per series (default 50)")
     parser.add_argument("--quick", action="store_true", help="10 runs per series")
@@ -338,7 +339,7 @@ def main() -> int:
                 "checks": checks,
                 "samples": series,
                 "machine": info,
-                "revision": revision(),
+                "revision": measured,
                 "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             },
             indent=2,
