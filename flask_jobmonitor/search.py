@@ -25,7 +25,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -134,8 +134,8 @@ def document_bound(moment: datetime) -> int:
 @dataclass
 class Matches:
     """The rows :func:`newest_matches` found. ``resume`` is set when the walk stopped at
-    ``SEARCH_WINDOW`` matches before it had enough rows: the creation time and id of the last
-    match it read, where a next page goes on searching."""
+    ``SEARCH_WINDOW`` matches before it had enough rows: the position (creation time, id) where
+    a next page goes on searching."""
 
     rows: list[Any]
     resume: tuple[datetime, str] | None = None
@@ -161,10 +161,10 @@ def newest_matches(
     FTS5 hands out matches in document-number order, which is creation order to the
     millisecond (models.DOCS_PER_MS), so the walk stops once it has enough rows; the jobs of
     the last millisecond it reached are all read and the rows sorted exactly. The walk reads at
-    most ``SEARCH_WINDOW`` matches of the words and facets (``capped`` says when it stopped
-    there, unless not ``bounded``): a condition FTS5 cannot check (status, dates...) that few
-    matches meet does not read every match. ``created_from`` / ``created_before`` bound the
-    document numbers.
+    most ``SEARCH_WINDOW`` matches of the words and facets (``resume`` says where it stopped,
+    unless not ``bounded``): a condition FTS5 cannot check (status, dates...) that few matches
+    meet does not read every match. ``created_from`` / ``created_before`` bound the document
+    numbers.
     """
     match = fts5_query(q, facets)
     wanted = offset + limit
@@ -173,57 +173,83 @@ def newest_matches(
     if match:
         low = document_bound(created_from) if created_from else None
         high = document_bound(created_before) + DOCS_PER_MS if created_before else None
-        window = _window_bound(connection, match, descending, low, high) if bounded else None
-        if window is not None:
-            low, high = (window, high) if descending else (low, window + 1)
-        found = _walk(connection, match, conditions, columns, descending, wanted, low, high)
-        if window is not None and len(found) < wanted:
-            resume = _position_of(connection, window)
+        found: list[Any] = []
+        # Read FIRST_READ matches, then the rest of SEARCH_WINDOW: a frequent word fills a page
+        # from the first few, and finding the SEARCH_WINDOW-th match costs a walk of them all.
+        # Each stage ends at the edge of a millisecond, so a millisecond is read whole or not at all.
+        frontier = high if descending else low
+        reached = None
+        first = min(FIRST_READ, SEARCH_WINDOW)
+        stages = [first, SEARCH_WINDOW - first] if bounded else [None]
+        for size in [stage for stage in stages if stage != 0]:
+            start, end = (low, frontier) if descending else (frontier, high)
+            bound = _window_bound(connection, match, descending, start, end, size) if size else None
+            if bound is not None:
+                edge = bound // DOCS_PER_MS * DOCS_PER_MS
+                if descending:
+                    start = edge if start is None else max(edge, start)
+                else:
+                    end = edge + DOCS_PER_MS if end is None else min(edge + DOCS_PER_MS, end)
+            found += _walk(connection, match, conditions, columns, descending, wanted - len(found), start, end)
+            frontier = start if descending else end
+            reached = frontier if bound is not None else None
+            if bound is None or len(found) >= wanted:
+                break
+        if reached is not None and len(found) < wanted:
+            resume = _resume_at(reached, descending)
         if len(found) == wanted:  # read the rest of the last millisecond reached
             last = found[-1].docid
             edge = last // DOCS_PER_MS * DOCS_PER_MS
             if descending:
                 rest = (edge if low is None else max(edge, low), last)
             else:
-                end = edge + DOCS_PER_MS
-                rest = (last + 1, end if high is None else min(end, high))
+                rest = (last + 1, edge + DOCS_PER_MS if high is None else min(edge + DOCS_PER_MS, high))
             found += _walk(connection, match, conditions, columns, descending, None, *rest)
         rows = found
     prefix = _id_prefix(q)
     if prefix is not None:
+        # the few jobs whose id starts so, read by the primary key (an ORDER BY here would make
+        # SQLite walk the newest-first index instead), sorted below with the matches
         c = job_table.c
-        direction = [c.created_at.desc(), c.id.desc()] if descending else [c.created_at.asc(), c.id.asc()]
-        extra = sa.select(*(c[name] for name in columns)).where(prefix, *conditions).order_by(*direction).limit(wanted)
+        extra = sa.select(*(c[name] for name in columns)).where(prefix, *conditions).limit(MAX_ID_MATCHES)
         seen = {row.id for row in rows}
         rows += [row for row in connection.execute(extra) if row.id not in seen]
     rows.sort(key=lambda row: (row.created_at, row.id), reverse=descending)
     return Matches(rows[offset:wanted], resume)
 
 
+#: How many matches a SQLite search reads first, before it looks further (see newest_matches).
+FIRST_READ = 2_000
+#: Jobs an id prefix finds at most (a 4-digit prefix matches one id in 65,536).
+MAX_ID_MATCHES = 10_000
 #: How many matches of the words (and facets) a SQLite search reads at most (see newest_matches).
 SEARCH_WINDOW = 20_000
 
 
 def _window_bound(
-    connection: sa.Connection, match: str, descending: bool, low: int | None, high: int | None
+    connection: sa.Connection, match: str, descending: bool, low: int | None, high: int | None, size: int
 ) -> int | None:
-    """The document number of the SEARCH_WINDOW-th match in the walk's direction, if there are that many."""
+    """The document number of the ``size``-th match in the walk's direction, if there are that many."""
     bounds, params = _bounds(low, high)
     order = "DESC" if descending else "ASC"
     statement = (
         f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :match{bounds} "
         f"ORDER BY rowid {order} LIMIT 1 OFFSET :window"
     )
-    found = connection.execute(sa.text(statement), {"match": match, "window": SEARCH_WINDOW, **params}).first()
+    found = connection.execute(sa.text(statement), {"match": match, "window": size, **params}).first()
     return None if found is None else int(found[0])
 
 
-def _position_of(connection: sa.Connection, docid: int) -> tuple[datetime, str] | None:
-    c = job_table.c
-    key = sa.table(KEY_TABLE, sa.column("docid", sa.Integer), sa.column("job_id", sa.String))
-    query = sa.select(c.created_at, c.id).select_from(key.join(job_table, c.id == key.c.job_id))
-    row = connection.execute(query.where(key.c.docid == docid)).first()
-    return None if row is None else (row.created_at, row.id)
+def _resume_at(frontier: int, descending: bool) -> tuple[datetime, str]:
+    """A list position just past the millisecond edge ``frontier`` where a capped walk stopped:
+    every match on the near side of it was read, none beyond it."""
+    if descending:  # the walk read [frontier, ...): go on with the jobs created before it
+        return _EPOCH + timedelta(milliseconds=frontier // DOCS_PER_MS), "0"
+    # the walk read [..., frontier): go on with the jobs created in or after its millisecond
+    return _EPOCH + timedelta(milliseconds=frontier // DOCS_PER_MS) - timedelta(microseconds=1), "z"
+
+
+_EPOCH = datetime(1970, 1, 1)
 
 
 def _bounds(low: int | None, high: int | None, table: str = FTS_TABLE) -> tuple[str, dict[str, int]]:

@@ -635,17 +635,20 @@ def test_a_sort_orders_the_newest_window_and_says_so(engine, crowd, monkeypatch)
     assert page_of(engine, sort="name").window is None  # every matching job was sorted
 
 
-def test_a_sqlite_search_reads_a_bounded_number_of_matches_and_older_goes_on(engine, crowd, monkeypatch):
+@pytest.mark.parametrize("first_read", [1, 2, 2000])
+def test_a_sqlite_search_reads_a_bounded_number_of_matches_and_older_goes_on(engine, crowd, monkeypatch, first_read):
     from flask_jobmonitor import search
 
     monkeypatch.setattr(search, "SEARCH_WINDOW", 3)
+    monkeypatch.setattr(search, "FIRST_READ", first_read)
     rare = {add_job(engine, name=f"Import invoices {n}", status="failed", created_at=at(n)) for n in (0.5, 1.5)}
     page = page_of(engine, q="invoices", status="failed", per_page="4")  # FTS5 cannot check the status
     if engine.dialect.name == "postgresql":
         assert page.searched is None  # the GIN index and the planner need no window
         assert {job.id for job in page.jobs} == rare
         return
-    assert page.searched == 3 and page.jobs == [] and page.has_next  # the newest 3 matches are not failed
+    assert page.searched == 3 and page.has_next  # the newest 3 matches (and their milliseconds) are not failed
+    assert page.jobs == []
     forward, _ = walk_pages(engine, q="invoices", status="failed", per_page="4")
     found = [job.id for p in forward for job in p.jobs]
     assert set(found) == rare and len(found) == 2  # every page went on from where the last one stopped
@@ -699,3 +702,23 @@ def test_sqlite_without_the_search_tables_falls_back_to_like_and_says_so(tmp_pat
         assert len(warnings) == 1 and "reads every job" in warnings[0]
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(("window", "first_read"), [(1, 1), (2, 1), (3, 2), (4, 4), (50, 2)])
+def test_pages_of_a_capped_search_add_up_to_the_whole_list_without_gaps_or_repeats(
+    engine, monkeypatch, window, first_read
+):
+    # jobs crowded into few milliseconds, some failed: walking "Older" through capped searches
+    # must give exactly the failed matches, in the list's order
+    from flask_jobmonitor import search
+
+    for n in range(30):
+        created = at(n // 7) + timedelta(microseconds=(n % 3) * 100)  # 7 a minute, 3 per microsecond
+        add_job(engine, name=f"Import invoices {n}", status="failed" if n % 4 == 0 else "completed", created_at=created)
+    expected = [job.id for job in page_of(engine, status="failed", per_page="200").jobs]
+    monkeypatch.setattr(search, "SEARCH_WINDOW", window)
+    monkeypatch.setattr(search, "FIRST_READ", first_read)
+    for size in ("1", "2", "5"):
+        forward, _backward = walk_pages(engine, q="invoices", status="failed", per_page=size)
+        assert [job.id for page in forward for job in page.jobs] == expected
+        assert len(forward) < 80  # it always moved on
