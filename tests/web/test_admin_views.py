@@ -392,3 +392,22 @@ def test_a_sort_says_when_it_ordered_only_the_newest_jobs(client_for, engine, mo
     assert "Sorted among the 2 newest matching jobs" in text
     assert "job 0" not in text and "job 3" in text
     assert "Sorted among" not in page_text(client_for("clerk_a").get("/admin/jobs/"))
+
+
+def test_a_capped_sqlite_search_says_so_and_older_goes_on(client_for, engine, monkeypatch):
+    from flask_jobmonitor import search
+
+    monkeypatch.setattr(search, "SEARCH_WINDOW", 2)
+    for minute in range(5):
+        add_job(engine, owner="clerk_a", name=f"Import stock {minute}", created_at=at(minute))
+    add_job(engine, owner="clerk_a", name="Import stock old", status="failed", created_at=at(-60))
+    client = client_for("clerk_a")
+    body = client.get("/admin/jobs/?q=stock&status=failed").get_data(as_text=True)
+    if engine.dialect.name == "postgresql":
+        assert "Import stock old" in body and "looked through" not in body
+        return
+    assert "This page looked through 2 jobs containing these words" in body
+    while "Import stock old" not in body:
+        older = re.search(r'href="([^"]*after=[^"]*)"[^>]*>Older<', body)
+        assert older, body
+        body = client.get(older.group(1).replace("&amp;", "&")).get_data(as_text=True)
