@@ -456,9 +456,11 @@ class _Source:
         offset: int = 0,
         beyond: Cursor | None = None,
         up_to: Cursor | None = None,
+        bounded: bool = True,
     ) -> list[Any]:
         """Rows ``offset`` to ``offset + limit`` in creation order (``descending``: newest
-        first), of those that come after ``beyond``, or that do not come after ``up_to``."""
+        first), of those that come after ``beyond``, or that do not come after ``up_to``.
+        ``bounded``: a SQLite search may stop at search.SEARCH_WINDOW matches (see resume)."""
         self.resume = None
         extra = []
         if beyond is not None:
@@ -501,7 +503,7 @@ class _Source:
                 bounded=bounded,
             )
 
-        matches = read(bounded=True)
+        matches = read(bounded=bounded)
         resume = Cursor(*matches.resume) if matches.resume else None
         if resume is not None and beyond is not None and not _moves_on(resume, beyond, descending):
             # the window ended in the cursor's own millisecond (SEARCH_WINDOW matches created
@@ -520,15 +522,18 @@ def _keyset_page(source: _Source) -> tuple[list[str], bool, bool, int | None, Cu
     def ids(reverse: bool, limit: int, **position: Any) -> list[str]:
         return [row.id for row in source.rows(descending=descending != reverse, limit=limit, **position)]
 
+    # A page after (before) a cursor has a page before (after) it if a job lies on the cursor's
+    # own side; a search that stopped at its window cannot tell, so it says there may be one.
     if filters.after is not None:
         found = ids(False, size + 1, beyond=filters.after)
         resume = source.resume
-        has_previous = bool(ids(True, 1, up_to=filters.after))
+        has_previous = bool(ids(False, 1, up_to=filters.after)) or source.resume is not None
         return found[:size], has_previous, len(found) > size or resume is not None, None, resume
     if filters.before is not None:
         found = ids(True, size + 1, beyond=filters.before)
-        has_next = bool(ids(False, 1, up_to=filters.before))
-        return list(reversed(found[:size])), len(found) > size or source.resume is not None, has_next, None, None
+        more = source.resume is not None
+        has_next = bool(ids(True, 1, up_to=filters.before)) or source.resume is not None
+        return list(reversed(found[:size])), len(found) > size or more, has_next, None, None
     if filters.last:
         found = ids(True, size + 1)
         return list(reversed(found[:size])), len(found) > size or source.resume is not None, False, None, None
@@ -540,8 +545,8 @@ def _keyset_page(source: _Source) -> tuple[list[str], bool, bool, int | None, Cu
 
 def _window_page(source: _Source) -> tuple[list[str], bool, int, int | None]:
     """Ids of one page sorted by a key no index serves: within the ``SORT_WINDOW`` newest
-    matching jobs. Returns the ids, whether a next page exists, the offset, and the window
-    size if the window was full (older matching jobs were left out of the sort)."""
+    matching jobs. Returns the ids, whether a next page exists, the offset, and how many jobs
+    were sorted if older matching jobs were left out of the sort (else None)."""
     filters, connection = source.filters, source.connection
     size = filters.per_page
     offset = (filters.page - 1) * size
@@ -554,9 +559,12 @@ def _window_page(source: _Source) -> tuple[list[str], bool, int, int | None]:
         ).subquery("window")
         beyond = newest_first(source.conditions, source.systems, ("id",), dialect=dialect, limit=1, offset=SORT_WINDOW)
         full = connection.execute(beyond).first() is not None
+        sorted_count = SORT_WINDOW
     else:  # FTS5 found the window's jobs: sort those rows by id
         newest = [row.id for row in source.rows(("id",), descending=True, limit=SORT_WINDOW + 1)]
-        full = len(newest) > SORT_WINDOW
+        # a search that stopped at its own window sorted only the jobs it found
+        full = len(newest) > SORT_WINDOW or source.resume is not None
+        sorted_count = min(len(newest), SORT_WINDOW)
         window = (
             sa.select(*(job_table.c[name] for name in _WINDOW_COLUMNS))
             .where(job_table.c.id.in_(newest[:SORT_WINDOW]))
@@ -568,7 +576,7 @@ def _window_page(source: _Source) -> tuple[list[str], bool, int, int | None]:
     query = sa.select(window.c.id).order_by(first, tie).limit(size + 1).offset(offset or None)
     found = list(connection.execute(query).scalars())
     has_next = len(found) > size and offset + size < SORT_WINDOW
-    return found[:size], has_next, offset, SORT_WINDOW if full else None
+    return found[:size], has_next, offset, sorted_count if full else None
 
 
 def fetch_page(
@@ -582,7 +590,7 @@ def fetch_page(
     else:
         ids, has_next, offset, window = _window_page(source)
         has_previous = filters.page > 1
-    searched = search.SEARCH_WINDOW if source.resume or resume else None
+    searched = search.SEARCH_WINDOW if resume else None  # keyset pages only: their next page goes on
     if not ids:
         return JobPage(
             [], filters, has_next, has_previous, offset=offset, window=window, searched=searched, resume=resume
@@ -602,9 +610,11 @@ def fetch_page(
 def matching_ids(
     connection: sa.Connection, filters: ListFilters, *, visible_to: str | None, allow_system: bool, limit: int
 ) -> list[str]:
-    """Ids of the (newest) jobs matching ``filters``, at most ``limit``: the "all matching" bulk scope."""
+    """Ids of the (newest) jobs matching ``filters``, at most ``limit``: the "all matching" bulk
+    scope. A SQLite search reads on past its window here: an action on "all matching" jobs must
+    not leave out the ones a page would have found on its next page."""
     source = _Source.of(connection, filters, visible_to, allow_system)
-    return [row.id for row in source.rows(("id",), descending=True, limit=limit)]
+    return [row.id for row in source.rows(("id",), descending=True, limit=limit, bounded=False)]
 
 
 def _sort_key(name: str, dialect: str, table: Any) -> sa.ColumnElement[Any]:

@@ -355,9 +355,10 @@ _FACETS = (
     "'s' || {row}.is_system || ' t' || hex({row}.type) || ' c' || hex({row}.category)"
     " || ' u' || hex(coalesce({row}.run_by_id, ''))"
 )
-# the millisecond of created_at as SQLAlchemy stores it on SQLite ("2026-11-29 15:46:31.123456")
+# the millisecond of created_at as SQLAlchemy stores it on SQLite ("2026-11-29 15:46:31.123456");
+# strftime reads the seconds only, as it would round .9995 and above up to the next second
 _MILLISECOND = (
-    "(CAST(strftime('%s', {row}.created_at) AS INTEGER) * 1000"
+    "(CAST(strftime('%s', substr({row}.created_at, 1, 19)) AS INTEGER) * 1000"
     " + coalesce(CAST(substr({row}.created_at, 21, 3) AS INTEGER), 0))"
 )
 _FIRST_DOC = f"({_MILLISECOND} * {DOCS_PER_MS})"

@@ -126,9 +126,13 @@ def condition(connection: sa.Connection, q: str) -> sa.ColumnElement[bool]:
 
 
 def document_bound(moment: datetime) -> int:
-    """The first document number of jobs created at ``moment``'s millisecond (naive UTC)."""
+    """The first document number of jobs created at ``moment``'s millisecond (naive UTC),
+    within SQLite's 64-bit integers (years ~1691 to ~2248 fit; a date beyond bounds nothing)."""
     millisecond = calendar.timegm(moment.timetuple()) * 1000 + moment.microsecond // 1000
-    return millisecond * DOCS_PER_MS
+    return max(_SMALLEST, min(_LARGEST, millisecond * DOCS_PER_MS))
+
+
+_SMALLEST, _LARGEST = -(2**63) + DOCS_PER_MS, 2**63 - 1 - DOCS_PER_MS
 
 
 @dataclass
@@ -209,11 +213,15 @@ def newest_matches(
     prefix = _id_prefix(q)
     if prefix is not None:
         # the few jobs whose id starts so, read by the primary key (an ORDER BY here would make
-        # SQLite walk the newest-first index instead), sorted below with the matches
+        # SQLite walk the newest-first index instead), sorted below with the matches; past a
+        # walk that stopped early they wait for the next page, as the words' matches do
         c = job_table.c
         extra = sa.select(*(c[name] for name in columns)).where(prefix, *conditions).limit(MAX_ID_MATCHES)
         seen = {row.id for row in rows}
-        rows += [row for row in connection.execute(extra) if row.id not in seen]
+        for row in connection.execute(extra):
+            walked = resume is None or ((row.created_at, row.id) > resume) == descending
+            if row.id not in seen and walked:
+                rows.append(row)
     rows.sort(key=lambda row: (row.created_at, row.id), reverse=descending)
     return Matches(rows[offset:wanted], resume)
 

@@ -722,3 +722,56 @@ def test_pages_of_a_capped_search_add_up_to_the_whole_list_without_gaps_or_repea
         forward, _backward = walk_pages(engine, q="invoices", status="failed", per_page=size)
         assert [job.id for page in forward for job in page.jobs] == expected
         assert len(forward) < 80  # it always moved on
+
+
+def test_jobs_created_in_the_last_half_millisecond_of_a_second_are_not_skipped(engine):
+    # SQLite's strftime('%s') rounds .9995 s and above up to the next second: the search's
+    # document numbers read the seconds alone, as Python's document_bound does
+    stamps = [datetime(2026, 3, 2, 12, 0, 0, 999_700), datetime(2026, 3, 2, 12, 0, 1, 200_000)]
+    stamps += [datetime(2026, 3, 2, 12, 0, 1, 500_000), datetime(2026, 3, 2, 12, 0, 1, 999_999)]
+    for n, created in enumerate(stamps):
+        add_job(engine, name=f"Import invoices {n}", created_at=created)
+    expected = [job.id for job in page_of(engine, per_page="10").jobs]
+    for size in ("1", "2", "3"):
+        forward, backward = walk_pages(engine, q="invoices", per_page=size)
+        assert [job.id for page in forward for job in page.jobs] == expected
+        assert [job.id for page in reversed(backward) for job in page.jobs] == expected
+
+
+@pytest.mark.parametrize("q", ["", "invoices"])
+def test_a_page_beside_the_end_of_the_list_has_no_link_past_it(engine, crowd, q):
+    newest = page_of(engine, per_page="3", q=q).jobs[0]
+    beyond_newest = f"{(newest.created_at + timedelta(days=1)):%Y%m%dT%H%M%S.%f}_{newest.id}"
+    page = page_of(engine, per_page="3", q=q, after=beyond_newest)
+    assert len(page.jobs) == 3 and page.has_previous is False and page.previous_args() is None
+    oldest = page_of(engine, per_page="3", q=q, last="1").jobs[-1]
+    before_oldest = f"{(oldest.created_at - timedelta(days=1)):%Y%m%dT%H%M%S.%f}_{oldest.id}"
+    page = page_of(engine, per_page="3", q=q, before=before_oldest)
+    assert len(page.jobs) == 3 and page.has_next is False and page.next_args() is None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"to": "2300-01-01"},
+        {"from": "1600-01-01"},
+        {"from": "0001-01-01", "to": "9999-12-30"},
+        {"after": "25000101T000000.000000_ab"},
+        {"before": "16000101T000000.000000_ab"},
+    ],
+)
+def test_a_search_with_a_date_far_from_now_answers_not_crashes(engine, crowd, args):
+    page = page_of(engine, q="invoices", **args)
+    assert isinstance(page.jobs, list)
+
+
+def test_the_all_matching_bulk_scope_reads_past_a_capped_search(engine, crowd, monkeypatch):
+    from flask_jobmonitor import search
+    from flask_jobmonitor.listing import matching_ids
+
+    monkeypatch.setattr(search, "SEARCH_WINDOW", 1)
+    monkeypatch.setattr(search, "FIRST_READ", 1)
+    with engine.connect() as connection:
+        filters = parse_filters({"q": "invoices"})
+        ids = matching_ids(connection, filters, visible_to=None, allow_system=False, limit=1000)
+    assert set(ids) == shown_without_system(engine, crowd)
