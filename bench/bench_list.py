@@ -25,7 +25,7 @@
    (``--explain-all``: every case); their slowest statements are printed, all are stored in
    the JSON.
 
-See docs/performance.md, section "Job list and detail at 1,000,000 jobs".
+See docs/performance.md, section "Job list and detail at 1,000,000 and 10,000,000 jobs".
 """
 
 from __future__ import annotations
