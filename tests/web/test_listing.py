@@ -532,7 +532,8 @@ def crowd(engine) -> list[str]:
 @pytest.mark.parametrize("system", ["", "1"])
 @pytest.mark.parametrize("q", ["", "invoices"])
 def test_next_and_previous_links_visit_every_job_once_in_both_directions(engine, crowd, q, system):
-    expected = [i for n, i in enumerate(crowd) if system or i in shown_without_system(engine, crowd)]
+    ordinary = ordinary_jobs(engine)
+    expected = [i for i in crowd if system or i in ordinary]
     forward, backward = walk_pages(engine, allow_system=True, per_page="4", q=q, system=system)
     assert [job.id for page in forward for job in page.jobs] == expected
     assert [job.id for page in reversed(backward) for job in page.jobs] == expected
@@ -540,7 +541,8 @@ def test_next_and_previous_links_visit_every_job_once_in_both_directions(engine,
     assert forward[0].has_previous is False and forward[-1].has_next is False
 
 
-def shown_without_system(engine: sa.Engine, ids: list[str]) -> set[str]:
+def ordinary_jobs(engine: sa.Engine) -> set[str]:
+    """Ids of the jobs that are not system jobs (what the list shows unless asked for more)."""
     from flask_jobmonitor.models import job_table
 
     with engine.connect() as connection:
@@ -549,7 +551,8 @@ def shown_without_system(engine: sa.Engine, ids: list[str]) -> set[str]:
 
 @pytest.mark.parametrize("q", ["", "invoices"])
 def test_oldest_first_pages_are_the_same_jobs_in_reverse(engine, crowd, q):
-    visible = [i for i in crowd if i in shown_without_system(engine, crowd)]
+    ordinary = ordinary_jobs(engine)
+    visible = [i for i in crowd if i in ordinary]
     forward, _backward = walk_pages(engine, per_page="5", q=q, sort="created", dir="asc")
     assert [job.id for page in forward for job in page.jobs] == list(reversed(visible))
     assert forward[0].labels == ("First", "Previous", "Next", "Last")
@@ -557,7 +560,8 @@ def test_oldest_first_pages_are_the_same_jobs_in_reverse(engine, crowd, q):
 
 @pytest.mark.parametrize("q", ["", "invoices"])
 def test_the_last_page_link_gives_the_oldest_jobs_and_a_way_back(engine, crowd, q):
-    visible = [i for i in crowd if i in shown_without_system(engine, crowd)]
+    ordinary = ordinary_jobs(engine)
+    visible = [i for i in crowd if i in ordinary]
     first = page_of(engine, per_page="4", q=q)
     assert first.labels == ("Newest", "Newer", "Older", "Oldest")
     last = page_of(engine, **first.last_args())
@@ -570,7 +574,8 @@ def test_the_last_page_link_gives_the_oldest_jobs_and_a_way_back(engine, crowd, 
 def test_a_cursor_of_a_deleted_job_still_pages_from_its_place(engine, crowd):
     from flask_jobmonitor.models import job_table
 
-    visible = [i for i in crowd if i in shown_without_system(engine, crowd)]
+    ordinary = ordinary_jobs(engine)
+    visible = [i for i in crowd if i in ordinary]
     second = page_of(engine, **page_of(engine, per_page="4").next_args())
     cursor = page_of(engine, per_page="4").next_args()
     with engine.begin() as connection:
@@ -580,7 +585,7 @@ def test_a_cursor_of_a_deleted_job_still_pages_from_its_place(engine, crowd):
 
 
 def test_own_jobs_page_by_cursor_too(engine, crowd):
-    mine = len(shown_without_system(engine, crowd))
+    mine = len(ordinary_jobs(engine))
     theirs = add_job(engine, owner="clerk_b", name="Import invoices of Carl", created_at=at(2))
     forward, _ = walk_pages(engine, visible_to=USERS["clerk_a"].id, per_page="3", q="invoices")
     assert theirs not in {job.id for page in forward for job in page.jobs}
@@ -624,7 +629,8 @@ def test_a_sort_orders_the_newest_window_and_says_so(engine, crowd, monkeypatch)
     from flask_jobmonitor import listing
 
     monkeypatch.setattr(listing, "SORT_WINDOW", 6)
-    visible = [i for i in crowd if i in shown_without_system(engine, crowd)]
+    ordinary = ordinary_jobs(engine)
+    visible = [i for i in crowd if i in ordinary]
     page = page_of(engine, sort="name", dir="asc", per_page="4")
     assert page.window == 6
     assert {job.id for job in page.jobs} <= set(visible[:6])
@@ -774,4 +780,4 @@ def test_the_all_matching_bulk_scope_reads_past_a_capped_search(engine, crowd, m
     with engine.connect() as connection:
         filters = parse_filters({"q": "invoices"})
         ids = matching_ids(connection, filters, visible_to=None, allow_system=False, limit=1000)
-    assert set(ids) == shown_without_system(engine, crowd)
+    assert set(ids) == ordinary_jobs(engine)
