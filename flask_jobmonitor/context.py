@@ -9,6 +9,24 @@ load of a job to ~2 writes per second however tight its loop is.
 Every write is fenced by the run's ``attempt`` number: if this run was given up for dead and
 the job resumed elsewhere, the first write of the old run finds no row to update and raises
 :class:`RunSuperseded`, so an orphaned process cannot overwrite its successor's record.
+
+Progress keeps moving on the pages while SQL cannot be written. On SQLite one connection
+writes at a time, and the task's own ``db.session`` holds that lock from its first write until
+it commits; the context writes from the task's thread, so waiting for the lock would wait for
+itself. The rules:
+
+- A periodic write on SQLite never waits for the lock: while the task's session (the Flask-
+  SQLAlchemy session class, followed through its events while the task runs) holds uncommitted
+  writes, the write is not even tried; otherwise it waits at most 50 ms and gives way.
+- A write that was due and did not happen ("overdue") is made right after the task's session
+  commits, when the lock is free: a task that commits in batches has its progress in SQL
+  within one flush interval plus one batch.
+- While a write is overdue, each flush interval publishes the progress to Redis instead
+  (:mod:`flask_jobmonitor.live`: one ``SET``; the pages overlay it), so even a task holding
+  one transaction open for a whole step shows that step moving. The next SQL write deletes it.
+  While SQL writes succeed there is no Redis round trip: the per-job cost is unchanged.
+- After a write gave way for another reason (another process writing, a database outage) SQL
+  is tried again after ``max(2 s, JOBMONITOR_FLUSH_INTERVAL)`` or at the task's next commit.
 """
 
 from __future__ import annotations
@@ -26,6 +44,7 @@ from typing import IO, TYPE_CHECKING, Any
 import sqlalchemy as sa
 from redis.exceptions import RedisError
 
+from . import live
 from .bulkwrite import insert_rows
 from .errors import FileNotInJob, JobMonitorError
 from .keys import control_key
@@ -52,6 +71,9 @@ _STOP_STATUSES = frozenset({JobStatus.STOPPING.value, JobStatus.STOPPED.value})
 # a force stop ends the record as "stopped" while a SimpleWorker's task still runs to its tick
 # how long a periodic flush waits for SQLite's write lock before keeping its rows for later
 _IMPATIENT_SQLITE_MS = 50
+# after a periodic flush gave way, SQL is not tried again (except at a commit of the task's
+# session) for this long: each try may cost the task _IMPATIENT_SQLITE_MS
+_RETRY_SQL_SECONDS = 2.0
 _OWNED_STATUSES = (JobStatus.RUNNING.value, JobStatus.STOPPING.value, JobStatus.STOPPED.value)
 internal_log = logging.getLogger("flask_jobmonitor.internal.context")
 _job_table = job_table
@@ -218,6 +240,50 @@ def _open_log_levels(level: int) -> None:
     _opened_level = level
 
 
+# The context whose task runs in this thread (set by JobContext.running), for the session events.
+_running = threading.local()
+_followed_session_classes: set[type[Any]] = set()
+
+
+def _running_context() -> JobContext | None:
+    return getattr(_running, "ctx", None)
+
+
+def _follow_task_sessions(session_class: type[Any]) -> None:
+    """Listen (once per process and class) to the task sessions' writes and commits; each event
+    is passed to the context running in the same thread, if any. Costs a thread-local read per
+    flush, DML statement and commit of that class's sessions, only in worker processes."""
+    if session_class in _followed_session_classes:
+        return
+    _followed_session_classes.add(session_class)
+
+    def after_flush(session: Any, _flush_context: Any) -> None:
+        ctx = _running_context()
+        if ctx is not None:
+            ctx._task_session_wrote(session)
+
+    def do_orm_execute(execute_state: Any) -> None:
+        if execute_state.is_insert or execute_state.is_update or execute_state.is_delete:
+            ctx = _running_context()
+            if ctx is not None:
+                ctx._task_session_wrote(execute_state.session)
+
+    def after_commit(_session: Any) -> None:
+        ctx = _running_context()
+        if ctx is not None:
+            ctx._task_session_committed()
+
+    def after_transaction_end(_session: Any, transaction: Any) -> None:
+        ctx = _running_context()
+        if ctx is not None and transaction.parent is None:
+            ctx._task_writing = False  # committed, rolled back or closed: the lock is released
+
+    sa.event.listen(session_class, "after_flush", after_flush)
+    sa.event.listen(session_class, "do_orm_execute", do_orm_execute)
+    sa.event.listen(session_class, "after_commit", after_commit)
+    sa.event.listen(session_class, "after_transaction_end", after_transaction_end)
+
+
 class JobContext:
     """Handed to a tracked task as its first argument while it runs in a worker.
 
@@ -264,6 +330,13 @@ class JobContext:
         self._warnings = 0
         self._checkpoint_dirty = False
         self._flushing = False
+        # SQLite only: the task's session holds uncommitted writes, so it holds the write lock
+        self._task_writing = False
+        # a write of the progress was due and did not happen; the task's next commit makes it
+        self._sql_overdue = False
+        self._retry_sql_at = 0.0  # after a write gave way: no periodic SQL try before this
+        self._live_published = False
+        self._live_unwritable = False
 
     # -- steps and progress ---------------------------------------------------------------------
 
@@ -298,12 +371,9 @@ class JobContext:
             self._flush_at_step_boundary()
 
     def _flush_at_step_boundary(self) -> None:
-        """Show a step starting or ending at once, unless the database is busy (on SQLite: the
-        task's own open transaction); then the next tick writes it."""
-        try:
-            self.flush(honour_stop=not self.task.resumable, patient=False)
-        except TRANSIENT_ERRORS as error:
-            internal_log.warning("job %s: step change not written yet (%s)", self.job_id, error)
+        """Show a step starting or ending at once, unless SQL must give way (on SQLite: the
+        task's own open transaction); then Redis shows it and the next commit or tick writes it."""
+        self._flush_or_publish(everything=True, honour_stop=not self.task.resumable, at_boundary=True)
 
     def _load_steps(self) -> dict[str, Step]:
         if self._steps is None:
@@ -352,7 +422,7 @@ class JobContext:
             self._errors += 1
         elif status in WARNING_SUBTASK_STATUSES:
             self._warnings += 1
-        if len(self._subtasks) >= self._max_rows:
+        if len(self._subtasks) >= self._max_rows and not self._task_writing:
             self.flush(everything=True)
         elif monotonic() >= self._next_tick:
             self._tick()
@@ -374,7 +444,7 @@ class JobContext:
             self._warnings += 1
         if self._flushing:
             return
-        if len(self._logs) >= self._max_rows:
+        if len(self._logs) >= self._max_rows and not self._task_writing:
             self.flush(everything=True)
         elif monotonic() >= self._next_tick:
             self._tick()
@@ -533,13 +603,101 @@ class JobContext:
             self._next_control_check = now + self._stop_interval
             self._check_control()
         if now >= self._next_flush:
-            try:
-                self.flush(everything=not self.task.resumable, honour_stop=may_interrupt, patient=False)
-            except TRANSIENT_ERRORS as error:
-                # keep everything buffered and carry on; the next tick tries again
-                internal_log.warning("job %s: progress not written yet (%s)", self.job_id, error)
-                self._next_flush = monotonic() + max(2.0, self._interval)
+            self._flush_or_publish(everything=not self.task.resumable, honour_stop=may_interrupt)
         self._schedule_next_tick()
+
+    def _flush_or_publish(self, everything: bool, honour_stop: bool, at_boundary: bool = False) -> None:
+        """The periodic (and step boundary) write: to SQL if it can be done now without waiting
+        for the task; otherwise keep everything buffered, mark the write overdue for the task's
+        next commit, and publish the progress to Redis for the pages (see the module docstring)."""
+        now = monotonic()
+        if not ((self._sqlite and self._task_writing) or now < self._retry_sql_at):
+            try:
+                self.flush(everything=everything, honour_stop=honour_stop, patient=False)
+                return
+            except TRANSIENT_ERRORS as error:
+                # another writer, or an outage: carry on with everything buffered
+                if not self._sql_overdue:
+                    what = "step change" if at_boundary else "progress"
+                    internal_log.warning("job %s: %s not written yet (%s)", self.job_id, what, error)
+                now = monotonic()
+                self._retry_sql_at = now + max(_RETRY_SQL_SECONDS, self._interval)
+        self._sql_overdue = True
+        self._next_flush = now + self._interval
+        self._schedule_next_tick()
+        self._publish_live()
+
+    # -- the task's own session (SQLite), followed while the task runs ----------------------------
+
+    def _task_session_wrote(self, session: Any) -> None:
+        """The task's session sent an INSERT/UPDATE/DELETE: on SQLite it now holds the write lock
+        until it commits, if it writes to the job tables' database."""
+        if not self._sqlite or self._task_writing:
+            return
+        same = session.info.get("_jobmonitor_same_database")
+        if same is None:
+            try:
+                same = session.get_bind().url == self._engine.url
+            except Exception:  # a session bound per model only: its default bind is unknown
+                same = False
+            session.info["_jobmonitor_same_database"] = same
+        self._task_writing = bool(same)
+
+    def _task_session_committed(self) -> None:
+        """Right after the task's session committed, the lock is free: make an overdue write now.
+        Never raises into the task's ``commit()``: whatever is not written stays buffered."""
+        self._task_writing = False
+        if self._ending or self._flushing or not (self._sql_overdue or monotonic() >= self._next_flush):
+            return
+        try:
+            self.flush(everything=not self.task.resumable, honour_stop=False, patient=False)
+        except TRANSIENT_ERRORS as error:
+            internal_log.info("job %s: progress not written after the task's commit (%s)", self.job_id, error)
+            self._sql_overdue = True
+            self._retry_sql_at = monotonic() + max(_RETRY_SQL_SECONDS, self._interval)
+        except Exception as error:  # RunSuperseded: the next tick raises it in the task's code
+            internal_log.info("job %s: progress not written after the task's commit (%s)", self.job_id, error)
+
+    # -- live progress in Redis while SQL is overdue ----------------------------------------------
+
+    def _live_progress(self) -> live.LiveProgress:
+        current = self._current
+        steps = tuple(
+            live.LiveStep(s.position, s.status, s.done, s.total, dict(s.counters), s.started_at, s.ended_at)
+            for s in (self._steps or {}).values()
+            if s._snapshot() != s._written
+        )
+        return live.LiveProgress(
+            attempt=self.attempt,
+            current_step=current.position if current is not None else None,
+            progress_done=current.done if current is not None else None,
+            progress_total=current.total if current is not None else None,
+            steps=steps,
+        )
+
+    def _publish_live(self) -> None:
+        if self._current is None:
+            return  # no step: nothing the pages would show differently
+        try:
+            live.publish(self._redis, self.job_id, self._live_progress())
+        except RedisError as error:
+            if not self._live_unwritable:
+                internal_log.warning("job %s: cannot publish its live progress: %s", self.job_id, error)
+                self._live_unwritable = True
+            return
+        self._live_unwritable = False
+        self._live_published = True
+
+    def _sql_written(self) -> None:
+        """SQL holds everything the pages need again: forget the live copy."""
+        self._sql_overdue = False
+        self._retry_sql_at = 0.0
+        if self._live_published:
+            self._live_published = False
+            try:
+                live.clear(self._redis, self.job_id)
+            except RedisError as error:  # harmless: SQL is ahead of it, and it expires
+                internal_log.info("job %s: live progress not deleted: %s", self.job_id, error)
 
     def _schedule_next_tick(self) -> None:
         # a resumable task looks at its signal only at checkpoints, so its cheap paths need
@@ -601,6 +759,7 @@ class JobContext:
         if self._checkpoint_dirty:
             job_values["checkpoint"] = {**self.checkpoint, _STEPS_KEY: dict(self._checkpoint_steps)}
         if not (subtasks or logs or steps or job_values):
+            self._sql_written()
             return
         self._flushing = True
         try:
@@ -637,6 +796,7 @@ class JobContext:
             step._written = step._snapshot()
         self._errors = self._warnings = 0
         self._checkpoint_dirty = False
+        self._sql_written()
         if honour_stop and status in _STOP_STATUSES:
             raise StopRequested(self.job_id)
 
@@ -654,6 +814,23 @@ class JobContext:
         if status is None:
             raise RunSuperseded(f"job {self.job_id}: attempt {self.attempt} no longer owns the job")
         return str(status)
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """Bracket the task's call: capture its logs and, on SQLite, follow its session's writes
+        and commits (see the module docstring)."""
+        if self._sqlite:
+            session_class = getattr(getattr(self._state.db.session, "session_factory", None), "class_", None)
+            if session_class is not None:
+                _follow_task_sessions(session_class)
+        previous = _running_context()
+        _running.ctx = self
+        try:
+            with self.capturing_logs():
+                yield
+        finally:
+            _running.ctx = previous
+            self._task_writing = False
 
     @contextmanager
     def capturing_logs(self) -> Iterator[None]:

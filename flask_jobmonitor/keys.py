@@ -10,3 +10,8 @@ CONTROL_TTL_SECONDS = 24 * 3600
 def control_key(job_id: str) -> str:
     """The signal a running job polls: ``stop`` or ``pause``."""
     return f"{PREFIX}control:{job_id}"
+
+
+def live_key(job_id: str) -> str:
+    """A running job's progress while its SQL record cannot be written (see live.py)."""
+    return f"{PREFIX}live:{job_id}"

@@ -113,7 +113,7 @@ def _execute(state: JobMonitorState, run: RunInfo, task: TrackedTask, ctx: JobCo
         horse_outcome[0] = HORSE_STARTED
     try:
         try:
-            with ctx.capturing_logs():
+            with ctx.running():
                 task.func(ctx, *run.params.get("args", ()), **run.params.get("kwargs", {}))
         finally:
             # end the task's own session first: an uncommitted transaction of the task must not

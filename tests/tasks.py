@@ -229,3 +229,52 @@ def superseded_while_running(ctx: JobContext) -> None:
         )
     ctx.subtask("written after losing the job")
     ctx.flush()
+
+
+#: A host table the tasks below write to through the host's ``db.session`` (created by the test).
+scratch_table = sa.Table(
+    "jm_test_scratch",
+    sa.MetaData(),
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("job_id", sa.String(36)),
+    sa.Column("item", sa.Integer),
+)
+
+
+def release_key(job_id: str) -> str:
+    """The Redis key a test sets to let one of the tasks below end its step."""
+    return f"jm-test-release:{job_id}"
+
+
+def _saves_until_released(ctx: JobContext, commit_every: int, row_delay: float, timeout: float) -> None:
+    from flask_jobmonitor.extension import get_state
+
+    from .app_factory import db
+
+    redis = get_state().redis
+    deadline = time.monotonic() + timeout
+    with ctx.step("Save", total=1_000_000) as step:
+        while not redis.exists(release_key(ctx.job_id)):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not released within {timeout} s")
+            # the write comes before advance(): every tick finds the task's write lock taken
+            db.session.execute(sa.insert(scratch_table).values(job_id=ctx.job_id, item=step.done))
+            step.advance()
+            if commit_every and step.done % commit_every == 0:
+                db.session.commit()
+            time.sleep(row_delay)
+        db.session.commit()
+
+
+@jobmonitor.task(type="test", steps=["Save"])
+def saves_in_one_transaction(ctx: JobContext, row_delay: float = 0.01, timeout: float = 60.0) -> None:
+    """Writes a row per item through ``db.session`` and commits only when the step ends (one
+    write transaction held open for the whole step), until the test sets ``release_key``."""
+    _saves_until_released(ctx, 0, row_delay, timeout)
+
+
+@jobmonitor.task(type="test", steps=["Save"])
+def saves_in_batches(ctx: JobContext, commit_every: int = 10, row_delay: float = 0.01, timeout: float = 60.0) -> None:
+    """Like ``saves_in_one_transaction`` but commits every ``commit_every`` rows; each commit is
+    followed at once by the next row's write, so the lock is free only between the two."""
+    _saves_until_released(ctx, commit_every, row_delay, timeout)
