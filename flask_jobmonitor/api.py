@@ -15,14 +15,23 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from . import control
-from .details import steps_with_estimates, subtask_counts
+from .details import job_remaining_seconds, jobs_time_left, steps_with_estimates, subtask_counts, time_left_text
 from .errors import EnqueueError, TransitionRefused, UnknownTask
 from .extension import get_state
 from .listing import children_progress
+from .live import overlay_job, overlay_jobs, read_live
 from .models import file_table, job_table, notification_table
 from .presenters import job_summary
 from .timeutil import utcnow
-from .web import abort_json, current_user, json_error, require_csrf, visible_ids, visible_job_or_404
+from .web import (
+    abort_json,
+    current_user,
+    is_valid_job_id,
+    json_error,
+    require_csrf,
+    visible_ids,
+    visible_job_or_404,
+)
 
 bp = Blueprint("jobmonitor", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
 MAX_IDS = 200
@@ -50,39 +59,51 @@ def _require_access() -> Any:
 
 @bp.get("/api/jobs")
 def jobs_summary() -> Response:
-    """``?ids=a,b,c``: status, progress and durations of those jobs the user may see."""
+    """``?ids=a,b,c``: status, progress, durations and time left of those jobs the user may see."""
     _require_access()
     raw = request.args.get("ids", "")
     ids = [part for part in raw.split(",") if part][: MAX_IDS + 1]
     if len(ids) > MAX_IDS:
         abort_json(400, f"at most {MAX_IDS} ids per request")
     state = get_state()
+    live = read_live(state.redis, [job_id for job_id in ids if is_valid_job_id(job_id)])  # before SQL: live.py
     jobs = visible_ids(state, ids)
+    overlay_jobs(jobs, live)
     now = utcnow()
     with state.engine.connect() as connection:
         children = children_progress(connection, [job.id for job in jobs])
-    return jsonify(
-        {"jobs": [job_summary(job, now, children.get(job.id)) for job in jobs], "now": now.isoformat() + "Z"}
-    )
+        time_left = jobs_time_left(connection, jobs, now, live)
+    summaries = []
+    for job in jobs:
+        summary = job_summary(job, now, children.get(job.id))
+        summary.update(remaining_seconds=time_left[job.id], remaining_text=time_left_text(time_left[job.id]))
+        summaries.append(summary)
+    return jsonify({"jobs": summaries, "now": now.isoformat() + "Z"})
 
 
 @bp.get("/api/jobs/<job_id>")
 def job_detail(job_id: str) -> Response:
-    """One job with its steps (elapsed, remaining and estimated times) and subtask counts."""
+    """One job with its steps (elapsed, remaining and estimated times), its time left and its
+    subtask counts."""
     _require_access()
     state = get_state()
+    live = read_live(state.redis, [job_id] if is_valid_job_id(job_id) else []).get(job_id)  # before SQL: live.py
     job = visible_job_or_404(job_id, state)
+    overlay_job(job, live)
     now = utcnow()
     with state.engine.connect() as connection:
-        steps = steps_with_estimates(connection, job, now)
+        steps = steps_with_estimates(connection, job, now, live)
         counts = subtask_counts(connection, job.id)
         children = children_progress(connection, [job.id]).get(job.id)
     summary = job_summary(job, now, children)
+    remaining = job_remaining_seconds(job.status, steps)
     summary.update(
         steps=[step.as_json() for step in steps],
         subtask_counts=counts,
         name=job.name,
         actions=control.allowed_actions(state, job, current_user()),
+        remaining_seconds=remaining,
+        remaining_text=time_left_text(remaining),
     )
     return jsonify(summary)
 

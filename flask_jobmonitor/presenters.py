@@ -50,6 +50,18 @@ def look(status: str) -> StatusLook:
     return STATUS_LOOKS.get(status, StatusLook("fa-question", "secondary", status))
 
 
+#: Looks of the step statuses that jobs do not have; the others (running, completed, failed,
+#: stopped) look like the job status of the same name, so a step badge and a job badge agree.
+STEP_LOOKS: Mapping[str, StatusLook] = {
+    "pending": StatusLook("fa-circle-o", "light", "Pending"),
+}
+
+
+def step_look(status: str) -> StatusLook:
+    """The look of a step's status, for the detail page's steps and the JSON it refreshes from."""
+    return STEP_LOOKS.get(status) or look(status)
+
+
 def iso(value: datetime | None) -> str | None:
     """UTC timestamp as ISO 8601 with a ``Z``, for the browser to show in the viewer's zone."""
     return None if value is None else value.isoformat(timespec="seconds") + "Z"

@@ -19,11 +19,13 @@ from ..details import (
     LOG_LEVELS,
     children_grid,
     files_of,
+    job_remaining_seconds,
     log_grid,
     restarts_of,
     steps_with_estimates,
     subtask_counts,
     subtask_grid,
+    time_left_text,
 )
 from ..errors import EnqueueError, TransitionRefused, UnknownTask
 from ..extension import get_state
@@ -36,10 +38,11 @@ from ..listing import (
     matching_ids,
     parse_filters,
 )
+from ..live import overlay_job, read_live
 from ..models import Job
 from ..status import JobStatus
 from ..timeutil import utcnow
-from ..web import current_user, require_csrf, visible_ids, visible_job_or_404
+from ..web import current_user, is_valid_job_id, require_csrf, visible_ids, visible_job_or_404
 
 
 class _JobViewBase(BaseView):
@@ -111,13 +114,15 @@ class JobListView(_JobViewBase):
     @expose("/<job_id>/")
     def detail(self, job_id: str) -> Any:
         state = get_state()
+        live = read_live(state.redis, [job_id] if is_valid_job_id(job_id) else []).get(job_id)  # before SQL
         job = visible_job_or_404(job_id, state)
+        overlay_job(job, live)
         args = request.args
         now = utcnow()
         error = None
         subtasks = logs = children = None
         with state.engine.connect() as connection:
-            steps = steps_with_estimates(connection, job, now)
+            steps = steps_with_estimates(connection, job, now, live)
             counts = subtask_counts(connection, job.id)
             files = files_of(connection, job.id)
             restarts = restarts_of(connection, job.id)
@@ -147,6 +152,7 @@ class JobListView(_JobViewBase):
             error=error,
             now=now,
             actions=control.allowed_actions(state, job, current_user()),
+            time_left=time_left_text(job_remaining_seconds(job.status, steps)),
         )
 
     @expose("/<job_id>/action", methods=["POST"])

@@ -157,12 +157,18 @@
       }
       var counts = $(container, '[data-jm="counts"]');
       if (counts) { counts.textContent = job.error_count + " / " + job.warning_count; }
+      var timeLeft = $(container, '[data-jm="time-left"]');
+      if (timeLeft) {
+        timeLeft.textContent = job.remaining_text || "";
+        $(container, '[data-jm="time-left-row"]').hidden = !job.remaining_text;
+      }
       job.steps.forEach(function (step) {
         var row = $(container, '[data-step-position="' + step.position + '"]');
         if (!row) { return; }
-        var colours = { pending: "light", running: "primary", completed: "success", failed: "danger", stopped: "warning" };
-        $(row, '[data-jm="step-status"]').innerHTML = '<span class="badge badge-' + (colours[step.status] || "secondary") +
-          '">' + escapeHtml(step.status) + "</span>";
+        /* the look (colour, icon, label) comes with the JSON: presenters.step_look, as on first load */
+        $(row, '[data-jm="step-status"]').innerHTML = '<span class="badge badge-' + escapeHtml(step.status_colour) +
+          '" data-jm-step-status="' + escapeHtml(step.status) + '"><i class="fa fa-fw ' + escapeHtml(step.status_icon) +
+          '"></i> ' + escapeHtml(step.status_label) + "</span>";
         $(row, '[data-jm="step-progress"]').textContent = step.done + (step.total ? "/" + step.total : "");
         $(row, '[data-jm="step-counters"]').innerHTML = Object.keys(step.counters).map(function (key) {
           return '<span class="mr-2">' + escapeHtml(key) + ": <strong>" + step.counters[key] + "</strong></span>";
