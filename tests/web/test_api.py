@@ -4,16 +4,20 @@ real CSRF protection and jobs run by a real worker."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
 
 from flask_jobmonitor.extension import get_state
-from flask_jobmonitor.models import file_table, notification_table
+from flask_jobmonitor.live import LiveProgress, LiveStep, publish
+from flask_jobmonitor.models import file_table, job_table, notification_table
+from flask_jobmonitor.timeutil import utcnow
 
 from .. import tasks
 from .conftest import add_job, at, csrf_token, enqueue, run_jobs
+from .test_details import TASK, add_step
 
 
 @pytest.fixture
@@ -105,6 +109,101 @@ def test_job_detail_of_a_job_the_user_may_not_see_answers_json_404(client_for, j
 def test_job_detail_answers_anonymous_with_json_401(client_for, jobs):
     response = client_for(None).get(f"/jobmonitor/api/jobs/{jobs['a']}")
     assert response.status_code == 401 and response.is_json
+
+
+# -- time left, live progress and step looks in the JSON -------------------------------------------
+
+
+@pytest.fixture
+def halfway_import(engine) -> str:
+    """Clerk A's running import: step 1 done, step 2 half done after 100 s, step 3 pending; past
+    runs usually took 60 s for step 3."""
+    now = utcnow()
+    job_id = add_job(
+        engine,
+        owner="clerk_a",
+        task=TASK,
+        status="running",
+        started_at=now,
+        step_count=3,
+        current_step=2,
+        progress_done=50,
+        progress_total=100,
+        attempt=1,
+    )
+    add_step(engine, job_id, 1, "Read file", status="completed", started_at=now, ended_at=now, done=5, total=5)
+    add_step(
+        engine, job_id, 2, "Validate", status="running", started_at=now - timedelta(seconds=100), done=50, total=100
+    )
+    add_step(engine, job_id, 3, "Save")
+    for _ in range(2):
+        past = add_job(engine, owner="clerk_a", task=TASK, status="completed")
+        add_step(engine, past, 1, "Save", status="completed", started_at=at(0), ended_at=at(1))
+    return job_id
+
+
+def test_job_detail_says_the_time_left_for_the_whole_job(client_for, halfway_import):
+    body = client_for("clerk_a").get(f"/jobmonitor/api/jobs/{halfway_import}").get_json()
+    assert body["remaining_seconds"] == pytest.approx(100 + 60, abs=5)  # 50 more items at 2 s, then Save
+    assert body["remaining_text"] == "About 3 min left"
+
+
+def test_jobs_summary_says_the_time_left_of_running_jobs_only(client_for, engine, halfway_import):
+    queued = add_job(engine, owner="clerk_a", task=TASK)
+    body = client_for("clerk_a").get(f"/jobmonitor/api/jobs?ids={halfway_import},{queued}").get_json()
+    left = {job["id"]: (job["remaining_seconds"], job["remaining_text"]) for job in body["jobs"]}
+    assert left[queued] == (None, "")
+    assert left[halfway_import][0] == pytest.approx(160, abs=5)
+
+
+def test_step_looks_in_the_json_are_those_of_the_badges(client_for, halfway_import):
+    steps = client_for("clerk_a").get(f"/jobmonitor/api/jobs/{halfway_import}").get_json()["steps"]
+    assert [(s["status_label"], s["status_colour"]) for s in steps] == [
+        ("Completed", "success"),
+        ("Running", "primary"),
+        ("Pending", "light"),
+    ]
+
+
+def test_the_detail_page_shows_capitalised_step_badges_and_the_time_left(client_for, halfway_import):
+    html = client_for("clerk_a").get(f"/admin/jobs/{halfway_import}/").get_data(as_text=True)
+    assert '<span class="badge badge-success" data-jm-step-status="completed">' in html
+    assert "</i> Completed</span>" in html and "</i> Pending</span>" in html
+    assert ">completed</span>" not in html
+    assert '<td data-jm="time-left">About 3 min left</td>' in html
+
+
+def publish_live(app, job_id: str, attempt: int = 1, done: int = 80) -> None:
+    step = LiveStep(2, "running", done, 100, {"valid": done}, None, None)
+    publish(get_state(app).redis, job_id, LiveProgress(attempt, 2, done, 100, (step,)))
+
+
+def test_a_blocked_jobs_live_progress_shows_in_both_json_answers(app, client_for, halfway_import):
+    publish_live(app, halfway_import, done=80)
+    client = client_for("clerk_a")
+    detail = client.get(f"/jobmonitor/api/jobs/{halfway_import}").get_json()
+    assert (detail["progress_done"], detail["steps"][1]["done"], detail["steps"][1]["counters"]) == (
+        80,
+        80,
+        {"valid": 80},
+    )
+    assert detail["remaining_seconds"] == pytest.approx(25 + 60, abs=5)  # the rate of the live progress
+    summary = client.get(f"/jobmonitor/api/jobs?ids={halfway_import}").get_json()["jobs"][0]
+    assert summary["progress_done"] == 80
+    html = client.get(f"/admin/jobs/{halfway_import}/").get_data(as_text=True)
+    assert '<td data-jm="step-progress">80/100</td>' in html
+
+
+@pytest.mark.parametrize("why", ["another attempt", "the job ended"])
+def test_live_progress_of_another_run_or_an_ended_job_is_ignored(app, client_for, engine, halfway_import, why):
+    if why == "the job ended":
+        with engine.begin() as connection:
+            connection.execute(sa.update(job_table).where(job_table.c.id == halfway_import).values(status="completed"))
+        publish_live(app, halfway_import, attempt=1)
+    else:
+        publish_live(app, halfway_import, attempt=2)
+    detail = client_for("clerk_a").get(f"/jobmonitor/api/jobs/{halfway_import}").get_json()
+    assert (detail["progress_done"], detail["steps"][1]["done"]) == (50, 50)
 
 
 # -- notifications ---------------------------------------------------------------------------------

@@ -13,16 +13,19 @@ from flask_jobmonitor.details import (
     GRID_PAGE_SIZE,
     children_grid,
     files_of,
+    job_remaining_seconds,
+    jobs_time_left,
     log_grid,
     restarts_of,
     steps_with_estimates,
     subtask_counts,
     subtask_grid,
+    time_left_text,
 )
 from flask_jobmonitor.listing import InvalidFilter
 from flask_jobmonitor.models import Job, file_table, log_table, step_table, subtask_table
 
-from .conftest import add_job, at
+from .conftest import add_job, at, recorded_statements
 
 TASK = "tests.tasks.import_rows"
 
@@ -134,6 +137,91 @@ def test_only_the_latest_completed_runs_feed_the_estimate(engine, running_job):
 def test_a_job_without_steps_has_none(engine):
     job_id = add_job(engine)
     assert steps_of(engine, job_id, at(0)) == {}
+
+
+# -- time left for the whole job --------------------------------------------------------------------
+
+
+def past_steps(engine: sa.Engine, durations: dict[str, float], task: str = TASK, **job: Any) -> str:
+    """A completed past job of ``task`` whose steps took ``durations`` seconds each."""
+    job_id = add_job(engine, task=task, status="completed", **job)
+    for position, (name, seconds) in enumerate(durations.items(), start=1):
+        add_step(engine, job_id, position, name, status="completed", started_at=at(0), ended_at=at(seconds / 60))
+    return job_id
+
+
+def time_left(engine: sa.Engine, job_ids: list[str], now: Any) -> dict[str, float | None]:
+    with engine.connect() as connection:
+        return jobs_time_left(connection, [load(engine, job_id) for job_id in job_ids], now)
+
+
+def test_time_left_is_the_current_steps_plus_the_usual_durations_of_the_pending_ones(engine, running_job):
+    past_steps(engine, {"Save": 60, "Archive": 30})
+    past_steps(engine, {"Save": 80, "Archive": 40})
+    # Validate: 25 of 100 in 5 minutes -> 900 s more; Save usually 70 s, Archive 35 s
+    assert time_left(engine, [running_job], at(7)) == {running_job: pytest.approx(900 + 70 + 35)}
+    with engine.connect() as connection:
+        steps = steps_with_estimates(connection, load(engine, running_job), at(7))
+    assert job_remaining_seconds("running", steps) == pytest.approx(1005)
+
+
+def test_time_left_is_unknown_while_a_pending_step_has_no_history(engine, running_job):
+    past_steps(engine, {"Save": 60})  # "Archive" never ran before
+    assert time_left(engine, [running_job], at(7)) == {running_job: None}
+
+
+def test_a_current_step_without_a_rate_yet_counts_its_usual_duration_minus_its_time_so_far(engine):
+    job_id = add_job(engine, task=TASK, status="running", started_at=at(0))
+    add_step(engine, job_id, 1, "Validate", status="running", started_at=at(0), done=0, total=100)
+    add_step(engine, job_id, 2, "Save")
+    past_steps(engine, {"Validate": 300, "Save": 60})
+    assert time_left(engine, [job_id], at(1)) == {job_id: pytest.approx(240 + 60)}
+    # past its usual duration nobody knows: no figure rather than a wrong one
+    assert time_left(engine, [job_id], at(6)) == {job_id: None}
+
+
+def test_only_running_jobs_have_a_time_left(engine, running_job):
+    past_steps(engine, {"Save": 60, "Archive": 30})
+    queued = add_job(engine, task=TASK, status="queued")
+    add_step(engine, queued, 1, "Save")
+    completed = past_steps(engine, {"Save": 60, "Archive": 30})
+    assert time_left(engine, [running_job, queued, completed], at(7)) == {
+        running_job: pytest.approx(900 + 60 + 30),
+        queued: None,
+        completed: None,
+    }
+
+
+def test_a_page_of_jobs_of_many_tasks_costs_two_statements(engine):
+    job_ids, expected = [], {}
+    for number in range(30):
+        task = f"tests.tasks.task_{number % 10}"
+        past_steps(engine, {"Validate": 100, "Save": 10 * (number % 10 + 1)}, task=task)
+        job_id = add_job(engine, task=task, status="running", started_at=at(0))
+        add_step(engine, job_id, 1, "Validate", status="running", started_at=at(0), done=50, total=100)
+        add_step(engine, job_id, 2, "Save")
+        job_ids.append(job_id)
+        expected[job_id] = pytest.approx(60 + 10 * (number % 10 + 1))  # 50 more at 1.2 s each, then Save
+    jobs = [load(engine, job_id) for job_id in job_ids]
+    with engine.connect() as connection, recorded_statements(engine) as statements:
+        assert jobs_time_left(connection, jobs, at(1)) == expected
+    assert len(statements) == 2
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, ""),
+        (10, "Less than a minute left"),
+        (50, "About 1 min left"),
+        (130, "About 2 min left"),
+        (89 * 60, "About 89 min left"),
+        (2 * 3600 + 21 * 60, "About 2 h 20 min left"),
+        (3 * 3600, "About 3 h left"),
+    ],
+)
+def test_time_left_reads_as_a_person_would_say_it(seconds, text):
+    assert time_left_text(seconds) == text
 
 
 # -- grids -----------------------------------------------------------------------------------------

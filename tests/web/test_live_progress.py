@@ -83,10 +83,8 @@ def test_progress_shows_in_the_json_while_the_task_holds_its_transaction_open(
         detail = client.get(f"/jobmonitor/api/jobs/{job_id}").get_json()
         summary = client.get(f"/jobmonitor/api/jobs?ids={job_id}").get_json()["jobs"][0]
         step = detail["steps"][0]
-        if detail["status"] == "running" and step["status"] == "running" and step["done"] > 0:
-            if summary["progress_done"] > 0:
-                return detail
-        return None
+        moving = step["done"] > 0 and summary["progress_done"] > 0
+        return detail if detail["status"] == step["status"] == "running" and moving else None
 
     seen = run_while_watching(app, redis_url, job_id, progress_in_json)
     assert seen, f"the step showed no progress within {WATCH_SECONDS} s while it ran"
