@@ -194,7 +194,7 @@ def test_detail_page_shows_steps_rejected_rows_and_error_report(new_page: Any, l
     for index, (name, progress, counters) in enumerate(expected_steps):
         step = steps.nth(index)
         expect(step).to_contain_text(name)
-        expect(step.locator('[data-jm="step-status"]')).to_have_text("completed")
+        expect(step.locator('[data-jm="step-status"]')).to_have_text("Completed")  # capitalised like the job badges
         expect(step.locator('[data-jm="step-progress"]')).to_have_text(progress)
         for counter in counters:
             expect(step.locator('[data-jm="step-counters"]')).to_contain_text(counter)
