@@ -12,7 +12,9 @@ from .extensions import db, jobmonitor
 from .models import ExportProfile, ImportProfile, Product
 
 # Rows saved per transaction. Short transactions matter on SQLite, where an open write
-# transaction of the task makes every other writer wait (the job's own progress included).
+# transaction of the task makes every other writer wait: the job's record takes the progress
+# right after each commit (the pages show it from Redis in between), its subtasks and log lines
+# too, and the web process's own writes wait at most one batch (docs/developers.md).
 COMMIT_EVERY = 20
 # Seconds each demo job waits per row, so a person can watch it move (tests pass row_delay=0).
 # Not called "delay": that is the name of enqueue()'s own option for queueing a job later.
