@@ -249,6 +249,17 @@ def _running_context() -> JobContext | None:
     return getattr(_running, "ctx", None)
 
 
+def follow_task_sessions(state: JobMonitorState) -> None:
+    """On SQLite, follow the writes and commits of the host's task sessions (the class of its
+    Flask-SQLAlchemy ``db.session``). Called at worker start-up, so that forked work horses
+    inherit the listeners, and again (a no-op by then) by each run."""
+    if state.engine.dialect.name != "sqlite":
+        return
+    session_class = getattr(getattr(state.db.session, "session_factory", None), "class_", None)
+    if session_class is not None:
+        _follow_task_sessions(session_class)
+
+
 def _follow_task_sessions(session_class: type[Any]) -> None:
     """Listen (once per process and class) to the task sessions' writes and commits; each event
     is passed to the context running in the same thread, if any. Costs a thread-local read per
@@ -819,10 +830,7 @@ class JobContext:
     def running(self) -> Iterator[None]:
         """Bracket the task's call: capture its logs and, on SQLite, follow its session's writes
         and commits (see the module docstring)."""
-        if self._sqlite:
-            session_class = getattr(getattr(self._state.db.session, "session_factory", None), "class_", None)
-            if session_class is not None:
-                _follow_task_sessions(session_class)
+        follow_task_sessions(self._state)
         previous = _running_context()
         _running.ctx = self
         try:

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from rq import get_current_job
 
 from .children import release as release_children
-from .context import JobContext, PauseRequested, RunInfo, RunSuperseded, StopRequested
+from .context import JobContext, PauseRequested, RunInfo, RunSuperseded, StopRequested, follow_task_sessions
 from .errors import JobNotFound, TransitionRefused, UnknownTask
 from .extension import JobMonitorState, get_state
 from .heartbeat import Heartbeat
@@ -234,6 +234,7 @@ def warm_up(state: JobMonitorState) -> None:
             with contextlib.suppress(JobNotFound, TransitionRefused):
                 apply_transition(connection, nobody, action, now=now, **options)
         connection.rollback()
+    follow_task_sessions(state)  # the horses inherit the session listeners too
 
 
 def claim(state: JobMonitorState, job_id: str, worker_name: str) -> RunInfo | None:
