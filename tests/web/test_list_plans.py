@@ -143,6 +143,15 @@ def _seed(engine: sa.Engine) -> dict[str, str]:
             step_table.insert(),
             [{"job_id": big, "position": p, "name": f"step {p}", "status": "pending"} for p in (1, 2)],
         )
+        running = rows[-5]["id"]  # a running job part way through: the JSON's time left reads history
+        assert rows[-5]["status"] == "running"
+        connection.execute(
+            step_table.insert(),
+            [
+                {"job_id": running, "position": 1, "name": "step 1", "status": "running", "done": 5, "total": 10},
+                {"job_id": running, "position": 2, "name": "step 2", "status": "pending", "done": 0, "total": None},
+            ],
+        )
         connection.execute(
             subtask_table.insert(),
             [{"job_id": big, "name": f"line {n}", "status": "done", "created_at": base} for n in range(200)],
@@ -158,7 +167,13 @@ def _seed(engine: sa.Engine) -> dict[str, str]:
             connection.exec_driver_sql("ANALYZE")
     middle = rows[JOBS // 2]
     cursor = f"{middle['created_at']:%Y%m%dT%H%M%S.%f}_{middle['id']}"
-    return {"PARENT": rows[10]["id"], "CURSOR": cursor, "ID_PREFIX": middle["id"][:8], "BIG": big}
+    return {
+        "PARENT": rows[10]["id"],
+        "CURSOR": cursor,
+        "ID_PREFIX": middle["id"][:8],
+        "BIG": big,
+        "RUNNING": running,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -428,7 +443,9 @@ def _request_statements(app: Flask, client: Any, url: str) -> list[tuple[str, An
         "/admin/jobs/BIG/?subtask_page=3&log_level=info&log_q=row",
         "/admin/jobs/PARENT/",
         "/jobmonitor/api/jobs?ids=BIG,PARENT",
+        "/jobmonitor/api/jobs?ids=RUNNING,BIG",
         "/jobmonitor/api/jobs/BIG",
+        "/jobmonitor/api/jobs/RUNNING",
         "/admin/job-statistics/",
         "/admin/job-statistics/?from=2025-12-01&to=2026-02-28",
         "/admin/job-statistics/?granularity=hour&from=2026-01-10&to=2026-01-12",
