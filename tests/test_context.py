@@ -19,6 +19,7 @@ from flask_jobmonitor.extension import get_state
 from flask_jobmonitor.models import Job, JobLog, JobStep, JobSubtask, job_table, notification_table, subtask_table
 from flask_jobmonitor.runner import WARM_UP_ACTIONS, claim
 
+from . import tasks as tasks_module
 from .app_factory import QUEUE_NAMES, db, jobmonitor
 from .conftest import build_app, count_rows, job_row, pushed, recorded_statements, run_worker, task_checkpoint
 from .tasks import (
@@ -408,6 +409,31 @@ def test_tight_advance_loop_updates_the_job_row_at_a_bounded_rate(app, engine):
     # claim + step start + step end + finish, and one write per interval in between; plus the
     # four statements the worker compiles at start-up against no job (runner.warm_up)
     assert len(job_updates) <= elapsed / interval + 8 + len(WARM_UP_ACTIONS), len(job_updates)
+
+
+def test_on_sqlite_a_due_write_waits_for_the_tasks_commit_and_redis_shows_the_progress_meanwhile(app, engine):
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL has no single writer: its writes never wait for the task's")
+    from flask_jobmonitor.live import read_live
+
+    tasks_module.scratch_table.create(engine, checkfirst=True)
+    state = get_state(app)
+    ctx = running_context(app, tasks_module.saves_in_one_transaction)
+    with ctx.running():
+        step = ctx.step("Save", total=10)
+        db.session.execute(sa.insert(tasks_module.scratch_table).values(job_id=ctx.job_id, item=0))
+        time.sleep(state.settings.flush_interval)  # the next advance() finds a write due
+        with recorded_statements(engine) as statements:
+            step.advance(4)
+        # not even tried (it would wait for the task's own lock): shown from Redis instead
+        assert not [s for s in statements if "jobmonitor_job" in s], statements
+        assert job_row(engine, ctx.job_id).progress_done == 0
+        assert read_live(state.redis, [ctx.job_id])[ctx.job_id].progress_done == 4
+        db.session.commit()  # the lock is free: the overdue write is made at once
+        assert job_row(engine, ctx.job_id).progress_done == 4
+        assert read_live(state.redis, [ctx.job_id]) == {}
+        step.advance()
+    db.session.remove()
 
 
 # -- fencing --------------------------------------------------------------------------------------
