@@ -15,9 +15,10 @@ writes at a time, and the task's own ``db.session`` holds that lock from its fir
 it commits; the context writes from the task's thread, so waiting for the lock would wait for
 itself. The rules:
 
-- A periodic write on SQLite never waits for the lock: while the task's session (the Flask-
-  SQLAlchemy session class, followed through its events while the task runs) holds uncommitted
-  writes, the write is not even tried; otherwise it waits at most 50 ms and gives way.
+- A periodic write on SQLite never waits for the lock: while the task's session (of the class
+  of the host's ``db.session``, followed through its events while the task runs) holds
+  uncommitted writes, the write is not even tried; otherwise it waits at most 50 ms and gives
+  way. A full buffer (``JOBMONITOR_FLUSH_MAX_ROWS``) waits for the commit too.
 - A write that was due and did not happen ("overdue") is made right after the task's session
   commits, when the lock is free: a task that commits in batches has its progress in SQL
   within one flush interval plus one batch.
@@ -263,7 +264,7 @@ def follow_task_sessions(state: JobMonitorState) -> None:
 def _follow_task_sessions(session_class: type[Any]) -> None:
     """Listen (once per process and class) to the task sessions' writes and commits; each event
     is passed to the context running in the same thread, if any. Costs a thread-local read per
-    flush, DML statement and commit of that class's sessions, only in worker processes."""
+    flush, statement and commit of that class's sessions, in processes that run jobs."""
     if session_class in _followed_session_classes:
         return
     _followed_session_classes.add(session_class)
@@ -433,6 +434,7 @@ class JobContext:
             self._errors += 1
         elif status in WARNING_SUBTASK_STATUSES:
             self._warnings += 1
+        # a full buffer is written at once, unless that would wait for the task's own lock
         if len(self._subtasks) >= self._max_rows and not self._task_writing:
             self.flush(everything=True)
         elif monotonic() >= self._next_tick:
