@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
+from redis import Redis
 
 from flask_jobmonitor.extension import get_state
 from flask_jobmonitor.live import LiveProgress, LiveStep, publish
@@ -204,6 +205,18 @@ def test_live_progress_of_another_run_or_an_ended_job_is_ignored(app, client_for
         publish_live(app, halfway_import, attempt=2)
     detail = client_for("clerk_a").get(f"/jobmonitor/api/jobs/{halfway_import}").get_json()
     assert (detail["progress_done"], detail["steps"][1]["done"]) == (50, 50)
+
+
+def test_with_redis_down_the_json_shows_the_stored_progress(app, client_for, halfway_import, monkeypatch):
+    publish_live(app, halfway_import, done=80)
+    unreachable = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+    monkeypatch.setattr(get_state(app), "_redis", unreachable)
+    client = client_for("clerk_a")
+    detail = client.get(f"/jobmonitor/api/jobs/{halfway_import}")
+    assert detail.status_code == 200
+    assert (detail.get_json()["progress_done"], detail.get_json()["steps"][1]["done"]) == (50, 50)
+    summary = client.get(f"/jobmonitor/api/jobs?ids={halfway_import}")
+    assert summary.status_code == 200 and summary.get_json()["jobs"][0]["progress_done"] == 50
 
 
 # -- notifications ---------------------------------------------------------------------------------
