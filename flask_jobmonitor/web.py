@@ -1,5 +1,11 @@
 """Request-side helpers shared by the admin views and the JSON endpoints: who is asking, which
-job they may see, CSRF, and error answers."""
+job they may see, CSRF, and error answers.
+
+Error answers keep two rules. The JSON endpoints (``<prefix>/api/...``) answer ``{"error": ...}``
+(api.py). The job pages answer 400, 403 and 404 inside the admin layout, with the menu and a
+link back to the job list (:func:`error_page_context`); a 404 never says whether a job exists
+or is only someone else's, and repeats no id.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import sqlalchemy as sa
 from flask import abort, current_app, jsonify, request
 from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 from wtforms import ValidationError
 
@@ -69,6 +76,39 @@ def json_error(status: int, message: str) -> Response:
 def abort_json(status: int, message: str) -> NoReturn:
     """Stop the request with a JSON error."""
     abort(json_error(status, message))
+
+
+#: The codes the job pages answer with their own page; others keep Flask's answer.
+PAGE_ERROR_CODES = (400, 403, 404)
+_PAGE_ERRORS = {
+    400: ("This request cannot be answered", None),
+    403: ("You may not open this page", "Your account does not have the permission this page needs."),
+    404: ("Job not found", "There is no job at this address, or it is not one you may see."),
+}
+
+
+def error_page_context(error: HTTPException) -> dict[str, Any]:
+    """What the error page (``jobmonitor/error.html``) shows for ``error``: a title, one
+    sentence in plain words and the way back (the job list if the user may open it)."""
+    code = error.code or 500
+    title, text = _PAGE_ERRORS.get(code, (error.name, None))
+    if code == 403 and error.description != type(error).description:
+        text = error.description  # a refusal of the package's own, in plain words (no id)
+    state = get_state()
+    from flask import url_for
+
+    if state.permissions.can_access(current_user()):
+        back_url, back_label = url_for("jobmonitor_jobs.index"), "Back to the job list"
+    else:
+        back_url, back_label = url_for("admin.index"), "Back to the start page"
+    return {
+        "code": code,
+        "title": title,
+        # a 400 says what was wrong with the request (a filter, a form); 403 and 404 say no more
+        "text": text or error.description or error.name,
+        "back_url": back_url,
+        "back_label": back_label,
+    }
 
 
 def visible_ids(state: JobMonitorState, job_ids: list[str]) -> list[Job]:
