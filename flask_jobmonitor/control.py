@@ -247,7 +247,9 @@ def delete(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResul
             sa.select(job_table.c.id).where(job_table.c.id.in_(family), job_table.c.status.not_in(deletable)).limit(1)
         ).first()
         if active is not None:
-            raise ActionNotAllowed("This job has a child job that is still active; it can be deleted once they all end.")
+            raise ActionNotAllowed(
+                "This job has a child job that is still active; it can be deleted once all have ended."
+            )
         for table in (subtask_table, log_table, step_table, file_table, notification_table):
             connection.execute(sa.delete(table).where(table.c.job_id.in_(family)))
         # conditional on the status, like every move: a concurrent resume wins over the delete

@@ -87,7 +87,10 @@ class TransitionRefused(JobMonitorError):
     ) -> None:
         if expected_attempt is not None and current_attempt != expected_attempt:
             move = _ACTION_PHRASES.get(action, action.replace("_", " "))
-            text = f"This job was run again meanwhile (it is on attempt {current_attempt}); attempt {expected_attempt} cannot {move}."
+            text = (
+                f"This job was run again meanwhile (it is on attempt {current_attempt}); "
+                f"attempt {expected_attempt} cannot {move}."
+            )
         else:
             text = refusal_text(str(status), action)  # JobStatus.__str__ is its value
         super().__init__(text)

@@ -246,13 +246,13 @@ def test_actions_that_do_not_fit_the_status_are_refused_and_change_nothing(app, 
     stopped = insert_job(engine, task=ct.ticks.name, status="stopped", run_by_id="7", attempt=1)
     before = {job_id: _snapshot(engine, job_id) for job_id in (completed, running, stopped)}
 
-    with pytest.raises(TransitionRefused, match="This job has already completed; it can no longer be stopped."):
+    with pytest.raises(TransitionRefused, match="This job has already completed; it can no longer be stopped"):
         control.stop(state, completed, ADA)
-    with pytest.raises(TransitionRefused, match="This job is running; it cannot be deleted now."):
+    with pytest.raises(TransitionRefused, match="This job is running; it cannot be deleted now"):
         control.delete(state, running, ADA)
-    with pytest.raises(TransitionRefused, match="This job is running; it cannot be cancelled now."):
+    with pytest.raises(TransitionRefused, match="This job is running; it cannot be cancelled now"):
         control.cancel(state, running, ADA)
-    with pytest.raises(ActionNotAllowed, match="This job cannot continue where it stopped; restart it instead."):
+    with pytest.raises(ActionNotAllowed, match="This job cannot continue where it stopped; restart it instead"):
         control.resume(state, stopped, ADA)  # ``ticks`` is not resumable
 
     assert {job_id: _snapshot(engine, job_id) for job_id in before} == before
@@ -381,7 +381,7 @@ def test_cancelling_a_stopped_job_discards_it(app, engine, state):
     row = job_row(engine, stopped)
     assert row.status == "cancelled" and row.ended_at is not None
     assert "Cancelled by Ada Admin." in log_messages(engine, stopped)
-    with pytest.raises(TransitionRefused, match="This job has been cancelled; it can no longer be cancelled."):
+    with pytest.raises(TransitionRefused, match="This job has been cancelled; it can no longer be cancelled"):
         control.cancel(state, stopped, ADA)
 
 
@@ -620,7 +620,8 @@ def test_json_and_admin_actions(app, engine, state):
     completed = insert_job(engine, status="completed")
 
     answer = client.post(f"/jobmonitor/api/jobs/{completed}/stop", headers=headers)
-    assert answer.status_code == 409 and answer.get_json()["error"] == "This job has already completed; it can no longer be stopped."
+    assert answer.status_code == 409
+    assert answer.get_json()["error"] == "This job has already completed; it can no longer be stopped."
     answer = client.post(f"/jobmonitor/api/jobs/{queued}/set_low_priority", headers=headers)
     assert answer.status_code == 200 and answer.get_json()["status"] == "queued"
     assert rq_ids(state, "low") == [queued]

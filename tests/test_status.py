@@ -172,7 +172,10 @@ def test_refused_move_with_returning_raises_and_leaves_the_row_unchanged(engine)
     job_id = insert_job(engine, status="completed")
     before = job_row(engine, job_id)
 
-    with pytest.raises(TransitionRefused, match="This job has already completed; it can no longer start."), engine.begin() as connection:
+    with (
+        pytest.raises(TransitionRefused, match="This job has already completed; it can no longer start"),
+        engine.begin() as connection,
+    ):
         apply_transition(connection, job_id, "start", returning=(job_table.c.task,))
 
     assert job_row(engine, job_id) == before
