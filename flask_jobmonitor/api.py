@@ -231,7 +231,11 @@ def download(file_id: int) -> Response:
 
     # send_file writes an ASCII filename= and a UTF-8 filename*= for names like "März €.csv"
     response = send_file(
-        handle, mimetype=row.content_type, as_attachment=True, download_name=row.filename, conditional=False
+        handle,
+        mimetype=row.content_type,
+        as_attachment=True,
+        download_name=row.original_name or row.filename,  # the name it was uploaded under
+        conditional=False,
     )
     response.content_length = row.size  # a stream has no size of its own; the record has it
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -21,6 +21,7 @@ from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job as RQJob
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import FileStorage
 
 from . import stats_cache
 from .bulkwrite import in_chunks
@@ -206,11 +207,15 @@ def restart(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResu
     task = state.tasks.get(original.task)
     with state.engine.connect() as connection:
         inputs = connection.execute(
-            sa.select(file_table.c.filename, file_table.c.storage_key).where(
-                file_table.c.job_id == job_id, file_table.c.kind == "input"
-            )
+            sa.select(file_table).where(file_table.c.job_id == job_id, file_table.c.kind == "input")
         ).all()
-    handles = {row.filename: state.storage.open(row.storage_key) for row in inputs}
+    # as uploads again, so that each keeps its uploaded name and content type
+    handles = {
+        row.filename: FileStorage(
+            state.storage.open(row.storage_key), row.original_name or row.filename, content_type=row.content_type
+        )
+        for row in inputs
+    }
     try:
         new_job = enqueue_job(
             state,

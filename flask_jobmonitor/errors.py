@@ -118,7 +118,7 @@ class EnqueueError(JobMonitorError):
     """The job was recorded but could not be handed to RQ; the job row was marked failed."""
 
     def __init__(self, job_id: str, reason: str) -> None:
-        super().__init__(f"The job could not be queued: {reason}")
+        super().__init__(f"job {job_id} could not be queued: {reason}")
         self.job_id = job_id
         self.reason = reason
 

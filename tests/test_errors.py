@@ -47,10 +47,10 @@ def test_lookup_errors_are_lookup_errors_and_bad_arguments_type_errors():
     assert issubclass(InvalidJobArguments, TypeError)
 
 
-def test_enqueue_error_says_the_reason_and_keeps_the_job_id():
+def test_enqueue_error_names_the_job_and_the_reason():
     error = EnqueueError("job-1", "Redis is unreachable")
 
-    assert str(error) == "The job could not be queued: Redis is unreachable"
+    assert str(error) == "job job-1 could not be queued: Redis is unreachable"
     assert (error.job_id, error.reason) == ("job-1", "Redis is unreachable")
 
 
