@@ -20,7 +20,7 @@ from .errors import EnqueueError, TransitionRefused, UnknownTask
 from .extension import get_state
 from .listing import children_progress
 from .models import file_table, job_table, notification_table
-from .presenters import job_summary
+from .presenters import job_summary, look
 from .timeutil import utcnow
 from .web import abort_json, current_user, json_error, require_csrf, visible_ids, visible_job_or_404
 
@@ -152,7 +152,8 @@ def _status_of(job_id: str) -> str | None:
 
 @bp.get("/api/notifications")
 def notifications() -> Response:
-    """The current user's unread notifications (newest first, at most 20) and their count."""
+    """The current user's unread notifications (newest first, at most 20) and their count; each
+    with the word and colour the pages use for its event (the status it reports)."""
     _require_access()
     user_id = get_state().permissions.user_id(current_user())
     n, j = notification_table.c, job_table.c
@@ -174,6 +175,8 @@ def notifications() -> Response:
                     "id": r.id,
                     "job_id": r.job_id,
                     "event": r.event,
+                    "status_label": look(r.event).label,
+                    "status_colour": look(r.event).colour,
                     "job_name": r.name,
                     "created_at": r.created_at.isoformat() + "Z",
                 }
