@@ -361,7 +361,7 @@ def test_a_clerk_cannot_see_the_managers_job(new_page: Any, live_app: LiveApp) -
     log_in(clerk, "clerk")
     response = clerk.goto(f"/admin/jobs/{job_id}/")
     assert response is not None and response.status == 404
-    expect(clerk.locator("body")).to_contain_text("Not Found")
+    expect(clerk.locator("body")).to_contain_text("Job not found")
     expect(clerk.locator("body")).not_to_contain_text("Export all products")
 
     clerk.goto("/admin/jobs/")
