@@ -175,12 +175,13 @@ def notifications() -> Response:
                     "id": r.id,
                     "job_id": r.job_id,
                     "event": r.event,
-                    "status_label": look(r.event).label,
-                    "status_colour": look(r.event).colour,
+                    "status_label": event_look.label,
+                    "status_colour": event_look.colour,
                     "job_name": r.name,
                     "created_at": r.created_at.isoformat() + "Z",
                 }
                 for r in rows
+                for event_look in [look(r.event)]
             ],
         }
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 import sqlalchemy as sa
-from flask import abort, current_app, jsonify, request
+from flask import abort, current_app, jsonify, request, url_for
 from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
@@ -87,24 +87,22 @@ _PAGE_ERRORS = {
 }
 
 
-def error_page_context(error: HTTPException) -> dict[str, Any]:
+def error_page_context(error: HTTPException, home_url: str) -> dict[str, Any]:
     """What the error page (``jobmonitor/error.html``) shows for ``error``: a title, one
-    sentence in plain words and the way back (the job list if the user may open it)."""
+    sentence in plain words and the way back (the job list if the user may open it, else
+    ``home_url``, the admin's start page)."""
     code = error.code or 500
     title, text = _PAGE_ERRORS.get(code, (error.name, None))
     if code == 403 and error.description != type(error).description:
         text = error.description  # a refusal of the package's own, in plain words (no id)
-    state = get_state()
-    from flask import url_for
-
-    if state.permissions.can_access(current_user()):
+    if get_state().permissions.can_access(current_user()):
         back_url, back_label = url_for("jobmonitor_jobs.index"), "Back to the job list"
     else:
-        back_url, back_label = url_for("admin.index"), "Back to the start page"
+        back_url, back_label = home_url, "Back to the start page"
     return {
         "code": code,
         "title": title,
-        # a 400 says what was wrong with the request (a filter, a form); 403 and 404 say no more
+        # a 400 says what was wrong with the request (a filter, a form); a 404 never says more
         "text": text or error.description or error.name,
         "back_url": back_url,
         "back_label": back_label,

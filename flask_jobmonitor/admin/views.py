@@ -75,7 +75,8 @@ class _JobViewBase(BaseView):
     def _error_page(self, error: HTTPException) -> Any:
         if error.response is not None:  # an answer already made (e.g. a redirect) stands
             return error.response
-        return self._render("jobmonitor/error.html", status=error.code or 500, **error_page_context(error))
+        home_url = url_for(f"{self.admin.index_view.endpoint}.index") if self.admin else "/"
+        return self._render("jobmonitor/error.html", status=error.code or 500, **error_page_context(error, home_url))
 
     def _render(self, template: str, status: int = 200, **context: Any) -> Response | tuple[str, int]:
         settings = get_state().settings

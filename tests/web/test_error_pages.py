@@ -99,3 +99,12 @@ def test_a_refusal_answers_json_in_plain_words(client_for, engine):
     response = client.post(f"/jobmonitor/api/jobs/{job_id}/stop", headers={"X-CSRFToken": csrf_token(client)})
     assert response.status_code == 409
     assert response.get_json() == {"error": "This job has already completed; it can no longer be stopped."}
+
+
+def test_someone_without_access_is_led_back_to_the_start_page(app, client_for, monkeypatch):
+    monkeypatch.setattr(app.login_manager, "login_view", None)
+    response = client_for(None).get("/admin/jobs/")
+    assert response.status_code == 403
+    page = _page(response)
+    assert 'data-jm-error="403"' in page and 'class="navbar' in page
+    assert '<a class="btn btn-primary" href="/admin/">' in page and "Back to the start page" in page
