@@ -3,8 +3,8 @@ whose pages show their "Last execution" with a Stop button.
 
 Forms: the app protects every POST with Flask-WTF's ``CSRFProtect``, so the model views' forms
 (edit, delete and the list's actions) must carry Flask-WTF's token: their base class is
-``FlaskForm``. Flask-Admin's ``SecureForm`` signs a token of its own that ``CSRFProtect``
-rejects ("The CSRF token is invalid").
+:class:`CatalogueForm`, a ``FlaskForm``. Flask-Admin's ``SecureForm`` signs a token of its own
+that ``CSRFProtect`` rejects ("The CSRF token is invalid").
 
 A profile's "Last execution" is the newest run of that profile that the viewer may open: the
 package's permissions object turns its rule into one SQL condition, so a clerk never sees the
@@ -12,6 +12,7 @@ name, status or id of a job someone else ran."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,6 +23,8 @@ from flask_admin.contrib.sqla import ModelView
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
+from wtforms import FloatField
+from wtforms.validators import InputRequired, NumberRange
 
 from flask_jobmonitor import EnqueueError, Job
 
@@ -43,8 +46,20 @@ class CatalogueHome(_LoginRequired, AdminIndexView):
         return self.render("catalogue_home.html")
 
 
+class CatalogueForm(FlaskForm):
+    """Flask-WTF's form (its CSRF token is the one ``CSRFProtect`` checks) that, like Flask-Admin's
+    own forms, remembers the record it edits: Flask-Admin's ``Unique`` validator compares with
+    it, and without it every saved product "Already exists"."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._obj = kwargs.get("obj")
+        super().__init__(*args, **kwargs)
+
+
 class ProductView(_LoginRequired, ModelView):
-    form_base_class = FlaskForm
+    form_base_class = CatalogueForm
+    # Flask-Admin 2.2 does not convert SQLAlchemy 2.1's Float (no longer a Numeric): add the field
+    form_extra_fields = {"price": FloatField("Price", validators=[InputRequired(), NumberRange(min=0)])}
     column_searchable_list = ("sku", "name")
     column_default_sort = "sku"
     page_size = 50
@@ -72,7 +87,7 @@ class ProductView(_LoginRequired, ModelView):
             flash(f"The job could not be started: {error.reason}", "error")
 
 
-def _last_jobs(task: Any, profiles: list[Any]) -> dict[int, Job]:
+def _last_jobs(task: Any, profiles: Sequence[Any]) -> dict[int, Job]:
     """{profile id: the newest job of ``task`` for that profile that the current user may see}.
 
     One query: the jobs are ranked per profile (the ``profile_id`` argument they were started

@@ -77,6 +77,14 @@ def test_the_products_page_raises_and_lowers_prices_in_a_real_browser(new_page: 
     _wait_until_ended(page, job_id)
     assert _prices(page, skus) == {sku: round(price * 0.95, 2) for sku, price in raised.items()}
 
+    # the edit form carries the same token: saving a product works too
+    page.goto("/admin/product/?search=SKU-0006")
+    _product_row(page, "SKU-0006").locator('a[title="Edit Record"]').click()
+    page.fill("#name", "Product 6, renamed in the browser")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator(".alert")).to_contain_text("Record was successfully saved.")
+    expect(_product_row(page, "SKU-0006")).to_contain_text("Product 6, renamed in the browser")
+
 
 def test_a_profile_page_shows_the_clerk_only_runs_the_clerk_may_open(new_page: Any, live_app: LiveApp) -> None:
     admin = new_page()
