@@ -39,7 +39,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     csrf.init_app(app)
     login_manager.init_app(app)
-    admin = Admin(name="Catalogue", theme=Bootstrap4Theme(fluid=True), index_view=CatalogueHome(url="/admin"))
+    admin = Admin(
+        name="Catalogue",
+        theme=Bootstrap4Theme(base_template="catalogue_base.html", fluid=True),
+        index_view=CatalogueHome(url="/admin"),
+    )
     admin.init_app(app)
     jobmonitor.init_app(app, admin=admin)
     admin.add_view(ProductView(Product, db, name="Products", category="Catalogue"))

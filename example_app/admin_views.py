@@ -1,17 +1,30 @@
 """The catalogue's admin: a home page, products (with a mass edit), import and export profiles
-whose pages show their "Last execution" with a Stop button."""
+whose pages show their "Last execution" with a Stop button.
+
+Forms: the app protects every POST with Flask-WTF's ``CSRFProtect``, so the model views' forms
+(edit, delete and the list's actions) must carry Flask-WTF's token: their base class is
+:class:`CatalogueForm`, a ``FlaskForm``. Flask-Admin's ``SecureForm`` signs a token of its own
+that ``CSRFProtect`` rejects ("The CSRF token is invalid").
+
+A profile's "Last execution" is the newest run of that profile that the viewer may open: the
+package's permissions object turns its rule into one SQL condition, so a clerk never sees the
+name, status or id of a job someone else ran."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import sqlalchemy as sa
 from flask import flash, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView, expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
-from flask_admin.form import SecureForm
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
+from wtforms import FloatField
+from wtforms.validators import InputRequired, NumberRange
 
 from flask_jobmonitor import EnqueueError, Job
 
@@ -33,8 +46,20 @@ class CatalogueHome(_LoginRequired, AdminIndexView):
         return self.render("catalogue_home.html")
 
 
+class CatalogueForm(FlaskForm):
+    """Flask-WTF's form (its CSRF token is the one ``CSRFProtect`` checks) that, like Flask-Admin's
+    own forms, remembers the record it edits: Flask-Admin's ``Unique`` validator compares with
+    it, and without it every saved product "Already exists"."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._obj = kwargs.get("obj")
+        super().__init__(*args, **kwargs)
+
+
 class ProductView(_LoginRequired, ModelView):
-    form_base_class = SecureForm
+    form_base_class = CatalogueForm
+    # Flask-Admin 2.2 does not convert SQLAlchemy 2.1's Float (no longer a Numeric): add the field
+    form_extra_fields = {"price": FloatField("Price", validators=[InputRequired(), NumberRange(min=0)])}
     column_searchable_list = ("sku", "name")
     column_default_sort = "sku"
     page_size = 50
@@ -62,11 +87,34 @@ class ProductView(_LoginRequired, ModelView):
             flash(f"The job could not be started: {error.reason}", "error")
 
 
-def _last_jobs(profiles: list[Any]) -> dict[str, Job]:
-    ids = [p.last_job_id for p in profiles if p.last_job_id]
-    if not ids:
+def _last_jobs(task: Any, profiles: Sequence[Any]) -> dict[int, Job]:
+    """{profile id: the newest job of ``task`` for that profile that the current user may see}.
+
+    One query: the jobs are ranked per profile (the ``profile_id`` argument they were started
+    with) among those the permissions object lets this user see, and the first of each kept.
+    """
+    if not profiles:
         return {}
-    return {job.id: job for job in db.session.execute(db.select(Job).where(Job.id.in_(ids))).scalars()}
+    profile_id = Job.params[("kwargs", "profile_id")].as_integer()
+    ranked = (
+        db.select(
+            Job.id,
+            profile_id.label("profile_id"),
+            sa.func.row_number()
+            .over(partition_by=profile_id, order_by=(Job.created_at.desc(), Job.id.desc()))
+            .label("rank"),
+        )
+        .where(
+            Job.task == task.name,
+            profile_id.in_([p.id for p in profiles]),
+            (permissions := jobmonitor.state().permissions).visible_jobs(permissions.current_user()),
+        )
+        .subquery()
+    )
+    rows = db.session.execute(
+        db.select(Job, ranked.c.profile_id).join(ranked, ranked.c.id == Job.id).where(ranked.c.rank == 1)
+    )
+    return {profile: job for job, profile in rows}
 
 
 class ImportProfilesView(_LoginRequired, BaseView):
@@ -75,7 +123,11 @@ class ImportProfilesView(_LoginRequired, BaseView):
     @expose("/")
     def index(self) -> str:
         profiles = db.session.execute(db.select(ImportProfile).order_by(ImportProfile.id)).scalars().all()
-        return self.render("profiles.html", kind="import", profiles=profiles, last_jobs=_last_jobs(profiles))
+        from .tasks import import_products
+
+        return self.render(
+            "profiles.html", kind="import", profiles=profiles, last_jobs=_last_jobs(import_products, profiles)
+        )
 
     @expose("/<int:profile_id>/run", methods=["POST"])
     def run(self, profile_id: int) -> Response:
@@ -87,7 +139,7 @@ class ImportProfilesView(_LoginRequired, BaseView):
             flash("Choose a CSV file to import.", "error")
             return redirect(url_for(".index"))
         try:
-            job = jobmonitor.enqueue(
+            jobmonitor.enqueue(
                 import_products,
                 profile_id=profile.id,
                 user=current_user,
@@ -98,8 +150,6 @@ class ImportProfilesView(_LoginRequired, BaseView):
         except EnqueueError as error:
             flash(f"The import could not be started: {error.reason}", "error")
             return redirect(url_for(".index"))
-        profile.last_job_id = job.id
-        db.session.commit()
         return redirect(url_for(".index"))
 
 
@@ -109,7 +159,11 @@ class ExportProfilesView(_LoginRequired, BaseView):
     @expose("/")
     def index(self) -> str:
         profiles = db.session.execute(db.select(ExportProfile).order_by(ExportProfile.id)).scalars().all()
-        return self.render("profiles.html", kind="export", profiles=profiles, last_jobs=_last_jobs(profiles))
+        from .tasks import export_products
+
+        return self.render(
+            "profiles.html", kind="export", profiles=profiles, last_jobs=_last_jobs(export_products, profiles)
+        )
 
     @expose("/<int:profile_id>/run", methods=["POST"])
     def run(self, profile_id: int) -> Response:
@@ -117,7 +171,7 @@ class ExportProfilesView(_LoginRequired, BaseView):
 
         profile = db.get_or_404(ExportProfile, profile_id)
         try:
-            job = jobmonitor.enqueue(
+            jobmonitor.enqueue(
                 export_products,
                 profile_id=profile.id,
                 user=current_user,
@@ -127,6 +181,4 @@ class ExportProfilesView(_LoginRequired, BaseView):
         except EnqueueError as error:
             flash(f"The export could not be started: {error.reason}", "error")
             return redirect(url_for(".index"))
-        profile.last_job_id = job.id
-        db.session.commit()
         return redirect(url_for(".index"))

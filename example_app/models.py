@@ -19,14 +19,13 @@ class Product(db.Model):  # type: ignore[name-defined,misc]
 
 
 class ImportProfile(db.Model):  # type: ignore[name-defined,misc]
-    """A named way of importing products; remembers its last job."""
+    """A named way of importing products; its runs are the import jobs started with its id."""
 
     __tablename__ = "import_profile"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(255))
     update_existing: Mapped[bool] = mapped_column(sa.Boolean, default=True)
-    last_job_id: Mapped[str | None] = mapped_column(sa.String(36))
 
 
 class ExportProfile(db.Model):  # type: ignore[name-defined,misc]
@@ -37,4 +36,3 @@ class ExportProfile(db.Model):  # type: ignore[name-defined,misc]
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(255))
     min_stock: Mapped[int] = mapped_column(sa.Integer, default=0)
-    last_job_id: Mapped[str | None] = mapped_column(sa.String(36))

@@ -21,7 +21,7 @@ from .extension import get_state
 from .listing import children_progress
 from .live import overlay_job, overlay_jobs, read_live
 from .models import file_table, job_table, notification_table
-from .presenters import job_summary
+from .presenters import job_summary, look
 from .timeutil import utcnow
 from .web import (
     abort_json,
@@ -173,7 +173,8 @@ def _status_of(job_id: str) -> str | None:
 
 @bp.get("/api/notifications")
 def notifications() -> Response:
-    """The current user's unread notifications (newest first, at most 20) and their count."""
+    """The current user's unread notifications (newest first, at most 20) and their count; each
+    with the word and colour the pages use for its event (the status it reports)."""
     _require_access()
     user_id = get_state().permissions.user_id(current_user())
     n, j = notification_table.c, job_table.c
@@ -195,10 +196,13 @@ def notifications() -> Response:
                     "id": r.id,
                     "job_id": r.job_id,
                     "event": r.event,
+                    "status_label": event_look.label,
+                    "status_colour": event_look.colour,
                     "job_name": r.name,
                     "created_at": r.created_at.isoformat() + "Z",
                 }
                 for r in rows
+                for event_look in [look(r.event)]
             ],
         }
     )
@@ -252,7 +256,11 @@ def download(file_id: int) -> Response:
 
     # send_file writes an ASCII filename= and a UTF-8 filename*= for names like "März €.csv"
     response = send_file(
-        handle, mimetype=row.content_type, as_attachment=True, download_name=row.filename, conditional=False
+        handle,
+        mimetype=row.content_type,
+        as_attachment=True,
+        download_name=row.original_name or row.filename,  # the name it was uploaded under
+        conditional=False,
     )
     response.content_length = row.size  # a stream has no size of its own; the record has it
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -72,6 +72,9 @@ DEFAULTS: dict[str, Any] = {
     # Keep the statistics of closed hours and days in jobmonitor_stats_bucket, so that long
     # ranges stay fast; False computes every page from the jobs themselves.
     "JOBMONITOR_STATS_CACHE": True,
+    # Status -> the word people see for it (badges, the status filter, notifications, the JSON's
+    # status_label), e.g. {"running": "In progress", "queued": "Pending"}; others keep theirs.
+    "JOBMONITOR_STATUS_LABELS": {},
 }
 
 
@@ -105,6 +108,7 @@ class Settings:
     categories: Mapping[str, str]
     flash_on_enqueue: bool
     stats_cache: bool
+    status_labels: Mapping[str, str]
 
     @property
     def queues_in_priority_order(self) -> list[str]:
@@ -190,6 +194,7 @@ def read_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
         categories=_mapping_or_none("JOBMONITOR_CATEGORIES", config["JOBMONITOR_CATEGORIES"]) or {},
         flash_on_enqueue=bool(config["JOBMONITOR_FLASH_ON_ENQUEUE"]),
         stats_cache=bool(config["JOBMONITOR_STATS_CACHE"]),
+        status_labels=_status_labels(config["JOBMONITOR_STATUS_LABELS"]),
     )
 
 
@@ -219,6 +224,24 @@ def _mapping_or_none(key: str, value: Any) -> Any:
     if value is not None and not isinstance(value, Mapping):
         raise ConfigError(f"{key} must be a mapping or None, got {value!r}")
     return None if value is None else dict(value)
+
+
+def _status_labels(value: Any) -> Mapping[str, str]:
+    from .status import JobStatus
+
+    key = "JOBMONITOR_STATUS_LABELS"
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key} must map statuses to labels, e.g. {{'running': 'In progress'}}, got {value!r}")
+    known = [status.value for status in JobStatus]
+    unknown = [status for status in value if status not in known]
+    if unknown:
+        raise ConfigError(f"{key} names unknown statuses {unknown!r}; the statuses are {', '.join(known)}")
+    for status, label in value.items():
+        if not isinstance(label, str) or not label.strip():
+            raise ConfigError(f"{key}[{status!r}] must be a non-empty text, got {label!r}")
+    return {status: label.strip() for status, label in value.items()}
 
 
 def _url_prefix(value: Any) -> str:

@@ -21,6 +21,7 @@ from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job as RQJob
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import FileStorage
 
 from . import stats_cache
 from .bulkwrite import in_chunks
@@ -62,6 +63,17 @@ PAST_TENSE = {
     "delete": "deleted",
     "set_low_priority": "set to low priority",
     "set_normal_priority": "set to normal priority",
+}
+#: What each action is called in a refusal ("You may not force-stop this job.").
+_ACTION_WORDS = {
+    "stop": "stop",
+    "force_stop": "force-stop",
+    "resume": "resume",
+    "cancel": "cancel",
+    "restart": "restart",
+    "delete": "delete",
+    "set_low_priority": "change the priority of",
+    "set_normal_priority": "change the priority of",
 }
 #: Most jobs one bulk request acts on; "all matching the filters" takes the newest this many
 #: (the page says so), which keeps one request's work bounded.
@@ -166,7 +178,7 @@ def resume(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResul
     """Queue a stopped job of a resumable task again; it continues from its checkpoint."""
     job = _load(state, job_id)
     if not state.tasks.get(job.task).resumable:
-        raise ActionNotAllowed(f"job {job_id}: its task cannot resume; restart it instead")
+        raise ActionNotAllowed("This job cannot continue where it stopped; restart it instead.")
     requeue(state, job_id, "resume")  # the move itself refuses a job that is not stopped
     with state.engine.begin() as connection:
         _audit(connection, job_id, f"Resumed by {_actor_name(user)}.")
@@ -195,11 +207,15 @@ def restart(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResu
     task = state.tasks.get(original.task)
     with state.engine.connect() as connection:
         inputs = connection.execute(
-            sa.select(file_table.c.filename, file_table.c.storage_key).where(
-                file_table.c.job_id == job_id, file_table.c.kind == "input"
-            )
+            sa.select(file_table).where(file_table.c.job_id == job_id, file_table.c.kind == "input")
         ).all()
-    handles = {row.filename: state.storage.open(row.storage_key) for row in inputs}
+    # as uploads again, so that each keeps its uploaded name and content type
+    handles = {
+        row.filename: FileStorage(
+            state.storage.open(row.storage_key), row.original_name or row.filename, content_type=row.content_type
+        )
+        for row in inputs
+    }
     try:
         new_job = enqueue_job(
             state,
@@ -236,7 +252,9 @@ def delete(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResul
             sa.select(job_table.c.id).where(job_table.c.id.in_(family), job_table.c.status.not_in(deletable)).limit(1)
         ).first()
         if active is not None:
-            raise ActionNotAllowed(f"job {job_id}: child job {active.id} is still active")
+            raise ActionNotAllowed(
+                "This job has a child job that is still active; it can be deleted once all have ended."
+            )
         for table in (subtask_table, log_table, step_table, file_table, notification_table):
             connection.execute(sa.delete(table).where(table.c.job_id.in_(family)))
         # conditional on the status, like every move: a concurrent resume wins over the delete
@@ -246,7 +264,7 @@ def delete(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResul
             .returning(job_table.c.created_at)
         ).all()
         if len(deleted) != len(family):
-            raise ActionNotAllowed(f"job {job_id}: changed while being deleted; nothing was deleted")
+            raise ActionNotAllowed("This job changed while it was being deleted; nothing was deleted.")
         _forget_statistics(connection, [row.created_at for row in deleted])
     for member in family:
         state.storage.delete_job(member)
@@ -480,7 +498,7 @@ def perform(state: JobMonitorState, action: str, job: Job, user: Any) -> ActionR
     if action not in _RUN:
         raise ValueError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
     if not may(state, action, job, user):
-        raise PermissionDenied(f"you may not {action.replace('_', ' ')} job {job.id}")
+        raise PermissionDenied(f"You may not {_ACTION_WORDS.get(action, action.replace('_', ' '))} this job.")
     return _RUN[action](state, job.id, user)
 
 

@@ -2,7 +2,8 @@
 
 Order matters here, because every failure must leave either nothing or an honest record:
 1. check the task and its arguments (nothing written yet: a bad call leaves no trace);
-2. store the input files, then write the job, its declared steps and its file rows in one
+2. store the input files (an uploaded file keeps the name it was uploaded under, for people,
+   next to the key the task opens it by), then write the job, its declared steps and its file rows in one
    transaction (if that fails the stored files are removed again);
 3. hand the job to RQ. If Redis refuses, the row is moved to ``failed`` with the reason and
    :class:`EnqueueError` is raised: no job is left ``queued`` that no worker will ever see.
@@ -61,6 +62,7 @@ class _StoredFile:
     content_type: str
     key: str
     size: int
+    original_name: str | None
 
 
 def enqueue_job(state: JobMonitorState, job_request: JobRequest) -> Job:
@@ -124,6 +126,7 @@ def enqueue_job(state: JobMonitorState, job_request: JobRequest) -> Job:
                     job_id=job_id,
                     kind="input",
                     filename=f.filename,
+                    original_name=f.original_name,
                     content_type=f.content_type,
                     size=f.size,
                     storage_key=f.key,
@@ -255,11 +258,24 @@ def _store_files(state: JobMonitorState, job_id: str, files: Mapping[str, Any]) 
                 getattr(data, "mimetype", None) or mimetypes.guess_type(filename)[0] or "application/octet-stream"
             )
             key, size = state.storage.save(job_id, stream)
-            stored.append(_StoredFile(filename, content_type, key, size))
+            stored.append(_StoredFile(filename, content_type, key, size, _uploaded_name(data, filename)))
     except BaseException:
         state.storage.delete_job(job_id)
         raise
     return stored
+
+
+def _uploaded_name(data: Any, key: str) -> str | None:
+    """The name an uploaded file (``FileStorage``) came with, if it differs from ``key``.
+
+    Only a label: the base name (browsers may send a path), without NUL characters, at most 255
+    characters. Files are stored under generated keys whatever it says.
+    """
+    name = getattr(data, "filename", None)
+    if not isinstance(name, str):
+        return None
+    name = _clean(name.replace("\\", "/").rsplit("/", 1)[-1]).strip()[:255]
+    return name if name and name != key else None
 
 
 def _launching_page() -> str | None:

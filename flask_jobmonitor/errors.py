@@ -28,8 +28,54 @@ class JobNotFound(JobMonitorError, LookupError):
         self.job_id = job_id
 
 
+#: "This job ..." for each status, as a refusal tells a person (no internal status names).
+_STATUS_PHRASES = {
+    "queued": "is still waiting for a worker",
+    "running": "is running",
+    "stopping": "is already stopping",
+    "paused": "is paused",
+    "completed": "has already completed",
+    "failed": "has already failed",
+    "stopped": "has already been stopped",
+    "cancelled": "has been cancelled",
+}
+#: "... it cannot ..." for each refused move (the status machine's names, then control's).
+_ACTION_PHRASES = {
+    "request_stop": "be stopped",
+    "force_stop": "be force-stopped",
+    "cancel": "be cancelled",
+    "resume": "be resumed",
+    "restart": "be restarted",
+    "delete": "be deleted",
+    "change priority": "change priority",
+    "start": "start",
+    "finish": "finish",
+    "fail": "be marked failed",
+    "stopped": "be marked stopped",
+    "pause": "be paused",
+    "requeue": "be queued again",
+}
+_FINISHED = frozenset({"completed", "failed", "stopped", "cancelled"})
+
+
+def refusal_text(status: str, action: str) -> str:
+    """A refusal in plain words: "This job has already completed; it can no longer be stopped."
+
+    No job id and no internal status name: this is what the person who clicked is shown.
+    """
+    what = _STATUS_PHRASES.get(status, "has changed meanwhile")
+    move = _ACTION_PHRASES.get(action, action.replace("_", " "))
+    if status in _FINISHED:
+        return f"This job {what}; it can no longer {move}."
+    return f"This job {what}; it cannot {move} now."
+
+
 class TransitionRefused(JobMonitorError):
-    """A status move that the status machine does not allow from the job's current status."""
+    """A status move that the status machine does not allow from the job's current status.
+
+    Its text is meant for people (flash messages, the JSON ``error``): plain words, no id; the
+    job id, status and action are attributes for code and logs.
+    """
 
     def __init__(
         self,
@@ -40,10 +86,14 @@ class TransitionRefused(JobMonitorError):
         expected_attempt: int | None = None,
     ) -> None:
         if expected_attempt is not None and current_attempt != expected_attempt:
-            detail = f"it belongs to attempt {current_attempt}, not {expected_attempt}"
+            move = _ACTION_PHRASES.get(action, action.replace("_", " "))
+            text = (
+                f"This job was run again meanwhile (it is on attempt {current_attempt}); "
+                f"attempt {expected_attempt} cannot {move}."
+            )
         else:
-            detail = f"not allowed from status {status.value!r}"
-        super().__init__(f"job {job_id}: cannot {action.replace('_', ' ')}: {detail}")
+            text = refusal_text(str(status), action)  # JobStatus.__str__ is its value
+        super().__init__(text)
         self.job_id = job_id
         self.status = status
         self.action = action

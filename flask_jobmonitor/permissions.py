@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+import sqlalchemy as sa
 from flask import current_app, has_request_context
 
 from .users import describe_user
@@ -129,6 +130,22 @@ class JobPermissions:
         if job.is_system and not self.can_see_system(user):
             return False
         return self.is_owner(user, job) or self.has(user, VIEW_ALL)
+
+    def visible_jobs(self, user: Any) -> sa.ColumnElement[bool]:
+        """A SQL condition on the jobs table that holds for the jobs :meth:`can_view` allows:
+        the same rule for a query over many jobs (e.g. a host page's "last run")."""
+        from .models import job_table
+
+        c = job_table.c
+        if not self.can_access(user):
+            return sa.false()
+        conditions: list[sa.ColumnElement[bool]] = []
+        if not self.can_see_system(user):
+            conditions.append(c.is_system.is_(False))
+        if not self.has(user, VIEW_ALL):
+            user_id = self.user_id(user)
+            conditions.append(c.run_by_id == user_id if user_id is not None else sa.false())
+        return sa.and_(sa.true(), *conditions)
 
     def can_stop(self, user: Any, job: JobLike) -> bool:
         """May ``user`` stop (or force stop) ``job``?"""

@@ -46,8 +46,26 @@ _ACTIVE = frozenset(s.value for s in ACTIVE_STATUSES)
 
 
 def look(status: str) -> StatusLook:
-    """The look of ``status`` (an unknown value, from a newer release, looks neutral)."""
-    return STATUS_LOOKS.get(status, StatusLook("fa-question", "secondary", status))
+    """The look of ``status`` (an unknown value, from a newer release, looks neutral), with the
+    app's own word for it (``JOBMONITOR_STATUS_LABELS``) when there is an app and it has one.
+
+    Every place a person reads a status goes through here: badges, the list's status filter,
+    notifications and the JSON's ``status_label``.
+    """
+    default = STATUS_LOOKS.get(status, StatusLook("fa-question", "secondary", status))
+    label = _status_labels().get(status)
+    return default if label is None else default._replace(label=label)
+
+
+def _status_labels() -> Mapping[str, str]:
+    from flask import current_app, has_app_context
+
+    from .extension import EXTENSION_KEY
+
+    if not has_app_context():
+        return {}
+    state = current_app.extensions.get(EXTENSION_KEY)
+    return state.settings.status_labels if state is not None else {}
 
 
 #: Looks of the step statuses that jobs do not have; the others (running, completed, failed,

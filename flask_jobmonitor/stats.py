@@ -6,6 +6,9 @@ days (stats_cache.py) what it holds beyond them: the tail that can still change,
 recent status change made stale. The p95 duration is PostgreSQL's
 ``percentile_cont``; SQLite has no percentile function, so there the same interpolation is
 computed in Python from the durations of the range (SQLite serves small single-machine installs).
+
+The page writes every duration with :func:`format_duration`, in its tables, its chart tooltips
+and its chart axes alike, so a wait of 0.2 s reads "0.2s" in the table as on the chart.
 """
 
 from __future__ import annotations
@@ -33,6 +36,33 @@ log = logging.getLogger("flask_jobmonitor.internal.stats")
 GRANULARITIES = stats_cache.GRANULARITIES
 MAX_BUCKETS = 24 * 62  # two months of hours, or 4 years of days
 DEFAULT_DAYS = 14
+
+
+def format_duration(seconds: float | None, decimals: int | None = None) -> str:
+    """A duration as the statistics page writes it: ``0.04s``, ``0.2s``, ``4.5s``, ``35s``,
+    ``2m 00s``, ``1h 02m 05s``; None is an em dash.
+
+    Under ten seconds it keeps one decimal (two under 0.1 s), so that short waits do not all
+    read "0s"; ``decimals`` fixes the precision instead (a chart axis: enough to tell its
+    ticks apart). From a minute on, whole seconds.
+    """
+    if seconds is None:
+        return "—"
+    seconds = max(0.0, float(seconds))
+    if seconds < 60 and (decimals is not None or seconds < 10):
+        places = decimals if decimals is not None else (0 if seconds == 0 else 1 if seconds >= 0.1 else 2)
+        text = f"{seconds:.{places}f}"
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return f"{text}s"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
 
 
 @dataclass(frozen=True)

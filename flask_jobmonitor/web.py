@@ -1,14 +1,21 @@
 """Request-side helpers shared by the admin views and the JSON endpoints: who is asking, which
-job they may see, CSRF, and error answers."""
+job they may see, CSRF, and error answers.
+
+Error answers keep two rules. The JSON endpoints (``<prefix>/api/...``) answer ``{"error": ...}``
+(api.py). The job pages answer 400, 403 and 404 inside the admin layout, with the menu and a
+link back to the job list (:func:`error_page_context`); a 404 never says whether a job exists
+or is only someone else's, and repeats no id.
+"""
 
 from __future__ import annotations
 
 from typing import Any, NoReturn
 
 import sqlalchemy as sa
-from flask import abort, current_app, jsonify, request
+from flask import abort, current_app, jsonify, request, url_for
 from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 from wtforms import ValidationError
 
@@ -69,6 +76,37 @@ def json_error(status: int, message: str) -> Response:
 def abort_json(status: int, message: str) -> NoReturn:
     """Stop the request with a JSON error."""
     abort(json_error(status, message))
+
+
+#: The codes the job pages answer with their own page; others keep Flask's answer.
+PAGE_ERROR_CODES = (400, 403, 404)
+_PAGE_ERRORS = {
+    400: ("This request cannot be answered", None),
+    403: ("You may not open this page", "Your account does not have the permission this page needs."),
+    404: ("Job not found", "There is no job at this address, or it is not one you may see."),
+}
+
+
+def error_page_context(error: HTTPException, home_url: str) -> dict[str, Any]:
+    """What the error page (``jobmonitor/error.html``) shows for ``error``: a title, one
+    sentence in plain words and the way back (the job list if the user may open it, else
+    ``home_url``, the admin's start page)."""
+    code = error.code or 500
+    title, text = _PAGE_ERRORS.get(code, (error.name, None))
+    if code == 403 and error.description != type(error).description:
+        text = error.description  # a refusal of the package's own, in plain words (no id)
+    if get_state().permissions.can_access(current_user()):
+        back_url, back_label = url_for("jobmonitor_jobs.index"), "Back to the job list"
+    else:
+        back_url, back_label = home_url, "Back to the start page"
+    return {
+        "code": code,
+        "title": title,
+        # a 400 says what was wrong with the request (a filter, a form); a 404 never says more
+        "text": text or error.description or error.name,
+        "back_url": back_url,
+        "back_label": back_label,
+    }
 
 
 def visible_ids(state: JobMonitorState, job_ids: list[str]) -> list[Job]:

@@ -156,6 +156,28 @@ def test_input_files_are_stored_with_size_and_content_type(app):
     assert all(f.storage_key.startswith(f"{job.id}/") for f in files.values())
 
 
+@pytest.mark.parametrize(
+    ("uploaded", "shown"),
+    [
+        ("sample-products.csv", "sample-products.csv"),
+        ("C:\\Users\\chris\\März €.csv", "März €.csv"),  # some browsers send the path
+        ("products.csv", None),  # the same as the key: nothing extra to keep
+        ("", None),
+    ],
+)
+def test_an_upload_keeps_its_name_for_people_while_the_task_opens_it_by_its_key(app, engine, uploaded, shown):
+    upload = FileStorage(io.BytesIO(b"sku\n1\n"), filename=uploaded, content_type="text/csv")
+    job = jobmonitor.enqueue("tests.tasks.reads_input", "products.csv", files={"products.csv": upload})
+
+    [file] = db.session.get(Job, job.id).files
+    assert (file.filename, file.original_name) == ("products.csv", shown)
+    assert file.display_name == (shown or "products.csv")
+    run_worker(app)
+    row = job_row(engine, job.id)
+    assert row.status == JobStatus.COMPLETED, row.error_message
+    assert task_checkpoint(row) == {"content": "sku\n1\n", "names": ["products.csv"]}
+
+
 def test_input_file_is_readable_by_the_task(app, engine):
     job = jobmonitor.enqueue("tests.tasks.reads_input", "b.txt", files={"a.txt": b"first", "b.txt": b"second"})
 

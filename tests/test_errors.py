@@ -58,9 +58,20 @@ def test_unknown_task_hints_at_the_missing_import():
     assert "imported by the app (and by the worker)" in str(UnknownTask("x.y"))
 
 
-def test_transition_refused_describes_the_status_or_the_attempt():
+def test_transition_refused_says_the_status_or_the_attempt_in_plain_words():
     by_status = TransitionRefused("job-1", JobStatus.COMPLETED, "request_stop")
     by_attempt = TransitionRefused("job-1", JobStatus.RUNNING, "finish", current_attempt=3, expected_attempt=2)
 
-    assert str(by_status) == "job job-1: cannot request stop: not allowed from status 'completed'"
-    assert str(by_attempt) == "job job-1: cannot finish: it belongs to attempt 3, not 2"
+    assert str(by_status) == "This job has already completed; it can no longer be stopped."
+    assert str(by_attempt) == "This job was run again meanwhile (it is on attempt 3); attempt 2 cannot finish."
+    assert (by_status.job_id, by_status.status, by_status.action) == ("job-1", JobStatus.COMPLETED, "request_stop")
+
+
+@pytest.mark.parametrize("status", list(JobStatus))
+@pytest.mark.parametrize("action", ["request_stop", "force_stop", "resume", "cancel", "restart", "delete"])
+def test_no_refusal_names_an_internal_status_or_the_job_id(status, action):
+    text = str(TransitionRefused("3f2b8c1e-0000-4000-8000-00000000abcd", status, action))
+
+    assert text.startswith("This job ") and text.endswith(".")
+    assert "3f2b8c1e" not in text
+    assert f"'{status.value}'" not in text and "status" not in text

@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 
 from flask_jobmonitor.listing import fetch_page, parse_filters
 from flask_jobmonitor.migrate import current_revision, include_object, upgrade
-from flask_jobmonitor.models import Base, job_table
+from flask_jobmonitor.models import Base, file_table, job_table
 
 from .conftest import POSTGRES_URL, REQUIRE_POSTGRES, _drop_postgres_database, _ensure_postgres_database
 
@@ -37,7 +37,7 @@ def test_migrations_upgrade_an_empty_postgresql_database_to_the_models() -> None
     try:
         assert current_revision(engine) is None
         upgrade(engine)
-        assert current_revision(engine) == "0003"
+        assert current_revision(engine) == "0004"
         assert _differences(engine) == []
         with engine.connect() as connection:
             search_index = connection.exec_driver_sql(
@@ -45,7 +45,7 @@ def test_migrations_upgrade_an_empty_postgresql_database_to_the_models() -> None
             ).scalar()
         assert search_index == 1
         upgrade(engine)  # a second upgrade is a no-op
-        assert current_revision(engine) == "0003"
+        assert current_revision(engine) == "0004"
     finally:
         engine.dispose()
         _drop_postgres_database(url)
@@ -83,7 +83,7 @@ def test_the_sqlite_search_migration_indexes_the_jobs_already_there(tmp_path) ->
                 ],
             )
         upgrade(engine)
-        assert current_revision(engine) == "0003"
+        assert current_revision(engine) == "0004"
         with engine.connect() as connection:
             page = fetch_page(connection, parse_filters({"q": "prod"}), visible_to=None, allow_system=False)
             by_parameter = fetch_page(
@@ -91,5 +91,40 @@ def test_the_sqlite_search_migration_indexes_the_jobs_already_there(tmp_path) ->
             )
         assert [job.name for job in page.jobs] == ["Import products"]
         assert [job.name for job in by_parameter.jobs] == ["Export prices"]
+    finally:
+        engine.dispose()
+
+
+def test_the_file_name_migration_keeps_the_files_already_there(tmp_path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'files.db'}")
+    try:
+        upgrade(engine, "0003")
+        now = datetime(2026, 11, 1)
+        with engine.begin() as connection:
+            connection.execute(
+                job_table.insert().values(
+                    id="job-1",
+                    name="Import",
+                    task="t",
+                    params={},
+                    status="completed",
+                    queue_name="q",
+                    created_at=now,
+                    status_changed_at=now,
+                )
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO jobmonitor_file (job_id, kind, filename, content_type, size, storage_key, "
+                    "created_at) VALUES ('job-1', 'input', 'products.csv', 'text/csv', 3, 'k', :now)"
+                ),
+                {"now": now},
+            )
+        upgrade(engine)
+        assert current_revision(engine) == "0004"
+        assert _differences(engine) == []
+        with engine.connect() as connection:
+            row = connection.execute(sa.select(file_table.c.filename, file_table.c.original_name)).one()
+        assert (row.filename, row.original_name) == ("products.csv", None)  # shown as products.csv
     finally:
         engine.dispose()

@@ -82,10 +82,9 @@ def test_refused_move_raises_and_leaves_the_row_unchanged(engine, status, action
     with pytest.raises(TransitionRefused) as refused, engine.begin() as connection:
         apply_transition(connection, job_id, action, now=NOW, values={"error_message": "must not be written"})
 
+    # the message is for people (no id, no internal status name); code reads the attributes
     message = str(refused.value)
-    assert job_id in message
-    assert repr(status.value) in message
-    assert action.replace("_", " ") in message
+    assert message.startswith("This job ") and job_id not in message and repr(status.value) not in message
     assert (refused.value.job_id, refused.value.status, refused.value.action) == (job_id, status, action)
     assert job_row(engine, job_id) == before
 
@@ -173,7 +172,10 @@ def test_refused_move_with_returning_raises_and_leaves_the_row_unchanged(engine)
     job_id = insert_job(engine, status="completed")
     before = job_row(engine, job_id)
 
-    with pytest.raises(TransitionRefused, match="not allowed from status 'completed'"), engine.begin() as connection:
+    with (
+        pytest.raises(TransitionRefused, match="This job has already completed; it can no longer start"),
+        engine.begin() as connection,
+    ):
         apply_transition(connection, job_id, "start", returning=(job_table.c.task,))
 
     assert job_row(engine, job_id) == before
@@ -195,8 +197,7 @@ def test_move_fenced_to_an_older_attempt_is_refused_and_names_both_attempts(engi
     with pytest.raises(TransitionRefused) as refused, engine.begin() as connection:
         apply_transition(connection, job_id, "finish", attempt=1)
 
-    assert job_id in str(refused.value)
-    assert "attempt 2, not 1" in str(refused.value)
+    assert str(refused.value) == "This job was run again meanwhile (it is on attempt 2); attempt 1 cannot finish."
     assert refused.value.status == JobStatus.RUNNING
     assert job_row(engine, job_id) == before
 

@@ -14,7 +14,7 @@ from flask_admin import expose
 from ..charts import PALETTE, Series, bar_chart, line_chart
 from ..extension import get_state
 from ..listing import InvalidFilter
-from ..stats import compute, parse_range, queue_health
+from ..stats import compute, format_duration, parse_range, queue_health
 from ..timeutil import utcnow
 from ..web import current_user
 from .views import _JobViewBase
@@ -70,7 +70,7 @@ class StatisticsView(_StatisticsBase):
                     Series("minimum", [b.wait_min for b in stats.buckets], PALETTE[3]),
                     Series("maximum", [b.wait_max for b in stats.buckets], PALETTE[1]),
                 ],
-                unit="s",
+                fmt=format_duration,
             ),
             "duration": line_chart(
                 "Duration",
@@ -79,13 +79,14 @@ class StatisticsView(_StatisticsBase):
                     Series("average", [b.duration_avg for b in stats.buckets], PALETTE[0]),
                     Series("95th percentile", [b.duration_p95 for b in stats.buckets], PALETTE[4]),
                 ],
-                unit="s",
+                fmt=format_duration,
             ),
         }
         return self._render(
             "jobmonitor/statistics.html",
             stats=stats,
             charts=charts,
+            duration=format_duration,
             error=None,
             types=sorted({t.type for t in state.tasks} | ({stats_range.type} - {""})),
             args=request.args,

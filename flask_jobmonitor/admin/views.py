@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import BaseView, expose
-from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
 from .. import control
@@ -42,7 +42,15 @@ from ..live import overlay_job, read_live
 from ..models import Job
 from ..status import JobStatus
 from ..timeutil import utcnow
-from ..web import current_user, is_valid_job_id, require_csrf, visible_ids, visible_job_or_404
+from ..web import (
+    PAGE_ERROR_CODES,
+    current_user,
+    error_page_context,
+    is_valid_job_id,
+    require_csrf,
+    visible_ids,
+    visible_job_or_404,
+)
 
 
 class _JobViewBase(BaseView):
@@ -60,6 +68,19 @@ class _JobViewBase(BaseView):
         if not get_state().permissions.is_authenticated(user) and login_manager and login_manager.login_view:
             return redirect(url_for(login_manager.login_view, next=request.full_path))
         abort(403)
+
+    def create_blueprint(self, admin: Any) -> Any:
+        """Flask-Admin's blueprint, plus the job pages' own 400/403/404 page (in the layout)."""
+        blueprint = super().create_blueprint(admin)
+        for code in PAGE_ERROR_CODES:
+            blueprint.register_error_handler(code, self._error_page)
+        return blueprint
+
+    def _error_page(self, error: HTTPException) -> Any:
+        if error.response is not None:  # an answer already made (e.g. a redirect) stands
+            return error.response
+        home_url = url_for(f"{self.admin.index_view.endpoint}.index") if self.admin else "/"
+        return self._render("jobmonitor/error.html", status=error.code or 500, **error_page_context(error, home_url))
 
     def _render(self, template: str, status: int = 200, **context: Any) -> Response | tuple[str, int]:
         settings = get_state().settings

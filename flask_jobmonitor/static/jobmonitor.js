@@ -213,16 +213,17 @@
     var firstPoll = !localStorage.getItem(seenKey);
     var jobUrl = menu.getAttribute("data-jm-job-url");
     var toasts = document.querySelector(".jm-toasts");
-    var words = { completed: "completed", failed: "failed", stopped: "was stopped" };
+    /* the words and colours are the server's (presenters.look, JOBMONITOR_STATUS_LABELS) */
+    function label(item) { return item.status_label || item.event; }
 
     function toast(item) {
       if (!toasts) { return; }
-      var colour = item.event === "failed" ? "danger" : (item.event === "stopped" ? "warning" : "success");
+      var colour = item.status_colour || "secondary";
       var el = document.createElement("div");
       el.className = "toast show border-" + colour;
       el.setAttribute("role", "status");
-      el.innerHTML = '<div class="toast-header"><strong class="mr-auto text-' + colour + '">Job ' +
-        escapeHtml(words[item.event] || item.event) + '</strong><button type="button" class="ml-2 close" aria-label="Close">&times;</button></div>' +
+      el.innerHTML = '<div class="toast-header"><strong class="mr-auto text-' + colour + '">' +
+        escapeHtml(label(item)) + '</strong><button type="button" class="ml-2 close" aria-label="Close">&times;</button></div>' +
         '<div class="toast-body">' + (jobUrl ? '<a href="' + jobUrl.replace("JOB_ID", item.job_id) + '">' +
         escapeHtml(item.job_name) + "</a>" : escapeHtml(item.job_name)) + "</div>";
       $(el, "button").addEventListener("click", function () { el.remove(); });
@@ -237,7 +238,7 @@
         badge.hidden = data.unread === 0;
         var list = $(menu, '[data-jm="notification-items"]');
         list.innerHTML = data.items.length ? data.items.map(function (item) {
-          var text = escapeHtml(item.job_name) + " " + escapeHtml(words[item.event] || item.event);
+          var text = escapeHtml(item.job_name) + ": " + escapeHtml(label(item));
           return jobUrl ? '<a class="dropdown-item small" data-jm-notification="' + item.id + '" href="' +
             jobUrl.replace("JOB_ID", item.job_id) + '">' + text + "</a>"
             : '<span class="dropdown-item-text small">' + text + "</span>";

@@ -336,14 +336,14 @@ def test_toast_and_bell_badge_tell_the_clerk_the_job_completed(new_page: Any, li
     job_id = start_import(page, "toast-products.csv", data)
     toast = page.locator(".jm-toasts .toast", has_text="Import toast-products.csv")
     expect(toast).to_be_visible(timeout=JOB_TIMEOUT_MS)
-    expect(toast.locator(".toast-header")).to_contain_text("Job completed")
+    expect(toast.locator(".toast-header strong")).to_have_text("Completed")  # the status's label
     expect(toast.get_by_role("link", name="Import toast-products.csv")).to_have_attribute(
         "href", f"/admin/jobs/{job_id}/"
     )
     expect(badge).to_be_visible()
     expect(badge).to_have_text(re.compile(r"^[1-9]\d*$"))
     open_bell_menu(page)
-    expect(page.locator(".jm-notification-menu")).to_contain_text("Import toast-products.csv completed")
+    expect(page.locator(".jm-notification-menu")).to_contain_text("Import toast-products.csv: Completed")
     # the "My jobs" widget on the same page followed the job too
     widget_item = page.locator(f'.jm-widget [data-job-id="{job_id}"]')
     expect(widget_item.locator('[data-jm="status-label"]')).to_have_text("Completed")
@@ -361,7 +361,7 @@ def test_a_clerk_cannot_see_the_managers_job(new_page: Any, live_app: LiveApp) -
     log_in(clerk, "clerk")
     response = clerk.goto(f"/admin/jobs/{job_id}/")
     assert response is not None and response.status == 404
-    expect(clerk.locator("body")).to_contain_text("Not Found")
+    expect(clerk.locator("body")).to_contain_text("Job not found")
     expect(clerk.locator("body")).not_to_contain_text("Export all products")
 
     clerk.goto("/admin/jobs/")

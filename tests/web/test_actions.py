@@ -9,6 +9,7 @@ asked of the package's own permission functions.
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 import uuid
@@ -79,6 +80,17 @@ def outcome(action: str, who: str | None, relation: str) -> str:
     return "done" if action in permitted else "forbidden"
 
 
+#: How a refusal names each action ("You may not force-stop this job.").
+REFUSED_WORDS = {
+    "stop": "stop",
+    "force_stop": "force-stop",
+    "resume": "resume",
+    "cancel": "cancel",
+    "restart": "restart",
+    "delete": "delete",
+    "set_low_priority": "change the priority of",
+    "set_normal_priority": "change the priority of",
+}
 MATRIX = [
     pytest.param(action, who, relation, id=f"{action}-{who or 'anonymous'}-{relation}")
     for action in ORDER
@@ -317,7 +329,7 @@ def test_json_action_permission_matrix(app, engine, client_for, caplog, action, 
         assert body == {"error": f"no job with id {job_id!r}"}
     else:
         assert response.status_code == 403
-        assert body == {"error": f"you may not {action.replace('_', ' ')} job {job_id}"}
+        assert body == {"error": f"You may not {REFUSED_WORDS[action]} this job."}
     assert snapshot(app, engine, job_id) == before
 
 
@@ -348,7 +360,9 @@ def test_form_action_permission_matrix(app, engine, client_for, caplog, action, 
         assert response.status_code == 404
     else:
         assert response.status_code == 403
-        assert f"you may not {action.replace('_', ' ')} job {job_id}" in response.get_data(as_text=True)
+        page = html.unescape(response.get_data(as_text=True))
+        assert f"You may not {REFUSED_WORDS[action]} this job." in page
+        assert job_id not in page
     assert flashes(client) == []
     assert snapshot(app, engine, job_id) == before
 
@@ -472,15 +486,15 @@ WRONG_STATUS = {
     "set_normal_priority": {"status": "running", "low_priority": True},
 }
 REFUSAL = {
-    "stop": "cannot request stop: not allowed from status 'completed'",
-    "force_stop": "cannot force stop: not allowed from status 'queued'",
-    "resume": "cannot resume: not allowed from status 'completed'",
-    "resume-not-resumable": "its task cannot resume; restart it instead",
-    "cancel": "cannot cancel: not allowed from status 'running'",
-    "restart": "cannot restart: not allowed from status 'running'",
-    "delete": "cannot delete: not allowed from status 'running'",
-    "set_low_priority": "cannot change priority: not allowed from status 'completed'",
-    "set_normal_priority": "cannot change priority: not allowed from status 'running'",
+    "stop": "This job has already completed; it can no longer be stopped.",
+    "force_stop": "This job is still waiting for a worker; it cannot be force-stopped now.",
+    "resume": "This job has already completed; it can no longer be resumed.",
+    "resume-not-resumable": "This job cannot continue where it stopped; restart it instead.",
+    "cancel": "This job is running; it cannot be cancelled now.",
+    "restart": "This job is running; it cannot be restarted now.",
+    "delete": "This job is running; it cannot be deleted now.",
+    "set_low_priority": "This job has already completed; it can no longer change priority.",
+    "set_normal_priority": "This job is running; it cannot change priority now.",
 }
 
 
