@@ -50,8 +50,9 @@ def _require_access() -> Any:
 
 @bp.get("/api/jobs")
 def jobs_summary() -> Response:
-    """``?ids=a,b,c``: status, progress and durations of those jobs the user may see."""
-    _require_access()
+    """``?ids=a,b,c``: status, progress, durations and ``actions`` (what this user may do to
+    each now) of those jobs the user may see."""
+    user = _require_access()
     raw = request.args.get("ids", "")
     ids = [part for part in raw.split(",") if part][: MAX_IDS + 1]
     if len(ids) > MAX_IDS:
@@ -61,9 +62,12 @@ def jobs_summary() -> Response:
     now = utcnow()
     with state.engine.connect() as connection:
         children = children_progress(connection, [job.id for job in jobs])
-    return jsonify(
-        {"jobs": [job_summary(job, now, children.get(job.id)) for job in jobs], "now": now.isoformat() + "Z"}
-    )
+    summaries = []
+    for job in jobs:
+        summary = job_summary(job, now, children.get(job.id))
+        summary["actions"] = control.allowed_actions(state, job, user)
+        summaries.append(summary)
+    return jsonify({"jobs": summaries, "now": now.isoformat() + "Z"})
 
 
 @bp.get("/api/jobs/<job_id>")
