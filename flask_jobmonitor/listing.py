@@ -20,9 +20,10 @@ Built to stay fast on a table of ten million jobs; each rule below has a plan te
 * There is no exact ``COUNT(*)``: a page fetches one row more than it shows to know whether a
   next page exists.
 * Child jobs are left out of the top level unless asked for (``children=1``) or a parent is
-  named (``parent=``): the default condition ``parent_id IS NULL`` is served by
-  ``ix_jobmonitor_job_parent_created (parent_id, is_system, created_at, id)``, an ordered walk
-  like every other filter's index.
+  named (``parent=``): without another indexed filter the condition ``parent_id IS NULL`` is
+  served by ``ix_jobmonitor_job_parent_created (parent_id, is_system, created_at, id)``, an
+  ordered walk like every other filter's index; with one, that filter's index stays the walk
+  and children are filtered out of its rows (see ``_top_level``).
 * "New jobs since the page was opened" (:func:`newer_page`) is a keyset read of the same
   index walk: the jobs that come before the newest job shown, oldest first, at most a page.
 * Search uses a full-text index, never a leading-wildcard ``LIKE`` over the table: PostgreSQL's
@@ -358,7 +359,7 @@ def build_conditions(
     if filters.parent:
         conditions.append(c.parent_id == filters.parent)
     elif not filters.show_children:
-        conditions.append(c.parent_id.is_(None))
+        conditions.append(_top_level(narrowed=_narrowed(filters, visible_to)))
     if filters.date_from:
         conditions.append(c.created_at >= filters.date_from)
     if filters.date_to:
@@ -366,6 +367,33 @@ def build_conditions(
     if filters.q and not search.has_fts(connection):
         conditions.append(search.condition(connection, filters.q))
     return conditions
+
+
+def _narrowed(filters: ListFilters, visible_to: str | None) -> bool:
+    """Whether a filter with its own index (user, status, type, category) narrows the list."""
+    return bool(visible_to or filters.user or filters.status or filters.type or filters.category)
+
+
+def leading_columns(filters: ListFilters, visible_to: str | None) -> tuple[str, ...]:
+    """Columns the conditions hold constant that must lead the ORDER BY for an index to serve
+    it: PostgreSQL does not take ``parent_id IS NULL`` as fixing ``parent_id`` (it does for
+    ``=``), so the top level orders by ``parent_id, created_at, id`` - the same rows in the
+    same order, read along ``ix_jobmonitor_job_parent_created`` without a sort."""
+    if filters.parent or filters.show_children or _narrowed(filters, visible_to):
+        return ()
+    return ("parent_id",)
+
+
+def _top_level(*, narrowed: bool) -> sa.ColumnElement[bool]:
+    """Jobs without a parent. Alone, ``parent_id IS NULL`` is the walk of
+    ``ix_jobmonitor_job_parent_created``. With a filter that has its own index (user, status,
+    type, category) that index must stay the walk, or a rare status would be searched for
+    along every top-level job: the same condition is then written so that no index can take
+    it (a filter on the rows that index yields; children are a minority of any filter's rows)."""
+    c = job_table.c
+    if narrowed:
+        return sa.func.coalesce(c.parent_id, "") == ""
+    return c.parent_id.is_(None)
 
 
 def system_values(filters: ListFilters, allow_system: bool) -> tuple[bool, ...]:
@@ -382,6 +410,7 @@ def newest_first(
     descending: bool = True,
     limit: int,
     offset: int = 0,
+    leading: Sequence[str] = (),
 ) -> sa.Select[Any] | sa.CompoundSelect:
     """``columns`` of the jobs matching ``conditions``, newest first (or oldest first), as an
     index walk that stops after ``offset + limit`` rows.
@@ -392,7 +421,7 @@ def newest_first(
     rows of each) instead of reading and sorting every matching row.
     """
     c = job_table.c
-    order = ["created_at", "id"]
+    order = [*leading, "created_at", "id"]  # leading: columns fixed by the conditions (see leading_columns)
     columns = [*columns, *(name for name in order if name not in columns)]  # a UNION orders by its own columns
 
     def branch(value: bool) -> sa.Select[Any]:
@@ -444,6 +473,7 @@ class _Source:
     conditions: list[sa.ColumnElement[bool]]
     systems: tuple[bool, ...]
     facets: dict[str, str] | None  # FTS5 facet values; None: not an FTS5 search (see rows())
+    leading: tuple[str, ...] = ()  # see leading_columns
     #: Where the last :meth:`rows` stopped early: an FTS5 search that read search.SEARCH_WINDOW
     #: matches before it had enough rows (the next page goes on from there)
     resume: Cursor | None = None
@@ -459,7 +489,7 @@ class _Source:
             if len(systems) == 1:
                 facets["s"] = "1" if systems[0] else "0"
                 conditions.append(job_table.c.is_system.is_(systems[0]))
-        return cls(connection, filters, conditions, systems, facets)
+        return cls(connection, filters, conditions, systems, facets, leading_columns(filters, visible_to))
 
     def rows(
         self,
@@ -491,6 +521,7 @@ class _Source:
                 descending=descending,
                 limit=limit,
                 offset=offset,
+                leading=self.leading,
             )
             return list(self.connection.execute(query))
         earliest, latest = self.filters.date_from, self.filters.date_to
@@ -569,9 +600,22 @@ def _window_page(source: _Source) -> tuple[list[str], bool, int, int | None]:
     dialect = connection.dialect.name
     if source.facets is None:
         window: Any = newest_first(
-            source.conditions, source.systems, _WINDOW_COLUMNS, dialect=dialect, limit=SORT_WINDOW
+            source.conditions,
+            source.systems,
+            _WINDOW_COLUMNS,
+            dialect=dialect,
+            limit=SORT_WINDOW,
+            leading=source.leading,
         ).subquery("window")
-        beyond = newest_first(source.conditions, source.systems, ("id",), dialect=dialect, limit=1, offset=SORT_WINDOW)
+        beyond = newest_first(
+            source.conditions,
+            source.systems,
+            ("id",),
+            dialect=dialect,
+            limit=1,
+            offset=SORT_WINDOW,
+            leading=source.leading,
+        )
         full = connection.execute(beyond).first() is not None
         sorted_count = SORT_WINDOW
     else:  # FTS5 found the window's jobs: sort those rows by id
