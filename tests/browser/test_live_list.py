@@ -273,3 +273,43 @@ def test_the_end_of_job_toast_survives_the_detail_pages_reload_and_covers_no_con
     page.reload()
     expect(page.locator("#jm-detail")).to_be_visible()
     expect(toast).to_have_count(0)
+
+
+def test_the_widget_and_a_profiles_last_execution_offer_the_buttons_of_the_moment(
+    new_page: Any, live_app: LiveApp
+) -> None:
+    clerk = new_page()
+    log_in(clerk, "clerk")
+    long_data, _bad = products_csv("hold2", rows=3000)
+    holder = start_import(clerk, "holds-the-worker-too.csv", long_data)
+    # the export waits behind the import: the profile page and the "My jobs" box follow it
+    profiles = clerk.context.new_page()
+    profiles.goto("/admin/export_profiles/")
+    profiles.locator("tr", has_text="Full catalogue").get_by_role("button", name="Export now").click()
+    last = profiles.locator("tr", has_text="Full catalogue").locator(".jm-last-execution")
+    expect(last.locator('[data-jm="status-label"]')).to_have_text("Queued", timeout=JOB_TIMEOUT_MS)
+    export_id = last.locator("[data-job-id]").get_attribute("data-job-id")
+    assert export_id
+    home = clerk.context.new_page()
+    home.goto("/admin/")
+    item = home.locator(f'.jm-widget [data-job-id="{export_id}"]')
+    for place in (last, item):
+        expect(place.locator('[data-jm-action-button="cancel"]')).to_be_visible()
+        expect(place.locator('[data-jm-action-button="stop"]')).to_have_count(0)
+
+    clerk.goto("/admin/jobs/")
+    clerk.once("dialog", lambda dialog: dialog.accept())
+    job_row(clerk, holder).locator('[data-jm-action-button="stop"]').click()
+
+    # running: Stop appears on both pages, without a reload; Cancel goes
+    for place in (last, item):
+        expect(place.locator('[data-jm="status-label"]')).to_have_text("Running", timeout=JOB_TIMEOUT_MS)
+        expect(place.locator('[data-jm-action-button="stop"]')).to_be_visible()
+        expect(place.locator('[data-jm-action-button="cancel"]')).to_have_count(0)
+    # the new button works like the server-rendered one: it posts to this job
+    action = last.locator('[data-jm-action-button="stop"]').locator("xpath=ancestor::form").get_attribute("action")
+    assert action == f"/admin/jobs/{export_id}/action", action
+    # completed: no Stop, no Force stop left to press
+    for place in (last, item):
+        expect(place.locator('[data-jm="status-label"]')).to_have_text("Completed", timeout=JOB_TIMEOUT_MS)
+        expect(place.locator("[data-jm-action-button]")).to_have_count(0)
