@@ -20,7 +20,7 @@ from .errors import EnqueueError, TransitionRefused, UnknownTask
 from .extension import get_state
 from .listing import children_progress
 from .models import file_table, job_table, notification_table
-from .presenters import job_summary
+from .presenters import event_words, job_summary, look
 from .timeutil import utcnow
 from .web import abort_json, current_user, json_error, require_csrf, visible_ids, visible_job_or_404
 
@@ -178,6 +178,8 @@ def notifications() -> Response:
                     "id": r.id,
                     "job_id": r.job_id,
                     "event": r.event,
+                    "words": event_words(r.event),  # "completed", "was stopped"
+                    "colour": look(r.event).colour,  # Bootstrap 4 colour name
                     "job_name": r.name,
                     "created_at": r.created_at.isoformat() + "Z",
                 }

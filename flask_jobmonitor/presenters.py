@@ -60,6 +60,13 @@ def is_moving(status: str) -> bool:
     return status in _MOVING
 
 
+def event_words(event: str) -> str:
+    """How a notification says a job ended: "completed", "failed", "was stopped" (from the
+    status's label, so a renamed label reads the same in badges and notifications)."""
+    label = look(event).label.lower()
+    return f"was {label}" if event == JobStatus.STOPPED.value else label
+
+
 def ago(value: datetime | None, now: datetime) -> str:
     """``value`` relative to ``now``, in one short phrase: "just now", "2 min ago", "3 h ago",
     "5 days ago" (the page script keeps it fresh with the same wording)."""

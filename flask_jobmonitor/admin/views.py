@@ -159,6 +159,7 @@ class JobListView(_JobViewBase):
         jobs = visible_ids(state, ids)
         new: list[Job] = []
         children: list[Job] = []
+        more = False
         with state.engine.connect() as connection:
             if since is not None:
                 found = newer_ids(connection, filters, since, visible_to=visible_to, allow_system=allow_system)
@@ -169,7 +170,7 @@ class JobListView(_JobViewBase):
                 page = fetch_page(
                     connection, replace(filters, per_page=MAX_ROWS), visible_to=visible_to, allow_system=allow_system
                 )
-                children = page.jobs
+                children, more = page.jobs, page.has_next
             shown = [*jobs, *new, *children]
             families = family_progress(connection, [job.id for job in shown])
             results = results_of(connection, [job.id for job in shown])
@@ -197,7 +198,7 @@ class JobListView(_JobViewBase):
                 "newest": Cursor.of(new[0]).token if new else None,
                 "new_html": html(new) if new else "",
                 "children_html": html(children) if children else "",
-                "children_more": bool(family and page.has_next),
+                "children_more": more,
                 "now": now.isoformat() + "Z",
             }
         )

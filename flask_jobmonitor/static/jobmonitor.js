@@ -308,6 +308,15 @@
         localizeTimes(child);
         after = child;
       });
+      if (data.children_more) {  /* a big family: the rest on the parent's own list */
+        var more = document.createElement("tr");
+        more.setAttribute("data-jm-expanded-from", parentId);
+        more.className = "jm-child-row";
+        more.innerHTML = '<td colspan="' + row.children.length + '" class="small"></td>';
+        var link = $(row, 'a[href*="parent="]');
+        if (link) { more.firstChild.innerHTML = '<a href="' + link.getAttribute("href") + '">All the child jobs</a>'; }
+        after.after(more);
+      }
     }).catch(function () { setExpanded(toggle, false); });
   }
 
@@ -393,7 +402,6 @@
     var firstPoll = !localStorage.getItem(seenKey);
     var jobUrl = menu.getAttribute("data-jm-job-url");
     var toasts = document.querySelector(".jm-toasts");
-    var words = { completed: "completed", failed: "failed", stopped: "was stopped" };
 
     /* A toast stays until closed or for TOAST_MS, across the page's own reloads (the detail
        page reloads itself when its job ends): shown toasts are kept in sessionStorage. */
@@ -409,13 +417,13 @@
         until = Date.now() + TOAST_MS;
         keepToasts(keptToasts().concat([{ item: item, until: until }]));
       }
-      var colour = item.event === "failed" ? "danger" : (item.event === "stopped" ? "warning" : "success");
+      var colour = item.colour || "secondary";
       var el = document.createElement("div");
       el.className = "toast show border-" + colour;
       el.setAttribute("role", "status");
       el.setAttribute("data-jm-toast", item.id);
       el.innerHTML = '<div class="toast-header"><strong class="mr-auto text-' + colour + '">Job ' +
-        escapeHtml(words[item.event] || item.event) + '</strong><button type="button" class="ml-2 close" aria-label="Close">&times;</button></div>' +
+        escapeHtml(item.words || item.event) + '</strong><button type="button" class="ml-2 close" aria-label="Close">&times;</button></div>' +
         '<div class="toast-body">' + (jobUrl ? '<a href="' + jobUrl.replace("JOB_ID", item.job_id) + '">' +
         escapeHtml(item.job_name) + "</a>" : escapeHtml(item.job_name)) + "</div>";
       var close = function () { el.remove(); forget(item.id); };
@@ -443,7 +451,7 @@
         badge.hidden = data.unread === 0;
         var list = $(menu, '[data-jm="notification-items"]');
         list.innerHTML = data.items.length ? data.items.map(function (item) {
-          var text = escapeHtml(item.job_name) + " " + escapeHtml(words[item.event] || item.event);
+          var text = escapeHtml(item.job_name) + " " + escapeHtml(item.words || item.event);
           return jobUrl ? '<a class="dropdown-item small" data-jm-notification="' + item.id + '" href="' +
             jobUrl.replace("JOB_ID", item.job_id) + '">' + text + "</a>"
             : '<span class="dropdown-item-text small">' + text + "</span>";

@@ -186,3 +186,18 @@ def test_api_jobs_carries_the_actions_allowed_now(engine, client_for, jobs):
     set_status(engine, jobs["a"], status="completed", ended_at=at(3))
     assert "stop" not in actions() and "force_stop" not in actions()
     assert "restart" in actions()
+
+
+@pytest.mark.parametrize(
+    ("event", "words", "colour"),
+    [("completed", "completed", "success"), ("failed", "failed", "danger"), ("stopped", "was stopped", "warning")],
+)
+def test_notifications_say_the_event_in_the_pages_words(engine, client_for, jobs, event, words, colour):
+    from flask_jobmonitor.models import notification_table
+
+    with engine.begin() as connection:
+        connection.execute(
+            notification_table.insert().values(user_id="3", job_id=jobs["a"], event=event, created_at=at(9))
+        )
+    item = client_for("clerk_a").get("/jobmonitor/api/notifications").get_json()["items"][0]
+    assert (item["words"], item["colour"]) == (words, colour)
