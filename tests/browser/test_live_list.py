@@ -38,7 +38,7 @@ def test_a_rows_buttons_follow_its_job_from_queued_to_running_to_completed(new_p
     log_in(page, "clerk")
     long_data, _bad = products_csv("hold", rows=3000)  # holds the worker until it is stopped
     holder = start_import(page, "holds-the-worker.csv", long_data)
-    data, _bad = products_csv("next", rows=200)
+    data, _bad = products_csv("next", rows=600)  # runs long enough for a few refreshes
     waiting = start_import(page, "waits-its-turn.csv", data)
 
     page.goto("/admin/jobs/")
@@ -62,6 +62,12 @@ def test_a_rows_buttons_follow_its_job_from_queued_to_running_to_completed(new_p
     expect(row.locator('[data-jm-action-button="stop"]')).to_be_visible()
     expect(row.locator('[data-jm-action-button="cancel"]')).to_have_count(0)
     expect(row.locator('input[name="ids"]')).to_be_checked()
+    # the row is swapped for a fresh one at least once more: the tick and the focus stay
+    box = f'#jm-list tr[data-job-id="{waiting}"] input[name="ids"]'
+    page.evaluate("(box) => { document.querySelector(box).jmOld = true; }", box)
+    page.wait_for_function("(box) => !document.querySelector(box).jmOld", arg=box, timeout=JOB_TIMEOUT_MS)
+    expect(row.locator('input[name="ids"]')).to_be_checked()
+    expect(row.locator('input[name="ids"]')).to_be_focused()
     # completed: Stop and Force stop go, "Submit again" comes
     expect(row.locator('[data-jm="status-label"]')).to_have_text("Completed", timeout=JOB_TIMEOUT_MS)
     expect(row.locator('[data-jm-action-button="stop"]')).to_have_count(0)
