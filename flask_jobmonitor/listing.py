@@ -301,6 +301,15 @@ class JobPage:
     resume: Cursor | None = None
 
     @property
+    def newest(self) -> str | None:
+        """The position of the page's first job, from which the live list asks for newer jobs
+        (see :func:`newer_ids`): only on the first page of the newest-first order, else None
+        (new jobs do not belong on other pages); "" when that page is empty."""
+        if not (self.filters.sort == "created" and self.filters.descending and self.filters.is_first_page):
+            return None
+        return Cursor.of(self.jobs[0]).token if self.jobs else ""
+
+    @property
     def first_index(self) -> int | None:
         return None if self.offset is None else self.offset + 1
 

@@ -201,3 +201,12 @@ def test_notifications_say_the_event_in_the_pages_words(engine, client_for, jobs
         )
     item = client_for("clerk_a").get("/jobmonitor/api/notifications").get_json()["items"][0]
     assert (item["words"], item["colour"]) == (words, colour)
+
+
+def test_only_the_first_newest_first_page_asks_for_new_jobs(client_for, jobs):
+    client = client_for("clerk_a")
+    newest = re.compile(r'data-jm-newest="([^"]*)"')
+    assert newest.findall(client.get("/admin/jobs/").get_data(as_text=True)) == [Cursor(at(0), jobs["a"]).token]
+    assert newest.findall(client.get("/admin/jobs/?status=failed").get_data(as_text=True)) == [""]  # empty: any
+    for other in ("sort=name&dir=asc", "sort=created&dir=asc", "page=2"):
+        assert newest.findall(client.get(f"/admin/jobs/?{other}").get_data(as_text=True)) == [], other
