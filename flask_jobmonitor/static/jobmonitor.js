@@ -202,7 +202,7 @@
     if (active.hasAttribute("data-jm-action-button")) { return '[data-jm-action-button="' + active.getAttribute("data-jm-action-button") + '"]'; }
     if (active.name === "ids") { return 'input[name="ids"]'; }
     if (active.hasAttribute("data-jm-family")) { return "[data-jm-family]"; }
-    if (active.getAttribute("href")) { return 'a[href="' + active.getAttribute("href") + '"]'; }
+    if (active.getAttribute("href")) { return 'a[href="' + CSS.escape(active.getAttribute("href")) + '"]'; }
     return null;
   }
 
