@@ -59,8 +59,9 @@ def _require_access() -> Any:
 
 @bp.get("/api/jobs")
 def jobs_summary() -> Response:
-    """``?ids=a,b,c``: status, progress, durations and time left of those jobs the user may see."""
-    _require_access()
+    """``?ids=a,b,c``: status, progress, durations, time left and ``actions`` (what this user
+    may do to each now) of those jobs the user may see."""
+    user = _require_access()
     raw = request.args.get("ids", "")
     ids = [part for part in raw.split(",") if part][: MAX_IDS + 1]
     if len(ids) > MAX_IDS:
@@ -77,6 +78,7 @@ def jobs_summary() -> Response:
     for job in jobs:
         summary = job_summary(job, now, children.get(job.id))
         summary.update(remaining_seconds=time_left[job.id], remaining_text=time_left_text(time_left[job.id]))
+        summary["actions"] = control.allowed_actions(state, job, user)
         summaries.append(summary)
     return jsonify({"jobs": summaries, "now": now.isoformat() + "Z"})
 

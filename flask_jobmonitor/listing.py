@@ -19,6 +19,13 @@ Built to stay fast on a table of ten million jobs; each rule below has a plan te
   depend on the current time and could not be indexed anyway.
 * There is no exact ``COUNT(*)``: a page fetches one row more than it shows to know whether a
   next page exists.
+* Child jobs are left out of the top level unless asked for (``children=1``) or a parent is
+  named (``parent=``): without another indexed filter the condition ``parent_id IS NULL`` is
+  served by ``ix_jobmonitor_job_parent_created (parent_id, is_system, created_at, id)``, an
+  ordered walk like every other filter's index; with one, that filter's index stays the walk
+  and children are filtered out of its rows (see ``_top_level``).
+* "New jobs since the page was opened" (:func:`newer_page`) is a keyset read of the same
+  index walk: the jobs that come before the newest job shown, oldest first, at most a page.
 * Search uses a full-text index, never a leading-wildcard ``LIKE`` over the table: PostgreSQL's
   GIN index over name, description and parameters, and on SQLite the FTS5 table
   ``jobmonitor_job_search`` (see search.py, which also holds the fall-back for a SQLite built
@@ -33,12 +40,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
 from . import search
-from .models import Job, job_table
+from .models import Job, file_table, job_table
 from .status import FINISHED_STATUSES, JobStatus
 from .timeutil import utcnow
 
@@ -121,6 +128,7 @@ class ListFilters:
     date_to: datetime | None = None
     show_system: bool = False
     parent: str = ""
+    show_children: bool = False  # child jobs shown at the top level too (else under their parent)
     sort: str = "created"
     descending: bool = True
     page: int = 1
@@ -142,6 +150,8 @@ class ListFilters:
             args["to"] = (filters.date_to - timedelta(days=1)).date().isoformat()
         if filters.show_system:
             args["system"] = "1"
+        if filters.show_children:
+            args["children"] = "1"
         if filters.sort != "created" or not filters.descending:
             args["sort"] = filters.sort
             args["dir"] = "desc" if filters.descending else "asc"
@@ -259,6 +269,7 @@ def parse_filters(args: Mapping[str, str]) -> ListFilters:
         date_from=date_from,
         date_to=date_to,
         show_system=args.get("system", "") in ("1", "true", "on"),
+        show_children=args.get("children", "") in ("1", "true", "on"),
         sort=sort,
         descending=direction == "desc",
         page=page,
@@ -278,6 +289,8 @@ class JobPage:
     has_next: bool
     has_previous: bool = False
     children: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # id -> (finished, total)
+    families: Mapping[str, Family] = field(default_factory=dict)  # id -> its children's counts
+    results: Mapping[str, Result] = field(default_factory=dict)  # id -> the file to offer in its row
     #: The page's place among the matching jobs, when it is known (offset pages, not cursor pages).
     offset: int | None = 0
     #: Set when a sort other than by creation ordered only the SORT_WINDOW newest matching jobs.
@@ -286,6 +299,15 @@ class JobPage:
     searched: int | None = None
     #: Where the next page goes on when that search stopped before the page was full.
     resume: Cursor | None = None
+
+    @property
+    def newest(self) -> str | None:
+        """The position of the page's first job, from which the live list asks for newer jobs
+        (see :func:`newer_ids`): only on the first page of the newest-first order, else None
+        (new jobs do not belong on other pages); "" when that page is empty."""
+        if not (self.filters.sort == "created" and self.filters.descending and self.filters.is_first_page):
+            return None
+        return Cursor.of(self.jobs[0]).token if self.jobs else ""
 
     @property
     def first_index(self) -> int | None:
@@ -345,6 +367,8 @@ def build_conditions(
         conditions.append(c.category == filters.category)
     if filters.parent:
         conditions.append(c.parent_id == filters.parent)
+    elif not filters.show_children:
+        conditions.append(_top_level(narrowed=_narrowed(filters, visible_to)))
     if filters.date_from:
         conditions.append(c.created_at >= filters.date_from)
     if filters.date_to:
@@ -352,6 +376,33 @@ def build_conditions(
     if filters.q and not search.has_fts(connection):
         conditions.append(search.condition(connection, filters.q))
     return conditions
+
+
+def _narrowed(filters: ListFilters, visible_to: str | None) -> bool:
+    """Whether a filter with its own index (user, status, type, category) narrows the list."""
+    return bool(visible_to or filters.user or filters.status or filters.type or filters.category)
+
+
+def leading_columns(filters: ListFilters, visible_to: str | None) -> tuple[str, ...]:
+    """Columns the conditions hold constant that must lead the ORDER BY for an index to serve
+    it: PostgreSQL does not take ``parent_id IS NULL`` as fixing ``parent_id`` (it does for
+    ``=``), so the top level orders by ``parent_id, created_at, id`` - the same rows in the
+    same order, read along ``ix_jobmonitor_job_parent_created`` without a sort."""
+    if filters.parent or filters.show_children or _narrowed(filters, visible_to):
+        return ()
+    return ("parent_id",)
+
+
+def _top_level(*, narrowed: bool) -> sa.ColumnElement[bool]:
+    """Jobs without a parent. Alone, ``parent_id IS NULL`` is the walk of
+    ``ix_jobmonitor_job_parent_created``. With a filter that has its own index (user, status,
+    type, category) that index must stay the walk, or a rare status would be searched for
+    along every top-level job: the same condition is then written so that no index can take
+    it (a filter on the rows that index yields; children are a minority of any filter's rows)."""
+    c = job_table.c
+    if narrowed:
+        return sa.func.coalesce(c.parent_id, "") == ""
+    return c.parent_id.is_(None)
 
 
 def system_values(filters: ListFilters, allow_system: bool) -> tuple[bool, ...]:
@@ -368,6 +419,7 @@ def newest_first(
     descending: bool = True,
     limit: int,
     offset: int = 0,
+    leading: Sequence[str] = (),
 ) -> sa.Select[Any] | sa.CompoundSelect:
     """``columns`` of the jobs matching ``conditions``, newest first (or oldest first), as an
     index walk that stops after ``offset + limit`` rows.
@@ -378,7 +430,7 @@ def newest_first(
     rows of each) instead of reading and sorting every matching row.
     """
     c = job_table.c
-    order = ["created_at", "id"]
+    order = [*leading, "created_at", "id"]  # leading: columns fixed by the conditions (see leading_columns)
     columns = [*columns, *(name for name in order if name not in columns)]  # a UNION orders by its own columns
 
     def branch(value: bool) -> sa.Select[Any]:
@@ -430,6 +482,7 @@ class _Source:
     conditions: list[sa.ColumnElement[bool]]
     systems: tuple[bool, ...]
     facets: dict[str, str] | None  # FTS5 facet values; None: not an FTS5 search (see rows())
+    leading: tuple[str, ...] = ()  # see leading_columns
     #: Where the last :meth:`rows` stopped early: an FTS5 search that read search.SEARCH_WINDOW
     #: matches before it had enough rows (the next page goes on from there)
     resume: Cursor | None = None
@@ -445,7 +498,7 @@ class _Source:
             if len(systems) == 1:
                 facets["s"] = "1" if systems[0] else "0"
                 conditions.append(job_table.c.is_system.is_(systems[0]))
-        return cls(connection, filters, conditions, systems, facets)
+        return cls(connection, filters, conditions, systems, facets, leading_columns(filters, visible_to))
 
     def rows(
         self,
@@ -477,6 +530,7 @@ class _Source:
                 descending=descending,
                 limit=limit,
                 offset=offset,
+                leading=self.leading,
             )
             return list(self.connection.execute(query))
         earliest, latest = self.filters.date_from, self.filters.date_to
@@ -555,9 +609,22 @@ def _window_page(source: _Source) -> tuple[list[str], bool, int, int | None]:
     dialect = connection.dialect.name
     if source.facets is None:
         window: Any = newest_first(
-            source.conditions, source.systems, _WINDOW_COLUMNS, dialect=dialect, limit=SORT_WINDOW
+            source.conditions,
+            source.systems,
+            _WINDOW_COLUMNS,
+            dialect=dialect,
+            limit=SORT_WINDOW,
+            leading=source.leading,
         ).subquery("window")
-        beyond = newest_first(source.conditions, source.systems, ("id",), dialect=dialect, limit=1, offset=SORT_WINDOW)
+        beyond = newest_first(
+            source.conditions,
+            source.systems,
+            ("id",),
+            dialect=dialect,
+            limit=1,
+            offset=SORT_WINDOW,
+            leading=source.leading,
+        )
         full = connection.execute(beyond).first() is not None
         sorted_count = SORT_WINDOW
     else:  # FTS5 found the window's jobs: sort those rows by id
@@ -601,10 +668,143 @@ def fetch_page(
         rows = {job.id: job for job in session.execute(sa.select(Job).where(job_table.c.id.in_(ids))).scalars()}
         session.expunge_all()
     jobs = [rows[i] for i in ids if i in rows]
-    children = children_progress(connection, [j.id for j in jobs])
+    families = family_progress(connection, [j.id for j in jobs])
     return JobPage(
-        jobs, filters, has_next, has_previous, children, offset=offset, window=window, searched=searched, resume=resume
+        jobs,
+        filters,
+        has_next,
+        has_previous,
+        {key: (family.done, family.total) for key, family in families.items()},
+        families,
+        results_of(connection, [j.id for j in jobs]),
+        offset=offset,
+        window=window,
+        searched=searched,
+        resume=resume,
     )
+
+
+def load_jobs(connection: sa.Connection, ids: Sequence[str]) -> list[Job]:
+    """The jobs with ``ids``, in that order (ids not found are left out)."""
+    from sqlalchemy.orm import Session
+
+    if not ids:
+        return []
+    with Session(bind=connection) as session:
+        rows = {job.id: job for job in session.execute(sa.select(Job).where(job_table.c.id.in_(list(ids)))).scalars()}
+        session.expunge_all()
+    return [rows[i] for i in ids if i in rows]
+
+
+#: At most this many new jobs are counted (the page says "50+ new jobs" beyond).
+NEWER_LIMIT = 50
+
+
+def newer_ids(
+    connection: sa.Connection,
+    filters: ListFilters,
+    since: Cursor,
+    *,
+    visible_to: str | None,
+    allow_system: bool,
+    limit: int = NEWER_LIMIT,
+) -> list[str]:
+    """Ids of the jobs matching ``filters`` created after ``since`` (the newest job a page
+    shows), newest first, at most ``limit``: the jobs that appeared since the page was drawn.
+
+    A keyset read of the list's own index walk, oldest first from the cursor (so it costs the
+    same at any table size), reversed here."""
+    source = _Source.of(connection, filters, visible_to, allow_system)
+    rows = source.rows(("id", "created_at"), descending=False, limit=limit, beyond=since)
+    return [row.id for row in reversed(rows)]
+
+
+class Family(NamedTuple):
+    """A parent's children: how many ended, how many in all, how many failed, and the sum of
+    their fractions done (an ended child counts 1, a running one its progress)."""
+
+    done: int
+    total: int
+    failed: int
+    fraction: float
+
+
+def family_progress(connection: sa.Connection, job_ids: Sequence[str]) -> dict[str, Family]:
+    """For each of ``job_ids`` that has children: their counts (one grouped query through
+    ``ix_jobmonitor_job_parent_created``)."""
+    if not job_ids:
+        return {}
+    c = job_table.c
+    ended = c.status.in_([s.value for s in FINISHED_STATUSES])
+    finished = sa.func.sum(sa.case((ended, 1), else_=0))
+    failed = sa.func.sum(sa.case((c.status == JobStatus.FAILED.value, 1), else_=0))
+    fraction = sa.func.sum(
+        sa.case(
+            (ended, 1.0),
+            (c.progress_total > 0, sa.cast(c.progress_done, sa.Float) / c.progress_total),
+            else_=0.0,
+        )
+    )
+    rows = connection.execute(
+        sa.select(c.parent_id, finished, sa.func.count(), failed, fraction)
+        .where(c.parent_id.in_(list(job_ids)))
+        .group_by(c.parent_id)
+    )
+    return {
+        parent: Family(int(done or 0), int(total), int(bad or 0), min(float(part or 0.0), float(total)))
+        for parent, done, total, bad, part in rows
+    }
+
+
+class Result(NamedTuple):
+    """The file a list row offers as the job's result."""
+
+    file_id: int
+    filename: str
+    kind: str
+
+
+def results_of(connection: sa.Connection, job_ids: Sequence[str]) -> dict[str, Result]:
+    """For each of ``job_ids`` that has one: its newest output file, else its newest error
+    report (one query by ``ix_jobmonitor_file_job_id``)."""
+    if not job_ids:
+        return {}
+    f = file_table.c
+    rows = connection.execute(
+        sa.select(f.id, f.job_id, f.filename, f.kind)
+        .where(f.job_id.in_(list(job_ids)), f.kind.in_(("output", "error_report")))
+        .order_by(f.id)
+    )
+    found: dict[str, Result] = {}
+    for row in rows:
+        held = found.get(row.job_id)
+        if held is None or row.kind == "output" or held.kind != "output":
+            found[row.job_id] = Result(row.id, row.filename, row.kind)
+    return found
+
+
+#: At most this many users are offered in the list's user drop-down.
+USER_CHOICES = 500
+
+
+def users_with_jobs(connection: sa.Connection, limit: int = USER_CHOICES) -> list[tuple[str, str]]:
+    """(id, name) of the users who ran jobs, by id: a skip scan of
+    ``ix_jobmonitor_job_run_by_created`` (one index probe per user, whatever the job count)."""
+    table = job_table.name
+    query = sa.text(
+        f"""
+        WITH RECURSIVE users(id) AS (
+            SELECT (SELECT MIN(run_by_id) FROM {table})
+            UNION ALL
+            SELECT (SELECT MIN(j.run_by_id) FROM {table} j WHERE j.run_by_id > users.id)
+            FROM users WHERE users.id IS NOT NULL
+        )
+        SELECT users.id,
+               (SELECT n.run_by_name FROM {table} n WHERE n.run_by_id = users.id LIMIT 1) AS name
+        FROM users WHERE users.id IS NOT NULL LIMIT :limit
+        """
+    )
+    return [(row.id, row.name or row.id) for row in connection.execute(query, {"limit": limit})]
 
 
 def matching_ids(
@@ -638,11 +838,4 @@ def _interval(start: sa.ColumnElement[Any], end: sa.ColumnElement[Any], dialect:
 
 def children_progress(connection: sa.Connection, job_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
     """For each of ``job_ids`` that has children: (finished children, all children)."""
-    if not job_ids:
-        return {}
-    c = job_table.c
-    finished = sa.func.sum(sa.case((c.status.in_([s.value for s in FINISHED_STATUSES]), 1), else_=0))
-    rows = connection.execute(
-        sa.select(c.parent_id, finished, sa.func.count()).where(c.parent_id.in_(list(job_ids))).group_by(c.parent_id)
-    )
-    return {parent: (int(done or 0), int(total)) for parent, done, total in rows}
+    return {key: (family.done, family.total) for key, family in family_progress(connection, job_ids).items()}

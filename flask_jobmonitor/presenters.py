@@ -1,6 +1,9 @@
 """How a job looks to a person: status icons and colours, and the JSON the pages refresh from.
 
 One place for both, so the server-rendered page and its live refresh can never disagree.
+Templates and the page script never name a status themselves: whether a status is active,
+moving (an animated bar) and how it looks all come from here (:func:`is_active`,
+:func:`is_moving`, :func:`look`).
 """
 
 from __future__ import annotations
@@ -43,6 +46,36 @@ ACTION_LOOKS: Mapping[str, tuple[str, str, str]] = {
     "set_normal_priority": ("Normal priority", "light", ""),
 }
 _ACTIVE = frozenset(s.value for s in ACTIVE_STATUSES)
+#: Statuses whose work is under way now: their progress bar is animated.
+_MOVING = frozenset({JobStatus.RUNNING.value, JobStatus.STOPPING.value})
+
+
+def is_active(status: str) -> bool:
+    """Whether a job in ``status`` may still change (queued, running, paused ...)."""
+    return status in _ACTIVE
+
+
+def is_moving(status: str) -> bool:
+    """Whether a job in ``status`` is being worked on right now (its bar moves)."""
+    return status in _MOVING
+
+
+def ago(value: datetime | None, now: datetime) -> str:
+    """``value`` relative to ``now``, in one short phrase: "just now", "2 min ago", "3 h ago",
+    "5 days ago" (the page script keeps it fresh with the same wording)."""
+    if value is None:
+        return "—"
+    seconds = max(0, int((now - value).total_seconds()))
+    if seconds < 10:
+        return "just now"
+    if seconds < 60:
+        return f"{seconds} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    days = seconds // 86400
+    return "1 day ago" if days == 1 else f"{days} days ago"
 
 
 def look(status: str) -> StatusLook:
@@ -99,6 +132,19 @@ def overall_percent(job: Job) -> float | None:
     return None if fraction is None else round(100.0 * min(1.0, fraction), 1)
 
 
+def family_percent(job: Job, family: Any) -> float | None:
+    """Progress of a parent and its children together: the parent's own work counts as one
+    child's share, each child its own fraction (``family`` is a ``listing.Family``; None: the
+    job has no children and this is :func:`overall_percent`)."""
+    own = overall_percent(job)
+    if not family or not family.total:
+        return own
+    if job.status == JobStatus.COMPLETED.value and family.done == family.total:
+        return 100.0
+    share = (own if own is not None else (100.0 if not is_active(job.status) else 0.0)) / 100.0
+    return round(100.0 * (share + family.fraction) / (1 + family.total), 1)
+
+
 def job_summary(job: Job, now: datetime, children: tuple[int, int] | None = None) -> dict[str, Any]:
     """What the list and detail pages refresh in place."""
     status_look = look(job.status)
@@ -109,6 +155,7 @@ def job_summary(job: Job, now: datetime, children: tuple[int, int] | None = None
         "status_icon": status_look.icon,
         "status_colour": status_look.colour,
         "active": job.status in _ACTIVE,
+        "moving": job.status in _MOVING,
         "progress_done": job.progress_done,
         "progress_total": job.progress_total,
         "percent": overall_percent(job),

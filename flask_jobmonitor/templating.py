@@ -15,7 +15,17 @@ from werkzeug.routing import BuildError
 
 from .extension import get_state
 from .models import Job, job_table
-from .presenters import ACTION_LOOKS, STATUS_LOOKS, iso, look, overall_percent
+from .presenters import (
+    ACTION_LOOKS,
+    STATUS_LOOKS,
+    ago,
+    family_percent,
+    is_active,
+    is_moving,
+    iso,
+    look,
+    overall_percent,
+)
 from .status import ACTIVE_STATUSES
 from .timeutil import utcnow
 from .web import current_user
@@ -107,6 +117,10 @@ def register_template_helpers(app: Flask) -> None:
             "jobmonitor_look": look,
             "jobmonitor_status_looks": STATUS_LOOKS,
             "jobmonitor_percent": overall_percent,
+            "jobmonitor_family_percent": family_percent,
+            "jobmonitor_is_active": is_active,
+            "jobmonitor_is_moving": is_moving,
+            "jobmonitor_ago": ago,
             "jobmonitor_iso": iso,
             "jobmonitor_now": utcnow,
             "jobmonitor_settings": get_state(app).settings,

@@ -7,9 +7,10 @@ job (``visible_job_or_404``), so a URL with someone else's job id answers 404.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_admin import BaseView, expose
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
@@ -32,14 +33,21 @@ from ..extension import get_state
 from ..listing import (
     PAGE_SIZES,
     STATUS_GROUPS,
+    Cursor,
     InvalidFilter,
     ListFilters,
+    family_progress,
     fetch_page,
+    load_jobs,
     matching_ids,
+    newer_ids,
     parse_filters,
+    results_of,
+    users_with_jobs,
 )
 from ..live import overlay_job, read_live
 from ..models import Job
+from ..presenters import is_active
 from ..status import JobStatus
 from ..timeutil import utcnow
 from ..web import (
@@ -47,10 +55,14 @@ from ..web import (
     current_user,
     error_page_context,
     is_valid_job_id,
+    json_error,
     require_csrf,
     visible_ids,
     visible_job_or_404,
 )
+
+#: At most this many rows are refreshed, or children shown under a parent, per request.
+MAX_ROWS = 200
 
 
 class _JobViewBase(BaseView):
@@ -115,6 +127,10 @@ class JobListView(_JobViewBase):
                 )
         else:
             page = None
+        users: list[tuple[str, str]] = []
+        if view_all:
+            with state.engine.connect() as connection:
+                users = users_with_jobs(connection)
         return self._render(
             "jobmonitor/list.html",
             status=400 if error else 200,
@@ -130,6 +146,86 @@ class JobListView(_JobViewBase):
             categories=state.settings.categories,
             now=utcnow(),
             bulk_actions=control.ACTIONS,
+            users=users,
+            user_names=dict(users),
+        )
+
+    @expose("/rows")
+    def rows(self) -> Any:
+        """The live refresh of the list: its rows rendered by the page's own row macro.
+
+        ``ids=a,b``: those rows again (ids the user may not see, or that no longer exist, are
+        listed in ``gone``); ``since=<cursor>``: the jobs matching the list's filters (the
+        other query parameters) created after that position, newest first, at most a page;
+        ``parent=<id>&family=1``: the children of that parent, as rows shown under it.
+        ``next``: the list page the rows' buttons come back to."""
+        state = get_state()
+        permissions = state.permissions
+        user = current_user()
+        try:
+            filters = parse_filters(request.args)
+            since = Cursor.parse("since", request.args["since"]) if request.args.get("since") else None
+        except InvalidFilter as invalid:
+            return json_error(400, str(invalid))
+        ids = [part for part in request.args.get("ids", "").split(",") if part]
+        if len(ids) > MAX_ROWS:
+            return json_error(400, f"at most {MAX_ROWS} ids per request")
+        if not all(is_valid_job_id(part) for part in ids):
+            return json_error(400, "ids must be job ids, separated by commas")
+        family = request.args.get("family") == "1"
+        if family and not filters.parent:
+            return json_error(400, "family=1 needs parent=<job id>")
+        next_url = request.args.get("next", "")
+        if not next_url.startswith("/") or next_url.startswith("//"):
+            next_url = url_for(".index")
+        view_all = permissions.can_view_all(user)
+        visible_to = None if view_all else permissions.user_id(user)
+        allow_system = permissions.can_see_system(user)
+        jobs = visible_ids(state, ids)
+        new: list[Job] = []
+        children: list[Job] = []
+        more = False
+        with state.engine.connect() as connection:
+            if since is not None:
+                found = newer_ids(connection, filters, since, visible_to=visible_to, allow_system=allow_system)
+                new = load_jobs(connection, found)
+            if family:
+                if not visible_ids(state, [filters.parent]):
+                    return json_error(404, "no such job")
+                page = fetch_page(
+                    connection, replace(filters, per_page=MAX_ROWS), visible_to=visible_to, allow_system=allow_system
+                )
+                children, more = page.jobs, page.has_next
+            shown = [*jobs, *new, *children]
+            families = family_progress(connection, [job.id for job in shown])
+            results = results_of(connection, [job.id for job in shown])
+        now = utcnow()
+
+        def html(batch: list[Job]) -> str:
+            return render_template(
+                "jobmonitor/_rows.html",
+                jobs=batch,
+                families=families,
+                results=results,
+                view_all=view_all,
+                filters=filters,
+                now=now,
+                next_url=next_url,
+            )
+
+        found_ids = {job.id for job in jobs}
+        return jsonify(
+            {
+                "html": html(jobs) if jobs else "",
+                "jobs": [{"id": job.id, "status": job.status, "active": is_active(job.status)} for job in jobs],
+                "gone": [job_id for job_id in dict.fromkeys(ids) if job_id not in found_ids],
+                "new_ids": [job.id for job in new],
+                "newest": Cursor.of(new[0]).token if new else None,
+                "new_html": html(new) if new else "",
+                "children_html": html(children) if children else "",
+                "children_more": more,
+                "now": now.isoformat() + "Z",
+            }
         )
 
     @expose("/<job_id>/")

@@ -36,9 +36,34 @@
     return div.innerHTML;
   }
 
-  /* Times are rendered in UTC by the server; show them in the viewer's time zone. */
+  /* "2 min ago": the same wording as presenters.ago on the server. */
+  function ago(iso) {
+    var seconds = Math.max(0, Math.floor((Date.now() - Date.parse(iso)) / 1000));
+    if (isNaN(seconds)) { return iso; }
+    if (seconds < 10) { return "just now"; }
+    if (seconds < 60) { return seconds + " s ago"; }
+    if (seconds < 3600) { return Math.floor(seconds / 60) + " min ago"; }
+    if (seconds < 86400) { return Math.floor(seconds / 3600) + " h ago"; }
+    var days = Math.floor(seconds / 86400);
+    return days === 1 ? "1 day ago" : days + " days ago";
+  }
+
+  /* Times are rendered in UTC by the server; show them in the viewer's time zone. Relative
+     times ("2 min ago") keep their wording and show the exact local time on hover. */
   function localizeTimes(root) {
-    $all(root, "time[data-utc]").forEach(function (el) { el.textContent = localTime(el.getAttribute("data-utc")); });
+    $all(root, "time[data-utc]").forEach(function (el) {
+      var iso = el.getAttribute("data-utc");
+      if (el.hasAttribute("data-jm-ago")) {
+        el.textContent = ago(iso);
+        el.title = localTime(iso);
+      } else {
+        el.textContent = localTime(iso);
+      }
+    });
+  }
+
+  function tickAgo() {
+    $all(document, "time[data-jm-ago]").forEach(function (el) { el.textContent = ago(el.getAttribute("data-utc")); });
   }
 
   /* Durations of running jobs grow every second without asking the server. */
@@ -69,11 +94,11 @@
     if (!el) { return; }
     var bar = $(el, '[data-jm="bar"]');
     var percent = job.percent;
-    if (percent === null) { percent = job.status === "running" ? 100 : 0; }
+    if (percent === null) { percent = job.moving ? 100 : 0; }
     bar.style.width = percent + "%";
     bar.setAttribute("aria-valuenow", percent);
     bar.className = "progress-bar bg-" + job.status_colour +
-      (job.status === "running" || job.status === "stopping" ? " progress-bar-striped progress-bar-animated" : "");
+      (job.moving ? " progress-bar-striped progress-bar-animated" : "");
     var text = "";
     if (job.step_count) { text = "step " + (job.current_step || 0) + "/" + job.step_count; }
     if (job.progress_total) { text += " · " + job.progress_done + "/" + job.progress_total; }
@@ -84,12 +109,42 @@
   function renderEnded(el, job) {
     if (!el) { return; }
     if (job.ended_at) { el.innerHTML = timeHtml(job.ended_at); }
-    else if (job.status === "running" || job.status === "stopping" || job.status === "paused") {
+    else if (job.active && job.started_at) {
       el.innerHTML = '<em class="text-muted">Still in progress</em>';
     } else { el.textContent = "—"; }
   }
 
-  /* Update every element of one job (a list row, a widget item or the detail header). */
+  /* The buttons of a job follow the actions the server says this user may take now: the
+     ones that no longer apply go, the ones that newly apply are cloned from the page's
+     server-rendered button templates (jm.action_templates), so the markup has one source. */
+  function renderActions(root, job) {
+    var box = $(root, '[data-jm="actions"]');
+    if (!box) { return; }
+    var offer = box.getAttribute("data-jm-offer");
+    var wanted = job.actions.filter(function (name) { return !offer || offer.split(",").indexOf(name) !== -1; });
+    var templates = document.querySelector("template[data-jm-action-templates]");
+    $all(box, "[data-jm-action-button]").forEach(function (button) {
+      if (wanted.indexOf(button.getAttribute("data-jm-action-button")) === -1) {
+        if (templates) { button.closest("form").remove(); } else { button.closest("form").hidden = true; }
+      }
+    });
+    if (!templates) { return; }
+    wanted.forEach(function (name, position) {
+      var present = $(box, '[data-jm-action-button="' + name + '"]');
+      var form = present ? present.closest("form") : null;
+      if (!form) {
+        var source = templates.content.querySelector('[data-jm-action-button="' + name + '"]');
+        if (!source) { return; }
+        form = source.closest("form").cloneNode(true);
+        form.setAttribute("action", form.getAttribute("action").replace("JOB_ID", job.id));
+      }
+      form.hidden = false;
+      var forms = $all(box, "form.jm-action");
+      if (forms[position] !== form) { box.insertBefore(form, forms[position] || null); }
+    });
+  }
+
+  /* Update every element of one job (a widget item, a host page's job or the detail header). */
   function applyJob(root, job) {
     renderStatus($(root, '[data-jm="status"]'), job);
     renderProgress($(root, '[data-jm="progress"]'), job);
@@ -102,13 +157,7 @@
     if (failed) { failed.innerHTML = job.failed_at ? timeHtml(job.failed_at) : ""; }
     var children = $(root, '[data-jm="children"] a');
     if (children && job.children_total !== null) { children.textContent = job.children_done + "/" + job.children_total; }
-    if (job.actions) {
-      /* a button that no longer fits the job's status disappears (new ones come with a reload) */
-      $all(root, "[data-jm-action-button]").forEach(function (button) {
-        var fits = job.actions.indexOf(button.getAttribute("data-jm-action-button")) !== -1;
-        button.closest("form").hidden = !fits;
-      });
-    }
+    if (job.actions) { renderActions(root, job); }
     root.setAttribute("data-jm-active", job.active ? "true" : "false");
     if (root.className.indexOf("jm-row-") !== -1) {
       root.className = root.className.replace(/jm-row-\w+/, "jm-row-" + job.status);
@@ -129,7 +178,149 @@
     });
   }
 
-  /* A list of jobs (the process tracker table or the widget): refresh the rows still active. */
+  /* The job list: its rows come back rendered by the server's own row macro and are swapped
+     in place, keeping the person's ticked boxes, open families and keyboard focus. New jobs
+     that match the list's filters are announced in a bar ("2 new jobs") and inserted on a
+     click or a press of Refresh, so rows never move under the pointer on their own. */
+  function rowsUrl(list, params) {
+    var url = list.getAttribute("data-jm-rows-url");
+    var query = Object.keys(params).map(function (key) {
+      return encodeURIComponent(key) + "=" + encodeURIComponent(params[key]);
+    }).join("&");
+    return url + (url.indexOf("?") === -1 ? "?" : "&") + query;
+  }
+
+  function parseRows(html) {
+    var holder = document.createElement("tbody");
+    holder.innerHTML = html;
+    return $all(holder, "tr[data-job-id]");
+  }
+
+  function focusKey(row) {
+    var active = document.activeElement;
+    if (!active || !row.contains(active)) { return null; }
+    if (active.hasAttribute("data-jm-action-button")) { return '[data-jm-action-button="' + active.getAttribute("data-jm-action-button") + '"]'; }
+    if (active.name === "ids") { return 'input[name="ids"]'; }
+    if (active.hasAttribute("data-jm-family")) { return "[data-jm-family]"; }
+    if (active.getAttribute("href")) { return 'a[href="' + CSS.escape(active.getAttribute("href")) + '"]'; }
+    return null;
+  }
+
+  function swapRow(old, fresh) {
+    var box = $(old, 'input[name="ids"]'), newBox = $(fresh, 'input[name="ids"]');
+    if (box && newBox) { newBox.checked = box.checked; }
+    var toggle = $(old, "[data-jm-family]"), newToggle = $(fresh, "[data-jm-family]");
+    if (toggle && newToggle) { setExpanded(newToggle, toggle.getAttribute("aria-expanded") === "true"); }
+    if (old.hasAttribute("data-jm-expanded-from")) {
+      fresh.setAttribute("data-jm-expanded-from", old.getAttribute("data-jm-expanded-from"));
+    }
+    var key = focusKey(old);
+    old.replaceWith(fresh);
+    localizeTimes(fresh);
+    if (key) {
+      var target = $(fresh, key);
+      if (target) { target.focus({ preventScroll: true }); }
+    }
+  }
+
+  function setExpanded(toggle, expanded) {
+    toggle.setAttribute("aria-expanded", expanded ? "true" : "false");
+    var icon = $(toggle, "i");
+    if (icon) { icon.className = "fa " + (expanded ? "fa-caret-down" : "fa-caret-right"); }
+  }
+
+  function showNewBar(list) {
+    var bar = $(list, '[data-jm="new-jobs"]');
+    if (!bar) { return; }
+    var count = (list.jmPending || []).length;
+    bar.hidden = count === 0;
+    $(bar, '[data-jm="new-count"]').textContent = count >= 50 ? "50 or more new jobs: show them" :
+      count + (count === 1 ? " new job: show it" : " new jobs: show them");
+  }
+
+  function insertNew(list) {
+    var pending = list.jmPending || [];
+    if (!pending.length) { return; }
+    var body = $(list, "table.jm-table tbody");
+    var empty = $(body, '[data-jm="empty"]');
+    if (empty) { empty.remove(); }
+    var first = body.firstElementChild;
+    pending.forEach(function (row) {
+      if ($(body, 'tr[data-job-id="' + row.getAttribute("data-job-id") + '"]')) { return; }
+      row.classList.add("jm-new-row");
+      body.insertBefore(row, first);
+      localizeTimes(row);
+    });
+    list.setAttribute("data-jm-newest", list.jmPendingNewest);
+    list.jmPending = [];
+    showNewBar(list);
+  }
+
+  function refreshRows(list, everything) {
+    var rows = $all(list, "tbody tr[data-job-id]").filter(function (row) {
+      return everything || row.getAttribute("data-jm-active") === "true";
+    });
+    var ids = rows.map(function (row) { return row.getAttribute("data-job-id"); })
+      .filter(function (id, index, all) { return all.indexOf(id) === index; });
+    var newest = list.getAttribute("data-jm-newest");
+    if (!ids.length && newest === null) { return Promise.resolve(); }
+    var params = { ids: ids.join(","), next: window.location.pathname + window.location.search };
+    if (newest !== null) { params.since = newest || "00010101T000000.000000_0"; }
+    return getJson(rowsUrl(list, params)).then(function (data) {
+      var fresh = {};
+      parseRows(data.html).forEach(function (row) { fresh[row.getAttribute("data-job-id")] = row; });
+      rows.forEach(function (row) {
+        var replacement = fresh[row.getAttribute("data-job-id")];
+        if (replacement && row.isConnected) { swapRow(row, replacement.cloneNode(true)); }
+      });
+      data.gone.forEach(function (id) {
+        $all(list, 'tbody tr[data-job-id="' + id + '"]').forEach(function (row) { row.remove(); });
+      });
+      if (newest !== null) {
+        list.jmPending = parseRows(data.new_html);
+        list.jmPendingNewest = data.newest || newest;
+        if (everything) { insertNew(list); } else { showNewBar(list); }
+      }
+      markRefreshed(true);
+    }).catch(function () { markRefreshed(false); });
+  }
+
+  /* A parent's children, shown under it (rendered by the same row macro), or hidden again. */
+  function toggleFamily(toggle) {
+    var list = toggle.closest("#jm-list");
+    var parentId = toggle.getAttribute("data-jm-family");
+    var row = toggle.closest("tr");
+    if (toggle.getAttribute("aria-expanded") === "true") {
+      $all(list, 'tr[data-jm-expanded-from="' + parentId + '"]').forEach(function (child) { child.remove(); });
+      setExpanded(toggle, false);
+      return Promise.resolve();
+    }
+    setExpanded(toggle, true);
+    var params = { parent: parentId, family: "1", next: window.location.pathname + window.location.search };
+    var url = list.getAttribute("data-jm-rows-url").split("?")[0];
+    return getJson(url + "?" + Object.keys(params).map(function (key) {
+      return key + "=" + encodeURIComponent(params[key]);
+    }).join("&")).then(function (data) {
+      var after = row;
+      parseRows(data.children_html).forEach(function (child) {
+        child.setAttribute("data-jm-expanded-from", parentId);
+        after.after(child);
+        localizeTimes(child);
+        after = child;
+      });
+      if (data.children_more) {  /* a big family: the rest on the parent's own list */
+        var more = document.createElement("tr");
+        more.setAttribute("data-jm-expanded-from", parentId);
+        more.className = "jm-child-row";
+        more.innerHTML = '<td colspan="' + row.children.length + '" class="small"></td>';
+        var link = $(row, 'a[href*="parent="]');
+        if (link) { more.firstChild.innerHTML = '<a href="' + link.getAttribute("href") + '">All the child jobs</a>'; }
+        after.after(more);
+      }
+    }).catch(function () { setExpanded(toggle, false); });
+  }
+
+  /* A list of jobs on a host page or the "My jobs" widget: refresh the jobs still active. */
   function refreshList(container, everything) {
     var rows = $all(container, "[data-job-id]").filter(function (row) {
       return everything || row.getAttribute("data-jm-active") === "true";
@@ -194,6 +385,7 @@
 
   function refreshAll(everything) {
     $all(document, "[data-jm-refresh-url]").forEach(function (el) { refreshList(el, everything); });
+    $all(document, "[data-jm-rows-url]").forEach(function (el) { refreshRows(el, everything); });
     var detail = document.getElementById("jm-detail");
     if (detail && (everything || detail.getAttribute("data-jm-active") === "true")) { refreshDetail(detail); }
   }
@@ -206,6 +398,9 @@
     });
   }
 
+  var TOASTS_KEY = "jobmonitor.toasts";
+  var TOAST_MS = 10000;
+
   /* Notifications: unread badge, a dropdown, and a toast for each one that arrives. */
   function startNotifications(menu) {
     var seenKey = "jobmonitor.lastToast";
@@ -216,19 +411,45 @@
     /* the words and colours are the server's (presenters.look, JOBMONITOR_STATUS_LABELS) */
     function label(item) { return item.status_label || item.event; }
 
-    function toast(item) {
-      if (!toasts) { return; }
+    /* A toast stays until closed or for TOAST_MS, across the page's own reloads (the detail
+       page reloads itself when its job ends): shown toasts are kept in sessionStorage. */
+    function keptToasts() {
+      try { return JSON.parse(sessionStorage.getItem(TOASTS_KEY) || "[]"); } catch (error) { return []; }
+    }
+    function keepToasts(kept) { sessionStorage.setItem(TOASTS_KEY, JSON.stringify(kept)); }
+    function forget(id) { keepToasts(keptToasts().filter(function (entry) { return entry.item.id !== id; })); }
+
+    function toast(item, until) {
+      if (!toasts || $(toasts, '[data-jm-toast="' + item.id + '"]')) { return; }
+      if (until === undefined) {
+        until = Date.now() + TOAST_MS;
+        keepToasts(keptToasts().concat([{ item: item, until: until }]));
+      }
       var colour = item.status_colour || "secondary";
       var el = document.createElement("div");
       el.className = "toast show border-" + colour;
       el.setAttribute("role", "status");
+      el.setAttribute("data-jm-toast", item.id);
       el.innerHTML = '<div class="toast-header"><strong class="mr-auto text-' + colour + '">' +
         escapeHtml(label(item)) + '</strong><button type="button" class="ml-2 close" aria-label="Close">&times;</button></div>' +
         '<div class="toast-body">' + (jobUrl ? '<a href="' + jobUrl.replace("JOB_ID", item.job_id) + '">' +
         escapeHtml(item.job_name) + "</a>" : escapeHtml(item.job_name)) + "</div>";
-      $(el, "button").addEventListener("click", function () { el.remove(); });
+      var close = function () { el.remove(); forget(item.id); };
+      $(el, "button").addEventListener("click", close);
       toasts.appendChild(el);
-      setTimeout(function () { el.remove(); }, 10000);
+      setTimeout(close, Math.max(0, until - Date.now()));
+    }
+
+    keptToasts().forEach(function (entry) {
+      if (entry.until > Date.now()) { toast(entry.item, entry.until); } else { forget(entry.item.id); }
+    });
+    /* opening the bell shows the same news: the toasts go, and never cover its list */
+    var bell = $(menu, "#jm-bell");
+    if (bell) {
+      bell.addEventListener("click", function () {
+        $all(toasts || document.createElement("div"), "[data-jm-toast]").forEach(function (el) { el.remove(); });
+        keepToasts([]);
+      });
     }
 
     function poll() {
@@ -245,7 +466,7 @@
         }).join("") : '<span class="dropdown-item-text text-muted small">No new notifications.</span>';
         var newest = data.items.length ? data.items[0].id : lastSeen;
         if (!firstPoll) {
-          data.items.filter(function (item) { return item.id > lastSeen; }).reverse().forEach(toast);
+          data.items.filter(function (item) { return item.id > lastSeen; }).reverse().forEach(function (item) { toast(item); });
         }
         firstPoll = false;
         lastSeen = Math.max(lastSeen, newest);
@@ -300,7 +521,26 @@
     document.addEventListener("visibilitychange", function () {
       if (autoRefresh && !document.hidden) { refreshAll(false); }
     });
-    setInterval(tickDurations, 1000);
+    setInterval(function () { tickDurations(); tickAgo(); }, 1000);
+    $all(document, "#jm-list").forEach(function (list) {
+      list.addEventListener("click", function (event) {
+        var toggle = event.target.closest("[data-jm-family]");
+        if (toggle) { event.preventDefault(); toggleFamily(toggle); }
+        if (event.target.closest('[data-jm-action="show-new"]')) { insertNew(list); }
+      });
+    });
+    /* the user picker shows names and sends the id: a name from the list becomes its id */
+    $all(document, "[data-jm-user-picker]").forEach(function (picker) {
+      picker.form.addEventListener("submit", function () {
+        var hidden = $(picker.form, "[data-jm-user-id]");
+        var typed = picker.value.trim();
+        var option = $all(document, "#" + picker.getAttribute("list") + " option").filter(function (item) {
+          return item.value === typed || item.getAttribute("data-id") === typed;
+        })[0];
+        hidden.value = option ? option.getAttribute("data-id") : typed;
+        picker.disabled = true;  /* the name itself is not a filter */
+      });
+    });
     $all(document, "[data-jm-notifications-url]").forEach(startNotifications);
   });
 })();

@@ -49,7 +49,7 @@ def seed_history(live_app: LiveApp, tag: str, start: datetime = datetime(2025, 6
 
 
 def shown(page: Page) -> list[str]:
-    return [name.strip() for name in page.locator("#jm-list tbody tr td:nth-child(4) > a").all_inner_texts()]
+    return [name.strip() for name in page.locator("#jm-list tbody tr .jm-name > a").all_inner_texts()]
 
 
 def follow(page: Page, link: str) -> None:

@@ -23,7 +23,7 @@ from .conftest import REFRESH_INTERVAL, REPO_ROOT, LiveApp
 
 JOB_TIMEOUT_MS = 60_000  # each test starts with an idle worker (see conftest)
 SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
-JOBS_JSON = re.compile(r"/jobmonitor/api/jobs\?ids=")
+JOBS_JSON = re.compile(r"/jobmonitor/api/jobs\?ids=|/admin/jobs/rows\?")  # widget, list
 NOTIFICATIONS_JSON = re.compile(r"/jobmonitor/api/notifications$")
 
 pytestmark = pytest.mark.slow
@@ -122,8 +122,11 @@ def test_import_progress_updates_in_place_until_completed(new_page: Any, live_ap
     page.evaluate(
         """(jobId) => {
             window.__marker = "no reload since the list was opened";
-            const row = document.querySelector(`tr[data-job-id="${jobId}"]`);
+            // the live refresh swaps the row for a fresh one rendered by the server: read the
+            // row shown now, and watch the whole table
+            const table = document.querySelector("#jm-list table.jm-table");
             const state = () => {
+                const row = document.querySelector(`tr[data-job-id="${jobId}"]`);
                 const bar = row.querySelector('[data-jm="bar"]');
                 return {
                     width: bar.style.width,
@@ -137,7 +140,7 @@ def test_import_progress_updates_in_place_until_completed(new_page: Any, live_ap
                 if (now.width !== last.width || now.text !== last.text || now.status !== last.status) {
                     window.__states.push(now);
                 }
-            }).observe(row, {subtree: true, childList: true, characterData: true, attributes: true});
+            }).observe(table, {subtree: true, childList: true, characterData: true, attributes: true});
         }""",
         job_id,
     )
@@ -391,6 +394,7 @@ def test_screenshots_of_the_list_and_the_detail_page(new_page: Any, live_app: Li
     expect(row.locator('[data-jm="progress-text"]')).to_have_text(re.compile(r"step 2/3 · [1-9]\d*/200"))
     expect(job_row(page, report_id).locator('[data-jm="status-label"]')).to_have_text("Completed")
     page.mouse.move(0, 0)
+    page.add_style_tag(content=".jm-toasts { display: none; }")  # an earlier test's toast may still show
     page.screenshot(path=str(SCREENSHOTS / "process-tracker-list.png"))
 
     page.goto(f"/admin/jobs/{job_id}/")

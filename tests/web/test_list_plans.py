@@ -32,7 +32,15 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from flask_jobmonitor.listing import SORTABLE, fetch_page, matching_ids, parse_filters
+from flask_jobmonitor.listing import (
+    SORTABLE,
+    Cursor,
+    fetch_page,
+    matching_ids,
+    newer_ids,
+    parse_filters,
+    users_with_jobs,
+)
 from flask_jobmonitor.models import job_table, log_table, step_table, subtask_table
 from flask_jobmonitor.timeutil import utcnow
 
@@ -69,21 +77,24 @@ CATEGORY = "ix_jobmonitor_job_category_created"
 PARENT = "ix_jobmonitor_job_parent_created"
 
 CASES = [
-    Case("plain", {}, SYSTEM),
-    Case("oldest first", {"sort": "created", "dir": "asc"}, SYSTEM),
+    # child jobs are hidden by default: the top level (parent_id IS NULL, ordered by parent_id,
+    # created_at, id) is the parent index's walk
+    Case("plain", {}, PARENT),
+    Case("oldest first", {"sort": "created", "dir": "asc"}, PARENT),
+    Case("child jobs shown", {"children": "1"}, SYSTEM),
     Case("status", {"status": "failed"}, STATUS),
     Case("type", {"type": "export"}, TYPE),
     Case("category tab", {"category": "import"}, CATEGORY),
     Case("user", {"user": OWNER}, RUN_BY),
-    Case("dates", {"from": "2026-01-10", "to": "2026-01-20"}, SYSTEM),
-    Case("system jobs shown", {"system": "1"}, SYSTEM),
+    Case("dates", {"from": "2026-01-10", "to": "2026-01-20"}, PARENT, also=SYSTEM),
+    Case("system jobs shown", {"system": "1"}, PARENT),
     Case("system jobs shown, status", {"system": "1", "status": "failed"}, STATUS),
     Case("type and dates", {"type": "export", "from": "2026-01-10", "to": "2026-01-20"}, TYPE, also=SYSTEM),
     Case("parent", {"parent": "PARENT"}, PARENT),
-    Case("page 20", {"page": "20", "per_page": "20"}, SYSTEM),
-    Case("last page", {"last": "1"}, SYSTEM),
-    Case("older than a cursor", {"after": "CURSOR"}, SYSTEM),
-    Case("newer than a cursor", {"before": "CURSOR"}, SYSTEM),
+    Case("page 20", {"page": "20", "per_page": "20"}, PARENT),
+    Case("last page", {"last": "1"}, PARENT),
+    Case("older than a cursor", {"after": "CURSOR"}, PARENT),
+    Case("newer than a cursor", {"before": "CURSOR"}, PARENT),
     Case("own jobs", {}, RUN_BY, owner=True),
     Case("own jobs, last page", {"last": "1"}, RUN_BY, owner=True),
     Case("own jobs, older than a cursor", {"after": "CURSOR"}, RUN_BY, owner=True),
@@ -91,7 +102,7 @@ CASES = [
     Case("search, an id prefix", {"q": "ID_PREFIX"}, None),
     Case("search and type", {"q": "invoices", "type": "export"}, None),
     *[
-        Case(f"sort by {key} {direction}", {"sort": key, "dir": direction}, SYSTEM)
+        Case(f"sort by {key} {direction}", {"sort": key, "dir": direction}, PARENT)
         for key in SORTABLE
         if key != "created"
         for direction in ("desc", "asc")
@@ -417,11 +428,58 @@ def test_a_sort_without_the_window_is_reported(plan_app: Flask, seeded):
 def test_the_all_matching_bulk_scope_walks_the_index(plan_app: Flask, seeded):
     with plan_app.app_context():
         engine = db.engine
-        for args, index in (({}, SYSTEM), ({"status": "failed"}, STATUS), ({"system": "1"}, SYSTEM)):
+        for args, index in (
+            ({}, (PARENT, SYSTEM)),
+            ({"status": "failed"}, STATUS),
+            ({"system": "1"}, (PARENT, SYSTEM)),
+        ):
             with captured(engine) as statements, engine.connect() as connection:
                 matching_ids(connection, parse_filters(args), visible_to=None, allow_system=True, limit=1000)
             problems = _explain_all(statements, index=index, ordered=True, window=False)
             assert not problems, problems
+
+
+@pytest.mark.parametrize(
+    ("args", "index", "owner"),
+    [
+        ({}, PARENT, False),
+        ({"children": "1"}, SYSTEM, False),
+        ({"status": "running"}, STATUS, False),
+        # from a cursor the system index is a range of only the newer jobs: as good a walk
+        ({"type": "export"}, (TYPE, SYSTEM), False),
+        ({"system": "1"}, PARENT, False),
+        ({}, RUN_BY, True),
+    ],
+    ids=["top level", "children shown", "status", "type", "system jobs shown", "own jobs"],
+)
+def test_the_new_jobs_query_is_a_keyset_walk_of_the_list_index(plan_app: Flask, seeded, args, index, owner):
+    # the live list asks every few seconds for the jobs newer than its newest row
+    with plan_app.app_context():
+        engine = db.engine
+        raw = seeded["CURSOR"]
+        since = Cursor.parse("since", raw)
+        with captured(engine) as statements, engine.connect() as connection:
+            newer_ids(connection, parse_filters(args), since, visible_to=OWNER if owner else None, allow_system=True)
+        assert statements
+        # both ordered walks of a system-jobs-shown merge are ordered; PostgreSQL sorts the
+        # merged first rows above their LIMIT (the "window" rule)
+        window = "system" in args and engine.dialect.name == "postgresql"
+        problems = _explain_all(statements, index=index, ordered=not window, window=window)
+        assert not problems, "\n\n".join(f"{sql}\n" + "\n".join(found) for sql, found in problems.items())
+        if isinstance(index, str):  # the rule can fail: without its index the walk is gone
+            with dropped(engine, index) as connection:
+                assert violations(explain(connection, *statements[0]), index=index, ordered=True, window=False)
+
+
+def test_the_user_picker_reads_one_index_probe_per_user(plan_app: Flask, seeded):
+    with plan_app.app_context():
+        engine = db.engine
+        with captured(engine) as statements, engine.connect() as connection:
+            users = users_with_jobs(connection)
+        assert [user_id for user_id, _name in users] == ["1", "2", "3"]
+        assert dict(users)["3"] == "Clara"
+        problems = _explain_all(statements, index=RUN_BY, ordered=False, window=False)
+        assert not problems, problems
 
 
 # -- the other pages, through HTTP -----------------------------------------------------------
@@ -444,6 +502,9 @@ def _request_statements(app: Flask, client: Any, url: str) -> list[tuple[str, An
         "/admin/jobs/PARENT/",
         "/jobmonitor/api/jobs?ids=BIG,PARENT",
         "/jobmonitor/api/jobs?ids=RUNNING,BIG",
+        "/admin/jobs/rows?ids=BIG,PARENT&since=CURSOR",
+        "/admin/jobs/rows?parent=PARENT&family=1",
+        "/admin/jobs/",
         "/jobmonitor/api/jobs/BIG",
         "/jobmonitor/api/jobs/RUNNING",
         "/admin/job-statistics/",

@@ -224,16 +224,22 @@ def jobs(engine) -> dict[str, str]:
 
 
 def test_newest_first_by_default(engine, jobs):
-    assert ids_of(engine) == [jobs["child"], jobs["report"], jobs["export"], jobs["import"]]
+    assert ids_of(engine) == [jobs["report"], jobs["export"], jobs["import"]]
+
+
+def test_child_jobs_are_left_out_of_the_top_level_unless_asked_for(engine, jobs):
+    assert jobs["child"] not in ids_of(engine)
+    assert ids_of(engine, children="1") == [jobs["child"], jobs["report"], jobs["export"], jobs["import"]]
+    assert parse_filters({"children": "1"}).to_args() == {"children": "1"}
 
 
 def test_q_matches_words_of_the_name(engine, jobs):
-    assert ids_of(engine, q="import products") == [jobs["child"], jobs["import"]]
+    assert ids_of(engine, children="1", q="import products") == [jobs["child"], jobs["import"]]
     assert ids_of(engine, q="Nightly") == [jobs["report"]]
 
 
 def test_q_matches_the_beginning_of_a_word(engine, jobs):
-    assert ids_of(engine, q="prod") == [jobs["child"], jobs["import"]]
+    assert ids_of(engine, children="1", q="prod") == [jobs["child"], jobs["import"]]
     assert ids_of(engine, q="expo") == [jobs["export"]]
 
 
@@ -264,7 +270,7 @@ def test_q_of_punctuation_only_does_not_fail(engine, jobs):
 
 def test_type_filter(engine, jobs):
     assert ids_of(engine, type="export") == [jobs["export"]]
-    assert ids_of(engine, type="import") == [jobs["child"], jobs["import"]]
+    assert ids_of(engine, children="1", type="import") == [jobs["child"], jobs["import"]]
 
 
 def test_user_filter(engine, jobs):
@@ -282,11 +288,11 @@ def test_processed_group_is_the_finished_jobs(engine, jobs):
 
 
 def test_unprocessed_group_is_the_active_jobs(engine, jobs):
-    assert ids_of(engine, group="unprocessed") == [jobs["child"], jobs["report"]]
+    assert ids_of(engine, children="1", group="unprocessed") == [jobs["child"], jobs["report"]]
 
 
 def test_category_filter(engine, jobs):
-    assert ids_of(engine, category="import") == [jobs["child"], jobs["import"]]
+    assert ids_of(engine, children="1", category="import") == [jobs["child"], jobs["import"]]
     assert ids_of(engine, category="export") == [jobs["export"]]
 
 
@@ -294,7 +300,7 @@ def test_date_range_includes_whole_days_at_both_ends(engine, jobs):
     assert ids_of(engine, **{"from": "2026-03-05", "to": "2026-03-07"}) == [jobs["report"], jobs["export"]]
     assert ids_of(engine, **{"from": "2026-03-03", "to": "2026-03-04"}) == []
     assert ids_of(engine, **{"to": "2026-03-02"}) == [jobs["import"]]
-    assert ids_of(engine, **{"from": "2026-03-09"}) == [jobs["child"]]
+    assert ids_of(engine, children="1", **{"from": "2026-03-09"}) == [jobs["child"]]
 
 
 def test_parent_filter_lists_the_children(engine, jobs):
@@ -311,7 +317,7 @@ def test_system_jobs_are_hidden_unless_allowed_and_asked_for(engine, jobs):
 
 def test_visible_to_limits_the_page_to_one_users_jobs(engine, jobs):
     clerk_a = USERS["clerk_a"].id
-    assert ids_of(engine, visible_to=clerk_a) == [jobs["child"], jobs["report"], jobs["import"]]
+    assert ids_of(engine, children="1", visible_to=clerk_a) == [jobs["child"], jobs["report"], jobs["import"]]
     # asking for another user's jobs does not widen it
     assert ids_of(engine, visible_to=clerk_a, user=USERS["clerk_b"].id) == []
     assert ids_of(engine, visible_to=USERS["auditor"].id) == []
