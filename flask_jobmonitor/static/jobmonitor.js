@@ -430,10 +430,11 @@
       el.className = "toast show border-" + colour;
       el.setAttribute("role", "status");
       el.setAttribute("data-jm-toast", item.id);
-      el.innerHTML = '<div class="toast-header"><strong class="mr-auto text-' + colour + '">' +
-        escapeHtml(label(item)) + '</strong><button type="button" class="ml-2 close" aria-label="Close">&times;</button></div>' +
-        '<div class="toast-body">' + (jobUrl ? '<a href="' + jobUrl.replace("JOB_ID", item.job_id) + '">' +
-        escapeHtml(item.job_name) + "</a>" : escapeHtml(item.job_name)) + "</div>";
+      /* one line in the menu bar: "Completed  Import products.csv  x" */
+      el.innerHTML = '<strong class="toast-header text-' + colour + '">' + escapeHtml(label(item)) + "</strong>" +
+        '<span class="toast-body">' + (jobUrl ? '<a href="' + jobUrl.replace("JOB_ID", item.job_id) + '">' +
+        escapeHtml(item.job_name) + "</a>" : escapeHtml(item.job_name)) + "</span>" +
+        '<button type="button" class="close px-2" aria-label="Close">&times;</button>';
       var close = function () { el.remove(); forget(item.id); };
       $(el, "button").addEventListener("click", close);
       toasts.appendChild(el);
