@@ -629,6 +629,8 @@ def build_cases(engine: sa.Engine, view: NaiveJobView, big: str, rows: int, quic
     admin_ids = ",".join(page_ids(engine, None))
     own_ids = ",".join(page_ids(engine, NORMAL_ID))
     deep = cursor_at(engine, None, int(admin_total * 0.9))
+    newest, own_newest = cursor_at(engine, None, 0), cursor_at(engine, NORMAL_ID, 0)
+    live_rows = f"{jobs}rows?ids="
     own_deep = cursor_at(engine, NORMAL_ID, int(own_total * 0.9))
     # (key, label, query, in --quick); shared by the admin and the own-jobs user
     lists = [
@@ -656,6 +658,7 @@ def build_cases(engine: sa.Engine, view: NaiveJobView, big: str, rows: int, quic
         ("far_5000", "page=5000", "?page=5000", False),
         ("last", "last page (last=1)", "?last=1", True),
         ("sort_created_asc", "sort=created asc", "?sort=created&dir=asc", False),
+        ("children", "child jobs shown (children=1)", "?children=1", True),
     ]
     for key in SORT_KEYS:
         for direction in ("desc", "asc"):
@@ -674,6 +677,8 @@ def build_cases(engine: sa.Engine, view: NaiveJobView, big: str, rows: int, quic
         *[(k, label, detail + q, keep) for k, label, q, keep in details],
         ("detail_small", "detail of a finished job", f"{jobs}{values['parent']}/", True),
         ("api", "JSON refresh, 50 ids", api + admin_ids, True),
+        ("rows", "live rows: 50 again + new ones", f"{live_rows}{admin_ids}&since={newest}", True),
+        ("family", "live rows: a family opened", f"{jobs}rows?parent={values['parent']}&family=1", True),
         ("statistics", "statistics, default range", "/admin/job-statistics/", True),
     ]
     user_keys = {
@@ -694,6 +699,7 @@ def build_cases(engine: sa.Engine, view: NaiveJobView, big: str, rows: int, quic
         ("deep", "Older at 90 % of own (after=cursor)", f"{jobs}?after={own_deep}", True),
         ("detail", "detail of the 100k job", detail, True),
         ("api", "JSON refresh, 50 ids", api + own_ids, True),
+        ("rows", "live rows: 50 again + new ones", f"{live_rows}{own_ids}&since={own_newest}", True),
     ]
     naive = "/naive/job/?page_size=50"
     status_arg, type_arg, user_arg = (naive_filter_arg(view, col) for col in ("status", "type", "run_by_id"))
