@@ -61,6 +61,13 @@ def in_flight(connection: sa.Connection, root_id: str) -> int:
     )
 
 
+def holds_children(connection: sa.Connection, root_id: str) -> bool:
+    """Whether ``root_id`` holds back children that wait for a slot."""
+    c = job_table.c
+    held = sa.exists().where(c.root_id == root_id, c.status == JobStatus.QUEUED.value, c.enqueued_at.is_(None))
+    return bool(connection.execute(sa.select(held)).scalar())
+
+
 def release(state: JobMonitorState, root_id: str) -> list[str]:
     """Release the oldest held children of ``root_id`` into the queue, up to the limit."""
     from .enqueue import resubmit_by_id

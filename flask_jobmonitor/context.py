@@ -96,6 +96,7 @@ class RunInfo:
     run_by_name: str | None
     is_system: bool
     run_at_url: str | None
+    parent_id: str | None = None
 
 
 class Step:
@@ -264,6 +265,11 @@ class JobContext:
         self._warnings = 0
         self._checkpoint_dirty = False
         self._flushing = False
+        # families: whether this run spawned children its task has not waited for (a job run
+        # again after a stop, pause or crash may have children from an earlier run)
+        self._unawaited_children = run.attempt > 1
+        #: set when the task asked to be cancelled rather than stopped (control.cancel)
+        self.cancel_requested = False
 
     # -- steps and progress ---------------------------------------------------------------------
 
@@ -469,6 +475,7 @@ class JobContext:
                 raise StopRequested(self.job_id)
         parent = Job(
             id=self.job_id,
+            parent_id=self.run.parent_id,
             root_id=self.run.root_id,
             run_by_id=self.run.run_by_id,
             run_by_name=self.run.run_by_name,
@@ -483,10 +490,21 @@ class JobContext:
             description=description,
             parent=parent,
         )
+        self._unawaited_children = True
         return enqueue_job(self._state, request)
+
+    @property
+    def has_unawaited_children(self) -> bool:
+        """Whether the job may have children whose end its task has not waited for: it then
+        waits for them once its task returns, and ends with their outcome (families.py)."""
+        return self._unawaited_children
 
     def wait_for_children(self, poll_seconds: float = 1.0, timeout: float | None = None) -> dict[str, int]:
         """Block until every child of this job has ended; return how many ended in each status.
+
+        A task that waited decides its own outcome from these counts: when it returns, it
+        completes, whatever its children did (one that does not wait ends with its family's
+        outcome instead, see families.py).
 
         Stop and pause requests still take effect while waiting. The children need other
         workers: a parent waiting with only one worker running would wait for ever, hence
@@ -505,6 +523,8 @@ class JobContext:
                 ).all()
             counts = {status: int(count) for status, count in rows}
             if all(status in finished for status in counts):
+                # the task has seen how its children ended: its own outcome is its decision
+                self._unawaited_children = False
                 return counts
             if deadline is not None and monotonic() > deadline:
                 raise TimeoutError(f"job {self.job_id}: children still running after {timeout} s: {counts}")
@@ -564,7 +584,8 @@ class JobContext:
                 self._control_unreadable = True
             return
         self._control_unreadable = False
-        if signal == b"stop":
+        if signal in (b"stop", b"cancel"):
+            self.cancel_requested = signal == b"cancel"
             raise StopRequested(self.job_id)
         if signal == b"pause" and self.task.resumable:
             self.pause_requested = True

@@ -31,6 +31,10 @@ class TrackedTask:
     resumable: bool = False
     timeout: int | None = None
     description: str | None = None
+    #: False: its jobs cannot be stopped, force-stopped or cancelled while they run
+    stoppable: bool = True
+    #: False: a finished job of it cannot be submitted again ("restart")
+    restartable: bool = True
     signature: inspect.Signature = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -9,6 +9,7 @@ a Redis list the task pushes to, never by a fixed sleep.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import Counter
@@ -48,7 +49,7 @@ from flask_jobmonitor.worker import create_worker
 
 from . import control_tasks as ct
 from .app_factory import QUEUE_NAMES, db, jobmonitor
-from .conftest import _empty_tables, files_under, insert_job, job_row, run_worker
+from .conftest import _empty_tables, count_rows, files_under, insert_job, job_row, run_worker
 
 #: The stop signal is read every 20 ms here (default 0.25 s), so tasks that tick every 20 ms
 #: stop within a tick or two and the races below have a narrow, real window.
@@ -250,13 +251,81 @@ def test_actions_that_do_not_fit_the_status_are_refused_and_change_nothing(app, 
         control.stop(state, completed, ADA)
     with pytest.raises(TransitionRefused, match="cannot delete"):
         control.delete(state, running, ADA)
-    with pytest.raises(TransitionRefused, match="cannot cancel: not allowed from status 'running'"):
-        control.cancel(state, running, ADA)
+    with pytest.raises(TransitionRefused, match="cannot cancel: not allowed from status 'completed'"):
+        control.cancel(state, completed, ADA)
     with pytest.raises(ActionNotAllowed, match="cannot resume; restart it instead"):
         control.resume(state, stopped, ADA)  # ``ticks`` is not resumable
 
     assert {job_id: _snapshot(engine, job_id) for job_id in before} == before
     assert not any(state.redis.exists(control_key(job_id)) for job_id in before)
+
+
+def test_a_task_declared_not_stoppable_is_offered_no_stop_and_refuses_one(app, engine, state):
+    running = insert_job(engine, task=ct.ticks_unstoppable.name, status="running", run_by_id="7", attempt=1)
+    job = orm_jobs(engine, [running])[0]
+    before = _snapshot(engine, running)
+
+    assert control.allowed_actions(state, job, ADA) == []  # no stop, force stop, or cancel
+    for action in ("stop", "force_stop", "cancel"):
+        with pytest.raises(ActionNotAllowed, match=r"^Jobs of this kind cannot be stopped\.$"):
+            control.perform(state, action, job, ADA)
+    assert _snapshot(engine, running) == before
+    summary = control.perform_bulk(state, "stop", [job], ADA)
+    assert summary.message == "0 asked to stop, 1 skipped: Jobs of this kind cannot be stopped."
+
+
+def test_a_task_declared_not_restartable_is_not_submitted_again(app, engine, state):
+    done = orm_jobs(engine, [insert_job(engine, task=ct.runs_once.name, status="completed", run_by_id="7")])[0]
+
+    assert "restart" not in control.allowed_actions(state, done, ADA)
+    assert "delete" in control.allowed_actions(state, done, ADA)
+    with pytest.raises(ActionNotAllowed, match=r"^Jobs of this kind cannot be submitted again\.$"):
+        control.perform(state, "restart", done, ADA)
+    assert count_rows(engine, job_table) == 1
+
+
+def test_system_jobs_cannot_be_stopped_unless_the_setting_allows_it(app, engine, state):
+    running = insert_job(engine, task=ct.ticks.name, status="running", is_system=True, attempt=1)
+    job = orm_jobs(engine, [running])[0]
+
+    assert {"stop", "force_stop", "cancel"}.isdisjoint(control.allowed_actions(state, job, ADA))
+    with pytest.raises(ActionNotAllowed, match=r"^System jobs cannot be stopped\.$"):
+        control.perform(state, "stop", job, ADA)
+    assert status_of(engine, running) == "running"
+
+    state.settings = dataclasses.replace(state.settings, system_jobs_stoppable=True)
+    assert {"stop", "force_stop", "cancel"} <= set(control.allowed_actions(state, job, ADA))
+    control.perform(state, "stop", job, ADA)
+    assert status_of(engine, running) == "stopping"
+
+
+def test_cancel_of_a_running_job_stops_it_at_its_checkpoint_and_ends_it_cancelled(app, engine, state, worker_class):
+    job = jobmonitor.enqueue(ct.ticks, user=OWNER, seconds=30, interval=0.02)
+    with ct.worker_thread(app, worker_class, timeout=10) as running:
+        wait_progress(engine, job.id, 3)
+        assert "cancel" in control.allowed_actions(state, orm_jobs(engine, [job.id])[0], ADA)
+
+        result = control.perform(state, "cancel", orm_jobs(engine, [job.id])[0], ADA)
+
+        assert result.message == "The job will stop at its next checkpoint and end cancelled."
+        row = wait_status(engine, job.id, "cancelled", "stopped", timeout=5)
+        running.join(10)
+    assert row.status == "cancelled"
+    assert row.ended_at is not None and row.stop_forced is False
+    assert steps_of(engine, job.id)["Work"].status == "stopped"
+    messages = log_messages(engine, job.id)
+    assert "Cancel requested by Ada Admin; work already done is kept." in messages
+    assert "Cancelled at a checkpoint; work already done is kept." in messages
+    assert notifications(engine, job.id) == []  # the person who cancelled it needs no news
+    assert control.allowed_actions(state, orm_jobs(engine, [job.id])[0], ADA) == ["restart", "delete"]
+    # a plain stop still ends stopped, and can still be cancelled from there
+    again = jobmonitor.enqueue(ct.ticks, user=OWNER, seconds=30, interval=0.02)
+    with ct.worker_thread(app, worker_class, timeout=10):
+        wait_progress(engine, again.id, 3)
+        control.stop(state, again.id, ADA)
+        assert wait_status(engine, again.id, "stopped", "cancelled", timeout=5).status == "stopped"
+    control.cancel(state, again.id, ADA)
+    assert status_of(engine, again.id) == "cancelled"
 
 
 # -- force stop ----------------------------------------------------------------------------------
@@ -424,9 +493,12 @@ def test_race_cancel_while_a_worker_drains_the_queue(app, engine, state, worker_
         wait_status(engine, jobs[0].id, "running", "completed")
         for job in reversed(jobs):  # meets the worker half-way
             try:
-                control.cancel(state, job.id, ADA)
+                result = control.cancel(state, job.id, ADA)
             except TransitionRefused:
-                refused += 1
+                refused += 1  # it had completed
+            else:
+                # caught running: it is asked to stop, but the task never ticks, so it completes
+                refused += "will stop" in result.message
 
     ran = {member.decode() for member in state.redis.smembers(ct.ran_key(marker))}
     outcomes = Counter()
@@ -533,13 +605,13 @@ def test_delete_removes_the_job_its_children_and_everything_recorded(app, engine
     worker = create_worker(app, worker_class=SimpleWorker)
     ct._stop_pubsub_listener_first(worker)
     worker.work(burst=True, max_jobs=1)
-    assert status_of(engine, parent.id) == "completed"
+    assert status_of(engine, parent.id) == "waiting"  # for its children
     children = [r.id for r in _rows(engine, sa.select(job_table.c.id).where(job_table.c.parent_id == parent.id))]
     assert len(children) == 2
 
-    with pytest.raises(ActionNotAllowed, match=r"child job .* is still active"):
+    with pytest.raises(TransitionRefused, match="cannot delete: not allowed from status 'waiting'"):
         control.delete(state, parent.id, ADA)
-    assert status_of(engine, parent.id) == "completed"
+    assert status_of(engine, parent.id) == "waiting"
 
     run_worker(app)
     family = [parent.id, *children]
@@ -607,10 +679,10 @@ def test_bulk_summary_counts_done_and_skipped_with_reasons(app, engine, state):
     assert [r.job_id for r in summary.done] == queued
     assert {status_of(engine, job_id) for job_id in queued} == {"cancelled"}
 
-    more = [insert_job(engine, status="completed"), insert_job(engine, status="running", attempt=1)]
+    more = [insert_job(engine, status="completed"), insert_job(engine, status="stopping", attempt=1)]
     fresh = jobmonitor.enqueue(ct.records_run, marker="bulk").id
     summary = control.perform_bulk(state, "cancel", orm_jobs(engine, [completed, *more, fresh]), ADA)
-    assert summary.message == "1 cancelled, 3 skipped: 2 already completed; already running"
+    assert summary.message == "1 cancelled, 3 skipped: 2 already completed; already stopping"
 
 
 def test_json_and_admin_actions(app, engine, state):
