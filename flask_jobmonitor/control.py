@@ -189,13 +189,14 @@ def resume(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResul
 
 def cancel(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
     """A queued job will never run (it leaves the RQ queue); a stopped one is discarded for good;
-    a paused one does not continue; a running one is asked to stop and ends ``cancelled`` at its
-    next checkpoint (a ``cancel`` signal instead of ``stop``: see signals.py)."""
+    a paused one does not continue; a running one of a task declared ``cancel_running=True`` is
+    asked to stop and ends ``cancelled`` at its next checkpoint (a ``cancel`` signal instead of
+    ``stop``: see signals.py); other running jobs refuse a cancel (stop them)."""
     with state.engine.begin() as connection:
         try:
             apply_transition(connection, job_id, "cancel", values={"ended_at": utcnow()})
         except TransitionRefused as refused:
-            if refused.status != JobStatus.RUNNING:
+            if refused.status != JobStatus.RUNNING or not _cancels_while_running(state, _load(state, job_id)):
                 raise
             now = utcnow()
             apply_transition(connection, job_id, "request_cancel", now=now, values={"stop_requested_at": now})
@@ -489,7 +490,8 @@ def allowed_actions(state: JobMonitorState, job: Job, user: Any) -> list[str]:
         "stop": is_allowed(status, "request_stop") or waiting_to_stop,
         "force_stop": is_allowed(status, "force_stop"),
         "resume": status == JobStatus.STOPPED and _is_resumable(state, job),
-        "cancel": is_allowed(status, "cancel") or is_allowed(status, "request_cancel"),
+        "cancel": is_allowed(status, "cancel")
+        or (is_allowed(status, "request_cancel") and _cancels_while_running(state, job)),
         "restart": status in RESTARTABLE_STATUSES and job.task in state.tasks,
         "delete": status in DELETABLE_STATUSES,
         "set_low_priority": status in PRIORITY_STATUSES and not job.low_priority,
@@ -510,7 +512,9 @@ _INTERRUPTING = frozenset({"stop", "force_stop"})
 def refusal(state: JobMonitorState, action: str, job: Job) -> str | None:
     """Why ``action`` may never be done to ``job`` whatever its status, in plain words; None if
     nothing forbids it. A cancel of a running job interrupts it, so it counts as a stop."""
-    interrupts = action in _INTERRUPTING or (action == "cancel" and job.status == JobStatus.RUNNING.value)
+    interrupts = action in _INTERRUPTING or (
+        action == "cancel" and job.status == JobStatus.RUNNING.value and _cancels_while_running(state, job)
+    )
     if interrupts and not _task_allows(state, job, "stoppable"):
         return "Jobs of this kind cannot be stopped."
     if interrupts and job.is_system and not state.settings.system_jobs_stoppable:
@@ -518,6 +522,11 @@ def refusal(state: JobMonitorState, action: str, job: Job) -> str | None:
     if action == "restart" and not _task_allows(state, job, "restartable"):
         return "Jobs of this kind cannot be submitted again."
     return None
+
+
+def _cancels_while_running(state: JobMonitorState, job: Job) -> bool:
+    """Whether the job's task declared ``cancel_running=True`` (a running job may be cancelled)."""
+    return job.task in state.tasks and state.tasks.get(job.task).cancel_running
 
 
 def _task_allows(state: JobMonitorState, job: Job, option: str) -> bool:

@@ -168,6 +168,7 @@ class JobMonitor:
         description: str | None = None,
         stoppable: bool = True,
         restartable: bool = True,
+        cancel_running: bool = False,
     ) -> Callable[[F], TrackedTask]: ...
 
     def task(
@@ -183,6 +184,7 @@ class JobMonitor:
         description: str | None = None,
         stoppable: bool = True,
         restartable: bool = True,
+        cancel_running: bool = False,
     ) -> TrackedTask | Callable[[F], TrackedTask]:
         """Register a function as a tracked task. Its first parameter receives the JobContext.
 
@@ -191,6 +193,8 @@ class JobMonitor:
         ``stoppable=False``: its running jobs cannot be stopped, force-stopped or cancelled
         (work that must not be interrupted half-way); ``restartable=False``: a finished job of
         it cannot be submitted again (work that must happen once, such as an approval).
+        ``cancel_running=True``: Cancel is offered for its running jobs too; such a job stops at
+        its next checkpoint and ends cancelled, not stopped (it cannot be resumed).
         ``name`` defaults to ``module.qualname``; keep it stable once jobs exist.
         """
 
@@ -209,6 +213,7 @@ class JobMonitor:
                 description=description,
                 stoppable=stoppable,
                 restartable=restartable,
+                cancel_running=cancel_running,
             )
             return self.tasks.register(tracked)
 

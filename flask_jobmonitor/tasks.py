@@ -35,6 +35,8 @@ class TrackedTask:
     stoppable: bool = True
     #: False: a finished job of it cannot be submitted again ("restart")
     restartable: bool = True
+    #: True: a running job of it can be cancelled: it stops at its next checkpoint, then ends cancelled
+    cancel_running: bool = False
     signature: inspect.Signature = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -80,6 +80,12 @@ def ticks_unstoppable(ctx: JobContext, seconds: float = 30.0, interval: float = 
     ticks.func(ctx, seconds=seconds, interval=interval)
 
 
+@jobmonitor.task(type="test", cancel_running=True)
+def ticks_cancellable(ctx: JobContext, seconds: float = 30.0, interval: float = 0.02) -> None:
+    """Declared cancellable while it runs: Cancel stops it, and it ends cancelled."""
+    ticks.func(ctx, seconds=seconds, interval=interval)
+
+
 @jobmonitor.task(type="test", restartable=False)
 def runs_once(ctx: JobContext) -> None:
     """Declared not restartable: work that must happen once (an approval)."""

@@ -251,8 +251,8 @@ def test_actions_that_do_not_fit_the_status_are_refused_and_change_nothing(app, 
         control.stop(state, completed, ADA)
     with pytest.raises(TransitionRefused, match="cannot delete"):
         control.delete(state, running, ADA)
-    with pytest.raises(TransitionRefused, match="cannot cancel: not allowed from status 'completed'"):
-        control.cancel(state, completed, ADA)
+    with pytest.raises(TransitionRefused, match="cannot cancel: not allowed from status 'running'"):
+        control.cancel(state, running, ADA)  # ``ticks`` did not declare cancel_running
     with pytest.raises(ActionNotAllowed, match="cannot resume; restart it instead"):
         control.resume(state, stopped, ADA)  # ``ticks`` is not resumable
 
@@ -265,8 +265,8 @@ def test_a_task_declared_not_stoppable_is_offered_no_stop_and_refuses_one(app, e
     job = orm_jobs(engine, [running])[0]
     before = _snapshot(engine, running)
 
-    assert control.allowed_actions(state, job, ADA) == []  # no stop, force stop, or cancel
-    for action in ("stop", "force_stop", "cancel"):
+    assert control.allowed_actions(state, job, ADA) == []  # no stop, no force stop
+    for action in ("stop", "force_stop"):
         with pytest.raises(ActionNotAllowed, match=r"^Jobs of this kind cannot be stopped\.$"):
             control.perform(state, action, job, ADA)
     assert _snapshot(engine, running) == before
@@ -294,13 +294,14 @@ def test_system_jobs_cannot_be_stopped_unless_the_setting_allows_it(app, engine,
     assert status_of(engine, running) == "running"
 
     state.settings = dataclasses.replace(state.settings, system_jobs_stoppable=True)
-    assert {"stop", "force_stop", "cancel"} <= set(control.allowed_actions(state, job, ADA))
+    assert {"stop", "force_stop"} <= set(control.allowed_actions(state, job, ADA))
     control.perform(state, "stop", job, ADA)
     assert status_of(engine, running) == "stopping"
 
 
 def test_cancel_of_a_running_job_stops_it_at_its_checkpoint_and_ends_it_cancelled(app, engine, state, worker_class):
-    job = jobmonitor.enqueue(ct.ticks, user=OWNER, seconds=30, interval=0.02)
+    """Where a task asks for it (``cancel_running=True``); other running jobs refuse a cancel."""
+    job = jobmonitor.enqueue(ct.ticks_cancellable, user=OWNER, seconds=30, interval=0.02)
     with ct.worker_thread(app, worker_class, timeout=10) as running:
         wait_progress(engine, job.id, 3)
         assert "cancel" in control.allowed_actions(state, orm_jobs(engine, [job.id])[0], ADA)
@@ -319,7 +320,7 @@ def test_cancel_of_a_running_job_stops_it_at_its_checkpoint_and_ends_it_cancelle
     assert notifications(engine, job.id) == []  # the person who cancelled it needs no news
     assert control.allowed_actions(state, orm_jobs(engine, [job.id])[0], ADA) == ["restart", "delete"]
     # a plain stop still ends stopped, and can still be cancelled from there
-    again = jobmonitor.enqueue(ct.ticks, user=OWNER, seconds=30, interval=0.02)
+    again = jobmonitor.enqueue(ct.ticks_cancellable, user=OWNER, seconds=30, interval=0.02)
     with ct.worker_thread(app, worker_class, timeout=10):
         wait_progress(engine, again.id, 3)
         control.stop(state, again.id, ADA)
@@ -493,12 +494,9 @@ def test_race_cancel_while_a_worker_drains_the_queue(app, engine, state, worker_
         wait_status(engine, jobs[0].id, "running", "completed")
         for job in reversed(jobs):  # meets the worker half-way
             try:
-                result = control.cancel(state, job.id, ADA)
+                control.cancel(state, job.id, ADA)
             except TransitionRefused:
-                refused += 1  # it had completed
-            else:
-                # caught running: it is asked to stop, but the task never ticks, so it completes
-                refused += "will stop" in result.message
+                refused += 1
 
     ran = {member.decode() for member in state.redis.smembers(ct.ran_key(marker))}
     outcomes = Counter()
@@ -679,10 +677,10 @@ def test_bulk_summary_counts_done_and_skipped_with_reasons(app, engine, state):
     assert [r.job_id for r in summary.done] == queued
     assert {status_of(engine, job_id) for job_id in queued} == {"cancelled"}
 
-    more = [insert_job(engine, status="completed"), insert_job(engine, status="stopping", attempt=1)]
+    more = [insert_job(engine, status="completed"), insert_job(engine, status="running", attempt=1)]
     fresh = jobmonitor.enqueue(ct.records_run, marker="bulk").id
     summary = control.perform_bulk(state, "cancel", orm_jobs(engine, [completed, *more, fresh]), ADA)
-    assert summary.message == "1 cancelled, 3 skipped: 2 already completed; already stopping"
+    assert summary.message == "1 cancelled, 3 skipped: 2 already completed; already running"
 
 
 def test_json_and_admin_actions(app, engine, state):
