@@ -19,7 +19,10 @@ Rules (the status moves themselves are in status.py):
   two workers exactly one of them ends the parent. The parent checks again itself right after
   it starts waiting, so a child that ended in between is not missed.
 * Nested families end bottom up: a waiting child is an active child of its own parent, and its
-  end is a child's end for that parent.
+  end is a child's end for that parent. A waiting child takes no slot among its root's children
+  in flight (children.py), so its own children can run: a family never waits on itself.
+* Stop of a waiting parent (control.stop) stops its children and it ends ``stopped`` once they
+  have; force stop ends it at once and force-stops them. It cannot be cancelled or deleted.
 * One notification per family: the parent's end tells its user (children tell theirs only with
   ``JOBMONITOR_NOTIFY_CHILDREN``; see notifications.py), as batches do in GoodJob (one callback
   when the batch finishes) and Sidekiq.
@@ -79,7 +82,7 @@ def start_waiting(state: JobMonitorState, run: RunInfo) -> bool:
         moved = apply_transition_where(
             connection, "wait_for_children", sa.and_(c.id == run.job_id, c.attempt == run.attempt, has_child)
         )
-        if moved:
+        if moved and connection.execute(sa.select(_active_child(run.job_id, run.root_id or run.job_id))).scalar():
             _note(connection, run.job_id, "Its own work is done; it waits for its child jobs to end.")
     if not moved:
         return False
