@@ -299,6 +299,23 @@ def test_system_jobs_cannot_be_stopped_unless_the_setting_allows_it(app, engine,
     assert status_of(engine, running) == "stopping"
 
 
+def test_a_parent_waiting_for_its_children_offers_stop_and_force_stop_only(app, engine, state):
+    parent = insert_job(engine, task=ct.spawns_and_ticks.name, status="waiting", run_by_id="7", attempt=1)
+    child = insert_job(engine, task=ct.ticks.name, parent_id=parent, root_id=parent, run_by_id="7")
+
+    assert control.allowed_actions(state, orm_jobs(engine, [parent])[0], ADA) == ["stop", "force_stop"]
+    for action, refusal in (("cancel", "cannot cancel"), ("restart", "cannot restart"), ("delete", "cannot delete")):
+        with pytest.raises(TransitionRefused, match=f"{refusal}: not allowed from status 'waiting'"):
+            control.perform(state, action, orm_jobs(engine, [parent])[0], ADA)
+
+    result = control.stop(state, parent, ADA)  # its only child was queued: cancelled, so the family ends
+
+    assert result.message == "Its child jobs will stop at their next checkpoint, and the job with them."
+    assert (status_of(engine, child), status_of(engine, parent)) == ("cancelled", "stopped")
+    assert notifications(engine, parent) == [("7", "stopped")]
+    assert notifications(engine, child) == []
+
+
 def test_cancel_of_a_running_job_stops_it_at_its_checkpoint_and_ends_it_cancelled(app, engine, state, worker_class):
     """Where a task asks for it (``cancel_running=True``); other running jobs refuse a cancel."""
     job = jobmonitor.enqueue(ct.ticks_cancellable, user=OWNER, seconds=30, interval=0.02)
