@@ -274,6 +274,21 @@ def test_a_task_declared_not_stoppable_is_offered_no_stop_and_refuses_one(app, e
     assert summary.message == "0 asked to stop, 1 skipped: Jobs of this kind cannot be stopped."
 
 
+def test_stopping_a_parent_leaves_its_running_unstoppable_child_to_finish(app, engine, state):
+    parent = insert_job(engine, task=ct.ticks.name, status="running", run_by_id="7", attempt=1)
+    kids = {
+        task: insert_job(engine, task=task, status="running", parent_id=parent, root_id=parent, attempt=1)
+        for task in (ct.ticks_unstoppable.name, ct.ticks.name)
+    }
+
+    control.stop(state, parent, ADA)
+
+    assert status_of(engine, parent) == "stopping"
+    assert status_of(engine, kids[ct.ticks.name]) == "stopping"
+    assert status_of(engine, kids[ct.ticks_unstoppable.name]) == "running"
+    assert not state.redis.exists(control_key(kids[ct.ticks_unstoppable.name]))
+
+
 def test_a_task_declared_not_restartable_is_not_submitted_again(app, engine, state):
     done = orm_jobs(engine, [insert_job(engine, task=ct.runs_once.name, status="completed", run_by_id="7")])[0]
 
