@@ -4,7 +4,9 @@ other people's jobs queued after it.
 
 A child over the limit is recorded ``queued`` with no ``enqueued_at`` (held in SQL, not in
 Redis). Whenever a child ends, and on every recovery pass, the oldest held children of that
-root are released into the queue up to the limit. Decisions for one root are taken under a
+root are released into the queue up to the limit. A new child queues behind the held ones even
+when a slot is free (enqueue.py): children are released in the order they were spawned. A child
+that waits for its own children (families.py) holds no slot. Decisions for one root are taken under a
 short Redis lock so that two children ending at once do not both release into the same slot.
 """
 
@@ -59,6 +61,13 @@ def in_flight(connection: sa.Connection, root_id: str) -> int:
             .where(c.root_id == root_id, sa.or_(c.status.in_(_IN_FLIGHT), released_waiting))
         ).scalar_one()
     )
+
+
+def holds_children(connection: sa.Connection, root_id: str) -> bool:
+    """Whether ``root_id`` holds back children that wait for a slot."""
+    c = job_table.c
+    held = sa.exists().where(c.root_id == root_id, c.status == JobStatus.QUEUED.value, c.enqueued_at.is_(None))
+    return bool(connection.execute(sa.select(held)).scalar())
 
 
 def release(state: JobMonitorState, root_id: str) -> list[str]:

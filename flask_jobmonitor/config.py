@@ -69,6 +69,10 @@ DEFAULTS: dict[str, Any] = {
     "JOBMONITOR_CATEGORIES": {"general": "General", "import": "Imports", "export": "Exports"},
     # Flash "job started" when a job is enqueued during a request.
     "JOBMONITOR_FLASH_ON_ENQUEUE": True,
+    # Notify a user of each child job's end too; False: one notification per family, when it ends.
+    "JOBMONITOR_NOTIFY_CHILDREN": False,
+    # Let people stop and force stop system jobs (scheduled maintenance and the like).
+    "JOBMONITOR_SYSTEM_JOBS_STOPPABLE": False,
     # Keep the statistics of closed hours and days in jobmonitor_stats_bucket, so that long
     # ranges stay fast; False computes every page from the jobs themselves.
     "JOBMONITOR_STATS_CACHE": True,
@@ -109,6 +113,8 @@ class Settings:
     flash_on_enqueue: bool
     stats_cache: bool
     status_labels: Mapping[str, str]
+    notify_children: bool
+    system_jobs_stoppable: bool
 
     @property
     def queues_in_priority_order(self) -> list[str]:
@@ -195,7 +201,16 @@ def read_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
         flash_on_enqueue=bool(config["JOBMONITOR_FLASH_ON_ENQUEUE"]),
         stats_cache=bool(config["JOBMONITOR_STATS_CACHE"]),
         status_labels=_status_labels(config["JOBMONITOR_STATUS_LABELS"]),
+        notify_children=_bool("JOBMONITOR_NOTIFY_CHILDREN", config["JOBMONITOR_NOTIFY_CHILDREN"]),
+        system_jobs_stoppable=_bool("JOBMONITOR_SYSTEM_JOBS_STOPPABLE", config["JOBMONITOR_SYSTEM_JOBS_STOPPABLE"]),
     )
+
+
+def _bool(key: str, value: Any) -> bool:
+    """True or False only: a string such as "false" from an environment variable would be true."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be True or False, got {value!r}")
+    return value
 
 
 def _non_negative_int(key: str, value: Any) -> int:

@@ -119,6 +119,7 @@ class RunInfo:
     run_by_name: str | None
     is_system: bool
     run_at_url: str | None
+    parent_id: str | None = None
 
 
 class Step:
@@ -349,6 +350,11 @@ class JobContext:
         self._retry_sql_at = 0.0  # after a write gave way: no periodic SQL try before this
         self._live_published = False
         self._live_unwritable = False
+        # families: whether this run spawned children its task has not waited for (a job run
+        # again after a stop, pause or crash may have children from an earlier run)
+        self._unawaited_children = run.attempt > 1
+        #: set when the task asked to be cancelled rather than stopped (control.cancel)
+        self.cancel_requested = False
 
     # -- steps and progress ---------------------------------------------------------------------
 
@@ -552,6 +558,7 @@ class JobContext:
                 raise StopRequested(self.job_id)
         parent = Job(
             id=self.job_id,
+            parent_id=self.run.parent_id,
             root_id=self.run.root_id,
             run_by_id=self.run.run_by_id,
             run_by_name=self.run.run_by_name,
@@ -566,10 +573,21 @@ class JobContext:
             description=description,
             parent=parent,
         )
+        self._unawaited_children = True
         return enqueue_job(self._state, request)
+
+    @property
+    def has_unawaited_children(self) -> bool:
+        """Whether the job may have children whose end its task has not waited for: it then
+        waits for them once its task returns, and ends with their outcome (families.py)."""
+        return self._unawaited_children
 
     def wait_for_children(self, poll_seconds: float = 1.0, timeout: float | None = None) -> dict[str, int]:
         """Block until every child of this job has ended; return how many ended in each status.
+
+        A task that waited decides its own outcome from these counts: when it returns, it
+        completes, whatever its children did (one that does not wait ends with its family's
+        outcome instead, see families.py).
 
         Stop and pause requests still take effect while waiting. The children need other
         workers: a parent waiting with only one worker running would wait for ever, hence
@@ -588,6 +606,8 @@ class JobContext:
                 ).all()
             counts = {status: int(count) for status, count in rows}
             if all(status in finished for status in counts):
+                # the task has seen how its children ended: its own outcome is its decision
+                self._unawaited_children = False
                 return counts
             if deadline is not None and monotonic() > deadline:
                 raise TimeoutError(f"job {self.job_id}: children still running after {timeout} s: {counts}")
@@ -735,7 +755,8 @@ class JobContext:
                 self._control_unreadable = True
             return
         self._control_unreadable = False
-        if signal == b"stop":
+        if signal in (b"stop", b"cancel"):
+            self.cancel_requested = signal == b"cancel"
             raise StopRequested(self.job_id)
         if signal == b"pause" and self.task.resumable:
             self.pause_requested = True

@@ -29,6 +29,7 @@ from .children import release as release_children
 from .enqueue import JobRequest, enqueue_job, requeue
 from .errors import EnqueueError, JobMonitorError, JobNotFound, TransitionRefused, UnknownTask
 from .extension import JobMonitorState
+from .families import child_ended
 from .models import (
     Job,
     file_table,
@@ -38,7 +39,7 @@ from .models import (
     step_table,
     subtask_table,
 )
-from .notifications import add_notification
+from .notifications import notify_end
 from .signals import send_signal
 from .status import (
     DELETABLE_STATUSES,
@@ -126,14 +127,26 @@ def _load(state: JobMonitorState, job_id: str) -> Job:
 
 
 def stop(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
-    """Ask a running job to stop at its next checkpoint or progress tick (cooperative)."""
+    """Ask a running job to stop at its next checkpoint or progress tick (cooperative). A parent
+    that waits for its children (its own work is done) has them stopped, and ends ``stopped``
+    once they have (families.py)."""
     with state.engine.begin() as connection:
         now = utcnow()
-        apply_transition(connection, job_id, "request_stop", now=now, values={"stop_requested_at": now})
+        try:
+            apply_transition(connection, job_id, "request_stop", now=now, values={"stop_requested_at": now})
+            waiting = False
+        except TransitionRefused as refused:
+            if refused.status != JobStatus.WAITING:
+                raise
+            apply_transition(connection, job_id, "stop_family", now=now, values={"stop_requested_at": now})
+            waiting = True
         _audit(connection, job_id, f"Stop requested by {_actor_name(user)}; work already done is kept.")
     # the children before the signal: the parent, once stopped, stops the children it spawned
     # meanwhile, and those are then recorded as stopped by this request's user, not "the system"
     stop_children(state, job_id, user)
+    if waiting:
+        child_ended(state, job_id)  # its children may all have been cancelled just now
+        return ActionResult(job_id, "stop", "Its child jobs will stop at their next checkpoint, and the job with them.")
     send_signal(state, job_id, "stop")
     return ActionResult(job_id, "stop", "The job will stop at its next checkpoint. Work already done is kept.")
 
@@ -152,7 +165,7 @@ def force_stop(state: JobMonitorState, job_id: str, user: Any = None) -> ActionR
         )
         sa_update_running_step(connection, job_id, "stopped", now)
         _audit(connection, job_id, f"Force-stopped by {_actor_name(user)}.", logging.WARNING)
-        add_notification(connection, job.run_by_id, job_id, "stopped")
+        notify_end(state, connection, job.run_by_id, job_id, "stopped", root_id=job.root_id)
     # the cooperative signal too: a SimpleWorker cannot be killed, its task stops at its next tick
     send_signal(state, job_id, "stop")
     try:
@@ -162,6 +175,7 @@ def force_stop(state: JobMonitorState, job_id: str, user: Any = None) -> ActionR
     except RedisError as error:
         log.warning("job %s: RQ stop command not sent: %s", job_id, error)
     stop_children(state, job_id, user, force=True)
+    child_ended(state, job.parent_id)
     return ActionResult(job_id, "force_stop", "The job was force-stopped.")
 
 
@@ -187,15 +201,32 @@ def resume(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResul
 
 def cancel(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
     """A queued job will never run (it leaves the RQ queue); a stopped one is discarded for good;
-    a paused one does not continue."""
+    a paused one does not continue; a running one of a task declared ``cancel_running=True`` is
+    asked to stop and ends ``cancelled`` at its next checkpoint (a ``cancel`` signal instead of
+    ``stop``: see signals.py); other running jobs refuse a cancel (stop them)."""
     with state.engine.begin() as connection:
-        apply_transition(connection, job_id, "cancel", values={"ended_at": utcnow()})
-        _audit(connection, job_id, f"Cancelled by {_actor_name(user)}.")
+        try:
+            apply_transition(connection, job_id, "cancel", values={"ended_at": utcnow()})
+        except TransitionRefused as refused:
+            if refused.status != JobStatus.RUNNING or not _cancels_while_running(state, _load(state, job_id)):
+                raise
+            now = utcnow()
+            apply_transition(connection, job_id, "request_cancel", now=now, values={"stop_requested_at": now})
+            _audit(connection, job_id, f"Cancel requested by {_actor_name(user)}; work already done is kept.")
+            running = True
+        else:
+            _audit(connection, job_id, f"Cancelled by {_actor_name(user)}.")
+            running = False
+    if running:
+        stop_children(state, job_id, user)
+        send_signal(state, job_id, "cancel")
+        return ActionResult(job_id, "cancel", "The job will stop at its next checkpoint and end cancelled.")
     _remove_from_rq(state, job_id)
     stop_children(state, job_id, user)
     job = _load(state, job_id)
     if job.root_id:
         release_children(state, job.root_id)  # its slot among the root's children is free
+    child_ended(state, job.parent_id)  # it may have been the last active child of a waiting parent
     return ActionResult(job_id, "cancel", "The job was cancelled.")
 
 
@@ -325,7 +356,7 @@ def _active_children(state: JobMonitorState, parent_ids: list[str], created_sinc
     """The children of ``parent_ids`` still to stop or cancel, the queued ones first: a running
     child that ends frees a slot, and a queued child that a worker picks up meanwhile would start."""
     c = job_table.c
-    active = [s.value for s in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)]
+    active = [s.value for s in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED, JobStatus.WAITING)]
     queued_first = sa.case((c.status == JobStatus.QUEUED.value, 0), else_=1)
     found: list[str] = []
     with state.engine.connect() as connection:
@@ -410,11 +441,16 @@ def _stop_or_cancel_child(state: JobMonitorState, child_id: str, user: Any, forc
     for _ in range(_CHILD_RETRIES):
         try:
             child = _load(state, child_id)
+            stoppable = _task_allows(state, child, "stoppable")
             if child.status in (JobStatus.QUEUED.value, JobStatus.PAUSED.value):
                 cancel(state, child_id, user)  # a paused child would otherwise continue on its own
-            elif child.status in (JobStatus.RUNNING.value, JobStatus.STOPPING.value) and force:
+            elif not stoppable:
+                pass  # a task that must not be interrupted half-way runs to its end
+            elif child.status in (JobStatus.RUNNING.value, JobStatus.STOPPING.value, JobStatus.WAITING.value) and force:
                 force_stop(state, child_id, user)
-            elif child.status == JobStatus.RUNNING.value:
+            elif child.status == JobStatus.RUNNING.value or (
+                child.status == JobStatus.WAITING.value and child.stop_requested_at is None
+            ):
                 stop(state, child_id, user)
             return
         except TransitionRefused:
@@ -464,19 +500,56 @@ _RUN: Mapping[str, Callable[[JobMonitorState, str, Any], ActionResult]] = {
 
 
 def allowed_actions(state: JobMonitorState, job: Job, user: Any) -> list[str]:
-    """The actions to offer ``user`` for ``job``: permitted and fitting its status."""
+    """The actions to offer ``user`` for ``job``: permitted, fitting its status, and not refused
+    by its task (``stoppable=False``, ``restartable=False``) or by the system-job rule."""
     status = JobStatus(job.status)
+    waiting_to_stop = status == JobStatus.WAITING and job.stop_requested_at is None
     fits = {
-        "stop": is_allowed(status, "request_stop"),
+        "stop": is_allowed(status, "request_stop") or waiting_to_stop,
         "force_stop": is_allowed(status, "force_stop"),
         "resume": status == JobStatus.STOPPED and _is_resumable(state, job),
-        "cancel": is_allowed(status, "cancel"),
+        "cancel": is_allowed(status, "cancel")
+        or (is_allowed(status, "request_cancel") and _cancels_while_running(state, job)),
         "restart": status in RESTARTABLE_STATUSES and job.task in state.tasks,
         "delete": status in DELETABLE_STATUSES,
         "set_low_priority": status in PRIORITY_STATUSES and not job.low_priority,
         "set_normal_priority": status in PRIORITY_STATUSES and job.low_priority,
     }
-    return [action for action in ACTIONS if fits[action] and may(state, action, job, user)]
+    return [
+        action
+        for action in ACTIONS
+        if fits[action] and refusal(state, action, job) is None and may(state, action, job, user)
+    ]
+
+
+#: Actions that interrupt a job's work: refused for tasks declared ``stoppable=False`` and, unless
+#: ``JOBMONITOR_SYSTEM_JOBS_STOPPABLE``, for system jobs.
+_INTERRUPTING = frozenset({"stop", "force_stop"})
+
+
+def refusal(state: JobMonitorState, action: str, job: Job) -> str | None:
+    """Why ``action`` may never be done to ``job`` whatever its status, in plain words; None if
+    nothing forbids it. A cancel of a running job interrupts it, so it counts as a stop."""
+    interrupts = action in _INTERRUPTING or (
+        action == "cancel" and job.status == JobStatus.RUNNING.value and _cancels_while_running(state, job)
+    )
+    if interrupts and not _task_allows(state, job, "stoppable"):
+        return "Jobs of this kind cannot be stopped."
+    if interrupts and job.is_system and not state.settings.system_jobs_stoppable:
+        return "System jobs cannot be stopped."
+    if action == "restart" and not _task_allows(state, job, "restartable"):
+        return "Jobs of this kind cannot be submitted again."
+    return None
+
+
+def _cancels_while_running(state: JobMonitorState, job: Job) -> bool:
+    """Whether the job's task declared ``cancel_running=True`` (a running job may be cancelled)."""
+    return job.task in state.tasks and state.tasks.get(job.task).cancel_running
+
+
+def _task_allows(state: JobMonitorState, job: Job, option: str) -> bool:
+    """The task's ``stoppable`` or ``restartable`` option (a task no longer registered: True)."""
+    return job.task not in state.tasks or bool(getattr(state.tasks.get(job.task), option))
 
 
 def _is_resumable(state: JobMonitorState, job: Job) -> bool:
@@ -499,6 +572,9 @@ def perform(state: JobMonitorState, action: str, job: Job, user: Any) -> ActionR
         raise ValueError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
     if not may(state, action, job, user):
         raise PermissionDenied(f"You may not {_ACTION_WORDS.get(action, action.replace('_', ' '))} this job.")
+    reason = refusal(state, action, job)
+    if reason is not None:
+        raise ActionNotAllowed(reason)
     return _RUN[action](state, job.id, user)
 
 
@@ -553,6 +629,7 @@ __all__ = [
     "force_stop",
     "perform",
     "perform_bulk",
+    "refusal",
     "restart",
     "resume",
     "set_priority",

@@ -19,14 +19,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import IO, Any
 
+import sqlalchemy as sa
 from flask import has_request_context, request
 from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 
-from .children import in_flight, root_lock
+from .children import holds_children, in_flight, release, root_lock
 from .errors import EnqueueError, InvalidJobArguments
 from .extension import JobMonitorState
-from .models import Job, JobFile, JobStep
+from .models import Job, JobFile, JobStep, job_table
 from .status import JobStatus, apply_transition
 from .tasks import TrackedTask
 from .timeutil import utcnow
@@ -54,6 +55,7 @@ class JobRequest:
     restarted_from: Job | None = None
     delay: timedelta | None = None  # queue it later, through RQ's scheduler
     params: dict[str, Any] | None = None  # already-checked params (restart reuses the original's)
+    flash: bool = True  # False: no "Job started" flash message, even in a request
 
 
 @dataclass
@@ -112,10 +114,19 @@ def enqueue_job(state: JobMonitorState, job_request: JobRequest) -> Job:
     stored = _store_files(state, job_id, job_request.files)
     root_id = job.root_id
     hold_lock = root_lock(state, root_id) if root_id else nullcontext()
+    release_now = False
     try:
         with hold_lock, Session(state.engine, expire_on_commit=False) as session, session.begin():
-            if root_id and in_flight(session.connection(), root_id) >= state.settings.children_in_flight:
-                job.enqueued_at = None  # held back: released when a sibling ends (children.py)
+            if root_id:
+                connection = session.connection()
+                slot_free = in_flight(connection, root_id) < state.settings.children_in_flight
+                if not slot_free or holds_children(connection, root_id):
+                    # held back, released when a sibling ends (children.py); behind older held
+                    # siblings even if a slot is free: a sibling that just ended frees its slot a
+                    # moment before it releases the oldest held child, and the new one must not
+                    # take that slot first
+                    job.enqueued_at = None
+                    release_now = slot_free
             session.add(job)
             session.add_all(
                 JobStep(job_id=job_id, position=i, name=step, status="pending", done=0, counters={})
@@ -138,13 +149,21 @@ def enqueue_job(state: JobMonitorState, job_request: JobRequest) -> Job:
         state.storage.delete_job(job_id)
         raise
     if job.enqueued_at is None:
+        if release_now and root_id:
+            release(state, root_id)  # the oldest held children, this one only in its turn
+            job.enqueued_at = _enqueued_at(state, job_id)
         return job
     submit_to_rq(state, job, timeout=task.timeout, delay=job_request.delay)
     # a child is announced by its parent's page, a restart by the restart action's own message
     announced_elsewhere = parent is not None or job_request.restarted_from is not None
-    if not announced_elsewhere and state.settings.flash_on_enqueue and has_request_context():
+    if job_request.flash and not announced_elsewhere and state.settings.flash_on_enqueue and has_request_context():
         _flash_started(job)
     return job
+
+
+def _enqueued_at(state: JobMonitorState, job_id: str) -> Any:
+    with state.engine.connect() as connection:
+        return connection.execute(sa.select(job_table.c.enqueued_at).where(job_table.c.id == job_id)).scalar()
 
 
 def _flash_started(job: Job) -> None:

@@ -34,6 +34,7 @@ _STATUS_PHRASES = {
     "running": "is running",
     "stopping": "is already stopping",
     "paused": "is paused",
+    "waiting": "is waiting for its child jobs",
     "completed": "has already completed",
     "failed": "has already failed",
     "stopped": "has already been stopped",
@@ -54,6 +55,13 @@ _ACTION_PHRASES = {
     "stopped": "be marked stopped",
     "pause": "be paused",
     "requeue": "be queued again",
+    "request_cancel": "be cancelled",
+    "cancelled_at_checkpoint": "be marked cancelled",
+    "wait_for_children": "wait for its child jobs",
+    "stop_family": "be stopped",
+    "family_completed": "be marked completed",
+    "family_failed": "be marked failed",
+    "family_stopped": "be marked stopped",
 }
 _FINISHED = frozenset({"completed", "failed", "stopped", "cancelled"})
 

@@ -166,6 +166,9 @@ class JobMonitor:
         resumable: bool = False,
         timeout: int | None = None,
         description: str | None = None,
+        stoppable: bool = True,
+        restartable: bool = True,
+        cancel_running: bool = False,
     ) -> Callable[[F], TrackedTask]: ...
 
     def task(
@@ -179,11 +182,19 @@ class JobMonitor:
         resumable: bool = False,
         timeout: int | None = None,
         description: str | None = None,
+        stoppable: bool = True,
+        restartable: bool = True,
+        cancel_running: bool = False,
     ) -> TrackedTask | Callable[[F], TrackedTask]:
         """Register a function as a tracked task. Its first parameter receives the JobContext.
 
         ``steps`` are declared up front so a person sees "step 2 of 3" from the start.
         ``resumable`` says the task continues from ``ctx.checkpoint`` when run again.
+        ``stoppable=False``: its running jobs cannot be stopped, force-stopped or cancelled
+        (work that must not be interrupted half-way); ``restartable=False``: a finished job of
+        it cannot be submitted again (work that must happen once, such as an approval).
+        ``cancel_running=True``: Cancel is offered for its running jobs too; such a job stops at
+        its next checkpoint and ends cancelled, not stopped (it cannot be resumed).
         ``name`` defaults to ``module.qualname``; keep it stable once jobs exist.
         """
 
@@ -200,6 +211,9 @@ class JobMonitor:
                 resumable=resumable,
                 timeout=timeout,
                 description=description,
+                stoppable=stoppable,
+                restartable=restartable,
+                cancel_running=cancel_running,
             )
             return self.tasks.register(tracked)
 
@@ -267,6 +281,7 @@ class JobMonitor:
         is_system: bool = False,
         delay: timedelta | float | None = None,
         task_kwargs: Mapping[str, Any] | None = None,
+        flash: bool = True,
         **kwargs: Any,
     ) -> Job:
         """Record a job for ``task`` and queue it on RQ; return the job row (status ``queued``).
@@ -276,7 +291,9 @@ class JobMonitor:
         ``files`` maps file names to bytes, binary file objects or uploaded ``FileStorage``;
         they are stored before the job is queued and read in the task with ``ctx.input_file``.
         ``delay`` (seconds or a timedelta) queues it later through RQ's scheduler, which every
-        ``flask jobmonitor worker`` runs.
+        ``flask jobmonitor worker`` runs. ``flash=False`` launches it without the "Job started"
+        flash message of a request (a launch the page announces in its own words, such as an
+        approval); ``JOBMONITOR_FLASH_ON_ENQUEUE`` switches that message off for every launch.
 
         Raises :class:`~flask_jobmonitor.errors.UnknownTask` or
         :class:`~flask_jobmonitor.errors.InvalidJobArguments` without writing anything, and
@@ -298,6 +315,7 @@ class JobMonitor:
             run_at_url=run_at_url,
             is_system=is_system,
             delay=delay if delay is None or isinstance(delay, timedelta) else timedelta(seconds=delay),
+            flash=flash,
         )
         return enqueue_job(state, request)
 

@@ -6,6 +6,9 @@
   it also puts back on RQ the ``queued`` and ``paused`` jobs that Redis no longer holds (a Redis
   restart without persistence). It runs in every worker (one at a time, behind a Redis lock)
   every ``JOBMONITOR_ABANDONED_AFTER / 3`` seconds, and as ``flask jobmonitor recover``.
+* It also ends the families whose parent still waits although its children have all ended
+  (families.py; the process that recorded the last child's end died before it looked).
+  A waiting parent holds no worker and sends no heartbeat: it is never taken for abandoned.
 * :func:`delete_old_jobs` is the retention clean-up behind the daily system job.
 """
 
@@ -29,9 +32,11 @@ from .children import release, roots_with_held_children
 from .enqueue import resubmit_by_id
 from .errors import JobNotFound, TransitionRefused
 from .extension import JobMonitorState, get_state
+from .families import child_ended, end_stuck_families
 from .keys import PREFIX
 from .models import job_table, log_table, step_table
-from .notifications import add_notification
+from .notifications import notify_end
+from .signals import read_signal
 from .status import FINISHED_STATUSES, JobStatus, apply_transition
 from .timeutil import utcnow
 
@@ -50,15 +55,18 @@ class RecoveryReport:
     failed: list[str] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
     resubmitted: list[str] = field(default_factory=list)
+    families_ended: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.requeued or self.completed or self.failed or self.stopped or self.resubmitted)
+        return bool(
+            self.requeued or self.completed or self.failed or self.stopped or self.resubmitted or self.families_ended
+        )
 
     def __str__(self) -> str:
         return (
             f"{len(self.requeued)} requeued, {len(self.completed)} completed late, {len(self.failed)} failed, "
             f"{len(self.stopped)} stopped, "
-            f"{len(self.resubmitted)} resubmitted to RQ"
+            f"{len(self.resubmitted)} resubmitted to RQ, {len(self.families_ended)} families ended"
         )
 
 
@@ -87,13 +95,26 @@ def abandon_run(
     resumable = job.task in state.tasks and state.tasks.get(job.task).resumable
     can_run_again = resumable or not work_started
     fence: dict[str, Any] = {}
+    root_id = getattr(job, "root_id", None)
     with state.engine.begin() as connection:
         try:
-            if job.status == JobStatus.STOPPING.value:
+            if job.status == JobStatus.STOPPING.value and read_signal(state, job.id) == "cancel":
+                apply_transition(
+                    connection, job.id, "cancelled_at_checkpoint", attempt=job.attempt, values={"ended_at": now}
+                )
+                _close_running_step(connection, job.id, "stopped", now)
+                _note(
+                    connection,
+                    job.id,
+                    f"{reason}; it was being cancelled, so it is recorded cancelled.",
+                    logging.WARNING,
+                )
+                outcome, bucket = "cancelled", report.stopped
+            elif job.status == JobStatus.STOPPING.value:
                 apply_transition(connection, job.id, "stopped", attempt=job.attempt, values={**fence, "ended_at": now})
                 _close_running_step(connection, job.id, "stopped", now)
                 _note(connection, job.id, f"{reason}; it was stopping, so it is recorded stopped.", logging.WARNING)
-                add_notification(connection, job.run_by_id, job.id, "stopped")
+                notify_end(state, connection, job.run_by_id, job.id, "stopped", root_id=root_id)
                 outcome, bucket = "stopped", report.stopped
             elif can_run_again and (job.recoveries or 0) < state.settings.max_recoveries:
                 apply_transition(
@@ -123,7 +144,7 @@ def abandon_run(
                 )
                 _close_running_step(connection, job.id, "failed", now)
                 _note(connection, job.id, message, logging.ERROR)
-                add_notification(connection, job.run_by_id, job.id, "failed")
+                notify_end(state, connection, job.run_by_id, job.id, "failed", root_id=root_id)
                 outcome, bucket = "failed", report.failed
         except (TransitionRefused, JobNotFound) as refused:
             log.info("job %s: recovery skipped: %s", job.id, refused)
@@ -131,6 +152,8 @@ def abandon_run(
     bucket.append(job.id)
     if outcome == "requeued":
         resubmit_by_id(state, job.id, at_front=True)
+    else:
+        child_ended(state, getattr(job, "parent_id", None))
     log.warning("job %s %s: %s", job.id, outcome, reason)
     return outcome
 
@@ -150,7 +173,7 @@ def recover(state: JobMonitorState) -> RecoveryReport:
     now = utcnow()
     c = job_table.c
     cutoff = now - timedelta(seconds=state.settings.abandoned_after)
-    columns = (c.id, c.attempt, c.task, c.status, c.worker_name, c.run_by_id, c.recoveries)
+    columns = (c.id, c.attempt, c.task, c.status, c.worker_name, c.run_by_id, c.recoveries, c.parent_id, c.root_id)
     with state.engine.connect() as connection:
         abandoned = connection.execute(
             sa.select(*columns)
@@ -188,6 +211,7 @@ def recover(state: JobMonitorState) -> RecoveryReport:
         roots = roots_with_held_children(connection)
     for root_id in roots:
         report.resubmitted.extend(release(state, root_id))
+    report.families_ended.extend(end_stuck_families(state))
     return report
 
 
@@ -228,8 +252,9 @@ def _record_late_success(state: JobMonitorState, job: Any) -> bool:
             return False
         _close_running_step(connection, job.id, "completed", now)
         _note(connection, job.id, "Its worker stopped responding, but RQ recorded the job as finished.", logging.INFO)
-        add_notification(connection, job.run_by_id, job.id, "completed")
+        notify_end(state, connection, job.run_by_id, job.id, "completed", root_id=job.root_id)
     log.warning("job %s: RQ finished it but its worker did not record it; recorded by recovery", job.id)
+    child_ended(state, job.parent_id)
     return True
 
 

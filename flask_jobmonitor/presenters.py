@@ -29,6 +29,7 @@ STATUS_LOOKS: Mapping[str, StatusLook] = {
     JobStatus.RUNNING.value: StatusLook("fa-spinner fa-spin", "primary", "Running"),
     JobStatus.STOPPING.value: StatusLook("fa-hourglass-half", "warning", "Stopping"),
     JobStatus.PAUSED.value: StatusLook("fa-pause", "info", "Paused"),
+    JobStatus.WAITING.value: StatusLook("fa-sitemap", "info", "Waiting for children"),
     JobStatus.COMPLETED.value: StatusLook("fa-check", "success", "Completed"),
     JobStatus.FAILED.value: StatusLook("fa-times", "danger", "Failed"),
     JobStatus.STOPPED.value: StatusLook("fa-stop", "warning", "Stopped"),

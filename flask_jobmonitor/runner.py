@@ -24,15 +24,16 @@ from typing import Any
 import sqlalchemy as sa
 from rq import get_current_job
 
+from . import families
 from .children import release as release_children
 from .context import JobContext, PauseRequested, RunInfo, RunSuperseded, StopRequested, follow_task_sessions
 from .errors import JobNotFound, TransitionRefused, UnknownTask
 from .extension import JobMonitorState, get_state
 from .heartbeat import Heartbeat
 from .models import job_table
-from .notifications import add_notification
+from .notifications import add_notification, notifies, notify_end
 from .retry import retry_db
-from .signals import clear_signal
+from .signals import clear_signal, read_signal
 from .status import FIRST_START, NEXT_ATTEMPT, ValueExpressions, apply_transition
 from .tasks import TrackedTask
 from .timeutil import utcnow
@@ -50,6 +51,7 @@ _CLAIM_COLUMNS = (
     _job.c.run_by_name,
     _job.c.is_system,
     _job.c.run_at_url,
+    _job.c.parent_id,
 )
 _MAX_ERROR = 4000
 _ABANDON_COLUMNS = (
@@ -60,6 +62,8 @@ _ABANDON_COLUMNS = (
     _job.c.worker_name,
     _job.c.run_by_id,
     _job.c.recoveries,
+    _job.c.parent_id,
+    _job.c.root_id,
 )
 _RUNNING = ("running", "stopping")
 #: How long before a stop request a child may have been spawned yet missed by the request's own
@@ -142,13 +146,13 @@ def _execute(state: JobMonitorState, run: RunInfo, task: TrackedTask, ctx: JobCo
         _retrying(state, "recording the failure", lambda: _record_failure(state, run, ctx, failure))
         raise
     ctx.end_run()
-    if parent_settles and os.getppid() == settling_parent_pid:
+    if parent_settles and os.getppid() == settling_parent_pid and not ctx.has_unawaited_children:
         _retrying(state, "writing the last progress", lambda: ctx.flush(honour_stop=False))
         if horse_outcome is not None:
             horse_outcome[0] = HORSE_COMPLETED
     else:
-        # no worker will settle it (SimpleWorker, or the worker that forked this horse died):
-        # record the result here
+        # no worker will settle it (SimpleWorker, or the worker that forked this horse died), or
+        # it has children to wait for (the worker would not know): record the result here
         _retrying(state, "recording the result", lambda: _record_success(state, run, ctx))
     return "completed"
 
@@ -163,7 +167,7 @@ def settle_after_horse(state: JobMonitorState, run: RunInfo, outcome: int, horse
 
     if outcome == HORSE_COMPLETED:
         # TransitionRefused: the horse recorded another outcome (stopped, paused), or a person
-        # force-stopped the job meanwhile
+        # force-stopped the job meanwhile (the end of a child also ends a waiting parent's family)
         with contextlib.suppress(TransitionRefused):
             _retrying(state, "recording the result", lambda: _finish(state, run))
     else:
@@ -186,13 +190,16 @@ def settle_after_horse(state: JobMonitorState, run: RunInfo, outcome: int, horse
 
 def _finish(state: JobMonitorState, run: RunInfo) -> None:
     values = {"ended_at": utcnow()}
-    if run.run_by_id is None:  # one statement: no transaction needed (see autocommit_engine)
+    if not notifies(state, run.run_by_id, run.root_id):
+        # one statement: no transaction needed (see autocommit_engine)
         with state.autocommit_engine.connect() as connection:
             apply_transition(connection, run.job_id, "finish", attempt=run.attempt, values=values)
-        return
-    with state.engine.begin() as connection:
-        apply_transition(connection, run.job_id, "finish", attempt=run.attempt, values=values)
-        add_notification(connection, run.run_by_id, run.job_id, "completed")
+    else:
+        with state.engine.begin() as connection:
+            apply_transition(connection, run.job_id, "finish", attempt=run.attempt, values=values)
+            add_notification(connection, run.run_by_id, run.job_id, "completed")
+    if run.parent_id:
+        families.child_ended(state, run.parent_id)
 
 
 def _retrying(state: JobMonitorState, what: str, action: Callable[[], None]) -> None:
@@ -268,12 +275,15 @@ def claim(state: JobMonitorState, job_id: str, worker_name: str) -> RunInfo | No
         run_by_name=row.run_by_name,
         is_system=row.is_system,
         run_at_url=row.run_at_url,
+        parent_id=row.parent_id,
     )
 
 
 def _record_success(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None:
     # a stop requested after the last tick comes too late: the work is done, so it completes
     ctx.flush(honour_stop=False)
+    if ctx.has_unawaited_children and families.start_waiting(state, run):
+        return  # it waits for its children; the last one to end ends it
     _finish(state, run)
 
 
@@ -290,20 +300,24 @@ def _record_failure(state: JobMonitorState, run: RunInfo, ctx: JobContext | None
         except TransitionRefused as refused:
             log.warning("failure of job %s not recorded: %s", run.job_id, refused)
             return
-        add_notification(connection, run.run_by_id, run.job_id, "failed")
+        notify_end(state, connection, run.run_by_id, run.job_id, "failed", root_id=run.root_id)
+    families.child_ended(state, run.parent_id)
 
 
 def _record_stop(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None:
-    """The task honoured a stop request: keep what it did up to its last checkpoint, end ``stopped``."""
+    """The task honoured a stop request: keep what it did up to its last checkpoint, end
+    ``stopped`` (or ``cancelled``, when a person cancelled it while it ran)."""
+    cancelled = ctx.cancel_requested or read_signal(state, run.job_id) == "cancel"
     ctx.mark_current_step("stopped")
-    ctx._add_log(logging.WARNING, "flask_jobmonitor.runner", "Stopped at a checkpoint; work already done is kept.")
+    what = "Cancelled" if cancelled else "Stopped"
+    ctx._add_log(logging.WARNING, "flask_jobmonitor.runner", f"{what} at a checkpoint; work already done is kept.")
     ctx.flush(everything=not ctx.task.resumable, honour_stop=False)
     with state.engine.begin() as connection:
         try:
             stopped = apply_transition(
                 connection,
                 run.job_id,
-                "stopped",
+                "cancelled_at_checkpoint" if cancelled else "stopped",
                 attempt=run.attempt,
                 values={"ended_at": utcnow()},
                 returning=(_job.c.stop_requested_at,),
@@ -312,7 +326,8 @@ def _record_stop(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None:
             # already force-stopped (or cancelled) by a person: their record stands
             log.info("stop of job %s already recorded: %s", run.job_id, refused)
             return
-        add_notification(connection, run.run_by_id, run.job_id, "stopped")
+        if not cancelled:  # a person who cancels a job needs no news of it
+            notify_end(state, connection, run.run_by_id, run.job_id, "stopped", root_id=run.root_id)
     clear_signal(state, run.job_id)
     # children spawned while the stop request travelled: stop or cancel them too (the older ones
     # are the business of whoever asked for the stop, whose name their log then shows)
@@ -321,6 +336,7 @@ def _record_stop(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None:
     requested_at = stopped.stop_requested_at if stopped is not None else None
     since = requested_at - _SPAWN_RACE if requested_at is not None else None
     stop_children(state, run.job_id, None, created_since=since)
+    families.child_ended(state, run.parent_id)
 
 
 def _record_pause(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None:

@@ -1,4 +1,8 @@
-"""The control signal a running job polls (``stop`` or ``pause``): sending and clearing it.
+"""The control signal a running job polls (``stop``, ``cancel`` or ``pause``): sending and clearing it.
+
+``cancel`` is a stop whose run then ends ``cancelled`` instead of ``stopped`` (control.cancel of
+a running job). Redis carries that difference only: if the signal is lost, the SQL status still
+stops the job, which then ends ``stopped`` and can be cancelled from there.
 
 A signal outlives the run it was meant for when that run dies before reading it (its horse was
 killed by a force stop, its machine was lost); it is therefore cleared whenever a job goes back
@@ -18,12 +22,23 @@ log = logging.getLogger("flask_jobmonitor.internal.signals")
 
 
 def send_signal(state: JobMonitorState, job_id: str, value: str) -> None:
-    """Ask the run of ``job_id`` to ``stop`` or ``pause`` at its next chance (best effort: the
+    """Ask the run of ``job_id`` to ``stop``, ``cancel`` or ``pause`` at its next chance (best effort: the
     SQL status carries a stop request too)."""
     try:
         state.redis.set(control_key(job_id), value, ex=CONTROL_TTL_SECONDS)
     except RedisError as error:
         log.warning("job %s: could not send the %s signal through Redis: %s", job_id, value, error)
+
+
+def read_signal(state: JobMonitorState, job_id: str) -> str | None:
+    """The signal waiting for ``job_id`` (``stop``, ``cancel`` or ``pause``), or None (also when
+    Redis cannot be read: the caller then acts on what the SQL status says)."""
+    try:
+        value = state.redis.get(control_key(job_id))
+    except RedisError as error:
+        log.warning("job %s: could not read its control signal: %s", job_id, error)
+        return None
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def clear_signal(state: JobMonitorState, job_id: str) -> None:

@@ -28,7 +28,7 @@ from rq import Queue, Worker
 from . import stats_cache
 from .listing import InvalidFilter, day_after, parse_date
 from .models import job_table
-from .status import JobStatus
+from .status import ACTIVE_STATUSES, JobStatus
 from .timeutil import utcnow
 
 log = logging.getLogger("flask_jobmonitor.internal.stats")
@@ -177,7 +177,7 @@ def _seconds(dialect: str, start: sa.ColumnElement[Any], end: sa.ColumnElement[A
 
 #: A bucket's figures: the same names in :class:`Bucket` and in ``jobmonitor_stats_bucket``.
 _FIGURES = tuple(f.name for f in fields(Bucket) if f.name != "start")
-_ACTIVE = [s.value for s in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.STOPPING, JobStatus.PAUSED)]
+_ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
 #: More separate runs of uncached buckets than this are read as one span from first to last.
 _MAX_SPANS = 20
 

@@ -29,6 +29,8 @@ class JobStatus(str, enum.Enum):
     RUNNING = "running"
     STOPPING = "stopping"
     PAUSED = "paused"
+    #: the task returned; the job waits for its child jobs to end (it holds no worker)
+    WAITING = "waiting"
     COMPLETED = "completed"
     FAILED = "failed"
     STOPPED = "stopped"
@@ -38,8 +40,11 @@ class JobStatus(str, enum.Enum):
         return self.value
 
 
-#: Statuses in which a job holds, or is about to hold, a worker. Such a job may not be deleted.
-ACTIVE_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.STOPPING, JobStatus.PAUSED})
+#: Statuses of a job that has not ended: it holds, or is about to hold, a worker, or (``waiting``)
+#: its children still run. Such a job may not be deleted.
+ACTIVE_STATUSES = frozenset(
+    {JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.STOPPING, JobStatus.PAUSED, JobStatus.WAITING}
+)
 #: Statuses a job ends in. ``stopped`` is final unless a person resumes or cancels it.
 FINISHED_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELLED})
 #: Statuses from which "restart / submit again" creates a new job.
@@ -75,8 +80,8 @@ TRANSITIONS: Mapping[str, Transition] = dict(
         _move("request_stop", {S.RUNNING}, S.STOPPING),
         # the task reached a checkpoint and honoured the stop request
         _move("stopped", {S.STOPPING}, S.STOPPED),
-        # the work was killed through RQ's stop command
-        _move("force_stop", {S.RUNNING, S.STOPPING}, S.STOPPED),
+        # the work was killed through RQ's stop command (a waiting parent: its children are)
+        _move("force_stop", {S.RUNNING, S.STOPPING, S.WAITING}, S.STOPPED),
         # a warm shutdown (deploy) reached a checkpoint of a resumable task
         _move("pause", {S.RUNNING}, S.PAUSED),
         # a stopped job is resumed by a person, a paused one automatically after a deploy
@@ -86,6 +91,21 @@ TRANSITIONS: Mapping[str, Transition] = dict(
         # a queued job will never run; a stopped one is discarded for good; a paused one (a
         # deploy interrupted it, nothing runs it now) will not continue
         _move("cancel", {S.QUEUED, S.STOPPED, S.PAUSED}, S.CANCELLED),
+        # a person cancels a running job: it is asked to stop, and ends cancelled at its checkpoint
+        _move("request_cancel", {S.RUNNING}, S.STOPPING),
+        # the task reached a checkpoint and honoured a cancel request (see control.cancel)
+        _move("cancelled_at_checkpoint", {S.STOPPING}, S.CANCELLED),
+        # families (see families.py): the task of a job with children returned, so it waits for
+        # them, holding no worker (momentarily, if they have all ended already)
+        _move("wait_for_children", {S.RUNNING, S.STOPPING}, S.WAITING),
+        # a person asks a waiting parent to stop: its children are stopped, it keeps waiting for them
+        _move("stop_family", {S.WAITING}, S.WAITING),
+        # its last child ended: the family's outcome. Every child completed ...
+        _move("family_completed", {S.WAITING}, S.COMPLETED),
+        # ... one failed ("2 of 13 child jobs failed") ...
+        _move("family_failed", {S.WAITING}, S.FAILED),
+        # ... or none failed but some were stopped or cancelled
+        _move("family_stopped", {S.WAITING}, S.STOPPED),
     ]
 )
 del S

@@ -31,6 +31,12 @@ class TrackedTask:
     resumable: bool = False
     timeout: int | None = None
     description: str | None = None
+    #: False: its jobs cannot be stopped, force-stopped or cancelled while they run
+    stoppable: bool = True
+    #: False: a finished job of it cannot be submitted again ("restart")
+    restartable: bool = True
+    #: True: a running job of it can be cancelled: it stops at its next checkpoint, then ends cancelled
+    cancel_running: bool = False
     signature: inspect.Signature = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -74,6 +74,23 @@ def ticks(ctx: JobContext, seconds: float = 30.0, interval: float = 0.02, total:
         step.count("items", i)
 
 
+@jobmonitor.task(type="test", stoppable=False)
+def ticks_unstoppable(ctx: JobContext, seconds: float = 30.0, interval: float = 0.02) -> None:
+    """Declared not stoppable: work that must not be interrupted half-way."""
+    ticks.func(ctx, seconds=seconds, interval=interval)
+
+
+@jobmonitor.task(type="test", cancel_running=True)
+def ticks_cancellable(ctx: JobContext, seconds: float = 30.0, interval: float = 0.02) -> None:
+    """Declared cancellable while it runs: Cancel stops it, and it ends cancelled."""
+    ticks.func(ctx, seconds=seconds, interval=interval)
+
+
+@jobmonitor.task(type="test", restartable=False)
+def runs_once(ctx: JobContext) -> None:
+    """Declared not restartable: work that must happen once (an approval)."""
+
+
 @jobmonitor.task(type="test", resumable=True)
 def ticks_resumable(ctx: JobContext, seconds: float = 30.0, interval: float = 0.02) -> None:
     """Like ``ticks``, but resumable (saves a checkpoint per item)."""

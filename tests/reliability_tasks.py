@@ -102,6 +102,42 @@ def spawns_family(
 
 
 @jobmonitor.task(type="reliability")
+def child_at_gate(ctx: JobContext, gate: str, fail: bool = False) -> None:
+    """A child job that ticks until the Redis key ``gate`` exists, then ends (failing if asked):
+    a test opens the gate to end many children at the same moment on several workers."""
+    from flask_jobmonitor.extension import get_state
+
+    redis = get_state().redis
+    with ctx.step("Wait at the gate") as step:
+        while not redis.exists(gate):
+            time.sleep(0.01)
+            step.advance()
+    if fail:
+        raise RuntimeError("child asked to fail")
+
+
+@jobmonitor.task(type="reliability")
+def spawns_at_gate(ctx: JobContext, gate: str, count: int = 2, failing: list[int] | None = None) -> None:
+    """Spawns ``count`` children that end when ``gate`` opens, and returns without waiting."""
+    for i in range(count):
+        ctx.spawn(child_at_gate, gate=gate, fail=i in (failing or ()), name=f"gated child {i}")
+
+
+@jobmonitor.task(type="reliability")
+def spawns_grandchildren(ctx: JobContext, gate: str, count: int = 2) -> None:
+    """A child that spawns ``count`` gated children of its own (a nested family)."""
+    for i in range(count):
+        ctx.spawn(child_at_gate, gate=gate, name=f"grandchild {i}")
+
+
+@jobmonitor.task(type="reliability")
+def spawns_nested_family(ctx: JobContext, gate: str, children: int = 2, grandchildren: int = 2) -> None:
+    """Spawns ``children`` children that each spawn ``grandchildren`` gated children."""
+    for i in range(children):
+        ctx.spawn(spawns_grandchildren, gate=gate, count=grandchildren, name=f"middle child {i}")
+
+
+@jobmonitor.task(type="reliability")
 def spawns_while_redis_is_down(ctx: JobContext, catch: bool = True) -> None:
     """Spawns a child while the app's Redis connection points at a port where nothing listens
     (Redis down for the enqueue); records the error, and re-raises it unless ``catch``."""

@@ -9,6 +9,7 @@ a Redis list the task pushes to, never by a fixed sleep.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import Counter
@@ -48,7 +49,7 @@ from flask_jobmonitor.worker import create_worker
 
 from . import control_tasks as ct
 from .app_factory import QUEUE_NAMES, db, jobmonitor
-from .conftest import _empty_tables, files_under, insert_job, job_row, run_worker
+from .conftest import _empty_tables, count_rows, files_under, insert_job, job_row, run_worker
 
 #: The stop signal is read every 20 ms here (default 0.25 s), so tasks that tick every 20 ms
 #: stop within a tick or two and the races below have a narrow, real window.
@@ -251,12 +252,113 @@ def test_actions_that_do_not_fit_the_status_are_refused_and_change_nothing(app, 
     with pytest.raises(TransitionRefused, match="This job is running; it cannot be deleted now"):
         control.delete(state, running, ADA)
     with pytest.raises(TransitionRefused, match="This job is running; it cannot be cancelled now"):
-        control.cancel(state, running, ADA)
+        control.cancel(state, running, ADA)  # ``ticks`` did not declare cancel_running
     with pytest.raises(ActionNotAllowed, match="This job cannot continue where it stopped; restart it instead"):
         control.resume(state, stopped, ADA)  # ``ticks`` is not resumable
 
     assert {job_id: _snapshot(engine, job_id) for job_id in before} == before
     assert not any(state.redis.exists(control_key(job_id)) for job_id in before)
+
+
+def test_a_task_declared_not_stoppable_is_offered_no_stop_and_refuses_one(app, engine, state):
+    running = insert_job(engine, task=ct.ticks_unstoppable.name, status="running", run_by_id="7", attempt=1)
+    job = orm_jobs(engine, [running])[0]
+    before = _snapshot(engine, running)
+
+    assert control.allowed_actions(state, job, ADA) == []  # no stop, no force stop
+    for action in ("stop", "force_stop"):
+        with pytest.raises(ActionNotAllowed, match=r"^Jobs of this kind cannot be stopped\.$"):
+            control.perform(state, action, job, ADA)
+    assert _snapshot(engine, running) == before
+    summary = control.perform_bulk(state, "stop", [job], ADA)
+    assert summary.message == "0 asked to stop, 1 skipped: Jobs of this kind cannot be stopped."
+
+
+def test_stopping_a_parent_leaves_its_running_unstoppable_child_to_finish(app, engine, state):
+    parent = insert_job(engine, task=ct.ticks.name, status="running", run_by_id="7", attempt=1)
+    kids = {
+        task: insert_job(engine, task=task, status="running", parent_id=parent, root_id=parent, attempt=1)
+        for task in (ct.ticks_unstoppable.name, ct.ticks.name)
+    }
+
+    control.stop(state, parent, ADA)
+
+    assert status_of(engine, parent) == "stopping"
+    assert status_of(engine, kids[ct.ticks.name]) == "stopping"
+    assert status_of(engine, kids[ct.ticks_unstoppable.name]) == "running"
+    assert not state.redis.exists(control_key(kids[ct.ticks_unstoppable.name]))
+
+
+def test_a_task_declared_not_restartable_is_not_submitted_again(app, engine, state):
+    done = orm_jobs(engine, [insert_job(engine, task=ct.runs_once.name, status="completed", run_by_id="7")])[0]
+
+    assert "restart" not in control.allowed_actions(state, done, ADA)
+    assert "delete" in control.allowed_actions(state, done, ADA)
+    with pytest.raises(ActionNotAllowed, match=r"^Jobs of this kind cannot be submitted again\.$"):
+        control.perform(state, "restart", done, ADA)
+    assert count_rows(engine, job_table) == 1
+
+
+def test_system_jobs_cannot_be_stopped_unless_the_setting_allows_it(app, engine, state):
+    running = insert_job(engine, task=ct.ticks.name, status="running", is_system=True, attempt=1)
+    job = orm_jobs(engine, [running])[0]
+
+    assert {"stop", "force_stop", "cancel"}.isdisjoint(control.allowed_actions(state, job, ADA))
+    with pytest.raises(ActionNotAllowed, match=r"^System jobs cannot be stopped\.$"):
+        control.perform(state, "stop", job, ADA)
+    assert status_of(engine, running) == "running"
+
+    state.settings = dataclasses.replace(state.settings, system_jobs_stoppable=True)
+    assert {"stop", "force_stop"} <= set(control.allowed_actions(state, job, ADA))
+    control.perform(state, "stop", job, ADA)
+    assert status_of(engine, running) == "stopping"
+
+
+def test_a_parent_waiting_for_its_children_offers_stop_and_force_stop_only(app, engine, state):
+    parent = insert_job(engine, task=ct.spawns_and_ticks.name, status="waiting", run_by_id="7", attempt=1)
+    child = insert_job(engine, task=ct.ticks.name, parent_id=parent, root_id=parent, run_by_id="7")
+
+    assert control.allowed_actions(state, orm_jobs(engine, [parent])[0], ADA) == ["stop", "force_stop"]
+    for action, refusal in (("cancel", "cannot cancel"), ("restart", "cannot restart"), ("delete", "cannot delete")):
+        with pytest.raises(TransitionRefused, match=f"{refusal}: not allowed from status 'waiting'"):
+            control.perform(state, action, orm_jobs(engine, [parent])[0], ADA)
+
+    result = control.stop(state, parent, ADA)  # its only child was queued: cancelled, so the family ends
+
+    assert result.message == "Its child jobs will stop at their next checkpoint, and the job with them."
+    assert (status_of(engine, child), status_of(engine, parent)) == ("cancelled", "stopped")
+    assert notifications(engine, parent) == [("7", "stopped")]
+    assert notifications(engine, child) == []
+
+
+def test_cancel_of_a_running_job_stops_it_at_its_checkpoint_and_ends_it_cancelled(app, engine, state, worker_class):
+    """Where a task asks for it (``cancel_running=True``); other running jobs refuse a cancel."""
+    job = jobmonitor.enqueue(ct.ticks_cancellable, user=OWNER, seconds=30, interval=0.02)
+    with ct.worker_thread(app, worker_class, timeout=10) as running:
+        wait_progress(engine, job.id, 3)
+        assert "cancel" in control.allowed_actions(state, orm_jobs(engine, [job.id])[0], ADA)
+
+        result = control.perform(state, "cancel", orm_jobs(engine, [job.id])[0], ADA)
+
+        assert result.message == "The job will stop at its next checkpoint and end cancelled."
+        row = wait_status(engine, job.id, "cancelled", "stopped", timeout=5)
+        running.join(10)
+    assert row.status == "cancelled"
+    assert row.ended_at is not None and row.stop_forced is False
+    assert steps_of(engine, job.id)["Work"].status == "stopped"
+    messages = log_messages(engine, job.id)
+    assert "Cancel requested by Ada Admin; work already done is kept." in messages
+    assert "Cancelled at a checkpoint; work already done is kept." in messages
+    assert notifications(engine, job.id) == []  # the person who cancelled it needs no news
+    assert control.allowed_actions(state, orm_jobs(engine, [job.id])[0], ADA) == ["restart", "delete"]
+    # a plain stop still ends stopped, and can still be cancelled from there
+    again = jobmonitor.enqueue(ct.ticks_cancellable, user=OWNER, seconds=30, interval=0.02)
+    with ct.worker_thread(app, worker_class, timeout=10):
+        wait_progress(engine, again.id, 3)
+        control.stop(state, again.id, ADA)
+        assert wait_status(engine, again.id, "stopped", "cancelled", timeout=5).status == "stopped"
+    control.cancel(state, again.id, ADA)
+    assert status_of(engine, again.id) == "cancelled"
 
 
 # -- force stop ----------------------------------------------------------------------------------
@@ -533,13 +635,13 @@ def test_delete_removes_the_job_its_children_and_everything_recorded(app, engine
     worker = create_worker(app, worker_class=SimpleWorker)
     ct._stop_pubsub_listener_first(worker)
     worker.work(burst=True, max_jobs=1)
-    assert status_of(engine, parent.id) == "completed"
+    assert status_of(engine, parent.id) == "waiting"  # for its children
     children = [r.id for r in _rows(engine, sa.select(job_table.c.id).where(job_table.c.parent_id == parent.id))]
     assert len(children) == 2
 
-    with pytest.raises(ActionNotAllowed, match="has a child job that is still active"):
+    with pytest.raises(TransitionRefused, match="This job is waiting for its child jobs; it cannot be deleted now"):
         control.delete(state, parent.id, ADA)
-    assert status_of(engine, parent.id) == "completed"
+    assert status_of(engine, parent.id) == "waiting"
 
     run_worker(app)
     family = [parent.id, *children]

@@ -60,6 +60,20 @@ def test_enqueue_records_a_queued_job_and_an_rq_job_with_the_same_id(app, engine
     assert get_state(app).queue("default").job_ids == [job.id]
 
 
+def test_a_launch_in_a_request_flashes_that_the_job_started_unless_told_not_to(app, engine):
+    from flask import get_flashed_messages
+
+    with app.test_request_context("/products/approve", method="POST"):
+        job = jobmonitor.enqueue(noop, name="Approval")
+        (flashed,) = get_flashed_messages()
+        assert "Approval" in flashed and "started" in flashed
+    with app.test_request_context("/products/approve", method="POST"):
+        quiet = jobmonitor.enqueue(noop, name="Approval", flash=False)
+        assert get_flashed_messages() == []
+    assert {job_row(engine, job_id).status for job_id in (job.id, quiet.id)} == {"queued"}
+    assert rq_queue_sizes(app)["default"] == 2
+
+
 def test_low_priority_job_goes_to_the_low_queue(app, engine):
     job = jobmonitor.enqueue(noop, low_priority=True)
 

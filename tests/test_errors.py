@@ -75,3 +75,13 @@ def test_no_refusal_names_an_internal_status_or_the_job_id(status, action):
     assert text.startswith("This job ") and text.endswith(".")
     assert "3f2b8c1e" not in text
     assert f"'{status.value}'" not in text and "status" not in text
+
+
+def test_every_status_and_every_move_has_its_plain_words():
+    """A status or move added to the machine without words would be refused as "has changed
+    meanwhile" or with its internal name: the wording grows with the machine."""
+    from flask_jobmonitor.errors import _ACTION_PHRASES, _STATUS_PHRASES
+    from flask_jobmonitor.status import TRANSITIONS
+
+    assert set(_STATUS_PHRASES) == {status.value for status in JobStatus}
+    assert set(TRANSITIONS) <= set(_ACTION_PHRASES)

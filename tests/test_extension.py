@@ -184,6 +184,8 @@ BAD_VALUES = [
     ("JOBMONITOR_URL_PREFIX", "/jobs/"),
     ("JOBMONITOR_PERMISSION_CHECKER", "myapp.permissions.check"),
     ("JOBMONITOR_CATEGORIES", ["import", "export"]),
+    ("JOBMONITOR_NOTIFY_CHILDREN", "false"),
+    ("JOBMONITOR_SYSTEM_JOBS_STOPPABLE", 1),
 ]
 
 

@@ -586,3 +586,25 @@ def test_recover_leaves_a_healthy_long_running_job_alone(rel):
     assert (row(rel.engine, job.id).status, row(rel.engine, job.id).attempt) == ("running", 1)
     assert rel.state.queue().count == 0  # not resubmitted either
     assert wait_status(rel.engine, job.id, ("completed", "failed"), 30).status == "completed"
+
+
+def test_recovery_ends_a_dead_stopping_job_cancelled_when_a_person_cancelled_it(rel):
+    from flask_jobmonitor.models import notification_table
+    from flask_jobmonitor.signals import send_signal
+
+    rel.start()
+    long_ago = utcnow() - timedelta(minutes=5)
+    common = {"status": "stopping", "attempt": 1, "run_by_id": "7", "heartbeat_at": long_ago, "worker_name": "w1"}
+    cancelled = insert_job(rel.engine, task=rt.plain_items.name, **common)
+    stopped = insert_job(rel.engine, task=rt.plain_items.name, **common)
+    send_signal(rel.state, cancelled, "cancel")
+    send_signal(rel.state, stopped, "stop")
+
+    report = recover(rel.state)
+
+    assert sorted(report.stopped) == sorted([cancelled, stopped])
+    assert (row(rel.engine, cancelled).status, row(rel.engine, stopped).status) == ("cancelled", "stopped")
+    assert "it was being cancelled, so it is recorded cancelled" in log_messages(rel.engine, cancelled)[-1]
+    with rel.engine.connect() as connection:
+        told = connection.execute(sa.select(notification_table.c.job_id, notification_table.c.event)).all()
+    assert [tuple(n) for n in told] == [(stopped, "stopped")]

@@ -31,11 +31,18 @@ EXPECTED: dict[str, tuple[set[str], str]] = {
     "fail": ({"queued", "running", "stopping", "paused"}, "failed"),
     "request_stop": ({"running"}, "stopping"),
     "stopped": ({"stopping"}, "stopped"),
-    "force_stop": ({"running", "stopping"}, "stopped"),
+    "force_stop": ({"running", "stopping", "waiting"}, "stopped"),
     "pause": ({"running"}, "paused"),
     "resume": ({"stopped", "paused"}, "queued"),
     "requeue": ({"running", "stopping"}, "queued"),
     "cancel": ({"queued", "stopped", "paused"}, "cancelled"),
+    "request_cancel": ({"running"}, "stopping"),
+    "cancelled_at_checkpoint": ({"stopping"}, "cancelled"),
+    "wait_for_children": ({"running", "stopping"}, "waiting"),
+    "stop_family": ({"waiting"}, "waiting"),
+    "family_completed": ({"waiting"}, "completed"),
+    "family_failed": ({"waiting"}, "failed"),
+    "family_stopped": ({"waiting"}, "stopped"),
 }
 ALL_MOVES = [(status, action) for status in JobStatus for action in EXPECTED]
 ALLOWED = [(s, a) for s, a in ALL_MOVES if s.value in EXPECTED[a][0]]

@@ -88,7 +88,7 @@ class LiveApp:
             return list(
                 connection.execute(
                     sa.select(c.id, c.name, c.status, c.current_step, c.progress_done, c.progress_total).where(
-                        c.status.in_(["queued", "running", "stopping", "paused"])
+                        c.status.in_(["queued", "running", "stopping", "paused", "waiting"])
                     )
                 )
             )

@@ -106,7 +106,7 @@ def test_filters_survive_a_round_trip_through_query_parameters():
         ({"per_page": "lots"}, "per_page must be a whole number, got 'lots'"),
         ({"per_page": "0"}, "per_page must be between 1 and 200, got 0"),
         ({"per_page": "201"}, "per_page must be between 1 and 200, got 201"),
-        ({"status": "done"}, "status must be one of queued, running, stopping, paused, completed, failed"),
+        ({"status": "done"}, "status must be one of queued, running, stopping, paused, waiting, completed, failed"),
         ({"status": "RUNNING"}, "got 'RUNNING'"),
         ({"group": "finished"}, "group must be one of processed, unprocessed; got 'finished'"),
         ({"sort": "id"}, "sort must be one of created, name, type"),
