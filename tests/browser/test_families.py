@@ -41,7 +41,7 @@ def test_a_family_waits_for_its_children_and_rings_the_bell_once(new_page: Any, 
     open_bell_menu(page)
     items = page.locator('.jm-notification-menu [data-jm="notification-items"] .dropdown-item')
     expect(items).to_have_count(1)
-    expect(items).to_have_text(re.compile(r"^Apply pricing rules completed$"))
+    expect(items).to_have_text(re.compile(r"^Apply pricing rules: Completed$"))
     toasts = page.locator(".jm-toasts .toast")
     expect(toasts.filter(has_text="Pricing rules, chunk")).to_have_count(0)
 
