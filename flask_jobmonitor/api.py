@@ -18,7 +18,7 @@ from . import control
 from .details import job_remaining_seconds, jobs_time_left, steps_with_estimates, subtask_counts, time_left_text
 from .errors import EnqueueError, TransitionRefused, UnknownTask
 from .extension import get_state
-from .listing import children_progress
+from .listing import family_progress
 from .live import overlay_job, overlay_jobs, read_live
 from .models import file_table, job_table, notification_table
 from .presenters import job_summary, look
@@ -72,11 +72,11 @@ def jobs_summary() -> Response:
     overlay_jobs(jobs, live)
     now = utcnow()
     with state.engine.connect() as connection:
-        children = children_progress(connection, [job.id for job in jobs])
+        families = family_progress(connection, [job.id for job in jobs])
         time_left = jobs_time_left(connection, jobs, now, live)
     summaries = []
     for job in jobs:
-        summary = job_summary(job, now, children.get(job.id))
+        summary = job_summary(job, now, families.get(job.id))
         summary.update(remaining_seconds=time_left[job.id], remaining_text=time_left_text(time_left[job.id]))
         summary["actions"] = control.allowed_actions(state, job, user)
         summaries.append(summary)
@@ -96,8 +96,8 @@ def job_detail(job_id: str) -> Response:
     with state.engine.connect() as connection:
         steps = steps_with_estimates(connection, job, now, live)
         counts = subtask_counts(connection, job.id)
-        children = children_progress(connection, [job.id]).get(job.id)
-    summary = job_summary(job, now, children)
+        family = family_progress(connection, [job.id]).get(job.id)
+    summary = job_summary(job, now, family)
     remaining = job_remaining_seconds(job.status, steps)
     summary.update(
         steps=[step.as_json() for step in steps],

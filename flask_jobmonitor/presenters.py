@@ -146,8 +146,10 @@ def family_percent(job: Job, family: Any) -> float | None:
     return round(100.0 * (share + family.fraction) / (1 + family.total), 1)
 
 
-def job_summary(job: Job, now: datetime, children: tuple[int, int] | None = None) -> dict[str, Any]:
-    """What the list and detail pages refresh in place."""
+def job_summary(job: Job, now: datetime, family: Any = None) -> dict[str, Any]:
+    """What the list and detail pages refresh in place. ``family``: the job's children counts
+    (a ``listing.Family``, None without children); its progress counts into ``percent``, as
+    in the list row (:func:`family_percent`)."""
     status_look = look(job.status)
     return {
         "id": job.id,
@@ -159,7 +161,7 @@ def job_summary(job: Job, now: datetime, children: tuple[int, int] | None = None
         "moving": job.status in _MOVING,
         "progress_done": job.progress_done,
         "progress_total": job.progress_total,
-        "percent": overall_percent(job),
+        "percent": family_percent(job, family),
         "current_step": job.current_step,
         "step_count": job.step_count,
         "created_at": iso(job.created_at),
@@ -171,6 +173,6 @@ def job_summary(job: Job, now: datetime, children: tuple[int, int] | None = None
         "error_count": job.error_count,
         "warning_count": job.warning_count,
         "error_message": job.error_message,
-        "children_done": children[0] if children else None,
-        "children_total": children[1] if children else None,
+        "children_done": family.done if family else None,
+        "children_total": family.total if family else None,
     }

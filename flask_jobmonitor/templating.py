@@ -7,12 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, render_template, url_for
+from flask import Flask, g, render_template, url_for
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 from werkzeug.routing import BuildError
 
+from .details import time_left_text
 from .extension import get_state
 from .models import Job, job_table
 from .presenters import (
@@ -84,10 +85,14 @@ def jobmonitor_widget(limit: int = WIDGET_RECENT) -> Markup:
 
 
 def jobmonitor_notifications() -> Markup:
-    """The navbar bell (unread count) and the toasts for ended jobs, for any page of the host."""
+    """The navbar bell (unread count) and the toasts for ended jobs, for any page of the host.
+
+    Once per page: a host's own layout may put the bell in its menu bar for every page while
+    the job pages add it too; the first call renders it, the others nothing."""
     state = get_state()
-    if not state.permissions.can_access(current_user()):
+    if g.get("_jobmonitor_bell_rendered") or not state.permissions.can_access(current_user()):
         return Markup("")
+    g._jobmonitor_bell_rendered = True
     return Markup(render_template("jobmonitor/_notifications.html"))
 
 
@@ -119,6 +124,7 @@ def register_template_helpers(app: Flask) -> None:
             "jobmonitor_percent": overall_percent,
             "jobmonitor_family_percent": family_percent,
             "jobmonitor_is_active": is_active,
+            "jobmonitor_time_left": time_left_text,
             "jobmonitor_is_moving": is_moving,
             "jobmonitor_ago": ago,
             "jobmonitor_iso": iso,

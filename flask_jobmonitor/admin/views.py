@@ -21,6 +21,7 @@ from ..details import (
     children_grid,
     files_of,
     job_remaining_seconds,
+    jobs_time_left,
     log_grid,
     restarts_of,
     steps_with_estimates,
@@ -45,7 +46,7 @@ from ..listing import (
     results_of,
     users_with_jobs,
 )
-from ..live import overlay_job, read_live
+from ..live import overlay_job, overlay_jobs, read_live
 from ..models import Job
 from ..presenters import is_active
 from ..status import JobStatus
@@ -117,6 +118,7 @@ class JobListView(_JobViewBase):
             error, filters = str(invalid), ListFilters()
         view_all = permissions.can_view_all(user)
         allow_system = permissions.can_see_system(user)
+        time_left: dict[str, float | None] = {}
         if error is None:
             with state.engine.connect() as connection:
                 page = fetch_page(
@@ -125,6 +127,11 @@ class JobListView(_JobViewBase):
                     visible_to=None if view_all else permissions.user_id(user),
                     allow_system=allow_system,
                 )
+                # the page's ids are known only now: read after SQL, the live progress can only
+                # be older than a write that deleted it, never ahead of the truth (live.py)
+                live = read_live(state.redis, [job.id for job in page.jobs if is_active(job.status)])
+                overlay_jobs(page.jobs, live)
+                time_left = jobs_time_left(connection, page.jobs, utcnow(), live)
         else:
             page = None
         users: list[tuple[str, str]] = []
@@ -148,6 +155,7 @@ class JobListView(_JobViewBase):
             bulk_actions=control.ACTIONS,
             users=users,
             user_names=dict(users),
+            time_left=time_left,
         )
 
     @expose("/rows")
@@ -181,7 +189,9 @@ class JobListView(_JobViewBase):
         view_all = permissions.can_view_all(user)
         visible_to = None if view_all else permissions.user_id(user)
         allow_system = permissions.can_see_system(user)
+        live = read_live(state.redis, ids)  # before SQL (live.py)
         jobs = visible_ids(state, ids)
+        overlay_jobs(jobs, live)
         new: list[Job] = []
         children: list[Job] = []
         more = False
@@ -199,7 +209,8 @@ class JobListView(_JobViewBase):
             shown = [*jobs, *new, *children]
             families = family_progress(connection, [job.id for job in shown])
             results = results_of(connection, [job.id for job in shown])
-        now = utcnow()
+            now = utcnow()
+            time_left = jobs_time_left(connection, shown, now, live)
 
         def html(batch: list[Job]) -> str:
             return render_template(
@@ -211,6 +222,7 @@ class JobListView(_JobViewBase):
                 filters=filters,
                 now=now,
                 next_url=next_url,
+                time_left=time_left,
             )
 
         found_ids = {job.id for job in jobs}
@@ -243,6 +255,7 @@ class JobListView(_JobViewBase):
             counts = subtask_counts(connection, job.id)
             files = files_of(connection, job.id)
             restarts = restarts_of(connection, job.id)
+            family = family_progress(connection, [job.id]).get(job.id)
             try:
                 subtasks = subtask_grid(connection, job.id, args.get("subtask_status", ""), args.get("subtask_page"))
                 logs = log_grid(
@@ -263,6 +276,7 @@ class JobListView(_JobViewBase):
             log_levels=list(LOG_LEVELS),
             files=files,
             children=children,
+            family=family,
             restarts=restarts,
             parent=relatives.get("parent"),
             restarted_from=relatives.get("restarted_from"),

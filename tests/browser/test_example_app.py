@@ -115,7 +115,7 @@ def test_a_profile_page_shows_the_clerk_only_runs_the_clerk_may_open(new_page: A
     assert admin_job_id not in clerk.content()
 
 
-def test_every_page_of_the_example_has_log_out(new_page: Any, live_app: LiveApp) -> None:
+def test_every_page_of_the_example_has_log_out_and_one_bell(new_page: Any, live_app: LiveApp) -> None:
     admin = new_page()
     log_in(admin, "admin")
     admin.goto("/admin/")
@@ -137,6 +137,8 @@ def test_every_page_of_the_example_has_log_out(new_page: Any, live_app: LiveApp)
     for path in pages:
         admin.goto(path)
         expect(admin.get_by_role("button", name="Log out Alice Admin"), path).to_be_visible()
+        # the job notifications' bell on every page (the Products pages too), never twice
+        expect(admin.locator("#jm-bell"), path).to_have_count(1)
 
     clerk = new_page()
     log_in(clerk, "clerk")

@@ -469,3 +469,17 @@ def test_a_quote_in_a_file_name_cannot_break_out_of_the_header(client_for, engin
         ).scalar_one()
     disposition = download(client_for("clerk_a"), file_id).headers["Content-Disposition"]
     assert disposition == 'attachment; filename="a\\"; filename=evil.exe"'
+
+
+def test_the_list_and_its_live_rows_show_the_live_progress_and_the_time_left(app, client_for, halfway_import):
+    """The job list, like the detail page, lays a blocked job's live progress over the stored
+    one and says its time left; the live refresh of its rows does the same."""
+    client = client_for("clerk_a")
+    before = client.get("/admin/jobs/").get_data(as_text=True)
+    assert "About 3 min left" in before  # 50 more items at 2 s, then Save
+    publish_live(app, halfway_import, done=80)
+    page = client.get("/admin/jobs/").get_data(as_text=True)
+    rows = client.get(f"/admin/jobs/rows?ids={halfway_import}").get_json()["html"]
+    for html in (page, rows):
+        assert "step 2/3 · 80/100" in html
+        assert "About 1 min left" in html  # 20 more items at the live rate, then Save
