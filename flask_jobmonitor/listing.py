@@ -137,6 +137,12 @@ class ListFilters:
     before: Cursor | None = None  # the jobs that come before it
     last: bool = False  # the last page
 
+    @property
+    def top_level_only(self) -> bool:
+        """Child jobs are left out (shown under their parent) unless asked for, listed by parent,
+        or searched for: a search (a pasted job id, a file name) finds children too."""
+        return not (self.parent or self.show_children or self.q)
+
     def to_args(self, **changes: Any) -> dict[str, Any]:
         """Query parameters that reproduce these filters (with ``changes``), defaults left out."""
         filters = replace(self, **changes)
@@ -367,7 +373,7 @@ def build_conditions(
         conditions.append(c.category == filters.category)
     if filters.parent:
         conditions.append(c.parent_id == filters.parent)
-    elif not filters.show_children:
+    elif filters.top_level_only:
         conditions.append(_top_level(narrowed=_narrowed(filters, visible_to)))
     if filters.date_from:
         conditions.append(c.created_at >= filters.date_from)
@@ -388,7 +394,7 @@ def leading_columns(filters: ListFilters, visible_to: str | None) -> tuple[str, 
     it: PostgreSQL does not take ``parent_id IS NULL`` as fixing ``parent_id`` (it does for
     ``=``), so the top level orders by ``parent_id, created_at, id`` - the same rows in the
     same order, read along ``ix_jobmonitor_job_parent_created`` without a sort."""
-    if filters.parent or filters.show_children or _narrowed(filters, visible_to):
+    if not filters.top_level_only or _narrowed(filters, visible_to):
         return ()
     return ("parent_id",)
 
@@ -771,7 +777,7 @@ def results_of(connection: sa.Connection, job_ids: Sequence[str]) -> dict[str, R
         return {}
     f = file_table.c
     rows = connection.execute(
-        sa.select(f.id, f.job_id, f.filename, f.kind)
+        sa.select(f.id, f.job_id, sa.func.coalesce(f.original_name, f.filename).label("filename"), f.kind)
         .where(f.job_id.in_(list(job_ids)), f.kind.in_(("output", "error_report")))
         .order_by(f.id)
     )

@@ -233,6 +233,13 @@ def test_child_jobs_are_left_out_of_the_top_level_unless_asked_for(engine, jobs)
     assert parse_filters({"children": "1"}).to_args() == {"children": "1"}
 
 
+def test_a_search_finds_child_jobs_too(engine, jobs):
+    """A pasted job id or a word of a chunk's name finds the child job without ticking the box."""
+    assert ids_of(engine, q="import products") == [jobs["child"], jobs["import"]]
+    assert ids_of(engine, q=jobs["child"]) == [jobs["child"]]
+    assert ids_of(engine, q=jobs["child"][:8]) == [jobs["child"]]
+
+
 def test_q_matches_words_of_the_name(engine, jobs):
     assert ids_of(engine, children="1", q="import products") == [jobs["child"], jobs["import"]]
     assert ids_of(engine, q="Nightly") == [jobs["report"]]
@@ -612,7 +619,8 @@ def test_a_search_lists_matches_in_the_exact_order_of_the_list(engine, crowd):
 def test_a_search_combined_with_each_filter_finds_the_same_jobs_as_the_filter(engine, jobs):
     for args in ({"type": "import"}, {"category": "import"}, {"user": USERS["clerk_a"].id}, {"status": "queued"}):
         with_search = {job.id for job in page_of(engine, q="import", **args).jobs}
-        filtered = {job.id for job in page_of(engine, **args).jobs if "Import" in job.name}
+        # a search looks through child jobs too (a pasted id or file name finds a chunk job)
+        filtered = {job.id for job in page_of(engine, children="1", **args).jobs if "Import" in job.name}
         assert with_search == filtered, args
     assert page_of(engine, q="import", type="export").jobs == []
 
