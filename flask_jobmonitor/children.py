@@ -27,8 +27,9 @@ from .timeutil import utcnow
 
 log = logging.getLogger("flask_jobmonitor.internal.children")
 _IN_FLIGHT = [JobStatus.RUNNING.value, JobStatus.STOPPING.value, JobStatus.PAUSED.value]
-#: A child whose parent is in one of these is never released: stopping the parent cancels it
-#: (control.stop_children), and releasing it first would start it in that moment's gap.
+#: A child whose parent is in one of these (or waiting for its children with a stop requested)
+#: is never released: stopping the parent cancels it (control.stop_children), and releasing it
+#: first would start it in that moment's gap.
 _PARENT_ENDING = [JobStatus.STOPPING.value, JobStatus.STOPPED.value, JobStatus.CANCELLED.value]
 
 
@@ -76,7 +77,11 @@ def release(state: JobMonitorState, root_id: str) -> list[str]:
 
     c = job_table.c
     parent = job_table.alias("parent")
-    parent_ending = sa.exists().where(parent.c.id == c.parent_id, parent.c.status.in_(_PARENT_ENDING))
+    # a waiting parent someone asked to stop (stop_family) is ending too
+    stopping_family = sa.and_(parent.c.status == JobStatus.WAITING.value, parent.c.stop_requested_at.is_not(None))
+    parent_ending = sa.exists().where(
+        parent.c.id == c.parent_id, sa.or_(parent.c.status.in_(_PARENT_ENDING), stopping_family)
+    )
     released: list[str] = []
     with root_lock(state, root_id):
         with state.engine.begin() as connection:

@@ -127,6 +127,9 @@ def enqueue_job(state: JobMonitorState, job_request: JobRequest) -> Job:
                     # take that slot first
                     job.enqueued_at = None
                     release_now = slot_free
+                elif not job_request.delay:
+                    # released now, after the siblings released while this one waited for the lock
+                    job.enqueued_at = utcnow()
             session.add(job)
             session.add_all(
                 JobStep(job_id=job_id, position=i, name=step, status="pending", done=0, counters={})
