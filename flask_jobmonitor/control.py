@@ -40,6 +40,7 @@ from .models import (
     subtask_table,
 )
 from .notifications import notify_end
+from .presenters import look
 from .signals import send_signal
 from .status import (
     DELETABLE_STATUSES,
@@ -609,7 +610,8 @@ def perform_bulk(state: JobMonitorState, action: str, jobs: Iterable[Job], user:
         except PermissionDenied:
             summary.skipped.append((job.id, "not permitted"))
         except TransitionRefused as refused:
-            summary.skipped.append((job.id, f"already {refused.status.value}"))
+            # the status as the pages name it (JOBMONITOR_STATUS_LABELS), not its stored value
+            summary.skipped.append((job.id, f"already {look(refused.status.value).label.lower()}"))
         except (ActionNotAllowed, JobNotFound, UnknownTask) as error:
             summary.skipped.append((job.id, str(error).split(": ", 1)[-1]))
         except EnqueueError:
