@@ -256,9 +256,15 @@
     showNewBar(list);
   }
 
+  /* Every ENDED_EVERY-th refresh asks for the ended rows too: someone else may have resumed,
+     restarted or deleted one, and its buttons must follow. */
+  var ENDED_EVERY = 5;
+
   function refreshRows(list, everything) {
+    list.jmTicks = (list.jmTicks || 0) + 1;
+    var allRows = everything || list.jmTicks % ENDED_EVERY === 0;
     var rows = $all(list, "tbody tr[data-job-id]").filter(function (row) {
-      return everything || row.getAttribute("data-jm-active") === "true";
+      return allRows || row.getAttribute("data-jm-active") === "true";
     });
     var ids = rows.map(function (row) { return row.getAttribute("data-job-id"); })
       .filter(function (id, index, all) { return all.indexOf(id) === index; });
@@ -297,7 +303,11 @@
     }
     setExpanded(toggle, true);
     var params = { parent: parentId, family: "1", next: window.location.pathname + window.location.search };
-    var url = list.getAttribute("data-jm-rows-url").split("?")[0];
+    var base = list.getAttribute("data-jm-rows-url");
+    var url = base.split("?")[0];
+    /* a system job's children are system jobs: keep the list's "system jobs shown" */
+    var system = /[?&]system=([^&]*)/.exec(base);
+    if (system) { params.system = decodeURIComponent(system[1]); }
     return getJson(url + "?" + Object.keys(params).map(function (key) {
       return key + "=" + encodeURIComponent(params[key]);
     }).join("&")).then(function (data) {
