@@ -725,6 +725,30 @@ def newer_ids(
     return [row.id for row in reversed(rows)]
 
 
+#: How far before the newest job a live list shows it looks again for jobs it does not show:
+#: a job's creation time is taken before its row commits (its uploaded files are stored in
+#: between), so a job may become visible after a newer one was already announced.
+LATE_WINDOW = timedelta(seconds=30)
+
+
+def late_ids(
+    connection: sa.Connection,
+    filters: ListFilters,
+    since: Cursor,
+    *,
+    visible_to: str | None,
+    allow_system: bool,
+    limit: int = NEWER_LIMIT,
+) -> list[str]:
+    """Ids of the jobs matching ``filters`` created just before ``since`` (at most
+    :data:`LATE_WINDOW` earlier, the ``limit`` nearest), newest first: the caller leaves out
+    those its page already shows. The same index walk as the "Older" page from ``since``."""
+    source = _Source.of(connection, filters, visible_to, allow_system)
+    rows = source.rows(("id", "created_at"), descending=True, limit=limit, beyond=since)
+    floor = since.created_at - LATE_WINDOW
+    return [row.id for row in rows if row.created_at >= floor]
+
+
 class Family(NamedTuple):
     """A parent's children: how many ended, how many in all, how many failed, and the sum of
     their fractions done (an ended child counts 1, a running one its progress)."""

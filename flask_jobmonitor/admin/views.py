@@ -39,6 +39,7 @@ from ..listing import (
     ListFilters,
     family_progress,
     fetch_page,
+    late_ids,
     load_jobs,
     matching_ids,
     newer_ids,
@@ -193,12 +194,16 @@ class JobListView(_JobViewBase):
         jobs = visible_ids(state, ids)
         overlay_jobs(jobs, live)
         new: list[Job] = []
+        found: list[str] = []
         children: list[Job] = []
         more = False
         with state.engine.connect() as connection:
             if since is not None:
                 found = newer_ids(connection, filters, since, visible_to=visible_to, allow_system=allow_system)
-                new = load_jobs(connection, found)
+                # and the ones that committed after a newer job was announced (the page leaves
+                # out those it shows)
+                late = late_ids(connection, filters, since, visible_to=visible_to, allow_system=allow_system)
+                new = load_jobs(connection, [*found, *(job_id for job_id in late if job_id not in found)])
             if family:
                 if not visible_ids(state, [filters.parent]):
                     return json_error(404, "no such job")
@@ -231,8 +236,9 @@ class JobListView(_JobViewBase):
                 "html": html(jobs) if jobs else "",
                 "jobs": [{"id": job.id, "status": job.status, "active": is_active(job.status)} for job in jobs],
                 "gone": [job_id for job_id in dict.fromkeys(ids) if job_id not in found_ids],
-                "new_ids": [job.id for job in new],
-                "newest": Cursor.of(new[0]).token if new else None,
+                "new_ids": [job.id for job in new if job.id in found],
+                "late_ids": [job.id for job in new if job.id not in found],
+                "newest": Cursor.of(new[0]).token if new and new[0].id in found else None,
                 "new_html": html(new) if new else "",
                 "children_html": html(children) if children else "",
                 "children_more": more,

@@ -283,7 +283,11 @@
         $all(list, 'tbody tr[data-job-id="' + id + '"]').forEach(function (row) { row.remove(); });
       });
       if (newest !== null) {
-        list.jmPending = parseRows(data.new_html);
+        /* the jobs announced are those the page does not show yet (a job that committed late
+           comes back with the ones just before the newest, see listing.late_ids) */
+        list.jmPending = parseRows(data.new_html).filter(function (row) {
+          return !$(list, 'tbody tr[data-job-id="' + row.getAttribute("data-job-id") + '"]');
+        });
         list.jmPendingNewest = data.newest || newest;
         if (everything) { insertNew(list); } else { showNewBar(list); }
       }

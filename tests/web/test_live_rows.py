@@ -214,3 +214,16 @@ def test_only_the_first_newest_first_page_asks_for_new_jobs(client_for, jobs):
     assert newest.findall(client.get("/admin/jobs/?status=failed").get_data(as_text=True)) == [""]  # empty: any
     for other in ("sort=name&dir=asc", "sort=created&dir=asc", "page=2"):
         assert newest.findall(client.get(f"/admin/jobs/?{other}").get_data(as_text=True)) == [], other
+
+
+def test_a_job_that_committed_after_a_newer_one_was_announced_still_comes(engine, client_for, jobs):
+    """A job's creation time is taken before its row commits: one that became visible after the
+    page saw a newer one comes back with the jobs just before the newest the page shows."""
+    client = client_for("clerk_a")
+    shown = add_job(engine, owner="clerk_a", name="Shown", created_at=at(10))
+    since = Cursor(at(10), shown).token
+    late = add_job(engine, owner="clerk_a", name="Committed late", created_at=at(9.75))  # 15 s before
+    answer = client.get(f"/admin/jobs/rows?since={since}").get_json()
+    assert answer["new_ids"] == []
+    assert late in answer["late_ids"] and late in rows_of(answer["new_html"])
+    assert answer["newest"] is None  # the position stays at the newest job shown
