@@ -155,7 +155,7 @@ def test_a_family_is_one_row_that_opens_onto_its_children(new_page: Any, live_ap
     page.get_by_label("Show child jobs").check()
     page.locator("form.jm-filters button[type=submit]").click()
     expect(page).to_have_url(re.compile(r"children=1"))
-    expect(page.locator("#jm-list tbody tr.jm-child-row")).to_have_count(total)
+    expect(page.locator(f'#jm-list tbody tr.jm-child-row[data-jm-child-of="{parent}"]')).to_have_count(total)
 
 
 def seed_long_jobs(live_app: LiveApp, tag: str) -> None:
