@@ -404,10 +404,14 @@ def _top_level(*, narrowed: bool) -> sa.ColumnElement[bool]:
     ``ix_jobmonitor_job_parent_created``. With a filter that has its own index (user, status,
     type, category) that index must stay the walk, or a rare status would be searched for
     along every top-level job: the same condition is then written so that no index can take
-    it (a filter on the rows that index yields; children are a minority of any filter's rows)."""
+    it (a filter on the rows that index yields; children are a minority of any filter's rows).
+    PostgreSQL estimates that form from statistics of the expression (models.py), so that it
+    still expects most jobs to pass it and keeps walking the filter's index."""
     c = job_table.c
     if narrowed:
-        return sa.func.coalesce(c.parent_id, "") == ""
+        # the literal '' (not a bound parameter): PostgreSQL matches the expression against
+        # the statistics models.TOP_LEVEL_STATISTICS_DDL keeps of it, text for text
+        return sa.func.coalesce(c.parent_id, sa.literal_column("''")) == ""
     return c.parent_id.is_(None)
 
 

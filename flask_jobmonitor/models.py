@@ -345,6 +345,16 @@ SEARCH_INDEX_DDL = (
 )
 sa.event.listen(job_table, "after_create", sa.DDL(SEARCH_INDEX_DDL).execute_if(dialect="postgresql"))
 
+#: Statistics of the job list's "not a child job" condition (PostgreSQL 14 and later). The list
+#: writes it ``coalesce(parent_id, '') = ''`` when a filter has its own index, so that no index
+#: takes it (listing._top_level); without statistics of that expression PostgreSQL guesses that
+#: 0.5 % of the jobs pass it, takes a status and a type for a few hundred rows and sorts them
+#: all instead of walking the status index (174 ms instead of 22 at 1,000,000 jobs).
+TOP_LEVEL_STATISTICS_DDL = (
+    "CREATE STATISTICS IF NOT EXISTS jobmonitor_job_top_level ON (coalesce(parent_id, '')) FROM jobmonitor_job"
+)
+sa.event.listen(job_table, "after_create", sa.DDL(TOP_LEVEL_STATISTICS_DDL).execute_if(dialect="postgresql"))
+
 
 #: The list's search on SQLite (see search.py): an FTS5 table, and the document number of each
 #: job. FTS5 rowids cannot be the job table's own rowid: VACUUM may renumber the rowids of a
