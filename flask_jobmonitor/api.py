@@ -76,9 +76,10 @@ def jobs_summary() -> Response:
         time_left = jobs_time_left(connection, jobs, now, live)
     summaries = []
     for job in jobs:
-        summary = job_summary(job, now, families.get(job.id))
+        family = families.get(job.id)
+        summary = job_summary(job, now, family)
         summary.update(remaining_seconds=time_left[job.id], remaining_text=time_left_text(time_left[job.id]))
-        summary["actions"] = control.allowed_actions(state, job, user)
+        summary["actions"] = control.allowed_actions(state, job, user, family.active if family else 0)
         summaries.append(summary)
     return jsonify({"jobs": summaries, "now": now.isoformat() + "Z"})
 
@@ -103,7 +104,7 @@ def job_detail(job_id: str) -> Response:
         steps=[step.as_json() for step in steps],
         subtask_counts=counts,
         name=job.name,
-        actions=control.allowed_actions(state, job, current_user()),
+        actions=control.allowed_actions(state, job, current_user(), family.active if family else 0),
         remaining_seconds=remaining,
         remaining_text=time_left_text(remaining),
     )

@@ -29,7 +29,7 @@ from .children import release as release_children
 from .enqueue import JobRequest, enqueue_job, requeue
 from .errors import EnqueueError, JobMonitorError, JobNotFound, TransitionRefused, UnknownTask
 from .extension import JobMonitorState
-from .families import child_ended
+from .families import active_child, child_ended
 from .models import (
     Job,
     file_table,
@@ -500,9 +500,14 @@ _RUN: Mapping[str, Callable[[JobMonitorState, str, Any], ActionResult]] = {
 }
 
 
-def allowed_actions(state: JobMonitorState, job: Job, user: Any) -> list[str]:
+def allowed_actions(state: JobMonitorState, job: Job, user: Any, active_children: int | None = None) -> list[str]:
     """The actions to offer ``user`` for ``job``: permitted, fitting its status, and not refused
-    by its task (``stoppable=False``, ``restartable=False``) or by the system-job rule."""
+    by its task (``stoppable=False``, ``restartable=False``) or by the system-job rule.
+
+    A finished job is not offered Delete while a child of it is still active (:func:`delete`
+    refuses it then). ``active_children``: how many of its children are active, when the caller
+    knows (the list counts every row's children in one query); None looks it up, for a finished
+    job only."""
     status = JobStatus(job.status)
     waiting_to_stop = status == JobStatus.WAITING and job.stop_requested_at is None
     fits = {
@@ -516,11 +521,14 @@ def allowed_actions(state: JobMonitorState, job: Job, user: Any) -> list[str]:
         "set_low_priority": status in PRIORITY_STATUSES and not job.low_priority,
         "set_normal_priority": status in PRIORITY_STATUSES and job.low_priority,
     }
-    return [
+    offered = [
         action
         for action in ACTIONS
         if fits[action] and refusal(state, action, job) is None and may(state, action, job, user)
     ]
+    if "delete" in offered and _has_active_child(state, job, active_children):
+        offered.remove("delete")
+    return offered
 
 
 #: Actions that interrupt a job's work: refused for tasks declared ``stoppable=False`` and, unless
@@ -541,6 +549,13 @@ def refusal(state: JobMonitorState, action: str, job: Job) -> str | None:
     if action == "restart" and not _task_allows(state, job, "restartable"):
         return "Jobs of this kind cannot be submitted again."
     return None
+
+
+def _has_active_child(state: JobMonitorState, job: Job, active_children: int | None) -> bool:
+    if active_children is not None:
+        return active_children > 0
+    with state.engine.connect() as connection:
+        return bool(connection.execute(sa.select(active_child(job.id, job.root_id or job.id))).scalar())
 
 
 def _cancels_while_running(state: JobMonitorState, job: Job) -> bool:

@@ -52,7 +52,7 @@ _child = job_table.alias("child")
 _BATCH = 500
 
 
-def _active_child(parent_id: Any, root_id: Any) -> sa.Exists:
+def active_child(parent_id: Any, root_id: Any) -> sa.Exists:
     """EXISTS an active child of ``parent_id`` (a value or a column of the outer row), looked up
     through the index on (root_id, status): a root with 10,000 children finds one of its few
     active ones at once, where a walk of the parent's children would read the ended ones too."""
@@ -82,7 +82,7 @@ def start_waiting(state: JobMonitorState, run: RunInfo) -> bool:
         moved = apply_transition_where(
             connection, "wait_for_children", sa.and_(c.id == run.job_id, c.attempt == run.attempt, has_child)
         )
-        if moved and connection.execute(sa.select(_active_child(run.job_id, run.root_id or run.job_id))).scalar():
+        if moved and connection.execute(sa.select(active_child(run.job_id, run.root_id or run.job_id))).scalar():
             _note(connection, run.job_id, "Its own work is done; it waits for its child jobs to end.")
     if not moved:
         return False
@@ -118,7 +118,7 @@ def _end_family(state: JobMonitorState, parent_id: str) -> Any:
         parent = connection.execute(sa.select(c.status, c.root_id).where(c.id == parent_id)).first()
         if parent is None or parent.status != JobStatus.WAITING.value:
             return None  # the common case while a parent still runs: one lookup by id
-        no_active_child = ~_active_child(parent_id, parent.root_id or parent_id)
+        no_active_child = ~active_child(parent_id, parent.root_id or parent_id)
         if not connection.execute(sa.select(no_active_child)).scalar():
             return None
         counts = {
@@ -164,7 +164,7 @@ def end_stuck_families(state: JobMonitorState) -> list[str]:
         stuck = list(
             connection.execute(
                 sa.select(c.id)
-                .where(c.status == JobStatus.WAITING.value, ~_active_child(c.id, sa.func.coalesce(c.root_id, c.id)))
+                .where(c.status == JobStatus.WAITING.value, ~active_child(c.id, sa.func.coalesce(c.root_id, c.id)))
                 .order_by(c.status_changed_at)
                 .limit(_BATCH)
             ).scalars()

@@ -762,6 +762,11 @@ class Family(NamedTuple):
     failed: int
     fraction: float
 
+    @property
+    def active(self) -> int:
+        """How many of the children have not ended."""
+        return self.total - self.done
+
 
 def family_progress(connection: sa.Connection, job_ids: Sequence[str]) -> dict[str, Family]:
     """For each of ``job_ids`` that has children: their counts (one grouped query through

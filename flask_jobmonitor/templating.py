@@ -96,10 +96,10 @@ def jobmonitor_notifications() -> Markup:
     return Markup(render_template("jobmonitor/_notifications.html"))
 
 
-def _actions_for_current_user(job: Job) -> list[str]:
+def _actions_for_current_user(job: Job, active_children: int | None = None) -> list[str]:
     from .control import allowed_actions
 
-    return allowed_actions(get_state(), job, current_user())
+    return allowed_actions(get_state(), job, current_user(), active_children)
 
 
 def job_url(job_id: str) -> str | None:

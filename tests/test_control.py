@@ -314,6 +314,24 @@ def test_system_jobs_cannot_be_stopped_unless_the_setting_allows_it(app, engine,
     assert status_of(engine, running) == "stopping"
 
 
+def test_a_finished_parent_with_an_active_child_is_not_offered_delete(app, engine, state):
+    """Its task failed while a child still runs: delete refuses it, so it is not offered; looked
+    up when the caller does not know the family, taken from the caller's count when it does."""
+    parent = insert_job(engine, task=ct.ticks.name, status="failed", run_by_id="7", attempt=1)
+    child = insert_job(engine, task=ct.ticks.name, status="running", parent_id=parent, root_id=parent, attempt=1)
+    job = orm_jobs(engine, [parent])[0]
+
+    assert "delete" not in control.allowed_actions(state, job, ADA)
+    assert "delete" not in control.allowed_actions(state, job, ADA, active_children=1)
+    with pytest.raises(ActionNotAllowed, match="has a child job that is still active"):
+        control.perform(state, "delete", job, ADA)
+
+    with engine.begin() as connection:
+        connection.execute(sa.update(job_table).where(job_table.c.id == child).values(status="completed"))
+    assert "delete" in control.allowed_actions(state, job, ADA)
+    assert "delete" in control.allowed_actions(state, job, ADA, active_children=0)
+
+
 def test_a_parent_waiting_for_its_children_offers_stop_and_force_stop_only(app, engine, state):
     parent = insert_job(engine, task=ct.spawns_and_ticks.name, status="waiting", run_by_id="7", attempt=1)
     child = insert_job(engine, task=ct.ticks.name, parent_id=parent, root_id=parent, run_by_id="7")

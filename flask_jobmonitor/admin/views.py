@@ -288,7 +288,7 @@ class JobListView(_JobViewBase):
             restarted_from=relatives.get("restarted_from"),
             error=error,
             now=now,
-            actions=control.allowed_actions(state, job, current_user()),
+            actions=control.allowed_actions(state, job, current_user(), family.active if family else 0),
             time_left=time_left_text(job_remaining_seconds(job.status, steps)),
         )
 

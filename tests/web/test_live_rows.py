@@ -227,3 +227,25 @@ def test_a_job_that_committed_after_a_newer_one_was_announced_still_comes(engine
     assert answer["new_ids"] == []
     assert late in answer["late_ids"] and late in rows_of(answer["new_html"])
     assert answer["newest"] is None  # the position stays at the newest job shown
+
+
+def test_a_finished_parent_is_offered_delete_only_once_no_child_is_active(engine, client_for, jobs):
+    """A parent whose own task failed while a child still runs cannot be deleted yet (delete
+    refuses it): the list row, its live refresh, the JSON and the job's page do not offer it."""
+    set_status(engine, jobs["a"], status="failed", started_at=at(1), ended_at=at(2))
+    child = add_job(engine, owner="clerk_a", parent_id=jobs["a"], root_id=jobs["a"], status="running", created_at=at(2))
+    client = client_for("admin")
+
+    def offered() -> dict[str, bool]:
+        detail = client.get(f"/admin/jobs/{jobs['a']}/").get_data(as_text=True)
+        return {
+            "list": "delete" in BUTTON.findall(row_html(client.get("/admin/jobs/").get_data(as_text=True), jobs["a"])),
+            "rows": "delete" in BUTTON.findall(client.get(f"/admin/jobs/rows?ids={jobs['a']}").get_json()["html"]),
+            "json": "delete" in client.get(f"/jobmonitor/api/jobs?ids={jobs['a']}").get_json()["jobs"][0]["actions"],
+            "detail json": "delete" in client.get(f"/jobmonitor/api/jobs/{jobs['a']}").get_json()["actions"],
+            "detail": "delete" in BUTTON.findall(detail.split('data-jm="actions"', 1)[1].split("</div>", 1)[0]),
+        }
+
+    assert offered() == dict.fromkeys(["list", "rows", "json", "detail json", "detail"], False)
+    set_status(engine, child, status="completed", ended_at=at(3))
+    assert offered() == dict.fromkeys(["list", "rows", "json", "detail json", "detail"], True)
