@@ -190,14 +190,63 @@ def sa_update_running_step(connection: sa.Connection, job_id: str, status: str, 
 
 
 def resume(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
-    """Queue a stopped job of a resumable task again; it continues from its checkpoint."""
+    """Queue a stopped job of a resumable task again; it continues from its checkpoint.
+
+    A family continues as one: the stopped children of resumable tasks, down the tree, are
+    queued again first (the parent, run again, waits for them; resumed before them it could
+    find no active child and end ``stopped`` at once). Cancelled children stay cancelled and
+    children of tasks that cannot resume stay stopped: the family's outcome counts them, and
+    the answer says how many."""
     job = _load(state, job_id)
     if not state.tasks.get(job.task).resumable:
         raise ActionNotAllowed("This job cannot continue where it stopped; restart it instead.")
-    requeue(state, job_id, "resume")  # the move itself refuses a job that is not stopped
+    if job.status != JobStatus.STOPPED.value:
+        raise TransitionRefused(job_id, JobStatus(job.status), "resume")
+    resumed, left = _resume_stopped_children(state, job_id, user)
+    requeue(state, job_id, "resume")  # the move itself refuses a job that is no longer stopped
     with state.engine.begin() as connection:
         _audit(connection, job_id, f"Resumed by {_actor_name(user)}.")
-    return ActionResult(job_id, "resume", "The job is queued again and will continue from its checkpoint.")
+    message = "The job is queued again and will continue from its checkpoint."
+    if resumed:
+        message += (
+            " 1 stopped child job continues too." if resumed == 1 else f" {resumed} stopped child jobs continue too."
+        )
+    if left:
+        message += (
+            " 1 stopped child job cannot continue (submit it again)."
+            if left == 1
+            else f" {left} stopped child jobs cannot continue (submit them again)."
+        )
+    return ActionResult(job_id, "resume", message)
+
+
+def _resume_stopped_children(state: JobMonitorState, job_id: str, user: Any) -> tuple[int, int]:
+    """Queue again the stopped children of ``job_id`` (and theirs) whose tasks can resume;
+    return how many were resumed and how many stopped ones cannot continue."""
+    resumed = left = 0
+    parents = [job_id]
+    c = job_table.c
+    while parents:
+        with state.engine.connect() as connection:
+            children = connection.execute(
+                sa.select(c.id, c.task)
+                .where(c.parent_id.in_(parents), c.status == JobStatus.STOPPED.value)
+                .order_by(c.created_at, c.id)
+            ).all()
+        parents = []
+        for child in children:
+            if child.task not in state.tasks or not state.tasks.get(child.task).resumable:
+                left += 1
+                continue
+            try:
+                requeue(state, child.id, "resume")
+            except TransitionRefused:
+                continue  # someone else resumed or cancelled it meanwhile
+            with state.engine.begin() as connection:
+                _audit(connection, child.id, f"Resumed with its parent by {_actor_name(user)}.")
+            resumed += 1
+            parents.append(child.id)
+    return resumed, left
 
 
 def cancel(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:

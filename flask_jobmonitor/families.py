@@ -23,6 +23,9 @@ Rules (the status moves themselves are in status.py):
   in flight (children.py), so its own children can run: a family never waits on itself.
 * Stop of a waiting parent (control.stop) stops its children and it ends ``stopped`` once they
   have; force stop ends it at once and force-stops them. It cannot be cancelled or deleted.
+* Resume of a stopped parent (control.resume) resumes its stopped children of resumable tasks
+  first, down the tree, then the parent: run again, it waits for them, and the family ends
+  with their outcome. Cancelled children stay cancelled and count in that outcome.
 * One notification per family: the parent's end tells its user (children tell theirs only with
   ``JOBMONITOR_NOTIFY_CHILDREN``; see notifications.py), as batches do in GoodJob (one callback
   when the batch finishes) and Sidekiq.

@@ -45,6 +45,7 @@ from flask_jobmonitor.models import (
     step_table,
     subtask_table,
 )
+from flask_jobmonitor.timeutil import utcnow
 from flask_jobmonitor.worker import create_worker
 
 from . import control_tasks as ct
@@ -455,6 +456,69 @@ def test_resume_continues_from_the_checkpoint_without_repeating_anything(app, en
     assert counts == Counter(["prepared", *(f"item {i}" for i in range(count))])  # each exactly once
     assert notifications(engine, job.id) == [("7", "stopped"), ("7", "completed")]
     assert "Resumed by Ada Admin." in log_messages(engine, job.id)
+
+
+def _stopped_family(engine: sa.Engine, *children: tuple[str, str]) -> tuple[str, list[str]]:
+    """A stopped parent of a resumable task with children of (task name, status)."""
+    parent = insert_job(
+        engine,
+        task=ct.resumable_items.name,
+        status="stopped",
+        run_by_id="7",
+        attempt=1,
+        params={"args": [], "kwargs": {"count": 1, "interval": 0.0}},
+    )
+    kids = [
+        insert_job(
+            engine,
+            task=task,
+            status=status,
+            run_by_id="7",
+            attempt=1,
+            parent_id=parent,
+            root_id=parent,
+            enqueued_at=utcnow(),
+            params={"args": [], "kwargs": {"seconds": 0.1, "interval": 0.02}},
+        )
+        for task, status in children
+    ]
+    return parent, kids
+
+
+def test_resuming_a_stopped_family_resumes_its_stopped_children_and_the_family_completes(app, engine, state):
+    """Resuming only the parent ran its task again and found no active child: the family ended
+    stopped again at once. Its stopped children continue first, and the parent waits for them."""
+    parent, kids = _stopped_family(engine, (ct.ticks_resumable.name, "stopped"), (ct.ticks.name, "completed"))
+
+    result = control.perform(state, "resume", orm_jobs(engine, [parent])[0], ADA)
+
+    assert (
+        result.message
+        == "The job is queued again and will continue from its checkpoint. 1 stopped child job continues too."
+    )
+    assert [status_of(engine, kid) for kid in kids] == ["queued", "completed"]
+    assert "Resumed with its parent by Ada Admin." in log_messages(engine, kids[0])
+    run_worker(app)
+    assert [status_of(engine, kid) for kid in kids] == ["completed", "completed"]
+    assert status_of(engine, parent) == "completed", log_messages(engine, parent)[-3:]
+    assert notifications(engine, parent)[-1] == ("7", "completed")
+
+
+def test_resuming_a_family_says_which_children_cannot_continue(app, engine, state):
+    parent, kids = _stopped_family(
+        engine, (ct.ticks_resumable.name, "stopped"), (ct.ticks.name, "stopped"), (ct.ticks_resumable.name, "cancelled")
+    )
+
+    result = control.resume(state, parent, ADA)
+
+    assert result.message.endswith(
+        "1 stopped child job continues too. 1 stopped child job cannot continue (submit it again)."
+    )
+    assert [status_of(engine, kid) for kid in kids] == ["queued", "stopped", "cancelled"]
+    run_worker(app)
+    # the family's outcome counts the children that did not continue
+    assert status_of(engine, parent) == "stopped"
+    assert any("2 of 3 child jobs were stopped or cancelled" in line for line in log_messages(engine, parent))
 
 
 def test_resume_after_a_force_stop_runs_the_job_to_the_end(app, engine, state):
