@@ -155,6 +155,11 @@
     root.setAttribute("data-jm-active", job.active ? "true" : "false");
   }
 
+  /* This page as the server names it in the buttons it renders (Flask's request.full_path). */
+  function pagePath() {
+    return window.location.pathname + "?" + window.location.search.replace(/^\?/, "");
+  }
+
   function getJson(url) {
     return fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (response) {
@@ -334,7 +339,7 @@
     var ids = rows.map(function (row) { return row.getAttribute("data-job-id"); });
     var url = container.getAttribute("data-jm-refresh-url") + "?ids=" + encodeURIComponent(ids.join(",")) +
       "&html=" + encodeURIComponent(partNames(rows).join(",")) +
-      "&next=" + encodeURIComponent(window.location.pathname + window.location.search);
+      "&next=" + encodeURIComponent(pagePath());
     return getJson(url).then(function (data) {
       data.jobs.forEach(function (job) {
         rows.filter(function (row) { return row.getAttribute("data-job-id") === job.id; })
@@ -515,15 +520,23 @@
         if (event.target.closest('[data-jm-action="show-new"]')) { insertNew(list); }
       });
     });
-    /* the user picker shows names and sends the id: a name from the list becomes its id */
+    /* the user picker shows names and sends the id: a label from the list (or an id) becomes
+       its id; anything else is refused here, said at the field, never sent as an id */
     $all(document, "[data-jm-user-picker]").forEach(function (picker) {
-      picker.form.addEventListener("submit", function () {
+      picker.addEventListener("input", function () { picker.setCustomValidity(""); });
+      picker.form.addEventListener("submit", function (event) {
         var hidden = $(picker.form, "[data-jm-user-id]");
         var typed = picker.value.trim();
         var option = $all(document, "#" + picker.getAttribute("list") + " option").filter(function (item) {
           return item.value === typed || item.getAttribute("data-id") === typed;
         })[0];
-        hidden.value = option ? option.getAttribute("data-id") : typed;
+        if (typed && !option) {
+          event.preventDefault();
+          picker.setCustomValidity("No user called “" + typed + "” has run a job: choose one from the list.");
+          picker.reportValidity();
+          return;
+        }
+        hidden.value = option ? option.getAttribute("data-id") : "";
         picker.disabled = true;  /* the name itself is not a filter */
       });
     });

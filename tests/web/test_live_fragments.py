@@ -123,7 +123,7 @@ def test_the_detail_json_carries_the_detail_pages_own_markup_of_an_ended_job(cli
 
 def test_the_detail_json_carries_the_detail_pages_own_markup_of_a_running_job(client_for, running_job):
     page, answer = detail_answer(client_for("clerk_a"), running_job)
-    for name, fragment in answer["html"].items():
+    for fragment in answer["html"].values():
         in_page(fragment, page, running=True)
     for step in answer["steps"]:
         in_page(step["html"], page, running=True)
@@ -176,3 +176,27 @@ def test_too_many_part_names_are_refused(client_for, running_job):
     assert response.status_code == 400
     assert "html" in response.get_json()["error"]
 
+
+# -- the list's user picker --------------------------------------------------------------------------
+
+
+def test_an_unknown_user_id_is_said_on_the_list_page(client_for, engine):
+    add_job(engine, owner="clerk_a")
+    client = client_for("admin")
+    response = client.get("/admin/jobs/?user=Clara")  # a name typed where the id belongs
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "No user with id &#39;Clara&#39; has run a job: choose a user from the list." in html
+    assert client.get("/admin/jobs/?user=3").status_code == 200
+
+
+def test_users_with_the_same_name_are_told_apart_in_the_picker(client_for, engine):
+    add_job(engine, owner="clerk_a")  # Clara Clerk, id 3
+    add_job(engine, owner=None, run_by_id="77", run_by_name="Clara Clerk")
+    add_job(engine, owner="clerk_b")
+    html = client_for("admin").get("/admin/jobs/").get_data(as_text=True)
+    options = dict(re.findall(r'<option value="([^"]*)" data-id="([^"]*)">', html))
+    assert options == {"Clara Clerk (3)": "3", "Clara Clerk (77)": "77", "Carl Clerk": "4"}
+    # the list filtered by one of them names that one in the picker
+    html = client_for("admin").get("/admin/jobs/?user=77").get_data(as_text=True)
+    assert 'value="Clara Clerk (77)"' in html
