@@ -21,7 +21,16 @@ from .extension import get_state
 from .listing import family_progress
 from .live import overlay_job, overlay_jobs, read_live
 from .models import file_table, job_table, notification_table
-from .presenters import job_summary, look
+from .presenters import (
+    JOB_FRAGMENTS,
+    PartContext,
+    detail_fragments,
+    job_fragments,
+    job_summary,
+    look,
+    page_macros,
+    step_fragment,
+)
 from .timeutil import utcnow
 from .web import (
     abort_json,
@@ -29,12 +38,14 @@ from .web import (
     is_valid_job_id,
     json_error,
     require_csrf,
+    same_site_path,
     visible_ids,
     visible_job_or_404,
 )
 
 bp = Blueprint("jobmonitor", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
 MAX_IDS = 200
+MAX_FRAGMENT_NAMES = 20
 MAX_ROW_ID = 2**63 - 1  # BIGINT
 MAX_FILE_ID = 2**31 - 1  # INTEGER
 
@@ -57,15 +68,31 @@ def _require_access() -> Any:
     return user
 
 
+def _fragment_names() -> list[str]:
+    """``html=status,progress``: the parts to render of each job; names /api/jobs renders no
+    part for are left out (a page marks elements of its own with ``data-jm`` too). Without the
+    parameter every part is rendered; ``html=`` (empty) none. ``next=<path>``: the page the
+    rendered buttons come back to."""
+    raw = request.args.get("html")
+    if raw is None:
+        return list(JOB_FRAGMENTS)
+    names = [part.strip() for part in raw.split(",") if part.strip()]
+    if len(names) > MAX_FRAGMENT_NAMES or any(len(name) > 40 for name in names):
+        abort_json(400, f"html names at most {MAX_FRAGMENT_NAMES} parts, e.g. html={','.join(JOB_FRAGMENTS)}")
+    return [name for name in JOB_FRAGMENTS if name in names]
+
+
 @bp.get("/api/jobs")
 def jobs_summary() -> Response:
     """``?ids=a,b,c``: status, progress, durations, time left and ``actions`` (what this user
-    may do to each now) of those jobs the user may see."""
+    may do to each now) of those jobs the user may see, and in ``html`` the parts ``html=``
+    asks for (:data:`~flask_jobmonitor.presenters.JOB_FRAGMENTS`) as the page's macros render them."""
     user = _require_access()
     raw = request.args.get("ids", "")
     ids = [part for part in raw.split(",") if part][: MAX_IDS + 1]
     if len(ids) > MAX_IDS:
         abort_json(400, f"at most {MAX_IDS} ids per request")
+    names = _fragment_names()
     state = get_state()
     live = read_live(state.redis, [job_id for job_id in ids if is_valid_job_id(job_id)])  # before SQL: live.py
     jobs = visible_ids(state, ids)
@@ -74,12 +101,16 @@ def jobs_summary() -> Response:
     with state.engine.connect() as connection:
         families = family_progress(connection, [job.id for job in jobs])
         time_left = jobs_time_left(connection, jobs, now, live)
+    macros = page_macros() if names and jobs else None
+    next_url = same_site_path(request.args.get("next"), "/")
     summaries = []
     for job in jobs:
         family = families.get(job.id)
         summary = job_summary(job, now, family)
         summary.update(remaining_seconds=time_left[job.id], remaining_text=time_left_text(time_left[job.id]))
-        summary["actions"] = control.allowed_actions(state, job, user, family.active if family else 0)
+        summary["actions"] = actions = control.allowed_actions(state, job, user, family.active if family else 0)
+        part = PartContext(now, family, actions, next_url)
+        summary["html"] = job_fragments(macros, job, part, names) if macros else {}
         summaries.append(summary)
     return jsonify({"jobs": summaries, "now": now.isoformat() + "Z"})
 
@@ -100,13 +131,16 @@ def job_detail(job_id: str) -> Response:
         family = family_progress(connection, [job.id]).get(job.id)
     summary = job_summary(job, now, family)
     remaining = job_remaining_seconds(job.status, steps)
+    actions = control.allowed_actions(state, job, current_user(), family.active if family else 0)
+    macros = page_macros()
     summary.update(
-        steps=[step.as_json() for step in steps],
+        steps=[dict(step.as_json(), html=step_fragment(macros, step)) for step in steps],
         subtask_counts=counts,
         name=job.name,
-        actions=control.allowed_actions(state, job, current_user(), family.active if family else 0),
+        actions=actions,
         remaining_seconds=remaining,
         remaining_text=time_left_text(remaining),
+        html=detail_fragments(macros, job, PartContext(now, family, actions, ""), time_left_text(remaining)),
     )
     return jsonify(summary)
 

@@ -846,6 +846,23 @@ def users_with_jobs(connection: sa.Connection, limit: int = USER_CHOICES) -> lis
     return [(row.id, row.name or row.id) for row in connection.execute(query, {"limit": limit})]
 
 
+def user_choices(users: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(id, label) for the list's user picker, from :func:`users_with_jobs`: the label is the
+    user's name, with the id after it when another user has the same name ("Sam Smith (42)"),
+    so every label picks exactly one user."""
+    seen: dict[str, int] = {}
+    for _, name in users:
+        seen[name] = seen.get(name, 0) + 1
+    return [(user_id, f"{name} ({user_id})" if seen[name] > 1 and name != user_id else name) for user_id, name in users]
+
+
+def user_has_jobs(connection: sa.Connection, user_id: str) -> bool:
+    """Whether anyone with this id ever ran a job (one probe of ``ix_jobmonitor_job_run_by_created``):
+    the list tells a user id it does not know apart from a user whose jobs are all filtered out."""
+    query = sa.select(job_table.c.id).where(job_table.c.run_by_id == user_id).limit(1)
+    return connection.execute(query).first() is not None
+
+
 def matching_ids(
     connection: sa.Connection, filters: ListFilters, *, visible_to: str | None, allow_system: bool, limit: int
 ) -> list[str]:

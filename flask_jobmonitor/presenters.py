@@ -4,11 +4,17 @@ One place for both, so the server-rendered page and its live refresh can never d
 Templates and the page script never name a status themselves: whether a status is active,
 moving (an animated bar) and how it looks all come from here (:func:`is_active`,
 :func:`is_moving`, :func:`look`).
+
+The live refresh carries markup, not data to build markup from: each part of a job a page
+refreshes (its badge, progress, times, step rows ...) is rendered by the macro of
+``jobmonitor/_macros.html`` that rendered it at page load (:func:`job_fragments`,
+:func:`detail_fragments`, :func:`step_fragment`), and the page script swaps the element for it.
+A fragment is keyed by the ``data-jm`` name of the element it replaces.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -176,3 +182,70 @@ def job_summary(job: Job, now: datetime, family: Any = None) -> dict[str, Any]:
         "children_done": family.done if family else None,
         "children_total": family.total if family else None,
     }
+
+
+# -- server-rendered fragments for the live refresh --------------------------------------------------
+
+
+class PartContext(NamedTuple):
+    """What the parts of one job are rendered with besides the job: the time of the answer, the
+    job's children counts (a ``listing.Family`` or None), the actions the user may take on it
+    now, and the page its buttons come back to."""
+
+    now: datetime
+    family: Any
+    actions: Sequence[str]
+    next: str
+
+
+#: The parts of a job that ``/api/jobs`` renders (for the "My jobs" widget and host pages), by
+#: the ``data-jm`` name of their element, with the macro call that renders each.
+JOB_FRAGMENTS: Mapping[str, Callable[[Any, Job, PartContext], str]] = {
+    "status": lambda jm, job, part: jm.status_badge(job.status),
+    "progress": lambda jm, job, part: jm.progress(job, part.family),
+    "duration": lambda jm, job, part: jm.duration(job, part.now),
+    "waiting": lambda jm, job, part: jm.waiting(job, part.now),
+    "widget-item": lambda jm, job, part: jm.widget_item(job, part.family, part.actions, part.next),
+}
+
+
+def page_macros() -> Any:
+    """The macros of ``jobmonitor/_macros.html`` bound to the current request's template context,
+    as ``{% import 'jobmonitor/_macros.html' as jm with context %}`` binds them for a page.
+    Made once per request; each macro call then costs what it costs in a page."""
+    from flask import current_app
+
+    context: dict[str, Any] = {}
+    current_app.update_template_context(context)
+    return current_app.jinja_env.get_template("jobmonitor/_macros.html").make_module(context)
+
+
+def job_fragments(
+    macros: Any, job: Job, part: PartContext, names: Collection[str] = JOB_FRAGMENTS.keys()
+) -> dict[str, str]:
+    """The parts ``names`` of ``job`` (those of :data:`JOB_FRAGMENTS`), rendered by ``macros``
+    (:func:`page_macros`)."""
+    return {name: str(JOB_FRAGMENTS[name](macros, job, part)) for name in names}
+
+
+def detail_fragments(macros: Any, job: Job, part: PartContext, time_left: str) -> dict[str, str]:
+    """Every live part of the job's detail page outside its step rows: those of
+    :data:`JOB_FRAGMENTS` it shows, the start and end cells, the error and warning counts, the
+    error message, the time left and the hint shown while Stop is one of ``part.actions``."""
+    fragments = job_fragments(macros, job, part, ("status", "progress", "duration", "waiting"))
+    fragments.update(
+        {
+            "started": str(macros.detail_started(job)),
+            "ended": str(macros.detail_ended(job)),
+            "counts": str(macros.detail_counts(job)),
+            "error-message": str(macros.detail_error(job)),
+            "time-left-row": str(macros.detail_time_left(time_left)),
+            "stop-hint": str(macros.detail_stop_hint(part.actions)),
+        }
+    )
+    return fragments
+
+
+def step_fragment(macros: Any, step: Any) -> str:
+    """The detail page's row of ``step`` (a ``details.StepView``)."""
+    return str(macros.step_row(step))

@@ -15,6 +15,7 @@ from werkzeug.routing import BuildError
 
 from .details import time_left_text
 from .extension import get_state
+from .listing import family_progress
 from .models import Job, job_table
 from .presenters import (
     ACTION_LOOKS,
@@ -79,9 +80,14 @@ def my_jobs(limit: int = WIDGET_RECENT) -> tuple[list[Job], list[Job]]:
 
 
 def jobmonitor_widget(limit: int = WIDGET_RECENT) -> Markup:
-    """The "My jobs" box (running and recent jobs, live) for a host's admin index page."""
+    """The "My jobs" box (running and recent jobs, live) for a host's admin index page. A parent's
+    bar counts its children in, as in the list and in the live refresh (``/api/jobs``)."""
     running, recent = my_jobs(limit)
-    return Markup(render_template("jobmonitor/_widget.html", running=running, recent=recent))
+    families: dict[str, Any] = {}
+    if running:
+        with get_state().engine.connect() as connection:
+            families = dict(family_progress(connection, [job.id for job in running]))
+    return Markup(render_template("jobmonitor/_widget.html", running=running, recent=recent, families=families))
 
 
 def jobmonitor_notifications() -> Markup:

@@ -66,6 +66,14 @@ def require_csrf() -> None:
         abort(400, description=f"CSRF check failed: {error}")
 
 
+def same_site_path(value: str | None, default: str) -> str:
+    """``value`` if it is a path of this site (``/...``, not ``//host``), else ``default``: where
+    buttons rendered for a page come back to after their action (``next``)."""
+    if value and value.startswith("/") and not value.startswith("//"):
+        return value
+    return default
+
+
 def json_error(status: int, message: str) -> Response:
     """A JSON error answer: ``{"error": message}`` with ``status``."""
     response = jsonify({"error": message})

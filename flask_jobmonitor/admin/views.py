@@ -45,6 +45,8 @@ from ..listing import (
     newer_ids,
     parse_filters,
     results_of,
+    user_choices,
+    user_has_jobs,
     users_with_jobs,
 )
 from ..live import overlay_job, overlay_jobs, read_live
@@ -59,6 +61,7 @@ from ..web import (
     is_valid_job_id,
     json_error,
     require_csrf,
+    same_site_path,
     visible_ids,
     visible_job_or_404,
 )
@@ -120,6 +123,12 @@ class JobListView(_JobViewBase):
         view_all = permissions.can_view_all(user)
         allow_system = permissions.can_see_system(user)
         time_left: dict[str, float | None] = {}
+        if error is None and view_all and filters.user:
+            with state.engine.connect() as connection:
+                if not user_has_jobs(connection, filters.user):
+                    # said on the page, not shown as an empty list: a typed name sent as an id,
+                    # or a link to a user who has no job (any more)
+                    error = f"No user with id {filters.user!r} has run a job: choose a user from the list."
         if error is None:
             with state.engine.connect() as connection:
                 page = fetch_page(
@@ -138,7 +147,7 @@ class JobListView(_JobViewBase):
         users: list[tuple[str, str]] = []
         if view_all:
             with state.engine.connect() as connection:
-                users = users_with_jobs(connection)
+                users = user_choices(users_with_jobs(connection))
         return self._render(
             "jobmonitor/list.html",
             status=400 if error else 200,
@@ -184,9 +193,7 @@ class JobListView(_JobViewBase):
         family = request.args.get("family") == "1"
         if family and not filters.parent:
             return json_error(400, "family=1 needs parent=<job id>")
-        next_url = request.args.get("next", "")
-        if not next_url.startswith("/") or next_url.startswith("//"):
-            next_url = url_for(".index")
+        next_url = same_site_path(request.args.get("next"), url_for(".index"))
         view_all = permissions.can_view_all(user)
         visible_to = None if view_all else permissions.user_id(user)
         allow_system = permissions.can_see_system(user)

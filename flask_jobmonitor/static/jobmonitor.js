@@ -1,4 +1,9 @@
-/* flask-jobmonitor: live refresh of job lists, job details and notifications. No dependencies. */
+/* flask-jobmonitor: live refresh of job lists, job details and notifications. No dependencies.
+
+   The markup of a job's parts comes from the server only: the live refresh answers carry them
+   rendered by the macros that rendered the page (presenters.py), and this script swaps each
+   element for its fresh copy. It builds no job markup of its own; it only ticks the running
+   durations and the "2 min ago" times between refreshes. */
 (function () {
   "use strict";
   if (window.jobmonitorLoaded) { return; }  /* the widget and the pages may both include this file */
@@ -10,6 +15,7 @@
   function $(root, selector) { return root.querySelector(selector); }
   function $all(root, selector) { return Array.prototype.slice.call(root.querySelectorAll(selector)); }
 
+  /* The same format as the server's jm_seconds filter, to tick a running duration between refreshes. */
   function formatSeconds(seconds) {
     if (seconds === null || seconds === undefined || isNaN(seconds)) { return "—"; }
     seconds = Math.max(0, Math.round(seconds));
@@ -23,11 +29,6 @@
   function localTime(iso) {
     var date = new Date(iso);
     return isNaN(date) ? iso : date.toLocaleString();
-  }
-
-  function timeHtml(iso) {
-    if (!iso) { return "—"; }
-    return '<time data-utc="' + iso + '" title="' + iso + '">' + localTime(iso) + "</time>";
   }
 
   function escapeHtml(text) {
@@ -75,43 +76,45 @@
     });
   }
 
-  function setSpan(el, since, until, seconds) {
-    if (!el) { return; }
-    if (since) { el.setAttribute("data-jm-since", since); } else { el.removeAttribute("data-jm-since"); }
-    if (until) { el.setAttribute("data-jm-until", until); } else { el.removeAttribute("data-jm-until"); }
-    el.textContent = formatSeconds(seconds);
+  /* One element of the server's markup (a <td> or <tr> too: a <template> parses any element). */
+  function parseFragment(html) {
+    var holder = document.createElement("template");
+    holder.innerHTML = html.trim();
+    return holder.content.firstElementChild;
   }
 
-  function renderStatus(el, job) {
-    if (!el) { return; }
-    el.className = "badge badge-" + job.status_colour + " jm-status";
-    el.title = job.status_label;
-    el.innerHTML = '<i class="fa fa-fw ' + job.status_icon + '"></i> <span data-jm="status-label">' +
-      escapeHtml(job.status_label) + "</span>";
+  /* Swap each part of ``root`` named in ``parts`` ({data-jm name: server-rendered element});
+     ``root`` may be a part itself (a widget item). */
+  function swapParts(root, parts) {
+    Object.keys(parts || {}).forEach(function (name) {
+      var selector = '[data-jm="' + name + '"]';
+      var old = root.matches(selector) ? root : $(root, selector);
+      var fresh = old && parseFragment(parts[name]);
+      if (fresh) {
+        old.replaceWith(fresh);
+        localizeTimes(fresh);
+      }
+    });
   }
 
-  function renderProgress(el, job) {
-    if (!el) { return; }
-    var bar = $(el, '[data-jm="bar"]');
-    var percent = job.percent;
-    if (percent === null) { percent = job.moving ? 100 : 0; }
-    bar.style.width = percent + "%";
-    bar.setAttribute("aria-valuenow", percent);
-    bar.className = "progress-bar bg-" + job.status_colour +
-      (job.moving ? " progress-bar-striped progress-bar-animated" : "");
-    var text = "";
-    if (job.step_count) { text = "step " + (job.current_step || 0) + "/" + job.step_count; }
-    if (job.progress_total) { text += " · " + job.progress_done + "/" + job.progress_total; }
-    else if (job.progress_done) { text += " · " + job.progress_done; }
-    $(el, '[data-jm="progress-text"]').textContent = text;
-  }
-
-  function renderEnded(el, job) {
-    if (!el) { return; }
-    if (job.ended_at) { el.innerHTML = timeHtml(job.ended_at); }
-    else if (job.active && job.started_at) {
-      el.innerHTML = '<em class="text-muted">Still in progress</em>';
-    } else { el.textContent = "—"; }
+  /* The names of the parts the jobs' elements show (their outermost data-jm elements), for the
+     html= of /api/jobs: the server renders only those. */
+  function partNames(rows) {
+    var names = [];
+    rows.forEach(function (row) {
+      if (row.hasAttribute("data-jm")) {
+        if (names.indexOf(row.getAttribute("data-jm")) === -1) { names.push(row.getAttribute("data-jm")); }
+        return;
+      }
+      $all(row, "[data-jm]").forEach(function (el) {
+        for (var up = el.parentElement; up && up !== row; up = up.parentElement) {
+          if (up.hasAttribute("data-jm")) { return; }
+        }
+        var name = el.getAttribute("data-jm");
+        if (names.indexOf(name) === -1) { names.push(name); }
+      });
+    });
+    return names;
   }
 
   /* The buttons of a job follow the actions the server says this user may take now: the
@@ -144,24 +147,17 @@
     });
   }
 
-  /* Update every element of one job (a widget item, a host page's job or the detail header). */
+  /* Update every element of one job (a widget item, a host page's job or the detail page). */
   function applyJob(root, job) {
-    renderStatus($(root, '[data-jm="status"]'), job);
-    renderProgress($(root, '[data-jm="progress"]'), job);
-    setSpan($(root, '[data-jm="duration"]'), job.started_at, job.ended_at, job.duration_seconds);
-    setSpan($(root, '[data-jm="waiting"]'), job.created_at, job.started_at, job.waiting_seconds);
-    var started = $(root, '[data-jm="started"]');
-    if (started) { started.innerHTML = timeHtml(job.started_at); }
-    renderEnded($(root, '[data-jm="ended"]'), job);
-    var failed = $(root, '[data-jm="failed-at"]');
-    if (failed) { failed.innerHTML = job.failed_at ? timeHtml(job.failed_at) : ""; }
-    var children = $(root, '[data-jm="children"] a');
-    if (children && job.children_total !== null) { children.textContent = job.children_done + "/" + job.children_total; }
+    swapParts(root, job.html);
+    if (!root.isConnected) { return; }  /* the whole element came from the server */
     if (job.actions) { renderActions(root, job); }
     root.setAttribute("data-jm-active", job.active ? "true" : "false");
-    if (root.className.indexOf("jm-row-") !== -1) {
-      root.className = root.className.replace(/jm-row-\w+/, "jm-row-" + job.status);
-    }
+  }
+
+  /* This page as the server names it in the buttons it renders (Flask's request.full_path). */
+  function pagePath() {
+    return window.location.pathname + "?" + window.location.search.replace(/^\?/, "");
   }
 
   function getJson(url) {
@@ -341,7 +337,9 @@
     });
     if (!rows.length) { return Promise.resolve(); }
     var ids = rows.map(function (row) { return row.getAttribute("data-job-id"); });
-    var url = container.getAttribute("data-jm-refresh-url") + "?ids=" + encodeURIComponent(ids.join(","));
+    var url = container.getAttribute("data-jm-refresh-url") + "?ids=" + encodeURIComponent(ids.join(",")) +
+      "&html=" + encodeURIComponent(partNames(rows).join(",")) +
+      "&next=" + encodeURIComponent(pagePath());
     return getJson(url).then(function (data) {
       data.jobs.forEach(function (job) {
         rows.filter(function (row) { return row.getAttribute("data-job-id") === job.id; })
@@ -355,37 +353,15 @@
   function refreshDetail(container) {
     return getJson(container.getAttribute("data-jm-detail-url")).then(function (job) {
       applyJob(container, job);
-      var errorBox = $(container, '[data-jm="error-message"]');
-      if (errorBox) {
-        errorBox.hidden = !job.error_message;
-        $(errorBox, '[data-jm="error-text"]').textContent = job.error_message || "";
-      }
-      var counts = $(container, '[data-jm="counts"]');
-      if (counts) { counts.textContent = job.error_count + " / " + job.warning_count; }
-      var timeLeft = $(container, '[data-jm="time-left"]');
-      if (timeLeft) {
-        timeLeft.textContent = job.remaining_text || "";
-        $(container, '[data-jm="time-left-row"]').hidden = !job.remaining_text;
-      }
+      var steps = $(container, '[data-jm="steps"] tbody');
       job.steps.forEach(function (step) {
         var row = $(container, '[data-step-position="' + step.position + '"]');
-        if (!row) { return; }
-        /* the look (colour, icon, label) comes with the JSON: presenters.step_look, as on first load */
-        $(row, '[data-jm="step-status"]').innerHTML = '<span class="badge badge-' + escapeHtml(step.status_colour) +
-          '" data-jm-step-status="' + escapeHtml(step.status) + '"><i class="fa fa-fw ' + escapeHtml(step.status_icon) +
-          '"></i> ' + escapeHtml(step.status_label) + "</span>";
-        $(row, '[data-jm="step-progress"]').textContent = step.done + (step.total ? "/" + step.total : "");
-        $(row, '[data-jm="step-counters"]').innerHTML = Object.keys(step.counters).map(function (key) {
-          return '<span class="mr-2">' + escapeHtml(key) + ": <strong>" + step.counters[key] + "</strong></span>";
-        }).join("");
-        var time = "";
-        if (step.elapsed_seconds !== null) {
-          time = formatSeconds(step.elapsed_seconds) + " elapsed";
-          if (step.remaining_seconds !== null) { time += ", ~" + formatSeconds(step.remaining_seconds) + " left"; }
-        } else if (step.estimated_seconds !== null) {
-          time = '<span class="text-muted">usually ~' + formatSeconds(step.estimated_seconds) + "</span>";
+        var fresh = parseFragment(step.html);
+        if (row) { row.replaceWith(fresh); } else if (steps) {  /* a step the task did not declare */
+          var none = $(steps, '[data-jm="no-steps"]');
+          if (none) { none.remove(); }
+          steps.appendChild(fresh);
         }
-        $(row, '[data-jm="step-time"]').innerHTML = time;
       });
       var wasActive = container.getAttribute("data-jm-was-active") !== "false";
       container.setAttribute("data-jm-was-active", job.active ? "true" : "false");
@@ -544,15 +520,23 @@
         if (event.target.closest('[data-jm-action="show-new"]')) { insertNew(list); }
       });
     });
-    /* the user picker shows names and sends the id: a name from the list becomes its id */
+    /* the user picker shows names and sends the id: a label from the list (or an id) becomes
+       its id; anything else is refused here, said at the field, never sent as an id */
     $all(document, "[data-jm-user-picker]").forEach(function (picker) {
-      picker.form.addEventListener("submit", function () {
+      picker.addEventListener("input", function () { picker.setCustomValidity(""); });
+      picker.form.addEventListener("submit", function (event) {
         var hidden = $(picker.form, "[data-jm-user-id]");
         var typed = picker.value.trim();
         var option = $all(document, "#" + picker.getAttribute("list") + " option").filter(function (item) {
           return item.value === typed || item.getAttribute("data-id") === typed;
         })[0];
-        hidden.value = option ? option.getAttribute("data-id") : typed;
+        if (typed && !option) {
+          event.preventDefault();
+          picker.setCustomValidity("No user called “" + typed + "” has run a job: choose one from the list.");
+          picker.reportValidity();
+          return;
+        }
+        hidden.value = option ? option.getAttribute("data-id") : "";
         picker.disabled = true;  /* the name itself is not a filter */
       });
     });

@@ -8,6 +8,10 @@ exactly the dict the server was built from (Redis database 13, own queue names, 
 ``JOBMONITOR_REFRESH_INTERVAL`` = 1). ``JOBMONITOR_BROWSER_DATABASE_URL`` (e.g. a PostgreSQL URL;
 a database of that name plus the process id is created and dropped) replaces the SQLite file.
 
+A test may hold the worker's work still (:meth:`LiveApp.frozen_work`: SIGSTOP to the work
+horse) to compare what a page shows with a fresh load of the same state; the jobs are not
+taken for abandoned meanwhile (``JOBMONITOR_ABANDONED_AFTER`` is longer than any test).
+
 Before each test the worker must be idle (every earlier job ended), so one test's leftover jobs
 never eat into the next test's time limits; a job that never ends fails the rest fast.
 
@@ -77,6 +81,7 @@ class LiveApp:
     app: Any
     config: dict[str, Any]
     worker_log: Path
+    worker_pid: int
     stuck: str = ""  # set once a job never ended: the worker cannot serve later tests
 
     def active_jobs(self) -> list[Any]:
@@ -107,6 +112,22 @@ class LiveApp:
                 for row in active
             )
             pytest.fail(f"jobs still not ended after {timeout:.0f} s: {self.stuck}\n{self.worker_log_tail()}")
+
+    @contextlib.contextmanager
+    def frozen_work(self) -> Iterator[None]:
+        """Hold the worker's running job still (its work horse stopped with SIGSTOP, so its
+        progress, steps and status cannot change) until the block ends."""
+        horses = _children(self.worker_pid)
+        if not horses:
+            pytest.fail(f"the worker runs no job to hold still\n{self.worker_log_tail()}")
+        for pid in horses:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for pid in horses:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
 
     def worker_log_tail(self, lines: int = 40) -> str:
         text = self.worker_log.read_text(errors="replace").splitlines()
@@ -196,6 +217,7 @@ def live_app(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> It
         "JOBMONITOR_REDIS_URL": REDIS_URL,
         "JOBMONITOR_STORAGE_PATH": str(root / "files"),
         "JOBMONITOR_REFRESH_INTERVAL": REFRESH_INTERVAL,
+        "JOBMONITOR_ABANDONED_AFTER": 3600,  # a job held still (frozen_work) is not abandoned
         "JOBMONITOR_QUEUE_NAMES": {level: f"{queue_prefix}-{level}" for level in ("high", "default", "low")},
     }
     env = dict(
@@ -231,7 +253,13 @@ def live_app(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> It
     thread.start()
     try:
         _wait_for_worker(worker, redis, worker_name, worker_log)
-        yield LiveApp(url=f"http://127.0.0.1:{server.server_port}", app=app, config=config, worker_log=worker_log)
+        yield LiveApp(
+            url=f"http://127.0.0.1:{server.server_port}",
+            app=app,
+            config=config,
+            worker_log=worker_log,
+            worker_pid=worker.pid,
+        )
     finally:
         server.shutdown()
         thread.join(timeout=10)
