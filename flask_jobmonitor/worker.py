@@ -19,9 +19,9 @@ back is then replayed to RQ's handler, so a SIGTERM at any moment ends in exactl
 
 A second signal, a second or more after the first (cold shutdown), is held back the same way,
 except while a job runs: RQ then kills the horse, and its run ends as the work horse's death
-(queued again when resumable or never begun, failed otherwise). The one moment left to chance is
-a signal that arrives while a pop's answer is on the wire: the job is then out of RQ and still
-``queued`` in SQL, and recovery puts it back after ``JOBMONITOR_ABANDONED_AFTER``.
+(queued again when resumable or never begun, failed otherwise). The hold starts before each
+pop, so a signal cannot land while a popped id is on its way from Redis; a blocking pop waits in
+slices of ``POP_SLICE`` (1 s), so an idle worker notices a held signal within a second and stops.
 """
 
 from __future__ import annotations
@@ -107,20 +107,31 @@ class AppWorkerMixin:
         """Wrap the pops of this worker's own Redis client (RQ's ``Queue.lpop``/``Queue.lmove``
         call them) so that the hold starts as soon as a job id has left its queue."""
         connection: Any = self.connection  # type: ignore[attr-defined]
-        for name in ("blpop", "lpop", "blmove", "lmove"):
+        for name, timeout_at in (("blpop", 1), ("lpop", None), ("blmove", 2), ("lmove", None)):
             pop = getattr(connection, name)
             if not getattr(pop, "_jobmonitor_holds_signals", False):
-                setattr(connection, name, self._holding_on_pop(pop))
+                setattr(connection, name, self._holding_on_pop(pop, timeout_at))
 
-    def _holding_on_pop(self, pop: Callable[..., Any]) -> Callable[..., Any]:
+    def _holding_on_pop(self, pop: Callable[..., Any], timeout_at: int | None) -> Callable[..., Any]:
+        """The hold starts before the pop, so a signal cannot land while a popped id is on its
+        way from Redis. A blocking pop waits in slices of :data:`POP_SLICE` seconds: a signal
+        held meanwhile ends the wait at the end of its slice, as if no job had come, and then
+        acts (an idle worker so stops within a slice)."""
+
         @functools.wraps(pop)
         def popping(*args: Any, **kwargs: Any) -> Any:
-            if self._dequeuing:
-                # an earlier id of this dequeue had no job hash (RQ pops again): it needs no hold
+            if not self._dequeuing:
+                return pop(*args, **kwargs)
+            # an earlier id of this dequeue had no job hash (RQ pops again): it needs no hold
+            self._release_signals()
+            self._hold_signals()
+            try:
+                result = _pop_in_slices(pop, timeout_at, args, kwargs)
+            except BaseException:
                 self._release_signals()
-            result = pop(*args, **kwargs)
-            if result is not None and self._dequeuing:
-                self._hold_signals()
+                raise
+            if result is None:
+                self._release_signals()  # a held signal acts here: RQ's idle worker stops
             return result
 
         popping._jobmonitor_holds_signals = True  # type: ignore[attr-defined]
@@ -312,6 +323,28 @@ def _describe_exit(wait_status: int | None) -> str:
     if os.WIFSIGNALED(wait_status):
         return f"killed by signal {os.WTERMSIG(wait_status)}"
     return f"exit status {os.waitstatus_to_exitcode(wait_status)}"
+
+
+#: Longest single wait of a blocking pop (seconds): how long a held signal can wait for an
+#: idle worker to notice it.
+POP_SLICE = 1
+
+
+def _pop_in_slices(
+    pop: Callable[..., Any], timeout_at: int | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Call ``pop`` (a Redis pop; blocking when its timeout argument, at position ``timeout_at``,
+    is given) in waits of at most :data:`POP_SLICE` seconds, until it returns an item, its whole
+    timeout has passed, or a shutdown signal is pending (then None, as a timeout)."""
+    if timeout_at is None or len(args) <= timeout_at or not args[timeout_at]:
+        return pop(*args, **kwargs)
+    remaining = float(args[timeout_at])
+    while True:
+        wait = min(POP_SLICE, remaining)
+        result = pop(*args[:timeout_at], max(1, round(wait)), *args[timeout_at + 1 :], **kwargs)
+        remaining -= wait
+        if result is not None or remaining <= 0 or shutdown.pending():
+            return result
 
 
 def _claims_before_fork(worker: Any) -> bool:

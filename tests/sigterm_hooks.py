@@ -28,6 +28,7 @@ from flask_jobmonitor import runner, shutdown
 
 #: Where a worker can be signalled, in the order of a job's life.
 WINDOWS = (
+    "popping",  # Redis popped the job id; the pop's answer has not reached the worker's code yet
     "dequeued",  # the job id has left RQ's queue; nothing else happened yet
     "claiming",  # inside the claim's transaction (queued -> running), before its UPDATE
     "claimed",  # the claim is committed; RQ is not yet busy with the job
@@ -78,11 +79,29 @@ def _before_transition(_connection: Any, _job_id: str, action: str, **_options: 
         _signal_worker("recording")
 
 
+def _signal_after(pop: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(pop)
+    def popping(*args: Any, **kwargs: Any) -> Any:
+        result = pop(*args, **kwargs)
+        if result is not None:
+            _signal_worker("popping")
+        return result
+
+    return popping
+
+
 _wrap(runner, "apply_transition", _before_transition)
 _wrap(runner, "_execute", lambda *_args, **_kwargs: _signal_worker("running"))
 
 
 class _Hooks:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # under the worker's own wrapping of its pops (worker.py wraps them when it starts
+        # working): the signal lands inside the pop call, after Redis took the id off the queue
+        for name in ("blpop", "lpop", "blmove", "lmove"):
+            setattr(self.connection, name, _signal_after(getattr(self.connection, name)))  # type: ignore[attr-defined]
+
     def reorder_queues(self, *args: Any, **kwargs: Any) -> Any:
         _signal_worker("dequeued")  # RQ calls it right after it dequeued a job
         return super().reorder_queues(*args, **kwargs)  # type: ignore[misc]
