@@ -1,5 +1,9 @@
 """Retrying database writes through a short outage, so a job's record is not lost because the
-database was unreachable for a moment (failover, restart, network blip)."""
+database was unreachable for a moment (failover, restart, network blip).
+
+A worker that is shutting down retries no longer than its shutdown allows (see shutdown.py):
+the retries end with the shutdown's deadline, so a write that keeps failing cannot hold a
+worker past ``JOBMONITOR_SHUTDOWN_GRACE`` (nor a cold shutdown at all)."""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 
+from . import shutdown
+
 log = logging.getLogger("flask_jobmonitor.internal.retry")
 T = TypeVar("T")
 #: Errors that say "the database is not reachable right now", not "this statement is wrong".
@@ -18,14 +24,16 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (sa.exc.OperationalError, sa.exc
 
 def retry_db(action: Callable[[], T], seconds: float, what: str) -> T:
     """Call ``action`` until it succeeds or ``seconds`` have passed, backing off 0.5 s to 5 s
-    between tries; the last transient error is re-raised when time runs out."""
+    between tries; the last transient error is re-raised when time runs out, or when the
+    process got a shutdown signal whose deadline comes first."""
     deadline = time.monotonic() + seconds
     delay = 0.5
     while True:
         try:
             return action()
         except TRANSIENT_ERRORS as error:
-            if time.monotonic() + delay > deadline:
+            stop_by = shutdown.retry_deadline()
+            if time.monotonic() + delay > (deadline if stop_by is None else min(deadline, stop_by)):
                 raise
             log.warning("%s: database unreachable (%s); retrying in %.1f s", what, type(error).__name__, delay)
             time.sleep(delay)

@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from rq import get_current_job
 
-from . import families
+from . import families, shutdown
 from .children import release as release_children
 from .context import JobContext, PauseRequested, RunInfo, RunSuperseded, StopRequested, follow_task_sessions
 from .errors import JobNotFound, TransitionRefused, UnknownTask
@@ -91,23 +91,33 @@ def run_job(job_id: str) -> str:
     """Run tracked job ``job_id``; RQ calls this inside the app context the worker provides."""
     state = get_state()
     parent_settles = job_id in preclaimed
-    run = preclaimed.pop(job_id) if parent_settles else claim(state, job_id, _worker_name())
-    if run is None:
-        return "not run: the job was no longer queued"
+    # In a SimpleWorker the job runs in the worker itself: a cold shutdown's signal during the
+    # claim waits (shutdown.py) until the task has begun, where it fails the run it interrupts,
+    # instead of leaving the job claimed with nobody to run it. _execute ends the section.
+    shutdown.enter()
+    executing = False
     try:
-        task = state.tasks.get(run.task)
-    except UnknownTask as error:
-        _record_failure(state, run, None, error)
-        raise
-    ctx = JobContext(state, run, task)
-    heartbeat = Heartbeat(state.engine, job_id, run.attempt, state.settings.abandoned_after / 4).start()
-    ctx.heartbeat = heartbeat
-    try:
-        return _execute(state, run, task, ctx, parent_settles)
+        run = preclaimed.pop(job_id) if parent_settles else claim(state, job_id, _worker_name())
+        if run is None:
+            return "not run: the job was no longer queued"
+        try:
+            task = state.tasks.get(run.task)
+        except UnknownTask as error:
+            _record_failure(state, run, None, error)
+            raise
+        ctx = JobContext(state, run, task)
+        heartbeat = Heartbeat(state.engine, job_id, run.attempt, state.settings.abandoned_after / 4).start()
+        ctx.heartbeat = heartbeat
+        executing = True
+        try:
+            return _execute(state, run, task, ctx, parent_settles)
+        finally:
+            heartbeat.stop()
+            if run.root_id and not parent_settles:
+                release_children(state, run.root_id)
     finally:
-        heartbeat.stop()
-        if run.root_id and not parent_settles:
-            release_children(state, run.root_id)
+        if not executing:
+            shutdown.leave()
 
 
 def _execute(state: JobMonitorState, run: RunInfo, task: TrackedTask, ctx: JobContext, parent_settles: bool) -> str:
@@ -117,6 +127,7 @@ def _execute(state: JobMonitorState, run: RunInfo, task: TrackedTask, ctx: JobCo
         horse_outcome[0] = HORSE_STARTED
     try:
         try:
+            shutdown.leave()  # signals held back since the claim act now (see run_job)
             with ctx.running():
                 task.func(ctx, *run.params.get("args", ()), **run.params.get("kwargs", {}))
         finally:
@@ -203,7 +214,10 @@ def _finish(state: JobMonitorState, run: RunInfo) -> None:
 
 
 def _retrying(state: JobMonitorState, what: str, action: Callable[[], None]) -> None:
-    retry_db(action, state.settings.db_retry_seconds, what)
+    """Record a job's end: retried through a database outage, and never cut in two by a
+    shutdown signal (held back until it is written or given up, see shutdown.py)."""
+    with shutdown.critical_section():
+        retry_db(action, state.settings.db_retry_seconds, what)
 
 
 def _claim_values(worker_name: str, now: Any) -> dict[str, Any]:

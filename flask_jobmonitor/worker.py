@@ -4,15 +4,34 @@ Any RQ worker class works (the forking ``Worker``, ``SimpleWorker``, ...): :func
 mixes :class:`AppWorkerMixin` into it. The mixin pushes the app context around each job and,
 in a forked work horse, makes SQLAlchemy forget the parent's pooled connections: a forked
 process that reused the parent's socket would interleave its queries with the parent's.
+
+SIGTERM and SIGINT (see shutdown.py for the mechanism) act only where they cannot cut a job in
+two. The worker holds them back from the moment its own Redis client pops a job id off a queue
+until the job is RQ's current job (RQ's ``busy`` state: prepared, about to be forked or run), and
+again from the moment its work horse has exited until the job's end is recorded. A signal held
+back is then replayed to RQ's handler, so a SIGTERM at any moment ends in exactly one of:
+
+* the job not claimed and back at the front of its queue (the signal came before the claim);
+* the job running to its end, or pausing at its next checkpoint (the signal came from the
+  claim on: the worker is then busy, and a warm shutdown asks the job to pause);
+* the job's end recorded, then the worker exits (the signal came while the horse's outcome was
+  being recorded).
+
+A second signal, a second or more after the first (cold shutdown), is held back the same way,
+except while a job runs: RQ then kills the horse, and its run ends as the work horse's death
+(queued again when resumable or never begun, failed otherwise). The hold starts before each
+pop, so a signal cannot land while a popped id is on its way from Redis; a blocking pop waits in
+slices of ``POP_SLICE`` (1 s), so an idle worker notices a held signal within a second and stops.
 """
 
 from __future__ import annotations
 
+import functools
 import mmap
 import os
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,7 +40,8 @@ from redis import Redis
 from rq import Queue, SpawnWorker, Worker
 from rq.worker import BaseWorker
 
-from . import runner
+from . import runner, shutdown
+from .context import RunInfo
 from .enqueue import RUNNER_PATH
 from .extension import get_state
 from .maintenance import RecoveryLoop, abandon_run
@@ -42,17 +62,109 @@ class AppWorkerMixin:
     #: :meth:`main_work_horse`); None until :meth:`work` starts.
     _fresh_pools: dict[sa.Engine, sa.Pool] | None = None
 
+    #: True while RQ waits for a job (``dequeue_job_and_maintain_ttl``): a pop then takes a job.
+    _dequeuing = False
+    #: True while this worker holds signals back for the job in its hands (module docstring).
+    _holding_signals = False
+
     def work(self, *args: Any, **kwargs: Any) -> Any:
         with self.app.app_context():
             state = get_state(self.app)
             runner.warm_up(state)
             if _claims_before_fork(self):
                 self._fresh_pools = self._make_fresh_pools()
+        shutdown.arm(state.settings.shutdown_grace)
+        self._hold_signals_on_pop()
         loop = RecoveryLoop(self.app).start()
         try:
             return super().work(*args, **kwargs)  # type: ignore[misc]
         finally:
             loop.stop()
+
+    # -- signals: when a SIGTERM or SIGINT takes effect (module docstring) ---------------------
+
+    def request_stop(self, signum: int, frame: Any) -> None:
+        if not shutdown.defer(signum):
+            super().request_stop(signum, frame)  # type: ignore[misc]
+
+    def request_force_stop(self, signum: int, frame: Any) -> None:
+        if not shutdown.defer(signum):
+            super().request_force_stop(signum, frame)  # type: ignore[misc]
+
+    def _hold_signals(self) -> None:
+        if not self._holding_signals:
+            self._holding_signals = True
+            shutdown.enter()
+
+    def _release_signals(self) -> None:
+        """End the hold; a signal that came meanwhile acts now (it may raise RQ's
+        ``StopRequested`` or ``SystemExit`` from here)."""
+        if self._holding_signals:
+            self._holding_signals = False
+            shutdown.leave()
+
+    def _hold_signals_on_pop(self) -> None:
+        """Wrap the pops of this worker's own Redis client (RQ's ``Queue.lpop``/``Queue.lmove``
+        call them) so that the hold starts as soon as a job id has left its queue."""
+        connection: Any = self.connection  # type: ignore[attr-defined]
+        for name, timeout_at in (("blpop", 1), ("lpop", None), ("blmove", 2), ("lmove", None)):
+            pop = getattr(connection, name)
+            if not getattr(pop, "_jobmonitor_holds_signals", False):
+                setattr(connection, name, self._holding_on_pop(pop, timeout_at))
+
+    def _holding_on_pop(self, pop: Callable[..., Any], timeout_at: int | None) -> Callable[..., Any]:
+        """The hold starts before the pop, so a signal cannot land while a popped id is on its
+        way from Redis. A blocking pop waits in slices of :data:`POP_SLICE` seconds: a signal
+        held meanwhile ends the wait at the end of its slice, as if no job had come, and then
+        acts (an idle worker so stops within a slice)."""
+
+        @functools.wraps(pop)
+        def popping(*args: Any, **kwargs: Any) -> Any:
+            if not self._dequeuing:
+                return pop(*args, **kwargs)
+            # an earlier id of this dequeue had no job hash (RQ pops again): it needs no hold
+            self._release_signals()
+            self._hold_signals()
+            try:
+                result = _pop_in_slices(pop, timeout_at, args, kwargs)
+            except BaseException:
+                self._release_signals()
+                raise
+            if result is None:
+                self._release_signals()  # a held signal acts here: RQ's idle worker stops
+            return result
+
+        popping._jobmonitor_holds_signals = True  # type: ignore[attr-defined]
+        return popping
+
+    def dequeue_job_and_maintain_ttl(self, *args: Any, **kwargs: Any) -> Any:
+        self._dequeuing = True
+        try:
+            return super().dequeue_job_and_maintain_ttl(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            self._dequeuing = False
+
+    def prepare_execution(self, job: Any) -> Any:
+        """RQ makes the job its current one (``busy``): from here a SIGTERM pauses it."""
+        execution = super().prepare_execution(job)  # type: ignore[misc]
+        self._release_signals()
+        return execution
+
+    def monitor_work_horse(self, *args: Any, **kwargs: Any) -> Any:
+        """The horse has exited (or was killed): hold signals until its outcome is recorded."""
+        try:
+            return super().monitor_work_horse(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            self._hold_signals()
+
+    def _put_back(self, job: Any, queue: Any) -> None:
+        """A shutdown signal came after ``job`` left its queue and before its claim: put it
+        back at the front, untouched (RQ's intermediate list too, where one queue moved it)."""
+        self.log.info("job %s: shutting down before its claim; back at the front of %s", job.id, queue.name)  # type: ignore[attr-defined]
+        with self.connection.pipeline() as pipeline:  # type: ignore[attr-defined]
+            pipeline.lrem(queue.intermediate_queue_key, 1, job.id)
+            queue.push_job_id(job.id, pipeline=pipeline, at_front=True)
+            pipeline.execute()
 
     def handle_warm_shutdown_request(self) -> None:
         """SIGTERM (a deploy): ask the running job to pause at its next checkpoint (resumable
@@ -87,6 +199,7 @@ class AppWorkerMixin:
             self.kill_horse()  # type: ignore[attr-defined]
 
     def main_work_horse(self, *args: Any, **kwargs: Any) -> Any:
+        shutdown.reset()  # the worker's signals and holds are not the horse's
         # First thing in the forked child: drop (without closing) the sockets inherited from
         # the parent, so this process opens its own connections if it needs any.
         # (a horse forked without work(), by a caller of execute_job, builds its pools itself)
@@ -103,30 +216,44 @@ class AppWorkerMixin:
         """A forking worker claims a tracked job itself before it forks, and records its
         completion after the horse exits: both on the worker's pooled connection with its warm
         statement cache, so the horse of a small job needs no database connection of its own.
-        A horse that died without recording its outcome is noticed here at once."""
-        if not _claims_before_fork(self) or job.func_name != RUNNER_PATH or not job.args:
-            return super().execute_job(job, queue)  # type: ignore[misc]
-        job_id = job.args[0]
-        with self.app.app_context():
-            state = get_state(self.app)
-            try:
-                run = runner.claim(state, job_id, self.name)  # type: ignore[attr-defined]
-            except sa.exc.SQLAlchemyError as error:
-                self.log.warning("job %s: claim before fork failed (%s); the horse claims it", job_id, error)  # type: ignore[attr-defined]
-                return super().execute_job(job, queue)  # type: ignore[misc]
-        runner.preclaimed[job_id] = run
-        runner.settling_parent_pid = os.getpid()
-        outcome = self._horse_outcome_byte()
-        outcome[0] = 0
-        runner.horse_outcome = outcome
-        self._last_horse_wait_status = None
+        A horse that died without recording its outcome is noticed here at once.
+
+        Signals are held back from the pop until RQ is busy with the job and from the horse's
+        exit until here (module docstring); the hold ends here at the latest."""
+        run: RunInfo | None = None
+        claimed = False
         try:
+            if shutdown.pending():
+                self._put_back(job, queue)
+                return None  # the signal is replayed below: RQ stops the idle worker
+            if not _claims_before_fork(self) or job.func_name != RUNNER_PATH or not job.args:
+                return super().execute_job(job, queue)  # type: ignore[misc]
+            job_id = job.args[0]
+            with self.app.app_context():
+                state = get_state(self.app)
+                try:
+                    run = runner.claim(state, job_id, self.name)  # type: ignore[attr-defined]
+                except sa.exc.SQLAlchemyError as error:
+                    self.log.warning("job %s: claim before fork failed (%s); the horse claims it", job_id, error)  # type: ignore[attr-defined]
+                    return super().execute_job(job, queue)  # type: ignore[misc]
+            claimed = True
+            runner.preclaimed[job_id] = run
+            runner.settling_parent_pid = os.getpid()
+            outcome = self._horse_outcome_byte()
+            outcome[0] = 0
+            runner.horse_outcome = outcome
+            self._last_horse_wait_status = None
             return super().execute_job(job, queue)  # type: ignore[misc]
         finally:
-            runner.preclaimed.pop(job_id, None)
-            if run is not None:
-                with self.app.app_context():
-                    runner.settle_after_horse(state, run, outcome[0], _describe_exit(self._last_horse_wait_status))
+            self._hold_signals()
+            try:
+                if claimed:
+                    runner.preclaimed.pop(job.args[0], None)
+                if run is not None:
+                    with self.app.app_context():
+                        runner.settle_after_horse(state, run, outcome[0], _describe_exit(self._last_horse_wait_status))
+            finally:
+                self._release_signals()
 
     def _horse_outcome_byte(self) -> mmap.mmap:
         """This worker's shared byte (made once per worker process, so the workers of one
@@ -149,7 +276,8 @@ class AppWorkerMixin:
             try:
                 return super().perform_job(*args, **kwargs)  # type: ignore[misc]
             finally:
-                runner.run_after_job_callbacks()
+                with shutdown.critical_section():  # a paused job is queued again before a stop
+                    runner.run_after_job_callbacks()
                 runner.deferred_callbacks_supported = False
                 if getattr(self, "_is_horse", False) and os.getpid() in _pids_that_connected:
                     # the horse ends with os._exit(): close the connections it opened, cleanly
@@ -195,6 +323,28 @@ def _describe_exit(wait_status: int | None) -> str:
     if os.WIFSIGNALED(wait_status):
         return f"killed by signal {os.WTERMSIG(wait_status)}"
     return f"exit status {os.waitstatus_to_exitcode(wait_status)}"
+
+
+#: Longest single wait of a blocking pop (seconds): how long a held signal can wait for an
+#: idle worker to notice it.
+POP_SLICE = 1
+
+
+def _pop_in_slices(
+    pop: Callable[..., Any], timeout_at: int | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Call ``pop`` (a Redis pop; blocking when its timeout argument, at position ``timeout_at``,
+    is given) in waits of at most :data:`POP_SLICE` seconds, until it returns an item, its whole
+    timeout has passed, or a shutdown signal is pending (then None, as a timeout)."""
+    if timeout_at is None or len(args) <= timeout_at or not args[timeout_at]:
+        return pop(*args, **kwargs)
+    remaining = float(args[timeout_at])
+    while True:
+        wait = min(POP_SLICE, remaining)
+        result = pop(*args[:timeout_at], max(1, round(wait)), *args[timeout_at + 1 :], **kwargs)
+        remaining -= wait
+        if result is not None or remaining <= 0 or shutdown.pending():
+            return result
 
 
 def _claims_before_fork(worker: Any) -> bool:

@@ -105,7 +105,14 @@ class WorkerProcess:
     """One ``flask jobmonitor worker`` subprocess (in its own session, so its process group is
     its pid; a forking worker's work horse makes a process group of its own)."""
 
-    def __init__(self, env: ReliabilityEnv, name: str, worker_class: str, scheduler: bool) -> None:
+    def __init__(
+        self,
+        env: ReliabilityEnv,
+        name: str,
+        worker_class: str,
+        scheduler: bool,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.env = env
         self.name = name
         self.worker_class = worker_class
@@ -128,7 +135,7 @@ class WorkerProcess:
             self.process = subprocess.Popen(
                 command,
                 cwd=ROOT,
-                env={**os.environ, **env.environment, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, **env.environment, **(extra_env or {}), "PYTHONUNBUFFERED": "1"},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -252,12 +259,19 @@ class ReliabilityEnv:
     def engine(self) -> sa.Engine:
         return self.state.engine
 
-    def worker(self, worker_class: str = "rq.Worker", *, scheduler: bool = False, wait: bool = True) -> WorkerProcess:
+    def worker(
+        self,
+        worker_class: str = "rq.Worker",
+        *,
+        scheduler: bool = False,
+        wait: bool = True,
+        extra_env: dict[str, str] | None = None,
+    ) -> WorkerProcess:
         """Start a worker subprocess (``rq.Worker`` forks a horse per job, ``rq.SimpleWorker``
-        runs jobs in itself)."""
+        runs jobs in itself); ``extra_env`` adds environment variables of that worker only."""
         kind = "simple" if "Simple" in worker_class else "fork"
         name = f"{kind}-{len(self.workers) + 1}-{uuid.uuid4().hex[:6]}"
-        worker = WorkerProcess(self, name, worker_class, scheduler)
+        worker = WorkerProcess(self, name, worker_class, scheduler, extra_env)
         self.workers.append(worker)
         if wait:
             worker.wait_ready()
