@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from flask import Flask
 from redis import Redis
 from rq import Queue, SpawnWorker, Worker
+from rq.suspension import is_suspended
 from rq.worker import BaseWorker
 
 from . import runner
@@ -67,6 +68,25 @@ class AppWorkerMixin:
         timer = threading.Timer(state.settings.shutdown_grace, self._give_up_job, args=(job_id,))
         timer.daemon = True
         timer.start()
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
+        """RQ looks at its suspension (``rq suspend``, a pause of all jobs: pause_all.py) only
+        before it starts waiting for a job: a worker already waiting when the workers were
+        suspended would still take the next job queued. Such a job goes back to the front of
+        its queue, and the worker waits for the suspension to end like the others."""
+        while True:
+            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)  # type: ignore[misc]
+            if result is None or not is_suspended(self.connection):  # type: ignore[attr-defined]
+                return result
+            job, queue = result
+            with self.connection.pipeline() as pipeline:  # type: ignore[attr-defined]
+                pipeline.lrem(queue.intermediate_queue_key, 1, job.id)  # where RQ's LMOVE put it
+                queue.push_job_id(job.id, pipeline=pipeline, at_front=True)
+                pipeline.execute()
+            self.log.info("Worker %s: suspended; job %s put back in its queue", self.name, job.id)  # type: ignore[attr-defined]
+            self.check_for_suspension(burst=timeout is None)  # type: ignore[attr-defined]
+            if self._stop_requested:  # type: ignore[attr-defined]
+                return None
 
     def _give_up_job(self, job_id: str) -> None:
         """The grace period is over and the job still runs: end its run and kill the work."""
