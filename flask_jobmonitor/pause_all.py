@@ -294,7 +294,8 @@ def _continuing(state: JobMonitorState, job_ids: list[str]) -> list[str]:
         return []
     c = job_table.c
     with state.engine.connect() as connection:
-        statuses = dict(connection.execute(sa.select(c.id, c.status).where(c.id.in_(job_ids))).tuples().all())
+        rows = connection.execute(sa.select(c.id, c.status).where(c.id.in_(job_ids))).all()
+    statuses = {row.id: row.status for row in rows}
     continuing = []
     for job_id in job_ids:
         if statuses.get(job_id) == JobStatus.PAUSED.value:

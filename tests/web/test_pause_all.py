@@ -46,6 +46,7 @@ def test_an_admin_pauses_and_resumes_all_jobs_from_queue_health(app, client_for,
     page = body(admin.get("/admin/queues/"))
     assert "Jobs are paused: workers take no new job; nothing runs." in page
     assert BANNER in page and 'data-jm-action="resume-all"' in page
+    assert 'data-jm="pause-progress"' not in page  # nothing runs: no list of running jobs
     assert not_paused.hget(PAUSE_ALL_KEY, "by") == b"Ada Admin"
 
     response = admin.post("/admin/queues/resume", data={"csrf_token": csrf_token(admin)})
