@@ -17,11 +17,14 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
 from redis import Redis
+from rq import Worker
 from rq.suspension import WORKERS_SUSPENDED
+from rq.worker_registration import unregister
 
 from flask_jobmonitor import control
 from flask_jobmonitor.keys import PAUSE_ALL_KEY, PAUSED_BY_PAUSE_ALL_KEY
@@ -49,11 +52,25 @@ ASKED_NOTE = "to pause for maintenance"
 @pytest.fixture
 def rel(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[ReliabilityEnv]:
     env = ReliabilityEnv(database_url, redis_url, tmp_path)
+    redis = Redis.from_url(redis_url)
     try:
         yield env
     finally:
-        Redis.from_url(redis_url).delete(WORKERS_SUSPENDED, PAUSE_ALL_KEY, PAUSED_BY_PAUSE_ALL_KEY)
+        redis.delete(WORKERS_SUSPENDED, PAUSE_ALL_KEY, PAUSED_BY_PAUSE_ALL_KEY)
+        for worker in env.workers:  # a warm shutdown, so each one unregisters itself
+            if worker.alive:
+                worker.terminate()
+                with suppress(subprocess.TimeoutExpired):
+                    worker.wait_exit(timeout=30)
         env.close()
+        # a worker that had to be killed stays registered until its TTL; other tests of this
+        # Redis (queue health's figures) expect no worker but their own
+        for worker in env.workers:
+            registered = Worker.find_by_key(f"rq:worker:{worker.name}", connection=redis)
+            if registered is not None:
+                unregister(registered)
+                redis.delete(registered.key)
+        redis.close()
 
 
 def gate() -> str:
