@@ -24,6 +24,7 @@ ROLE_PERMISSIONS = {
         "jobmonitor.delete",
         "jobmonitor.view_system",
         "jobmonitor.view_statistics",
+        "jobmonitor.pause_all",
     ],
     "manager": ["jobmonitor.view_all", "jobmonitor.stop"],
     "auditor": ["jobmonitor.view_all"],

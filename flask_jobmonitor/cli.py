@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import warnings
+from datetime import datetime, timezone
 
 import click
 from flask import current_app
@@ -126,3 +128,83 @@ def cleanup(days: int | None) -> None:
     state = get_state()
     keep = days or state.settings.retention_days
     click.echo(f"deleted {delete_old_jobs(state, keep)} jobs older than {keep} days")
+
+
+#: Exit status of ``flask jobmonitor pause`` when jobs still run at the end of ``--timeout``.
+STILL_RUNNING_EXIT = 3
+
+
+def _local_time(value: datetime) -> str:
+    """A UTC time of the job tables as this machine's clock reads it: "14:07 CET"."""
+    return value.replace(tzinfo=timezone.utc).astimezone().strftime("%H:%M %Z").strip()
+
+
+def _cli_user() -> tuple[None, str]:
+    """Who acts from the command line, as the jobs' logs and the pause record name them."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):  # no user name in this environment (a container)
+        login = "someone"
+    return None, f"{login} (command line)"
+
+
+@jobmonitor_cli.command("pause")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=300,
+    show_default=True,
+    help="Seconds to wait for the running jobs to pause or end.",
+)
+@click.option("--no-wait", is_flag=True, help="Ask, report what runs, and exit at once (status 0).")
+@with_appcontext
+def pause_command(timeout: float, no_wait: bool) -> None:
+    """Pause all jobs for maintenance: every RQ worker on this Redis stops taking jobs, running
+    jobs of resumable tasks pause at their next checkpoint, new jobs are accepted and wait.
+    Waits until nothing runs; exits with status 3, listing them, if jobs still run after
+    --timeout seconds. Pausing again is harmless. Undo with ``flask jobmonitor resume``."""
+    from . import pause_all as pausing
+
+    state = get_state()
+    try:
+        found = pausing.pause_all(state, _cli_user())
+    except pausing.PauseAllUnavailable as error:
+        raise click.ClickException(str(error)) from None
+    paused = pausing.current(state)
+    since = f" since {_local_time(paused.since)}" if paused and paused.since else ""
+    click.echo(f"jobs paused{since}: workers take no new job; new jobs are accepted and wait")
+    last = ""
+
+    def report(progress: pausing.Progress) -> None:
+        nonlocal last
+        line = progress.summary(_local_time)
+        if line != last and not (progress.idle and not no_wait):  # the end says so itself
+            click.echo(line)
+            last = line
+
+    if no_wait:
+        report(found)
+        return
+    found = pausing.wait_until_idle(state, timeout, report)
+    if found.idle:
+        click.echo("nothing runs: ready for maintenance; `flask jobmonitor resume` lets jobs continue")
+        return
+    click.echo(f"still running after {timeout:g} s:", err=True)
+    for job in found.running:
+        click.echo(f"  {pausing.describe_job(job, _local_time)}", err=True)
+    raise SystemExit(STILL_RUNNING_EXIT)
+
+
+@jobmonitor_cli.command("resume")
+@with_appcontext
+def resume_command() -> None:
+    """Resume all jobs after ``flask jobmonitor pause`` (also lifts an ``rq suspend``): workers
+    take jobs again, the jobs the pause paused continue from their checkpoints. Jobs stopped or
+    cancelled by people stay as they are. Resuming again is harmless."""
+    from . import pause_all as pausing
+
+    try:
+        report = pausing.resume_all(get_state(), _cli_user())
+    except pausing.PauseAllUnavailable as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(report.message)

@@ -15,3 +15,9 @@ def control_key(job_id: str) -> str:
 def live_key(job_id: str) -> str:
     """A running job's progress while its SQL record cannot be written (see live.py)."""
     return f"{PREFIX}live:{job_id}"
+
+
+#: "Pause all" (pause_all.py): since when and by whom jobs are paused; absent when they are not.
+PAUSE_ALL_KEY = f"{PREFIX}pause-all"
+#: The jobs a "pause all" asked to pause: job id -> when it was asked (ISO, UTC).
+PAUSED_BY_PAUSE_ALL_KEY = f"{PREFIX}pause-all:jobs"

@@ -12,7 +12,8 @@ Permissions are names (see :data:`PERMISSIONS`). Whether a user holds one is dec
 Without a checker, every authenticated user holds ``jobmonitor.access``: they see the tracker
 and their own jobs, and may stop and manage their own jobs. Seeing other people's jobs needs
 ``jobmonitor.view_all``; stopping them ``jobmonitor.stop``; cancelling, restarting, deleting and
-re-prioritising them ``jobmonitor.manage``.
+re-prioritising them ``jobmonitor.manage``. Pausing and resuming all jobs for maintenance (the
+queue health page, pause_all.py) needs ``jobmonitor.pause_all``.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ MANAGE = "jobmonitor.manage"
 DELETE = "jobmonitor.delete"
 VIEW_SYSTEM = "jobmonitor.view_system"
 VIEW_STATISTICS = "jobmonitor.view_statistics"
+PAUSE_ALL = "jobmonitor.pause_all"
 
 #: Every permission the extension asks about.
-PERMISSIONS = (ACCESS, VIEW_ALL, STOP, MANAGE, DELETE, VIEW_SYSTEM, VIEW_STATISTICS)
+PERMISSIONS = (ACCESS, VIEW_ALL, STOP, MANAGE, DELETE, VIEW_SYSTEM, VIEW_STATISTICS, PAUSE_ALL)
 #: Default ``JOBMONITOR_ROLE_PERMISSIONS``: admins hold everything, other roles nothing extra.
 DEFAULT_ROLE_PERMISSIONS: Mapping[str, Iterable[str]] = {"admin": PERMISSIONS}
 
@@ -117,6 +119,10 @@ class JobPermissions:
     def can_view_statistics(self, user: Any) -> bool:
         """May ``user`` open the statistics and queue health pages?"""
         return self.can_access(user) and self.has(user, VIEW_STATISTICS)
+
+    def can_pause_all(self, user: Any) -> bool:
+        """May ``user`` pause every job for maintenance, and resume them (queue health page)?"""
+        return self.can_access(user) and self.has(user, PAUSE_ALL)
 
     def is_owner(self, user: Any, job: JobLike) -> bool:
         """Did ``user`` run ``job``?"""

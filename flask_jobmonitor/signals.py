@@ -21,11 +21,12 @@ from .keys import CONTROL_TTL_SECONDS, control_key
 log = logging.getLogger("flask_jobmonitor.internal.signals")
 
 
-def send_signal(state: JobMonitorState, job_id: str, value: str) -> None:
+def send_signal(state: JobMonitorState, job_id: str, value: str, *, replace: bool = True) -> None:
     """Ask the run of ``job_id`` to ``stop``, ``cancel`` or ``pause`` at its next chance (best effort: the
-    SQL status carries a stop request too)."""
+    SQL status carries a stop request too). ``replace=False`` leaves a signal already waiting
+    alone (a pause of all jobs must not turn a person's stop into a pause)."""
     try:
-        state.redis.set(control_key(job_id), value, ex=CONTROL_TTL_SECONDS)
+        state.redis.set(control_key(job_id), value, ex=CONTROL_TTL_SECONDS, nx=not replace)
     except RedisError as error:
         log.warning("job %s: could not send the %s signal through Redis: %s", job_id, value, error)
 

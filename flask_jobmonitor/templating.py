@@ -17,6 +17,8 @@ from .details import time_left_text
 from .extension import get_state
 from .listing import family_progress
 from .models import Job, job_table
+from .pause_all import PauseState
+from .pause_all import current as current_pause
 from .presenters import (
     ACTION_LOOKS,
     STATUS_LOOKS,
@@ -102,6 +104,11 @@ def jobmonitor_notifications() -> Markup:
     return Markup(render_template("jobmonitor/_notifications.html"))
 
 
+def pause_state() -> PauseState | None:
+    """Whether jobs are paused for maintenance, for the banner of the job pages."""
+    return current_pause(get_state())
+
+
 def _actions_for_current_user(job: Job, active_children: int | None = None) -> list[str]:
     from .control import allowed_actions
 
@@ -139,6 +146,7 @@ def register_template_helpers(app: Flask) -> None:
             "jobmonitor_actions": _actions_for_current_user,
             "jobmonitor_action_looks": ACTION_LOOKS,
             "jobmonitor_job_url": job_url,
+            "jobmonitor_pause_state": pause_state,
         }
 
     app.add_template_filter(format_seconds, "jm_seconds")

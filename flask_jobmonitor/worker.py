@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from flask import Flask
 from redis import Redis
 from rq import Queue, SpawnWorker, Worker
+from rq.suspension import is_suspended
 from rq.worker import BaseWorker
 
 from . import runner, shutdown
@@ -137,13 +138,6 @@ class AppWorkerMixin:
         popping._jobmonitor_holds_signals = True  # type: ignore[attr-defined]
         return popping
 
-    def dequeue_job_and_maintain_ttl(self, *args: Any, **kwargs: Any) -> Any:
-        self._dequeuing = True
-        try:
-            return super().dequeue_job_and_maintain_ttl(*args, **kwargs)  # type: ignore[misc]
-        finally:
-            self._dequeuing = False
-
     def prepare_execution(self, job: Any) -> Any:
         """RQ makes the job its current one (``busy``): from here a SIGTERM pauses it."""
         execution = super().prepare_execution(job)  # type: ignore[misc]
@@ -157,10 +151,11 @@ class AppWorkerMixin:
         finally:
             self._hold_signals()
 
-    def _put_back(self, job: Any, queue: Any) -> None:
-        """A shutdown signal came after ``job`` left its queue and before its claim: put it
-        back at the front, untouched (RQ's intermediate list too, where one queue moved it)."""
-        self.log.info("job %s: shutting down before its claim; back at the front of %s", job.id, queue.name)  # type: ignore[attr-defined]
+    def _put_back(self, job: Any, queue: Any, why: str = "shutting down before its claim") -> None:
+        """``job`` left its queue but is not to be claimed (a shutdown signal came before its
+        claim, or the workers are suspended): put it back at the front, untouched (RQ's
+        intermediate list too, where one queue moved it)."""
+        self.log.info("job %s: %s; back at the front of %s", job.id, why, queue.name)  # type: ignore[attr-defined]
         with self.connection.pipeline() as pipeline:  # type: ignore[attr-defined]
             pipeline.lrem(queue.intermediate_queue_key, 1, job.id)
             queue.push_job_id(job.id, pipeline=pipeline, at_front=True)
@@ -179,6 +174,27 @@ class AppWorkerMixin:
         timer = threading.Timer(state.settings.shutdown_grace, self._give_up_job, args=(job_id,))
         timer.daemon = True
         timer.start()
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
+        """RQ looks at its suspension (``rq suspend``, a pause of all jobs: pause_all.py) only
+        before it starts waiting for a job: a worker already waiting when the workers were
+        suspended would still take the next job queued. Such a job goes back to the front of
+        its queue, and the worker waits for the suspension to end like the others. Its pops hold
+        signals back while ``_dequeuing`` (see the module docstring)."""
+        while True:
+            self._dequeuing = True
+            try:
+                result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)  # type: ignore[misc]
+            finally:
+                self._dequeuing = False
+            if result is None or not is_suspended(self.connection):  # type: ignore[attr-defined]
+                return result
+            job, queue = result
+            self._put_back(job, queue, "the workers are suspended")
+            self._release_signals()  # the job is back: a signal held since its pop acts now
+            self.check_for_suspension(burst=timeout is None)  # type: ignore[attr-defined]
+            if self._stop_requested:  # type: ignore[attr-defined]
+                return None
 
     def _give_up_job(self, job_id: str) -> None:
         """The grace period is over and the job still runs: end its run and kill the work."""

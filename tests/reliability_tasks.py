@@ -244,3 +244,20 @@ def fails_soon(ctx: JobContext, seconds: float = 0.05) -> None:
         time.sleep(seconds)
         step.advance()
     raise ValueError("failing on purpose")
+
+
+@jobmonitor.task(type="reliability", resumable=True)
+def resumable_until_gate(ctx: JobContext, gate: str) -> None:
+    """Resumable: one subtask and checkpoint per item (item number and attempt recorded) until
+    the Redis key ``gate`` exists; a resumed run continues at the next item."""
+    from flask_jobmonitor.extension import get_state
+
+    redis = get_state().redis
+    with ctx.step("Items") as step:
+        i = ctx.checkpoint.get("next", 0)
+        while not redis.exists(gate):
+            time.sleep(0.02)
+            ctx.subtask(f"item {i}", message=f"attempt {ctx.attempt} pid {os.getpid()}")
+            step.advance()
+            i += 1
+            ctx.save_checkpoint(next=i)

@@ -1,5 +1,6 @@
 """The statistics page (charts, tables, CSV) and the queue health page, for people holding
-``jobmonitor.view_statistics``."""
+``jobmonitor.view_statistics``. The queue health page also pauses and resumes all jobs for
+people holding ``jobmonitor.pause_all`` as well (pause_all.py), and shows the pause to everyone."""
 
 from __future__ import annotations
 
@@ -8,16 +9,19 @@ import io
 from datetime import timedelta
 from typing import Any
 
-from flask import Response, request
+from flask import Response, abort, flash, redirect, request, url_for
 from flask_admin import expose
+from markupsafe import Markup, escape
 
+from .. import pause_all
 from ..charts import PALETTE, Series, bar_chart, line_chart
 from ..extension import get_state
 from ..listing import InvalidFilter
+from ..presenters import iso
 from ..stats import compute, format_duration, parse_range, queue_health
 from ..timeutil import utcnow
-from ..web import current_user
-from .views import _JobViewBase
+from ..web import current_user, require_csrf
+from .views import _back, _JobViewBase
 
 
 class _StatisticsBase(_JobViewBase):
@@ -113,7 +117,61 @@ class QueueHealthView(_StatisticsBase):
             [m.strftime("%H:%M") for m, _ in health.per_minute],
             [Series("jobs", [n for _, n in health.per_minute], PALETTE[3])],
         )
-        return self._render("jobmonitor/queues.html", health=health, chart=chart, now=now)
+        paused = pause_all.current(state)
+        running = pause_all.progress(state) if paused else None
+        return self._render(
+            "jobmonitor/queues.html",
+            health=health,
+            chart=chart,
+            now=now,
+            may_pause_all=state.permissions.can_pause_all(current_user()),
+            paused=paused,
+            running=running,
+            running_summary=_summary_html(running) if running else "",
+        )
+
+    @expose("/pause", methods=["POST"])
+    def pause(self) -> Any:
+        """Pause all jobs for maintenance (does not wait: the page then shows what still runs)."""
+        user = self._may_pause_all()
+        try:
+            running = pause_all.pause_all(get_state(), user)
+        except pause_all.PauseAllUnavailable as error:
+            flash(str(error), "error")
+        else:
+            flash(Markup("Jobs are paused: workers take no new job; ") + _summary_html(running) + ".", "success")
+        return redirect(_back(url_for(".index")))
+
+    @expose("/resume", methods=["POST"])
+    def resume(self) -> Any:
+        """Resume all jobs: workers take jobs again, the jobs the pause paused continue."""
+        user = self._may_pause_all()
+        try:
+            report = pause_all.resume_all(get_state(), user)
+        except pause_all.PauseAllUnavailable as error:
+            flash(str(error), "error")
+        else:
+            flash(report.message, "success" if report.was_paused else "info")
+        return redirect(_back(url_for(".index")))
+
+    def _may_pause_all(self) -> Any:
+        """The CSRF token and the permission, checked here on the server; returns the user."""
+        require_csrf()
+        user = current_user()
+        if not get_state().permissions.can_pause_all(user):
+            abort(403, description="You may not pause or resume all jobs.")
+        return user
+
+
+def _summary_html(running: pause_all.Progress) -> Markup:
+    """ "2 running: 1 pausing, ..." with its time in the viewer's zone (counts, fixed words and
+    times only: no text of a job or a person)."""
+    return Markup(running.summary(_time_html))
+
+
+def _time_html(value: Any) -> Markup:
+    """A UTC time that the page script shows in the viewer's zone."""
+    return Markup(f'<time data-utc="{escape(iso(value))}">{value:%H:%M} UTC</time>')
 
 
 def _csv(rows: list[list[Any]], filename: str) -> Response:
