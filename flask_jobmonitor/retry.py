@@ -32,9 +32,26 @@ def retry_db(action: Callable[[], T], seconds: float, what: str) -> T:
         try:
             return action()
         except TRANSIENT_ERRORS as error:
-            stop_by = shutdown.retry_deadline()
-            if time.monotonic() + delay > (deadline if stop_by is None else min(deadline, stop_by)):
+            if time.monotonic() + delay > _limit(deadline):
                 raise
             log.warning("%s: database unreachable (%s); retrying in %.1f s", what, type(error).__name__, delay)
-            time.sleep(delay)
+            # a shutdown signal during the back-off ends it, with no further try
+            if not _sleep_until(time.monotonic() + delay, deadline):
+                raise
             delay = min(5.0, delay * 2)
+
+
+def _limit(deadline: float) -> float:
+    stop_by = shutdown.retry_deadline()
+    return deadline if stop_by is None else min(deadline, stop_by)
+
+
+def _sleep_until(until: float, deadline: float) -> bool:
+    """Sleep until ``until`` in short naps; False as soon as a shutdown's deadline has passed."""
+    while True:
+        now = time.monotonic()
+        if now >= _limit(deadline):
+            return False
+        if now >= until:
+            return True
+        time.sleep(min(0.1, until - now))

@@ -40,7 +40,10 @@ from contextlib import contextmanager
 DUPLICATE_WITHIN = 1.0
 
 _depth = 0
-_pending: list[int] = []
+#: Signals held back: (signal number, when it arrived, time.monotonic()).
+_pending: list[tuple[int, float]] = []
+#: While a held signal is handed to its handler: when it arrived (else None).
+_replaying: float | None = None
 _grace: float | None = None
 _first_signal_at: float | None = None
 _deadline: float | None = None
@@ -56,8 +59,9 @@ def arm(grace: float) -> None:
 
 def reset() -> None:
     """Forget everything (a forked work horse: the worker's signals and sections are not its own)."""
-    global _depth, _grace, _first_signal_at, _deadline
+    global _depth, _grace, _first_signal_at, _deadline, _replaying
     _depth = 0
+    _replaying = None
     _pending.clear()
     _grace = _first_signal_at = _deadline = None
 
@@ -66,6 +70,8 @@ def defer(signum: int) -> bool:
     """Note that the worker got ``signum``; True if it arrived inside a critical section, in
     which case the handler must do nothing now (the signal is replayed when the section ends)."""
     global _first_signal_at, _deadline
+    if _replaying is not None:
+        return False  # a held signal handed on: counted when it arrived
     now = time.monotonic()
     if _first_signal_at is None:
         _first_signal_at = now
@@ -73,7 +79,7 @@ def defer(signum: int) -> bool:
     elif now - _first_signal_at >= DUPLICATE_WITHIN:
         _deadline = now  # a cold shutdown: no more retries
     if _depth:
-        _pending.append(signum)
+        _pending.append((signum, now))
         return True
     return False
 
@@ -92,15 +98,27 @@ def enter() -> None:
 def leave() -> None:
     """Close a critical section; the outermost one replays the signals that arrived meanwhile.
     The replayed handler may raise (RQ's ``StopRequested``, ``SystemExit``) from here."""
-    global _depth
+    global _depth, _replaying
     if _depth == 0:
         return
     _depth -= 1
     while not _depth and _pending:
-        signum = _pending.pop(0)
+        signum, arrived = _pending.pop(0)
         handler = signal.getsignal(signum)
         if callable(handler):
-            handler(signum, None)
+            _replaying = arrived
+            try:
+                handler(signum, None)
+            finally:
+                _replaying = None
+
+
+def replay_after_first() -> float | None:
+    """While a held signal is handed to its handler: how many seconds after the first signal it
+    arrived (RQ's duplicate rule is judged on arrival, not on replay); else None."""
+    if _replaying is None or _first_signal_at is None:
+        return None
+    return _replaying - _first_signal_at
 
 
 @contextmanager

@@ -5,6 +5,7 @@ at once after a cold shutdown."""
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -76,5 +77,50 @@ def test_signals_inside_a_critical_section_are_replayed_when_it_ends():
             assert received == [] and shutdown.pending()  # the inner section is not the outermost
         assert received == [signal.SIGUSR1] and not shutdown.pending()
         assert not shutdown.defer(signal.SIGUSR1)  # outside a section: act at once
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def test_a_signal_during_the_back_off_ends_the_retries_without_another_try():
+    """The cold shutdown comes while the write waits to retry: no further try."""
+    shutdown.arm(grace=60)
+    shutdown.defer(signal.SIGTERM)
+    shutdown._first_signal_at -= shutdown.DUPLICATE_WITHIN + 1  # the first signal, well before
+    calls: list[int] = []
+    # the second signal arrives 0.2 s into the first back-off (0.5 s)
+    timer = threading.Timer(0.2, shutdown.defer, args=(signal.SIGTERM,))
+
+    def down() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            timer.start()
+        raise sa.exc.OperationalError("UPDATE", {}, Exception("down"))
+
+    with pytest.raises(sa.exc.OperationalError):
+        retry_db(down, 30, "a test write")
+    timer.join()
+    assert len(calls) == 1
+
+
+def test_a_replayed_signal_is_counted_once_when_it_arrived():
+    """A warm SIGTERM held for longer than RQ's duplicate second is handed on as the warm
+    shutdown it was: the hand-over does not count as a second (cold) signal, so the write
+    retries of the shutdown's grace are kept."""
+    handled: list[float | None] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        shutdown.defer(signum)  # what the worker's handler asks first
+        handled.append(shutdown.replay_after_first())
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    try:
+        shutdown.arm(grace=60)
+        with shutdown.critical_section():
+            assert shutdown.defer(signal.SIGUSR1)
+            shutdown._first_signal_at -= shutdown.DUPLICATE_WITHIN + 1  # the hold lasted a while
+            shutdown._pending[0] = (signal.SIGUSR1, shutdown._first_signal_at)
+        assert handled == [0.0]
+        deadline = shutdown.retry_deadline()
+        assert deadline is not None and deadline > shutdown._first_signal_at + 59  # still warm
     finally:
         signal.signal(signal.SIGUSR1, previous)
