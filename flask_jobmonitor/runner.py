@@ -126,8 +126,19 @@ def _execute(state: JobMonitorState, run: RunInfo, task: TrackedTask, ctx: JobCo
     if parent_settles and horse_outcome is not None:
         horse_outcome[0] = HORSE_STARTED
     try:
+        shutdown.leave()  # signals held back since the claim act now (see run_job)
+    except BaseException:
+        # a cold shutdown held back since the claim (SimpleWorker): the task never began, so
+        # the run is given back (queued again), not failed
+        ctx.end_run()
+        _retrying(
+            state,
+            "giving the run back",
+            lambda: _abandon(state, run, "worker {worker} shut down before the task began", False),
+        )
+        raise
+    try:
         try:
-            shutdown.leave()  # signals held back since the claim act now (see run_job)
             with ctx.running():
                 task.func(ctx, *run.params.get("args", ()), **run.params.get("kwargs", {}))
         finally:
@@ -174,7 +185,6 @@ def settle_after_horse(state: JobMonitorState, run: RunInfo, outcome: int, horse
     (killed, out of memory, or RQ's own bookkeeping failed because Redis went away before the
     task began), end the run now instead of waiting for its heartbeat to expire. A run whose
     task never began is queued again whatever the task: nothing of it was done."""
-    from .maintenance import abandon_run
 
     if outcome == HORSE_COMPLETED:
         # TransitionRefused: the horse recorded another outcome (stopped, paused), or a person
@@ -182,21 +192,30 @@ def settle_after_horse(state: JobMonitorState, run: RunInfo, outcome: int, horse
         with contextlib.suppress(TransitionRefused):
             _retrying(state, "recording the result", lambda: _finish(state, run))
     else:
-        with state.engine.connect() as connection:
-            row = connection.execute(
-                sa.select(*_ABANDON_COLUMNS).where(
-                    _job.c.id == run.job_id, _job.c.attempt == run.attempt, _job.c.status.in_(_RUNNING)
-                )
-            ).first()
-        if row is not None:
-            abandon_run(
-                state,
-                row,
-                f"the work horse of worker {row.worker_name} ended unexpectedly ({horse_detail})",
-                work_started=outcome != HORSE_NOT_STARTED,
-            )
+        _abandon(
+            state,
+            run,
+            "the work horse of worker {worker} ended unexpectedly (" + horse_detail + ")",
+            outcome != HORSE_NOT_STARTED,
+        )
     if run.root_id:
         release_children(state, run.root_id)
+
+
+def _abandon(state: JobMonitorState, run: RunInfo, reason: str, work_started: bool) -> None:
+    """End ``run`` if it is still the job's current run: queued again if its task never began
+    (or can resume), else failed (maintenance.abandon_run). ``{worker}`` in ``reason`` names
+    the run's worker."""
+    from .maintenance import abandon_run
+
+    with state.engine.connect() as connection:
+        row = connection.execute(
+            sa.select(*_ABANDON_COLUMNS).where(
+                _job.c.id == run.job_id, _job.c.attempt == run.attempt, _job.c.status.in_(_RUNNING)
+            )
+        ).first()
+    if row is not None:
+        abandon_run(state, row, reason.replace("{worker}", str(row.worker_name)), work_started=work_started)
 
 
 def _finish(state: JobMonitorState, run: RunInfo) -> None:

@@ -32,13 +32,16 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue, SpawnWorker, Worker
 from rq.suspension import is_suspended
+from rq.utils import now as rq_now
 from rq.worker import BaseWorker
 
 from . import runner, shutdown
@@ -89,8 +92,17 @@ class AppWorkerMixin:
             super().request_stop(signum, frame)  # type: ignore[misc]
 
     def request_force_stop(self, signum: int, frame: Any) -> None:
-        if not shutdown.defer(signum):
-            super().request_force_stop(signum, frame)  # type: ignore[misc]
+        gap = shutdown.replay_after_first()
+        if gap is not None:
+            # a held signal handed on: a duplicate or a cold shutdown by when it arrived (RQ
+            # would judge it by now, and take two signals held together for duplicates)
+            if gap < shutdown.DUPLICATE_WITHIN:
+                return
+            # no duplicate rule for this one: as if the first had come longer ago than it
+            self._shutdown_requested_date = rq_now() - timedelta(seconds=shutdown.DUPLICATE_WITHIN + 1)
+        elif shutdown.defer(signum):
+            return
+        super().request_force_stop(signum, frame)  # type: ignore[misc]
 
     def _hold_signals(self) -> None:
         if not self._holding_signals:
@@ -187,32 +199,42 @@ class AppWorkerMixin:
                 result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)  # type: ignore[misc]
             finally:
                 self._dequeuing = False
-            if result is None or not is_suspended(self.connection):  # type: ignore[attr-defined]
+            if result is None or not _suspended(self.connection):  # type: ignore[attr-defined]
                 return result
             job, queue = result
-            self._put_back(job, queue, "the workers are suspended")
-            self._release_signals()  # the job is back: a signal held since its pop acts now
+            try:
+                self._put_back(job, queue, "the workers are suspended")
+            finally:
+                self._release_signals()  # the job is back: a signal held since its pop acts now
             self.check_for_suspension(burst=timeout is None)  # type: ignore[attr-defined]
             if self._stop_requested:  # type: ignore[attr-defined]
                 return None
 
     def _give_up_job(self, job_id: str) -> None:
-        """The grace period is over and the job still runs: end its run and kill the work."""
-        with self.app.app_context():
-            state = get_state(self.app)
-            with state.engine.connect() as connection:
-                job = connection.execute(
-                    sa.select(job_table).where(
-                        job_table.c.id == job_id,
-                        job_table.c.status.in_([JobStatus.RUNNING.value, JobStatus.STOPPING.value]),
-                    )
-                ).first()
-            if job is None:
-                return
-            abandon_run(state, job, f"worker {self.name} shut down before the job could pause")  # type: ignore[attr-defined]
-        horse_pid = getattr(self, "horse_pid", 0)
-        if horse_pid:
-            self.kill_horse()  # type: ignore[attr-defined]
+        """The grace period is over and the job still runs: end its run and kill the work. The
+        horse is killed whatever the database answers (a deploy during a database outage must
+        still end within the grace; recovery records the run later). A SimpleWorker has no
+        horse to kill: its job runs on in the worker's own process (operators.md)."""
+        try:
+            with self.app.app_context():
+                state = get_state(self.app)
+                with state.engine.connect() as connection:
+                    job = connection.execute(
+                        sa.select(job_table).where(
+                            job_table.c.id == job_id,
+                            job_table.c.status.in_([JobStatus.RUNNING.value, JobStatus.STOPPING.value]),
+                        )
+                    ).first()
+                if job is not None and self._has_horse():
+                    abandon_run(state, job, f"worker {self.name} shut down before the job could pause")  # type: ignore[attr-defined]
+        except sa.exc.SQLAlchemyError as error:
+            self.log.warning("job %s: its run could not be ended (%s); recovery will", job_id, error)  # type: ignore[attr-defined]
+        finally:
+            if self._has_horse():
+                self.kill_horse()  # type: ignore[attr-defined]
+
+    def _has_horse(self) -> bool:
+        return bool(getattr(self, "horse_pid", None))
 
     def main_work_horse(self, *args: Any, **kwargs: Any) -> Any:
         shutdown.reset()  # the worker's signals and holds are not the horse's
@@ -341,6 +363,15 @@ def _describe_exit(wait_status: int | None) -> str:
     return f"exit status {os.waitstatus_to_exitcode(wait_status)}"
 
 
+def _suspended(connection: Redis) -> bool:
+    """RQ's suspension flag; a Redis error reads as "not suspended" (the job just popped then
+    runs, as RQ's own loop would have it, instead of the worker quitting on a blip)."""
+    try:
+        return bool(is_suspended(connection))
+    except RedisError:
+        return False
+
+
 #: Longest single wait of a blocking pop (seconds): how long a held signal can wait for an
 #: idle worker to notice it.
 POP_SLICE = 1
@@ -352,12 +383,20 @@ def _pop_in_slices(
     """Call ``pop`` (a Redis pop; blocking when its timeout argument, at position ``timeout_at``,
     is given) in waits of at most :data:`POP_SLICE` seconds, until it returns an item, its whole
     timeout has passed, or a shutdown signal is pending (then None, as a timeout)."""
-    if timeout_at is None or len(args) <= timeout_at or not args[timeout_at]:
+    positional = timeout_at is not None and len(args) > timeout_at
+    timeout = args[timeout_at] if positional else kwargs.get("timeout")  # type: ignore[index]
+    if timeout_at is None or not timeout:
         return pop(*args, **kwargs)
-    remaining = float(args[timeout_at])
+
+    def waiting(seconds: int) -> Any:
+        if positional:
+            return pop(*args[:timeout_at], seconds, *args[timeout_at + 1 :], **kwargs)
+        return pop(*args, **{**kwargs, "timeout": seconds})
+
+    remaining = float(timeout)
     while True:
         wait = min(POP_SLICE, remaining)
-        result = pop(*args[:timeout_at], max(1, round(wait)), *args[timeout_at + 1 :], **kwargs)
+        result = waiting(max(1, round(wait)))
         remaining -= wait
         if result is not None or remaining <= 0 or shutdown.pending():
             return result
