@@ -55,7 +55,9 @@ _RUNNING = (JobStatus.RUNNING.value, JobStatus.STOPPING.value)
 
 
 class PauseAllUnavailable(JobMonitorError):
-    """Redis, where the pause lives, cannot be reached: nothing was paused or resumed."""
+    """Redis, where the pause lives, cannot be reached (nothing was paused or resumed), or the
+    database could not be reached after the workers were suspended or resumed (the message
+    says what took effect)."""
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,13 @@ def pause_all(state: JobMonitorState, user: Any = None) -> Progress:
         raise PauseAllUnavailable(f"jobs could not be paused: Redis is unreachable ({error})") from error
     _forget_cached_state()
     log.info("jobs paused by %s", name)
-    return ask_running_jobs_to_pause(state, name)
+    try:
+        return ask_running_jobs_to_pause(state, name)
+    except sa.exc.SQLAlchemyError as error:
+        raise PauseAllUnavailable(
+            "workers take no new job, but the running jobs could not be asked to pause: the database"
+            f" is unreachable ({type(error).__name__}); pause again once it is back"
+        ) from error
 
 
 def ask_running_jobs_to_pause(state: JobMonitorState, name: str = "the system") -> Progress:
@@ -234,12 +242,17 @@ def wait_until_idle(
     ``interval`` seconds, ask the newly started resumable ones to pause, and hand what runs to
     ``on_progress``. Returns what still runs at the end."""
     deadline = time.monotonic() + timeout
+    idle_since: float | None = None
     while True:
         found = ask_running_jobs_to_pause(state)
         on_progress(found)
-        if found.idle or time.monotonic() >= deadline:
+        now = time.monotonic()
+        # idle twice, ``interval`` apart: a worker that took a job just before the suspension
+        # may not have claimed it yet when the first look finds nothing running
+        idle_since = (idle_since or now) if found.idle else None
+        if (idle_since is not None and now - idle_since >= interval) or now >= deadline:
             return found
-        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        time.sleep(min(interval, max(0.0, deadline - now)))
 
 
 @dataclass
@@ -282,9 +295,15 @@ def resume_all(state: JobMonitorState, user: Any = None) -> ResumeReport:
         return report
     log.info("jobs resumed by %s", name)
     asked = [job_id.decode() for job_id, _when in sorted(paused.items(), key=lambda item: item[1])]
-    report.continuing = _continuing(state, asked)
-    if report.continuing:
-        _note(state, report.continuing, f"Jobs resumed by {name} after the maintenance.")
+    try:
+        report.continuing = _continuing(state, asked)
+        if report.continuing:
+            _note(state, report.continuing, f"Jobs resumed by {name} after the maintenance.")
+    except sa.exc.SQLAlchemyError as error:
+        raise PauseAllUnavailable(
+            "workers take jobs again, but the jobs the pause paused could not be looked at: the database"
+            f" is unreachable ({type(error).__name__}); recovery queues any left paused again"
+        ) from error
     return report
 
 
