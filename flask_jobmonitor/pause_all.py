@@ -42,7 +42,7 @@ from .details import jobs_time_left
 from .enqueue import requeue
 from .errors import JobMonitorError, JobNotFound, TransitionRefused
 from .extension import JobMonitorState
-from .keys import PAUSE_ALL_KEY, PAUSED_BY_PAUSE_ALL_KEY
+from .keys import PAUSE_ALL_KEY, PAUSED_BY_PAUSE_ALL_KEY, control_key
 from .models import job_table, log_table
 from .signals import send_signal
 from .status import JobStatus
@@ -295,6 +295,7 @@ def resume_all(state: JobMonitorState, user: Any = None) -> ResumeReport:
         return report
     log.info("jobs resumed by %s", name)
     asked = [job_id.decode() for job_id, _when in sorted(paused.items(), key=lambda item: item[1])]
+    _withdraw_pause_signals(state, asked)
     try:
         report.continuing = _continuing(state, asked)
         if report.continuing:
@@ -305,6 +306,22 @@ def resume_all(state: JobMonitorState, user: Any = None) -> ResumeReport:
             f" is unreachable ({type(error).__name__}); recovery queues any left paused again"
         ) from error
     return report
+
+
+#: Delete a job's control signal only if it is still the pause's ("pause"): a person's stop or
+#: cancel sent meanwhile stays.
+_WITHDRAW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
+def _withdraw_pause_signals(state: JobMonitorState, job_ids: list[str]) -> None:
+    """The maintenance is over: a pause request the pause sent and no run has read yet (a job
+    that paused and was queued again between the pause's look and its request) must not pause
+    the job's next run."""
+    try:
+        for job_id in job_ids:
+            state.redis.eval(_WITHDRAW, 1, control_key(job_id), "pause")
+    except RedisError as error:
+        log.warning("pause requests not withdrawn (%s); a job may pause once more and be queued again", error)
 
 
 def _continuing(state: JobMonitorState, job_ids: list[str]) -> list[str]:

@@ -28,6 +28,7 @@ from rq.worker_registration import unregister
 
 from flask_jobmonitor import control
 from flask_jobmonitor.keys import PAUSE_ALL_KEY, PAUSED_BY_PAUSE_ALL_KEY
+from flask_jobmonitor.signals import read_signal, send_signal
 
 from . import reliability_tasks as rt
 from .app_factory import jobmonitor
@@ -230,3 +231,23 @@ def test_a_paused_job_cancelled_during_the_maintenance_stays_cancelled(rel):
 
     assert "0 jobs paused for the maintenance continue" in result.stdout
     assert row(rel.engine, job.id).status == "cancelled"
+
+
+def test_resume_withdraws_the_pause_requests_no_run_has_read(rel):
+    """A job that paused and was queued again between the pause's look and its request would
+    find that request on its next run, after the maintenance, and pause once more: resume
+    withdraws the pause's requests, and leaves a person's stop alone."""
+    rel.start()
+    state = rel.state
+    paused_late, stopped = insert_job(rel.engine), insert_job(rel.engine)
+    state.redis.hset(
+        PAUSED_BY_PAUSE_ALL_KEY, mapping={paused_late: "2026-11-29T14:02:00", stopped: "2026-11-29T14:02:01"}
+    )
+    state.redis.hset(PAUSE_ALL_KEY, mapping={"since": "2026-11-29T14:02:00", "by": "Ops"})
+    send_signal(state, paused_late, "pause")
+    send_signal(state, stopped, "stop")
+
+    assert rel.cli("jobmonitor", "resume").returncode == 0
+
+    assert read_signal(state, paused_late) is None
+    assert read_signal(state, stopped) == "stop"
