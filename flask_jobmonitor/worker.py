@@ -214,7 +214,8 @@ class AppWorkerMixin:
         """The grace period is over and the job still runs: end its run and kill the work. The
         horse is killed whatever the database answers (a deploy during a database outage must
         still end within the grace; recovery records the run later). A SimpleWorker has no
-        horse to kill: its job runs on in the worker's own process (operators.md)."""
+        horse to kill: its task stops at its next tick, where the ended run's writes are refused
+        (operators.md)."""
         try:
             with self.app.app_context():
                 state = get_state(self.app)
@@ -225,7 +226,7 @@ class AppWorkerMixin:
                             job_table.c.status.in_([JobStatus.RUNNING.value, JobStatus.STOPPING.value]),
                         )
                     ).first()
-                if job is not None and self._has_horse():
+                if job is not None:
                     abandon_run(state, job, f"worker {self.name} shut down before the job could pause")  # type: ignore[attr-defined]
         except sa.exc.SQLAlchemyError as error:
             self.log.warning("job %s: its run could not be ended (%s); recovery will", job_id, error)  # type: ignore[attr-defined]
