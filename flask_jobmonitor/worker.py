@@ -30,6 +30,7 @@ import functools
 import mmap
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -68,6 +69,8 @@ class AppWorkerMixin:
 
     #: True while RQ waits for a job (``dequeue_job_and_maintain_ttl``): a pop then takes a job.
     _dequeuing = False
+    #: Whether the last pop of a dequeue waited for a job (at least :data:`WAITED` seconds).
+    _waited_for_job = False
     #: True while this worker holds signals back for the job in its hands (module docstring).
     _holding_signals = False
 
@@ -138,8 +141,10 @@ class AppWorkerMixin:
             # an earlier id of this dequeue had no job hash (RQ pops again): it needs no hold
             self._release_signals()
             self._hold_signals()
+            started = time.monotonic()
             try:
                 result = _pop_in_slices(pop, timeout_at, args, kwargs)
+                self._waited_for_job = time.monotonic() - started >= WAITED
             except BaseException:
                 self._release_signals()
                 raise
@@ -199,7 +204,9 @@ class AppWorkerMixin:
                 result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)  # type: ignore[misc]
             finally:
                 self._dequeuing = False
-            if result is None or not _suspended(self.connection):  # type: ignore[attr-defined]
+            # RQ looked at the suspension just before it popped: only a pop that waited for a job
+            # may have begun before a suspension (one Redis round trip less for every other job)
+            if result is None or not self._waited_for_job or not _suspended(self.connection):  # type: ignore[attr-defined]
                 return result
             job, queue = result
             try:
@@ -372,6 +379,10 @@ def _suspended(connection: Redis) -> bool:
     except RedisError:
         return False
 
+
+#: A pop that took this long (seconds) waited for its job: the workers may have been suspended
+#: since RQ last looked.
+WAITED = 0.05
 
 #: Longest single wait of a blocking pop (seconds): how long a held signal can wait for an
 #: idle worker to notice it.
