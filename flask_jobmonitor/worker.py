@@ -47,7 +47,7 @@ from rq.worker import BaseWorker
 
 from . import runner, shutdown
 from .context import RunInfo
-from .enqueue import RUNNER_PATH
+from .enqueue import RUNNER_PATH, resubmit_by_id
 from .extension import get_state
 from .maintenance import RecoveryLoop, abandon_run
 from .models import job_table
@@ -298,8 +298,25 @@ class AppWorkerMixin:
                 if run is not None:
                     with self.app.app_context():
                         runner.settle_after_horse(state, run, outcome[0], _describe_exit(self._last_horse_wait_status))
+                if shutdown.retry_deadline() is not None and job.func_name == RUNNER_PATH and job.args:
+                    self._requeue_if_lost(job.args[0], queue)
             finally:
                 self._release_signals()
+
+    def _requeue_if_lost(self, job_id: str, queue: Queue) -> None:
+        """After a shutdown signal: a run given back (``queued`` in SQL) while RQ still handled
+        the job (a SimpleWorker's cold shutdown before the task began) is then ended by RQ's own
+        failure handling, which leaves it in no queue: put it back at the front."""
+        with self.app.app_context():
+            state = get_state(self.app)
+            try:
+                with state.engine.connect() as connection:
+                    status = connection.execute(sa.select(job_table.c.status).where(job_table.c.id == job_id)).scalar()
+                if status == JobStatus.QUEUED.value and self.connection.lpos(queue.key, job_id) is None:  # type: ignore[attr-defined]
+                    resubmit_by_id(state, job_id, at_front=True)
+                    self.log.info("job %s: given back during the shutdown; back at the front of %s", job_id, queue.name)  # type: ignore[attr-defined]
+            except (sa.exc.SQLAlchemyError, RedisError) as error:
+                self.log.warning("job %s: not checked after the shutdown (%s); recovery will", job_id, error)  # type: ignore[attr-defined]
 
     def _horse_outcome_byte(self) -> mmap.mmap:
         """This worker's shared byte (made once per worker process, so the workers of one
