@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -221,20 +221,25 @@ def resume(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResul
 
 
 def _resume_stopped_children(state: JobMonitorState, job_id: str, user: Any) -> tuple[int, int]:
-    """Queue again the stopped children of ``job_id`` (and theirs) whose tasks can resume;
-    return how many were resumed and how many stopped ones cannot continue."""
-    resumed = left = 0
-    parents = [job_id]
+    """Queue again the stopped descendants of ``job_id`` whose tasks can resume, the deepest
+    first (a child queued before its own stopped children could run, find none active and end
+    stopped at once); return how many were resumed and how many stopped ones cannot continue."""
     c = job_table.c
-    while parents:
-        with state.engine.connect() as connection:
+    levels: list[Sequence[Any]] = []
+    parents = [job_id]
+    with state.engine.connect() as connection:
+        while parents:
             children = connection.execute(
                 sa.select(c.id, c.task)
                 .where(c.parent_id.in_(parents), c.status == JobStatus.STOPPED.value)
                 .order_by(c.created_at, c.id)
             ).all()
-        parents = []
-        for child in children:
+            if children:
+                levels.append(children)
+            parents = [child.id for child in children]
+    resumed = left = 0
+    for level in reversed(levels):
+        for child in level:
             if child.task not in state.tasks or not state.tasks.get(child.task).resumable:
                 left += 1
                 continue
@@ -245,7 +250,6 @@ def _resume_stopped_children(state: JobMonitorState, job_id: str, user: Any) -> 
             with state.engine.begin() as connection:
                 _audit(connection, child.id, f"Resumed with its parent by {_actor_name(user)}.")
             resumed += 1
-            parents.append(child.id)
     return resumed, left
 
 

@@ -9,6 +9,7 @@ or is only someone else's, and repeats no id.
 
 from __future__ import annotations
 
+import re
 from typing import Any, NoReturn
 
 import sqlalchemy as sa
@@ -69,9 +70,14 @@ def require_csrf() -> None:
 def same_site_path(value: str | None, default: str) -> str:
     """``value`` if it is a path of this site (``/...``, not ``//host``), else ``default``: where
     buttons rendered for a page come back to after their action (``next``)."""
-    if value and value.startswith("/") and not value.startswith("//"):
+    if value and value.startswith("/") and not value.startswith("//") and not _UNSAFE_IN_PATH.search(value):
         return value
     return default
+
+
+#: A backslash (browsers read ``/\host`` as ``//host``) or a control character (dropped by
+#: browsers, so ``/\t/host`` becomes ``//host``) makes a ``next`` path not this site's.
+_UNSAFE_IN_PATH = re.compile(r"[\\\x00-\x1f\x7f]")
 
 
 def json_error(status: int, message: str) -> Response:

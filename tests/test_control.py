@@ -521,6 +521,30 @@ def test_resuming_a_family_says_which_children_cannot_continue(app, engine, stat
     assert any("2 of 3 child jobs were stopped or cancelled" in line for line in log_messages(engine, parent))
 
 
+def test_resuming_a_family_queues_the_deepest_stopped_jobs_first(app, engine, state):
+    """A child queued before its own stopped children could run at once, find none active and
+    end stopped: the grandchild is queued first, then the child, then the parent."""
+    parent, (child,) = _stopped_family(engine, (ct.ticks_resumable.name, "stopped"))
+    grandchild = insert_job(
+        engine,
+        task=ct.ticks_resumable.name,
+        status="stopped",
+        run_by_id="7",
+        attempt=1,
+        parent_id=child,
+        root_id=parent,
+        enqueued_at=utcnow(),
+        params={"args": [], "kwargs": {"seconds": 0.1, "interval": 0.02}},
+    )
+
+    result = control.resume(state, parent, ADA)
+
+    assert result.message.endswith("2 stopped child jobs continue too.")
+    assert rq_ids(state, "default") == [grandchild, child, parent]
+    run_worker(app)
+    assert [status_of(engine, job) for job in (grandchild, child, parent)] == ["completed"] * 3
+
+
 def test_resume_after_a_force_stop_runs_the_job_to_the_end(app, engine, state):
     """A force stop leaves the job's stop signal in Redis; a resumed run must not obey it."""
     job = jobmonitor.enqueue(ct.resumable_items, user=OWNER, count=30, interval=0.02)

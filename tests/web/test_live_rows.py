@@ -249,3 +249,20 @@ def test_a_finished_parent_is_offered_delete_only_once_no_child_is_active(engine
     assert offered() == dict.fromkeys(["list", "rows", "json", "detail json", "detail"], False)
     set_status(engine, child, status="completed", ended_at=at(3))
     assert offered() == dict.fromkeys(["list", "rows", "json", "detail json", "detail"], True)
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("/admin/jobs/?status=failed", True),
+        ("//evil.example", False),
+        ("/\\evil.example", False),
+        ("/\t/evil.example", False),
+        ("https://evil.example/", False),
+    ],
+)
+def test_next_paths_are_this_sites_only(value, kept):
+    """Browsers read ``/\\host`` and a path with a tab in it as ``//host``."""
+    from flask_jobmonitor.web import same_site_path
+
+    assert same_site_path(value, "/default") == (value if kept else "/default")
