@@ -34,6 +34,7 @@ from ..extension import get_state
 from ..listing import (
     PAGE_SIZES,
     STATUS_GROUPS,
+    USER_CHOICES,
     Cursor,
     InvalidFilter,
     ListFilters,
@@ -151,6 +152,7 @@ class JobListView(_JobViewBase):
         return self._render(
             "jobmonitor/list.html",
             status=400 if error else 200,
+            user_choices_limit=USER_CHOICES,
             page=page,
             filters=filters,
             error=error,

@@ -521,15 +521,23 @@
       });
     });
     /* the user picker shows names and sends the id: a label from the list (or an id) becomes
-       its id; anything else is refused here, said at the field, never sent as an id */
+       its id; anything else is refused here, said at the field, when the list holds every user
+       who ran a job (data-jm-complete); else it is sent as an id, and the server says whether
+       such a user ran a job */
     $all(document, "[data-jm-user-picker]").forEach(function (picker) {
       picker.addEventListener("input", function () { picker.setCustomValidity(""); });
       picker.form.addEventListener("submit", function (event) {
         var hidden = $(picker.form, "[data-jm-user-id]");
         var typed = picker.value.trim();
-        var option = $all(document, "#" + picker.getAttribute("list") + " option").filter(function (item) {
+        var choices = document.getElementById(picker.getAttribute("list"));
+        var option = $all(choices, "option").filter(function (item) {
           return item.value === typed || item.getAttribute("data-id") === typed;
         })[0];
+        if (typed && !option && !choices.hasAttribute("data-jm-complete")) {
+          hidden.value = typed;
+          picker.disabled = true;
+          return;
+        }
         if (typed && !option) {
           event.preventDefault();
           picker.setCustomValidity("No user called “" + typed + "” has run a job: choose one from the list.");
