@@ -458,6 +458,21 @@ def test_resume_continues_from_the_checkpoint_without_repeating_anything(app, en
     assert "Resumed by Ada Admin." in log_messages(engine, job.id)
 
 
+def _child_of(engine: sa.Engine, parent: str, root: str, task: str, status: str) -> str:
+    """A child job of ``parent`` (family ``root``) that ticks for 0.1 s when it runs."""
+    return insert_job(
+        engine,
+        task=task,
+        status=status,
+        run_by_id="7",
+        attempt=1,
+        parent_id=parent,
+        root_id=root,
+        enqueued_at=utcnow(),
+        params={"args": [], "kwargs": {"seconds": 0.1, "interval": 0.02}},
+    )
+
+
 def _stopped_family(engine: sa.Engine, *children: tuple[str, str]) -> tuple[str, list[str]]:
     """A stopped parent of a resumable task with children of (task name, status)."""
     parent = insert_job(
@@ -468,20 +483,7 @@ def _stopped_family(engine: sa.Engine, *children: tuple[str, str]) -> tuple[str,
         attempt=1,
         params={"args": [], "kwargs": {"count": 1, "interval": 0.0}},
     )
-    kids = [
-        insert_job(
-            engine,
-            task=task,
-            status=status,
-            run_by_id="7",
-            attempt=1,
-            parent_id=parent,
-            root_id=parent,
-            enqueued_at=utcnow(),
-            params={"args": [], "kwargs": {"seconds": 0.1, "interval": 0.02}},
-        )
-        for task, status in children
-    ]
+    kids = [_child_of(engine, parent, parent, task, status) for task, status in children]
     return parent, kids
 
 
@@ -525,17 +527,7 @@ def test_resuming_a_family_queues_the_deepest_stopped_jobs_first(app, engine, st
     """A child queued before its own stopped children could run at once, find none active and
     end stopped: the grandchild is queued first, then the child, then the parent."""
     parent, (child,) = _stopped_family(engine, (ct.ticks_resumable.name, "stopped"))
-    grandchild = insert_job(
-        engine,
-        task=ct.ticks_resumable.name,
-        status="stopped",
-        run_by_id="7",
-        attempt=1,
-        parent_id=child,
-        root_id=parent,
-        enqueued_at=utcnow(),
-        params={"args": [], "kwargs": {"seconds": 0.1, "interval": 0.02}},
-    )
+    grandchild = _child_of(engine, child, parent, ct.ticks_resumable.name, "stopped")
 
     result = control.resume(state, parent, ADA)
 
