@@ -30,7 +30,7 @@ from rq.job import JobStatus as RQJobStatus
 from rq.registry import FailedJobRegistry
 from sqlalchemy.orm import Session
 
-from flask_jobmonitor import control
+from flask_jobmonitor import control, runner
 from flask_jobmonitor.control import ActionNotAllowed
 from flask_jobmonitor.enqueue import RUNNER_PATH
 from flask_jobmonitor.errors import TransitionRefused
@@ -864,6 +864,11 @@ def test_stopping_a_parent_stops_its_running_children_and_cancels_its_queued_one
         with ct.worker_thread(app, SimpleWorker, queues=("default",), timeout=10):
             wait_progress(engine, children[0], 2)
             assert status_of(engine, children[1]) == "queued"
+            # children spawned within runner._SPAWN_RACE before the stop are also swept by the
+            # stopped parent itself ("by the system"), whichever comes first: let them be older
+            # than that, so only this request stops them, and says who asked
+            spawned = job_row(engine, children[-1]).created_at
+            ct.wait_for(lambda: utcnow() - spawned > runner._SPAWN_RACE, 10, "the children to be older than the race")
 
             control.stop(state, parent.id, ADA)
 
