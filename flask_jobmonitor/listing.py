@@ -617,8 +617,36 @@ def _window_page(source: _Source) -> tuple[list[str], bool, int, int | None]:
     if offset >= SORT_WINDOW:
         return [], False, offset, SORT_WINDOW
     dialect = connection.dialect.name
-    if source.facets is None:
-        window: Any = newest_first(
+    matched: Any = None
+    if source.facets is None and dialect == "postgresql":
+        # one read of the SORT_WINDOW + 1 newest matching jobs, numbered newest first: the one
+        # beyond the window is not sorted, it only tells that more matched. A second look for
+        # it, in any order, made PostgreSQL bitmap-read every job of a user with many (146,000
+        # of 10M: own-jobs sorts 163-178 ms in bench_list at 48638a7, against 80-97 at 1M)
+        walked = newest_first(
+            source.conditions,
+            source.systems,
+            _WINDOW_COLUMNS,
+            dialect=dialect,
+            limit=SORT_WINDOW + 1,
+            leading=source.leading,
+        ).subquery("newest")
+        rank = sa.func.row_number().over(order_by=(walked.c.created_at.desc(), walked.c.id.desc()))
+        ranked = sa.select(
+            *(walked.c[name] for name in _WINDOW_COLUMNS),
+            rank.label("jm_rank"),
+            sa.func.count().over().label("jm_matched"),
+        ).subquery("ranked")
+        window: Any = (
+            sa.select(*(ranked.c[name] for name in (*_WINDOW_COLUMNS, "jm_matched")))
+            .where(ranked.c.jm_rank <= SORT_WINDOW)
+            .subquery("window")
+        )
+        matched = window.c.jm_matched
+        full = False  # known from the page's rows, below
+        sorted_count = SORT_WINDOW
+    elif source.facets is None:
+        window = newest_first(
             source.conditions,
             source.systems,
             _WINDOW_COLUMNS,
@@ -626,9 +654,10 @@ def _window_page(source: _Source) -> tuple[list[str], bool, int, int | None]:
             limit=SORT_WINDOW,
             leading=source.leading,
         ).subquery("window")
-        # whether more jobs match than the window holds needs no order: a read that stops at the
-        # SORT_WINDOW + 1st match in any order (walking to it newest first cost as much as the
-        # window itself: 40 ms of an own-jobs sort at PostgreSQL 1M jobs, which sorted them)
+        # on SQLite, numbering the window cost more than a second look (admin sorts 28.6 ->
+        # 69.0 ms at 1M jobs, bench_list at ee7292b); that look needs no order: it stops at
+        # the SORT_WINDOW + 1st match in any order (walking to it newest first cost as much as
+        # the window itself)
         beyond = (
             sa.select(job_table.c.id)
             .where(*source.conditions, job_table.c.is_system.in_(source.systems))
@@ -650,8 +679,11 @@ def _window_page(source: _Source) -> tuple[list[str], bool, int, int | None]:
     key = _sort_key(filters.sort, dialect, window)
     first = key.desc().nulls_last() if filters.descending else key.asc().nulls_last()
     tie = window.c.id.desc() if filters.descending else window.c.id.asc()
-    query = sa.select(window.c.id).order_by(first, tie).limit(size + 1).offset(offset or None)
-    found = list(connection.execute(query).scalars())
+    columns = [window.c.id] if matched is None else [window.c.id, matched]
+    rows = connection.execute(sa.select(*columns).order_by(first, tie).limit(size + 1).offset(offset or None)).all()
+    found = [row[0] for row in rows]
+    if matched is not None and rows:
+        full = rows[0][1] > SORT_WINDOW
     has_next = len(found) > size and offset + size < SORT_WINDOW
     return found[:size], has_next, offset, sorted_count if full else None
 
