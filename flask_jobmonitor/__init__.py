@@ -17,6 +17,7 @@ from .errors import (
     UnknownTask,
 )
 from .extension import JobMonitor, JobMonitorState
+from .links import same_site_path
 from .models import Job, JobFile, JobLog, JobNotification, JobStep, JobSubtask
 from .status import JobStatus
 from .tasks import TrackedTask
@@ -45,5 +46,6 @@ __all__ = [
     "TrackedTask",
     "TransitionRefused",
     "UnknownTask",
+    "same_site_path",
 ]
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
-"""The example app's own security: the key that signs its session."""
+"""The example app's own security: the key that signs its session and where its login sends the
+browser afterwards (the package's ``same_site_path``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 from flask import Flask
@@ -108,3 +109,28 @@ def test_the_app_does_not_start_with_a_known_or_short_key(make_catalogue, monkey
     monkeypatch.setenv("EXAMPLE_SECRET_KEY", key)
     with pytest.raises(RuntimeError, match="EXAMPLE_SECRET_KEY"):
         make_catalogue(seed=False)
+
+
+@pytest.mark.parametrize(
+    "next_value",
+    ["/\t/evil.example/", "/%09/evil.example/", "//evil.example/", "/\\evil.example/", "https://evil.example/"],
+    ids=repr,
+)
+def test_login_sends_back_only_to_a_page_of_this_site(make_catalogue, next_value):
+    client = make_catalogue().test_client()
+
+    response = client.post("/login", query_string={"next": next_value}, data={"username": "clerk", "password": "clerk"})
+
+    assert response.status_code == 302
+    target = urlsplit(urljoin("http://localhost/login", response.headers["Location"].replace("\t", "")))
+    assert (target.scheme, target.netloc, target.path) == ("http", "localhost", "/admin/")
+
+
+def test_login_follows_a_next_path_of_this_site(make_catalogue):
+    client = make_catalogue().test_client()
+
+    response = client.post(
+        "/login", query_string={"next": "/admin/jobs/?status=failed"}, data={"username": "clerk", "password": "clerk"}
+    )
+
+    assert response.headers["Location"] == "/admin/jobs/?status=failed"

@@ -31,6 +31,7 @@ from ..details import (
 )
 from ..errors import EnqueueError, TransitionRefused, UnknownTask
 from ..extension import get_state
+from ..links import same_site_path
 from ..listing import (
     PAGE_SIZES,
     STATUS_GROUPS,
@@ -62,7 +63,6 @@ from ..web import (
     is_valid_job_id,
     json_error,
     require_csrf,
-    same_site_path,
     visible_ids,
     visible_job_or_404,
 )
@@ -366,11 +366,10 @@ class JobListView(_JobViewBase):
 
 
 def _back(default: str, avoid: str | None = None) -> str:
-    """The page the form came from (same site only), else ``default``."""
-    target = request.form.get("next", "")
-    if target.startswith("/") and not target.startswith("//") and (avoid is None or avoid not in target):
-        return target
-    return default
+    """The page the form came from (a path of this site only: ``links.same_site_path``), else
+    ``default``; also ``default`` when that page names ``avoid`` (a job just deleted)."""
+    target = same_site_path(request.form.get("next"), default)
+    return default if avoid is not None and avoid in target else target
 
 
 def _relatives(state: Any, job: Job) -> dict[str, Job | None]:
