@@ -15,6 +15,7 @@ from .errors import (
     StorageError,
     TransitionRefused,
     UnknownTask,
+    UnsafeLink,
 )
 from .extension import JobMonitor, JobMonitorState
 from .links import same_site_path
@@ -46,6 +47,7 @@ __all__ = [
     "TrackedTask",
     "TransitionRefused",
     "UnknownTask",
+    "UnsafeLink",
     "same_site_path",
 ]
 __version__ = "0.1.0"

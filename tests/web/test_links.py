@@ -1,7 +1,9 @@
-"""links.py through the pages: where an action sends the browser back to."""
+"""links.py through the pages: where an action sends the browser back to, and which "page where
+it was run" a job page links to."""
 
 from __future__ import annotations
 
+import html
 from urllib.parse import urljoin, urlsplit
 
 import pytest
@@ -71,3 +73,21 @@ def test_a_delete_does_not_send_back_to_the_deleted_jobs_page(engine, client_for
     )
     assert response.status_code == 302
     assert response.headers["Location"] == "/admin/jobs/"
+
+
+@pytest.mark.parametrize(
+    "stored",
+    ["javascript:alert(1)//", "JAVASCRIPT:alert(1)", "https://evil.example/phish", "//evil.example/", "/\\evil"],
+)
+def test_a_job_page_does_not_link_an_unsafe_page_where_it_was_run(engine, client_for, stored):
+    """Rows written before links were checked: the page shows no link rather than this one."""
+    job_id = add_job(engine, owner="clerk_a", status="completed", run_at_url=stored)
+    body = html.unescape(client_for("clerk_a").get(f"/admin/jobs/{job_id}/").get_data(as_text=True))
+    assert "page where it was run" not in body
+    assert stored not in body
+
+
+def test_a_job_page_links_the_page_where_it_was_run_on_this_site(engine, client_for):
+    job_id = add_job(engine, owner="clerk_a", status="completed", run_at_url="/catalogue/import?profile=3")
+    body = client_for("clerk_a").get(f"/admin/jobs/{job_id}/").get_data(as_text=True)
+    assert '<a href="/catalogue/import?profile=3" rel="noopener">page where it was run</a>' in body
