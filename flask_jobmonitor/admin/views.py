@@ -292,7 +292,8 @@ class JobListView(_JobViewBase):
             files=files,
             children=children,
             family=family,
-            restarts=restarts,
+            restarts=(shown_restarts := [r for r in restarts if state.permissions.can_view(current_user(), r)]),
+            hidden_restarts=len(restarts) - len(shown_restarts),  # counted, never named (nor their status)
             parent=relatives.get("parent"),
             restarted_from=relatives.get("restarted_from"),
             error=error,
@@ -373,7 +374,8 @@ def _back(default: str, avoid: str | None = None) -> str:
 
 
 def _relatives(state: Any, job: Job) -> dict[str, Job | None]:
-    """Parent and original job, if the user may see them (else they are shown as ids only)."""
+    """Parent and original job, if the user may see them (else the page names neither their id
+    nor their status: "a job you may not open")."""
     from sqlalchemy.orm import Session
 
     found: dict[str, Job | None] = {}

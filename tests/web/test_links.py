@@ -1,5 +1,5 @@
-"""links.py through the pages: where an action sends the browser back to, and which "page where
-it was run" a job page links to."""
+"""links.py through the pages: where an action sends the browser back to, which "page where it
+was run" a job page links to, and what "Restarted as" tells someone who may not open the restart."""
 
 from __future__ import annotations
 
@@ -91,3 +91,22 @@ def test_a_job_page_links_the_page_where_it_was_run_on_this_site(engine, client_
     job_id = add_job(engine, owner="clerk_a", status="completed", run_at_url="/catalogue/import?profile=3")
     body = client_for("clerk_a").get(f"/admin/jobs/{job_id}/").get_data(as_text=True)
     assert '<a href="/catalogue/import?profile=3" rel="noopener">page where it was run</a>' in body
+
+
+def test_a_restart_the_viewer_may_not_open_is_not_named_on_the_page_the_json_or_the_log(app, engine, client_for):
+    """The admin submits the clerk's failed job again: the new job is the admin's."""
+    job_id = add_job(engine, owner="clerk_a", status="failed", name="Import rows.csv")
+    admin = client_for("admin")
+    answer = admin.post(f"/jobmonitor/api/jobs/{job_id}/restart", headers={"X-CSRFToken": csrf_token(admin)})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    new_id = answer.get_json()["new_job_id"]
+    assert new_id and new_id in admin.get(f"/admin/jobs/{job_id}/").get_data(as_text=True)
+
+    clerk = client_for("clerk_a")
+    page = clerk.get(f"/admin/jobs/{job_id}/").get_data(as_text=True)
+    assert "<th>Restarted as</th>" in page and "a job you may not open" in page
+    assert new_id[:8] not in page
+    restarted_as = page.split("<th>Restarted as</th>", 1)[1].split("</tr>", 1)[0]
+    assert 'data-jm="status"' not in restarted_as  # no status of it, live or not
+    assert new_id[:8] not in clerk.get(f"/jobmonitor/api/jobs/{job_id}").get_data(as_text=True)
+    assert clerk.get(f"/admin/jobs/{new_id}/").status_code == 404
