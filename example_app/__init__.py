@@ -3,11 +3,19 @@
 Run it with ``scripts/demo`` (web, workers and Redis together) or by hand:
 ``flask --app example_app jobmonitor init-db && flask --app example_app seed && flask --app example_app run``
 and ``flask --app example_app jobmonitor worker`` in another terminal.
+
+The session cookie is signed with ``EXAMPLE_SECRET_KEY`` when it is set; otherwise with a random
+key made at the first start and kept in the instance folder (``instance/secret_key``, readable
+by its owner only), with a warning in the log. The app never starts with a key written in its
+code: a key anyone can read lets anyone sign a session cookie as the admin.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import secrets
 from typing import Any
 
 from flask import Flask
@@ -21,13 +29,17 @@ from .auth import bp as auth_bp
 from .extensions import csrf, db, jobmonitor
 from .models import Product
 
+#: Keys that were public at some time (the demo's old built-in key): never accepted.
+KNOWN_KEYS = frozenset({"demo-only-secret"})
+log = logging.getLogger(__name__)
 
-def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the demo app; ``config`` overrides the defaults (tests use it)."""
-    app = Flask(__name__, instance_relative_config=True)
+
+def create_app(config: dict[str, Any] | None = None, instance_path: str | None = None) -> Flask:
+    """Build the demo app; ``config`` overrides the defaults (tests use it), ``instance_path``
+    the folder of its SQLite file and generated secret key."""
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(
-        SECRET_KEY=os.environ.get("EXAMPLE_SECRET_KEY", "demo-only-secret"),
         SQLALCHEMY_DATABASE_URI=os.environ.get(
             "EXAMPLE_DATABASE_URL", f"sqlite:///{os.path.join(app.instance_path, 'catalogue.db')}"
         ),
@@ -35,6 +47,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     if config:
         app.config.update(config)
+    app.config["SECRET_KEY"] = _secret_key(app, app.config.get("SECRET_KEY"))
     app.config.setdefault("JOBMONITOR_ROLE_PERMISSIONS", ROLE_PERMISSIONS)
     db.init_app(app)
     csrf.init_app(app)
@@ -57,3 +70,49 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.cli.add_command(seed_command)
     return app
+
+
+def _secret_key(app: Flask, configured: Any) -> str:
+    """The key that signs the session: ``configured`` (from ``config``), ``EXAMPLE_SECRET_KEY``,
+    or the instance folder's generated one; a known or empty key stops the start."""
+    key = configured or os.environ.get("EXAMPLE_SECRET_KEY")
+    if key is None:
+        path = os.path.join(app.instance_path, "secret_key")
+        key = _generated_key(path)
+        log.warning(
+            "EXAMPLE_SECRET_KEY is not set: sessions are signed with the key generated in %s. "
+            "Set EXAMPLE_SECRET_KEY to a long random value for anything but a demo on this machine.",
+            path,
+        )
+    if not isinstance(key, str) or len(key) < 16 or key in KNOWN_KEYS:
+        raise RuntimeError(
+            "SECRET_KEY / EXAMPLE_SECRET_KEY must be a private random value of at least 16 characters, "
+            "not a published one; unset it to use a key generated in the instance folder"
+        )
+    return key
+
+
+def _generated_key(path: str) -> str:
+    """The key kept at ``path``, made (random, mode 0600) if there is none yet.
+
+    Made in a temporary file and linked into place, so that the web process and a worker that
+    start together agree on one key and never read a half-written file.
+    """
+    try:
+        with open(path, encoding="ascii") as existing:
+            key = existing.read().strip()
+        if key:
+            return key
+    except FileNotFoundError:
+        pass
+    temporary = f"{path}.{os.getpid()}.{secrets.token_hex(4)}"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="ascii") as new:
+            new.write(secrets.token_urlsafe(48) + "\n")
+        with contextlib.suppress(FileExistsError):  # another process made it first: its key is kept
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
+    with open(path, encoding="ascii") as kept:
+        return kept.read().strip()

@@ -9,6 +9,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
+from flask_jobmonitor import same_site_path
+
 from .extensions import db
 
 login_manager = LoginManager()
@@ -66,10 +68,7 @@ def login() -> str | Response:
         user = db.session.execute(db.select(User).filter_by(username=request.form.get("username", ""))).scalar()
         if user and check_password_hash(user.password_hash, request.form.get("password", "")):
             login_user(user)
-            target = request.args.get("next", "")
-            return redirect(
-                target if target.startswith("/") and not target.startswith("//") else url_for("admin.index")
-            )
+            return redirect(same_site_path(request.args.get("next"), url_for("admin.index")))
         flash("Wrong user name or password.", "error")
     return render_template("login.html", users=DEMO_USERS)
 

@@ -15,8 +15,10 @@ from .errors import (
     StorageError,
     TransitionRefused,
     UnknownTask,
+    UnsafeLink,
 )
 from .extension import JobMonitor, JobMonitorState
+from .links import same_site_path
 from .models import Job, JobFile, JobLog, JobNotification, JobStep, JobSubtask
 from .status import JobStatus
 from .tasks import TrackedTask
@@ -45,5 +47,7 @@ __all__ = [
     "TrackedTask",
     "TransitionRefused",
     "UnknownTask",
+    "UnsafeLink",
+    "same_site_path",
 ]
 __version__ = "0.1.0"

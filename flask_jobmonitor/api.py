@@ -18,6 +18,7 @@ from . import control
 from .details import job_remaining_seconds, jobs_time_left, steps_with_estimates, subtask_counts, time_left_text
 from .errors import EnqueueError, TransitionRefused, UnknownTask
 from .extension import get_state
+from .links import same_site_path
 from .listing import family_progress
 from .live import overlay_job, overlay_jobs, read_live
 from .models import file_table, job_table, notification_table
@@ -38,7 +39,6 @@ from .web import (
     is_valid_job_id,
     json_error,
     require_csrf,
-    same_site_path,
     visible_ids,
     visible_job_or_404,
 )

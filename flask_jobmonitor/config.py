@@ -11,7 +11,8 @@ from __future__ import annotations
 import copy
 import math
 import os
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +80,9 @@ DEFAULTS: dict[str, Any] = {
     # Status -> the word people see for it (badges, the status filter, notifications, the JSON's
     # status_label), e.g. {"running": "In progress", "queued": "Pending"}; others keep theirs.
     "JOBMONITOR_STATUS_LABELS": {},
+    # Hosts whose http(s) URLs are kept whole as "the page where a job was run", e.g.
+    # ["shop.example.com"]; any other URL keeps only its path and query (links.py).
+    "JOBMONITOR_RUN_AT_HOSTS": [],
 }
 
 
@@ -115,6 +119,7 @@ class Settings:
     status_labels: Mapping[str, str]
     notify_children: bool
     system_jobs_stoppable: bool
+    run_at_hosts: frozenset[str]
 
     @property
     def queues_in_priority_order(self) -> list[str]:
@@ -203,6 +208,7 @@ def read_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
         status_labels=_status_labels(config["JOBMONITOR_STATUS_LABELS"]),
         notify_children=_bool("JOBMONITOR_NOTIFY_CHILDREN", config["JOBMONITOR_NOTIFY_CHILDREN"]),
         system_jobs_stoppable=_bool("JOBMONITOR_SYSTEM_JOBS_STOPPABLE", config["JOBMONITOR_SYSTEM_JOBS_STOPPABLE"]),
+        run_at_hosts=_host_names("JOBMONITOR_RUN_AT_HOSTS", config["JOBMONITOR_RUN_AT_HOSTS"]),
     )
 
 
@@ -257,6 +263,18 @@ def _status_labels(value: Any) -> Mapping[str, str]:
         if not isinstance(label, str) or not label.strip():
             raise ConfigError(f"{key}[{status!r}] must be a non-empty text, got {label!r}")
     return {status: label.strip() for status, label in value.items()}
+
+
+def _host_names(key: str, value: Any) -> frozenset[str]:
+    """Bare host names (``shop.example.com``), lower case: no scheme, port, path or wildcard."""
+    if value is None:
+        return frozenset()
+    if isinstance(value, str) or not isinstance(value, Collection):
+        raise ConfigError(f"{key} must be a list of host names, e.g. ['shop.example.com'], got {value!r}")
+    for host in value:
+        if not isinstance(host, str) or not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", host):
+            raise ConfigError(f"{key} must hold bare host names such as 'shop.example.com', got {host!r}")
+    return frozenset(host.lower() for host in value)
 
 
 def _url_prefix(value: Any) -> str:

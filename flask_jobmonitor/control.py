@@ -321,7 +321,9 @@ def restart(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResu
         for handle in handles.values():
             handle.close()
     with state.engine.begin() as connection:
-        _audit(connection, job_id, f"Restarted by {_actor_name(user)} as job {new_job.id}.")
+        # no id: everyone who may see this job reads its log, and the new job may be one they may
+        # not open (the detail page's "Restarted as" links it for those who may)
+        _audit(connection, job_id, f"Restarted by {_actor_name(user)}.")
     return ActionResult(job_id, "restart", "A new job was started with the same parameters.", new_job.id)
 
 

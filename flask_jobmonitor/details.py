@@ -329,13 +329,11 @@ def files_of(connection: sa.Connection, job_id: str) -> list[Any]:
 
 
 def restarts_of(connection: sa.Connection, job_id: str) -> list[Any]:
-    """Jobs that were started as a restart of this one."""
+    """Jobs that were started as a restart of this one (with who ran them, for the permission
+    check: a restart someone else ran may be a job the viewer may not open)."""
     c = job_table.c
-    return list(
-        connection.execute(
-            sa.select(c.id, c.name, c.status, c.created_at).where(c.restarted_from_id == job_id).order_by(c.created_at)
-        ).all()
-    )
+    query = sa.select(c.id, c.name, c.status, c.created_at, c.run_by_id, c.is_system)
+    return list(connection.execute(query.where(c.restarted_from_id == job_id).order_by(c.created_at)).all())
 
 
 def _grid(connection: sa.Connection, query: sa.Select[Any], page: int) -> Grid:

@@ -18,6 +18,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import sqlalchemy as sa
 from flask import has_request_context, request
@@ -25,8 +26,9 @@ from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 
 from .children import holds_children, in_flight, release, root_lock
-from .errors import EnqueueError, InvalidJobArguments
+from .errors import EnqueueError, InvalidJobArguments, UnsafeLink
 from .extension import JobMonitorState
+from .links import run_at_link
 from .models import Job, JobFile, JobStep, job_table
 from .status import JobStatus, apply_transition
 from .tasks import TrackedTask
@@ -76,6 +78,7 @@ def enqueue_job(state: JobMonitorState, job_request: JobRequest) -> Job:
     if parent is not None and job_request.user is None:
         user_id, user_name = parent.run_by_id, parent.run_by_name
     _check_files(job_request.files)
+    run_at_url = _run_at_url(state, job_request) if parent is None else parent.run_at_url
 
     job_id = str(uuid.uuid4())
     priority = "low" if job_request.low_priority else "default"
@@ -97,7 +100,7 @@ def enqueue_job(state: JobMonitorState, job_request: JobRequest) -> Job:
         restarted_from_id=job_request.restarted_from.id if job_request.restarted_from else None,
         run_by_id=user_id,
         run_by_name=user_name,
-        run_at_url=(job_request.run_at_url or _launching_page()) if parent is None else parent.run_at_url,
+        run_at_url=run_at_url,
         created_at=now,
         # a delayed job reaches the queue only then: until then it is scheduled, not waiting
         enqueued_at=now + job_request.delay if job_request.delay else now,
@@ -300,15 +303,40 @@ def _uploaded_name(data: Any, key: str) -> str | None:
     return name if name and name != key else None
 
 
-def _launching_page() -> str | None:
-    """The page a person was on when they launched the job: the referring page of a form post
-    on the same site, else the requested URL. Outside a request: nothing."""
+def _run_at_url(state: JobMonitorState, job_request: JobRequest) -> str | None:
+    """ "The page where it was run" as stored (``links.run_at_link``): the ``run_at_url`` given,
+    else the launching page. A given link that is unsafe raises :class:`UnsafeLink`, except the
+    original's link on a restart (a row stored before links were checked), which is dropped."""
+    hosts = state.settings.run_at_hosts
+    if job_request.run_at_url:
+        try:
+            return run_at_link(job_request.run_at_url, hosts)
+        except UnsafeLink:
+            if job_request.restarted_from is None:
+                raise
+    return _launching_page(hosts)
+
+
+def _launching_page(hosts: frozenset[str]) -> str | None:
+    """The page a person was on when they launched the job, as a path of this site: the
+    referring page of a form post on the same site, else the requested page. Outside a
+    request: nothing.
+
+    Only the path and query are kept: ``Host`` and ``Referer`` are chosen by the sender, so a
+    forged pair must not store a link to another site."""
     if not has_request_context():
         return None
-    referrer = request.referrer
-    if request.method != "GET" and referrer and referrer.startswith(request.host_url):
-        return referrer[:2048]
-    return request.url[:2048]
+    here = urlsplit(request.url)
+    pages = [urlunsplit(("", "", here.path, here.query, ""))]
+    referrer = urlsplit(request.referrer or "")
+    if request.method != "GET" and (referrer.scheme, referrer.netloc) == (here.scheme, here.netloc):
+        pages.insert(0, urlunsplit(("", "", referrer.path or "/", referrer.query, "")))
+    for page in pages:
+        try:
+            return run_at_link(page, hosts)
+        except UnsafeLink:
+            continue
+    return None
 
 
 def _clean(text: str) -> str:

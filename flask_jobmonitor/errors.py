@@ -122,6 +122,11 @@ class InvalidJobArguments(JobMonitorError, TypeError):
     """The arguments given to ``enqueue`` do not fit the task, or cannot be stored as JSON."""
 
 
+class UnsafeLink(JobMonitorError, ValueError):
+    """A link that is neither a path of this site nor an http(s) URL of an allowed host, such as
+    a ``javascript:`` ``run_at_url`` given to ``enqueue`` (see ``links.py``)."""
+
+
 class EnqueueError(JobMonitorError):
     """The job was recorded but could not be handed to RQ; the job row was marked failed."""
 

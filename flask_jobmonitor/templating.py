@@ -15,6 +15,7 @@ from werkzeug.routing import BuildError
 
 from .details import time_left_text
 from .extension import get_state
+from .links import shown_run_at_link
 from .listing import family_progress
 from .models import Job, job_table
 from .pause_all import PauseState
@@ -123,6 +124,12 @@ def job_url(job_id: str) -> str | None:
         return None
 
 
+def run_at_link_of(job: Job) -> str | None:
+    """The job's "page where it was run" if a page may link to it (``links.shown_run_at_link``):
+    rows stored before links were checked may hold a ``javascript:`` or another site's URL."""
+    return shown_run_at_link(job.run_at_url, get_state().settings.run_at_hosts)
+
+
 def register_template_helpers(app: Flask) -> None:
     """Make the helpers available in every template of ``app``."""
 
@@ -147,6 +154,7 @@ def register_template_helpers(app: Flask) -> None:
             "jobmonitor_action_looks": ACTION_LOOKS,
             "jobmonitor_job_url": job_url,
             "jobmonitor_pause_state": pause_state,
+            "jobmonitor_run_at_link": run_at_link_of,
         }
 
     app.add_template_filter(format_seconds, "jm_seconds")

@@ -9,7 +9,6 @@ or is only someone else's, and repeats no id.
 
 from __future__ import annotations
 
-import re
 from typing import Any, NoReturn
 
 import sqlalchemy as sa
@@ -65,19 +64,6 @@ def require_csrf() -> None:
         validate_csrf(token)
     except (ValidationError, CSRFError) as error:
         abort(400, description=f"CSRF check failed: {error}")
-
-
-def same_site_path(value: str | None, default: str) -> str:
-    """``value`` if it is a path of this site (``/...``, not ``//host``), else ``default``: where
-    buttons rendered for a page come back to after their action (``next``)."""
-    if value and value.startswith("/") and not value.startswith("//") and not _UNSAFE_IN_PATH.search(value):
-        return value
-    return default
-
-
-#: A backslash (browsers read ``/\host`` as ``//host``) or a control character (dropped by
-#: browsers, so ``/\t/host`` becomes ``//host``) makes a ``next`` path not this site's.
-_UNSAFE_IN_PATH = re.compile(r"[\\\x00-\x1f\x7f]")
 
 
 def json_error(status: int, message: str) -> Response:

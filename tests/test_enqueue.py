@@ -12,7 +12,7 @@ from flask_login import AnonymousUserMixin, UserMixin
 from rq.job import Job as RQJob
 from werkzeug.datastructures import FileStorage
 
-from flask_jobmonitor import EnqueueError, InvalidJobArguments, JobStatus, UnknownTask
+from flask_jobmonitor import EnqueueError, InvalidJobArguments, JobStatus, UnknownTask, UnsafeLink
 from flask_jobmonitor.enqueue import RUNNER_PATH
 from flask_jobmonitor.extension import get_state
 from flask_jobmonitor.models import Job, file_table, job_table, step_table
@@ -268,7 +268,7 @@ def test_run_at_url_is_the_requested_page_inside_a_request(app, engine):
     with app.test_request_context("/catalogue/import?profile=3"):
         job = jobmonitor.enqueue(noop)
 
-    assert job_row(engine, job.id).run_at_url == "http://localhost/catalogue/import?profile=3"
+    assert job_row(engine, job.id).run_at_url == "/catalogue/import?profile=3"
 
 
 def test_run_at_url_of_a_form_post_is_the_page_with_the_form(app, engine):
@@ -277,7 +277,7 @@ def test_run_at_url_of_a_form_post_is_the_page_with_the_form(app, engine):
     ):
         job = jobmonitor.enqueue(noop)
 
-    assert job_row(engine, job.id).run_at_url == "http://localhost/catalogue/import"
+    assert job_row(engine, job.id).run_at_url == "/catalogue/import"
 
 
 def test_run_at_url_ignores_a_referrer_from_another_site(app, engine):
@@ -286,7 +286,28 @@ def test_run_at_url_ignores_a_referrer_from_another_site(app, engine):
     ):
         job = jobmonitor.enqueue(noop)
 
-    assert job_row(engine, job.id).run_at_url == "http://localhost/catalogue/import/start"
+    assert job_row(engine, job.id).run_at_url == "/catalogue/import/start"
+
+
+def test_run_at_url_from_a_forged_host_and_referer_keeps_only_the_path(app, engine):
+    """Host and Referer both say evil.example: they agree, but the sender chose both."""
+    with app.test_request_context(
+        "/catalogue/import/start",
+        method="POST",
+        headers={"Host": "evil.example", "Referer": "http://evil.example/phish?x=1"},
+    ):
+        job = jobmonitor.enqueue(noop)
+
+    assert job_row(engine, job.id).run_at_url == "/phish?x=1"
+
+
+def test_run_at_url_of_a_referer_that_leaves_the_site_by_its_path_is_not_kept(app, engine):
+    with app.test_request_context(
+        "/catalogue/import/start", method="POST", headers={"Referer": "http://localhost//evil.example/"}
+    ):
+        job = jobmonitor.enqueue(noop)
+
+    assert job_row(engine, job.id).run_at_url == "/catalogue/import/start"
 
 
 def test_explicit_run_at_url_wins_and_none_outside_a_request(app, engine):
@@ -296,6 +317,45 @@ def test_explicit_run_at_url_wins_and_none_outside_a_request(app, engine):
 
     assert job_row(engine, explicit.id).run_at_url == "/products/5"
     assert job_row(engine, outside.id).run_at_url is None
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "javascript:alert(1)//",
+        "JavaScript:alert(1)",
+        " javascript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "//evil.example/",
+        "/\\evil.example/",
+        "/\t/evil.example/",
+        "products/5",
+        "https:///nohost",
+    ],
+)
+def test_an_explicit_run_at_url_that_is_not_a_safe_link_is_refused_and_nothing_written(app, link):
+    with pytest.raises(UnsafeLink):
+        jobmonitor.enqueue(noop, run_at_url=link, files={"a.txt": b"x"})
+
+    assert_nothing_written(app)
+
+
+def test_an_explicit_url_of_another_host_keeps_only_its_path(app, engine):
+    job = jobmonitor.enqueue(noop, run_at_url="https://evil.example/catalogue/import?profile=3#top")
+
+    assert job_row(engine, job.id).run_at_url == "/catalogue/import?profile=3"
+
+
+def test_an_explicit_url_of_an_allowed_host_is_kept_whole(app, database_url, redis_url, tmp_path):
+    application = create_app(
+        database_url, redis_url, str(tmp_path / "files"), JOBMONITOR_RUN_AT_HOSTS=["Shop.Example.com"]
+    )
+    with pushed(application):
+        kept = jobmonitor.enqueue(noop, run_at_url="https://shop.example.com/orders/7")
+        other = jobmonitor.enqueue(noop, run_at_url="https://shop.example.com.evil.example/orders/7")
+
+        assert job_row(db.engine, kept.id).run_at_url == "https://shop.example.com/orders/7"
+        assert job_row(db.engine, other.id).run_at_url == "/orders/7"
 
 
 # -- refused calls leave no trace ------------------------------------------------------------------

@@ -186,6 +186,10 @@ BAD_VALUES = [
     ("JOBMONITOR_CATEGORIES", ["import", "export"]),
     ("JOBMONITOR_NOTIFY_CHILDREN", "false"),
     ("JOBMONITOR_SYSTEM_JOBS_STOPPABLE", 1),
+    ("JOBMONITOR_RUN_AT_HOSTS", "shop.example.com"),
+    ("JOBMONITOR_RUN_AT_HOSTS", ["https://shop.example.com"]),
+    ("JOBMONITOR_RUN_AT_HOSTS", ["*.example.com"]),
+    ("JOBMONITOR_RUN_AT_HOSTS", ["shop.example.com:8080"]),
 ]
 
 

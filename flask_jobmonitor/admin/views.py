@@ -31,6 +31,7 @@ from ..details import (
 )
 from ..errors import EnqueueError, TransitionRefused, UnknownTask
 from ..extension import get_state
+from ..links import same_site_path
 from ..listing import (
     PAGE_SIZES,
     STATUS_GROUPS,
@@ -62,7 +63,6 @@ from ..web import (
     is_valid_job_id,
     json_error,
     require_csrf,
-    same_site_path,
     visible_ids,
     visible_job_or_404,
 )
@@ -292,7 +292,8 @@ class JobListView(_JobViewBase):
             files=files,
             children=children,
             family=family,
-            restarts=restarts,
+            restarts=(shown_restarts := [r for r in restarts if state.permissions.can_view(current_user(), r)]),
+            hidden_restarts=len(restarts) - len(shown_restarts),  # counted, never named (nor their status)
             parent=relatives.get("parent"),
             restarted_from=relatives.get("restarted_from"),
             error=error,
@@ -366,15 +367,15 @@ class JobListView(_JobViewBase):
 
 
 def _back(default: str, avoid: str | None = None) -> str:
-    """The page the form came from (same site only), else ``default``."""
-    target = request.form.get("next", "")
-    if target.startswith("/") and not target.startswith("//") and (avoid is None or avoid not in target):
-        return target
-    return default
+    """The page the form came from (a path of this site only: ``links.same_site_path``), else
+    ``default``; also ``default`` when that page names ``avoid`` (a job just deleted)."""
+    target = same_site_path(request.form.get("next"), default)
+    return default if avoid is not None and avoid in target else target
 
 
 def _relatives(state: Any, job: Job) -> dict[str, Job | None]:
-    """Parent and original job, if the user may see them (else they are shown as ids only)."""
+    """Parent and original job, if the user may see them (else the page names neither their id
+    nor their status: "a job you may not open")."""
     from sqlalchemy.orm import Session
 
     found: dict[str, Job | None] = {}

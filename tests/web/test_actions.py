@@ -298,7 +298,7 @@ def assert_effect(app, engine, action: str, job_id: str, who: str, before: dict[
         assert (new.status, new.task, new.name) == ("queued", before["row"]["task"], before["row"]["name"])
         assert (new.run_by_id, new.run_by_name) == (USERS[who].id, name)  # the one who pressed the button
         assert new_job_id in rq["default"]
-        expected_line["restart"] = f"Restarted by {name} as job {new_job_id}."
+        expected_line["restart"] = f"Restarted by {name}."
     assert lines[: len(before["logs"])] == before["logs"]
     assert lines[len(before["logs"]) :] == [expected_line[action]]
     return new_job_id

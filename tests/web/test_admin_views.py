@@ -268,12 +268,12 @@ def test_detail_of_a_restart_links_to_the_original(client_for, finished_import):
     assert f'<a href="/admin/jobs/{job_id}/">Import rows.csv</a>' in text
 
 
-def test_detail_shows_a_relative_the_user_may_not_see_as_a_bare_id(client_for, engine):
+def test_detail_names_no_relative_the_user_may_not_open(client_for, engine):
     foreign_parent = add_job(engine, owner="clerk_b", name="Secret parent")
     child = add_job(engine, owner="clerk_a", name="My child", parent_id=foreign_parent)
     text = page_text(client_for("clerk_a").get(f"/admin/jobs/{child}/"))
-    assert f"<code>{foreign_parent}</code>" in text
-    assert "Secret parent" not in text
+    assert "<th>Parent</th>" in text and "a job you may not open" in text
+    assert foreign_parent not in text and "Secret parent" not in text
     assert f'href="/admin/jobs/{foreign_parent}/"' not in text
 
 

@@ -263,6 +263,6 @@ def test_a_finished_parent_is_offered_delete_only_once_no_child_is_active(engine
 )
 def test_next_paths_are_this_sites_only(value, kept):
     """Browsers read ``/\\host`` and a path with a tab in it as ``//host``."""
-    from flask_jobmonitor.web import same_site_path
+    from flask_jobmonitor import same_site_path
 
     assert same_site_path(value, "/default") == (value if kept else "/default")
