@@ -41,9 +41,10 @@ from .models import (
 )
 from .notifications import notify_end
 from .presenters import look
-from .signals import send_signal
+from .signals import clear_signal, send_signal
 from .status import (
     DELETABLE_STATUSES,
+    FINISHED_STATUSES,
     RESTARTABLE_STATUSES,
     JobStatus,
     apply_transition,
@@ -149,6 +150,14 @@ def stop(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
         child_ended(state, job_id)  # its children may all have been cancelled just now
         return ActionResult(job_id, "stop", "Its child jobs will stop at their next checkpoint, and the job with them.")
     send_signal(state, job_id, "stop")
+    # the task may have read "stopping" from SQL and ended before the signal was set: the
+    # signal would then wait for no run (until it expires). Read after setting it, so that a
+    # run that cleared the signal before it was set is seen ended here (runner._record_stop
+    # ends the job, then clears)
+    with state.engine.connect() as connection:
+        ended = connection.execute(sa.select(job_table.c.status).where(job_table.c.id == job_id)).scalar()
+    if ended is None or JobStatus(ended) in FINISHED_STATUSES:
+        clear_signal(state, job_id)
     return ActionResult(job_id, "stop", "The job will stop at its next checkpoint. Work already done is kept.")
 
 

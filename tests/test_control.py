@@ -221,6 +221,26 @@ def test_cooperative_stop_ends_stopped_at_the_next_tick_keeping_the_work(app, en
     assert state.redis.exists(control_key(job.id)) == 0
 
 
+def test_a_run_that_ended_before_the_stop_signal_was_set_leaves_no_signal(app, engine, state, monkeypatch):
+    """The task read "stopping" from SQL (a write of its progress) and recorded its stop, clearing
+    the signal, before the request had set it: the request must not leave a signal for no run.
+    The interleaving is made, not waited for: the run ends while the request stops the children."""
+    from flask_jobmonitor.signals import clear_signal
+    from flask_jobmonitor.status import apply_transition
+
+    job_id = insert_job(engine, task=ct.ticks.name, status="running", run_by_id="7", attempt=1)
+
+    def the_run_stops_meanwhile(state_: Any, parent_id: str, user: Any) -> None:
+        with engine.begin() as connection:
+            apply_transition(connection, parent_id, "stopped", attempt=1, values={"ended_at": utcnow()})
+        clear_signal(state_, parent_id)
+
+    monkeypatch.setattr(control, "stop_children", the_run_stops_meanwhile)
+    control.stop(state, job_id, ADA)
+    assert job_row(engine, job_id).status == "stopped"
+    assert state.redis.exists(control_key(job_id)) == 0
+
+
 def test_stop_noticed_by_a_write_instead_of_the_signal_still_ends_the_job(app, engine, state):
     """The task's write at the end of a step reads "stopping" back from SQL and stops; its stop
     check is due at that moment too (the task spent longer than the check interval without a
