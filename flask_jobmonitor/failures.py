@@ -20,6 +20,7 @@ import traceback
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
+from rq.timeouts import JobTimeoutException
 
 from .errors import JobFailed
 from .models import Job, job_table
@@ -40,8 +41,18 @@ class Failure(NamedTuple):
     detail: str
 
 
+#: Failures the worker itself causes, told in plain words (their text adds nothing a viewer needs).
+_KNOWN_CAUSES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
+    (JobTimeoutException, "The job ran longer than its time limit and was ended."),
+    ((SystemExit, KeyboardInterrupt), "The worker running the job was shut down before the job ended."),
+)
+
+
 def unexpected_message(error: BaseException) -> str:
     """What every viewer reads about an exception that was not meant for them: its class only."""
+    for kind, message in _KNOWN_CAUSES:
+        if isinstance(error, kind):
+            return message
     return (
         f"The job failed because of an unexpected error ({type(error).__name__}). An administrator can see the details."
     )
