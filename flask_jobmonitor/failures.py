@@ -24,6 +24,7 @@ from rq.timeouts import JobTimeoutException
 
 from .errors import JobFailed
 from .models import Job, job_table
+from .status import JobStatus
 
 if TYPE_CHECKING:
     from .extension import JobMonitorState
@@ -73,7 +74,8 @@ def describe(error: BaseException) -> Failure:
 
 def visible_detail(state: JobMonitorState, user: Any, job: Job) -> str | None:
     """The detail of ``job``'s failure if ``user`` may read it (and it has one), else None."""
-    if not state.permissions.can_view_tracebacks(user, job):
+    # only a failed job has one: the JSON refresh of a running job's page asks no more SQL
+    if job.status != JobStatus.FAILED.value or not state.permissions.can_view_tracebacks(user, job):
         return None
     with state.engine.connect() as connection:
         detail = connection.execute(sa.select(job_table.c.error_detail).where(job_table.c.id == job.id)).scalar()

@@ -11,11 +11,12 @@ from collections.abc import Callable
 from html import unescape
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
 from .. import tasks
-from .conftest import enqueue, run_jobs
+from .conftest import add_job, enqueue, recorded_statements, run_jobs
 
 UNEXPECTED = "The job failed because of an unexpected error (RuntimeError). An administrator can see the details."
 #: What none but a permitted user may read: the statement, its parameters, the server's paths.
@@ -94,3 +95,15 @@ def test_a_job_failed_message_is_shown_to_its_owner_as_is(
     assert "line 17: price &lt;b&gt;x&lt;/b&gt; is not a number" in page  # as is, and escaped
     assert detail["error_message"] == "line 17: price <b>x</b> is not a number"
     assert "Traceback" not in page and "error_detail" not in detail
+
+
+def test_the_refresh_of_a_running_job_does_not_look_for_error_details(
+    engine: sa.Engine, client_for: Callable[[str | None], FlaskClient]
+) -> None:
+    job_id = add_job(engine, "clerk_a", status="running", attempt=1)
+    admin = client_for("admin")
+
+    with recorded_statements(engine) as statements:
+        assert admin.get(f"/jobmonitor/api/jobs/{job_id}").status_code == 200
+
+    assert statements and not [s for s in statements if "error_detail" in s]
