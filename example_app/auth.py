@@ -27,6 +27,7 @@ ROLE_PERMISSIONS = {
         "jobmonitor.view_system",
         "jobmonitor.view_statistics",
         "jobmonitor.pause_all",
+        "jobmonitor.view_tracebacks",
     ],
     "manager": ["jobmonitor.view_all", "jobmonitor.stop"],
     "auditor": ["jobmonitor.view_all"],

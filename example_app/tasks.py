@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import time
 
-from flask_jobmonitor import JobContext
+from flask_jobmonitor import JobContext, JobFailed
 
 from .extensions import db, jobmonitor
 from .models import ExportProfile, ImportProfile, Product
@@ -19,6 +20,8 @@ COMMIT_EVERY = 20
 # Seconds each demo job waits per row, so a person can watch it move (tests pass row_delay=0).
 # Not called "delay": that is the name of enqueue()'s own option for queueing a job later.
 DEMO_DELAY_SECONDS = 0.02
+#: The columns an import file must have (its first line names them); ``stock`` may be left out.
+PRODUCT_COLUMNS = ("sku", "name", "price")
 
 
 @jobmonitor.task(type="import", category="import", steps=["Read file", "Validate rows", "Save products"])
@@ -28,7 +31,7 @@ def import_products(ctx: JobContext, profile_id: int | None = None, row_delay: f
     update_existing = profile.update_existing if profile else True
     text = io.TextIOWrapper(ctx.input_file("products.csv"), encoding="utf-8", newline="")
     with ctx.step("Read file") as step:
-        rows = list(csv.DictReader(text))
+        rows = _read_rows(text)
         step.set_total(len(rows))
         step.advance(len(rows))
         step.count("read", len(rows))
@@ -79,16 +82,45 @@ def import_products(ctx: JobContext, profile_id: int | None = None, row_delay: f
         ctx.add_error_report("rejected-rows.csv", report.getvalue().encode())
 
 
+def _read_rows(text: io.TextIOWrapper) -> list[dict[str, str]]:
+    """The file's rows; a file that is not a CSV of products fails the job with a message for the
+    person who uploaded it (JobFailed: shown as is, unlike an unexpected error's text)."""
+    reader = csv.DictReader(text)
+    try:
+        rows = list(reader)
+    except UnicodeDecodeError:
+        raise JobFailed('The file is not UTF-8 text: save it as "CSV UTF-8" and import it again.') from None
+    except csv.Error as error:
+        raise JobFailed(f"The file is not a readable CSV file (line {reader.line_num}: {error}).") from None
+    missing = [column for column in PRODUCT_COLUMNS if column not in (reader.fieldnames or ())]
+    if missing:
+        raise JobFailed(
+            f"The file has no column {', '.join(missing)}: its first line must name the columns "
+            f"{', '.join(PRODUCT_COLUMNS)}."
+        )
+    return rows
+
+
 def _problem(row: dict[str, str]) -> str | None:
+    """Why ``row`` cannot be saved (it is then a rejected row with that reason), or None."""
     if not (row.get("sku") or "").strip():
         return "missing SKU"
     if not (row.get("name") or "").strip():
         return "missing name"
     try:
-        if float(row.get("price") or "") < 0:
-            return "negative price"
+        price = float(row.get("price") or "")
     except ValueError:
+        price = math.nan
+    if not math.isfinite(price):  # float() reads "nan" and "inf" too: no price a product can have
         return f"price {row.get('price')!r} is not a number"
+    if price < 0:
+        return "negative price"
+    try:
+        stock = int(row.get("stock") or 0)
+    except ValueError:
+        return f"stock {row.get('stock')!r} is not a whole number"
+    if stock < 0:
+        return "negative stock"
     return None
 
 

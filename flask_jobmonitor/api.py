@@ -18,6 +18,7 @@ from . import control
 from .details import job_remaining_seconds, jobs_time_left, steps_with_estimates, subtask_counts, time_left_text
 from .errors import EnqueueError, TransitionRefused, UnknownTask
 from .extension import get_state
+from .failures import visible_detail
 from .links import same_site_path
 from .listing import family_progress
 from .live import overlay_job, overlay_jobs, read_live
@@ -142,6 +143,9 @@ def job_detail(job_id: str) -> Response:
         remaining_text=time_left_text(remaining),
         html=detail_fragments(macros, job, PartContext(now, family, actions, ""), time_left_text(remaining)),
     )
+    detail = visible_detail(state, current_user(), job)
+    if detail is not None:  # only for jobmonitor.view_tracebacks (failures.py)
+        summary["error_detail"] = detail
     return jsonify(summary)
 
 

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from .children import holds_children, in_flight, release, root_lock
 from .errors import EnqueueError, InvalidJobArguments, UnsafeLink
 from .extension import JobMonitorState
+from .failures import describe as describe_failure
 from .links import run_at_link
 from .models import Job, JobFile, JobStep, job_table
 from .status import JobStatus, apply_transition
@@ -249,9 +250,11 @@ def submit_to_rq(
         else:
             queue.enqueue(RUNNER_PATH, job.id, at_front=at_front, **options)
     except RedisError as error:
-        reason = f"Redis is unreachable ({type(error).__name__}: {error})"
+        # the error's own text (host, port) is for people allowed to see details (failures.py)
+        reason = "Redis is unreachable"
+        values = {"error_message": reason, "error_detail": describe_failure(error).detail, "ended_at": utcnow()}
         with state.engine.begin() as connection:
-            apply_transition(connection, job.id, "fail", values={"error_message": reason, "ended_at": utcnow()})
+            apply_transition(connection, job.id, "fail", values=values)
         job.status = JobStatus.FAILED.value
         job.error_message = reason
         raise EnqueueError(job.id, reason) from error

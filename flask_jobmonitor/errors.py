@@ -20,6 +20,19 @@ class NotInitialized(JobMonitorError):
     """The extension was used with an app on which ``init_app`` was never called."""
 
 
+class JobFailed(JobMonitorError):
+    """Raise it from a task to fail the job with a message for people: every viewer of the job
+    sees the message as is (the list, the job's page, its JSON and its log), so write it for them
+    ("the import failed at line 17: price is not a number") and put nothing in it they need not
+    see. Any other exception fails the job too, but its text is shown only to people holding
+    ``jobmonitor.view_tracebacks`` (see failures.py).
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 class JobNotFound(JobMonitorError, LookupError):
     """No job has this id (or, for a person, none they are allowed to see)."""
 

@@ -86,6 +86,9 @@ class Job(Base):
     error_count: Mapped[int] = mapped_column(sa.Integer, default=0)
     warning_count: Mapped[int] = mapped_column(sa.Integer, default=0)
     error_message: Mapped[str | None] = mapped_column(sa.Text)
+    # the exception's text and traceback: only for jobmonitor.view_tracebacks (failures.py);
+    # deferred, so no list loads it and no page can show it by accident
+    error_detail: Mapped[str | None] = mapped_column(sa.Text, deferred=True)
     checkpoint: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     stop_requested_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
     # True when the job was ended by RQ's stop command rather than at one of its checkpoints

@@ -13,7 +13,9 @@ Without a checker, every authenticated user holds ``jobmonitor.access``: they se
 and their own jobs, and may stop and manage their own jobs. Seeing other people's jobs needs
 ``jobmonitor.view_all``; stopping them ``jobmonitor.stop``; cancelling, restarting, deleting and
 re-prioritising them ``jobmonitor.manage``. Pausing and resuming all jobs for maintenance (the
-queue health page, pause_all.py) needs ``jobmonitor.pause_all``.
+queue health page, pause_all.py) needs ``jobmonitor.pause_all``. Reading why a job failed beyond
+the message meant for people (the exception's text and traceback, failures.py) needs
+``jobmonitor.view_tracebacks``.
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ DELETE = "jobmonitor.delete"
 VIEW_SYSTEM = "jobmonitor.view_system"
 VIEW_STATISTICS = "jobmonitor.view_statistics"
 PAUSE_ALL = "jobmonitor.pause_all"
+VIEW_TRACEBACKS = "jobmonitor.view_tracebacks"
 
 #: Every permission the extension asks about.
-PERMISSIONS = (ACCESS, VIEW_ALL, STOP, MANAGE, DELETE, VIEW_SYSTEM, VIEW_STATISTICS, PAUSE_ALL)
+PERMISSIONS = (ACCESS, VIEW_ALL, STOP, MANAGE, DELETE, VIEW_SYSTEM, VIEW_STATISTICS, PAUSE_ALL, VIEW_TRACEBACKS)
 #: Default ``JOBMONITOR_ROLE_PERMISSIONS``: admins hold everything, other roles nothing extra.
 DEFAULT_ROLE_PERMISSIONS: Mapping[str, Iterable[str]] = {"admin": PERMISSIONS}
 
@@ -152,6 +155,10 @@ class JobPermissions:
             user_id = self.user_id(user)
             conditions.append(c.run_by_id == user_id if user_id is not None else sa.false())
         return sa.and_(sa.true(), *conditions)
+
+    def can_view_tracebacks(self, user: Any, job: JobLike) -> bool:
+        """May ``user`` read the exception text and traceback of ``job``'s failure (failures.py)?"""
+        return self.can_view(user, job) and self.has(user, VIEW_TRACEBACKS)
 
     def can_stop(self, user: Any, job: JobLike) -> bool:
         """May ``user`` stop (or force stop) ``job``?"""

@@ -5,6 +5,9 @@ one conditional UPDATE that also bumps the attempt number), resolves the task by
 with a :class:`JobContext`, flushes everything the task buffered, and records ``completed`` or
 ``failed``. A job cancelled while it sat in the queue is not run at all: its claim is refused.
 
+A failure is recorded as two texts (failures.py): a message every viewer of the job may read,
+and the exception's text and traceback for people allowed to see them and for the worker's log.
+
 The runner re-raises the task's exception after recording it, so RQ's own registries agree
 with the SQL record (an RQ dashboard shows the same failure).
 """
@@ -16,7 +19,6 @@ import logging
 import mmap
 import os
 import socket
-import traceback
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -29,6 +31,8 @@ from .children import release as release_children
 from .context import JobContext, PauseRequested, RunInfo, RunSuperseded, StopRequested, follow_task_sessions
 from .errors import JobNotFound, TransitionRefused, UnknownTask
 from .extension import JobMonitorState, get_state
+from .failures import Failure
+from .failures import describe as describe_failure
 from .heartbeat import Heartbeat
 from .models import job_table
 from .notifications import add_notification, notifies, notify_end
@@ -53,7 +57,6 @@ _CLAIM_COLUMNS = (
     _job.c.run_at_url,
     _job.c.parent_id,
 )
-_MAX_ERROR = 4000
 _ABANDON_COLUMNS = (
     _job.c.id,
     _job.c.attempt,
@@ -103,7 +106,8 @@ def run_job(job_id: str) -> str:
         try:
             task = state.tasks.get(run.task)
         except UnknownTask as error:
-            _record_failure(state, run, None, error)
+            log.error("job %s not run: %s", job_id, error)
+            _record_failure(state, run, None, describe_failure(error))
             raise
         ctx = JobContext(state, run, task)
         heartbeat = Heartbeat(state.engine, job_id, run.attempt, state.settings.abandoned_after / 4).start()
@@ -159,12 +163,11 @@ def _execute(state: JobMonitorState, run: RunInfo, task: TrackedTask, ctx: JobCo
         return "paused"
     except BaseException as error:
         ctx.end_run()
-        failure = error  # the lambda below outlives the except clause's name
-        trace = traceback.format_exc()
+        failure = describe_failure(error)  # the lambda below outlives the except clause's name
+        log.error("job %s (task %s, attempt %s) failed", job_id, run.task, run.attempt, exc_info=True)
         ctx.mark_current_step("failed")
-        ctx._add_log(
-            logging.ERROR, "flask_jobmonitor.runner", f"The job failed: {type(failure).__name__}: {failure}\n{trace}"
-        )
+        # the job's log is read by every viewer of the job: the public message only (failures.py)
+        ctx._add_log(logging.ERROR, "flask_jobmonitor.runner", failure.message)
         _retrying(state, "recording the failure", lambda: _record_failure(state, run, ctx, failure))
         raise
     ctx.end_run()
@@ -265,7 +268,7 @@ def warm_up(state: JobMonitorState) -> None:
     options_of: dict[str, dict[str, Any]] = {
         "start": {"values": _claim_values("warm-up", now), "returning": _CLAIM_COLUMNS},
         "finish": {"attempt": 0, "values": {"ended_at": now}},
-        "fail": {"attempt": 0, "values": {"error_message": "", "ended_at": now}},
+        "fail": {"attempt": 0, "values": {"error_message": "", "error_detail": "", "ended_at": now}},
         "stopped": {"attempt": 0, "values": {"ended_at": now}},
     }
     with state.engine.connect() as connection:
@@ -320,9 +323,8 @@ def _record_success(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> No
     _finish(state, run)
 
 
-def _record_failure(state: JobMonitorState, run: RunInfo, ctx: JobContext | None, error: BaseException) -> None:
-    message = f"{type(error).__name__}: {error}"[:_MAX_ERROR]
-    values: dict[str, Any] = {"error_message": message, "ended_at": utcnow()}
+def _record_failure(state: JobMonitorState, run: RunInfo, ctx: JobContext | None, failure: Failure) -> None:
+    values: dict[str, Any] = {"error_message": failure.message, "error_detail": failure.detail, "ended_at": utcnow()}
     if ctx is not None:
         ctx.flush(honour_stop=False)
     else:

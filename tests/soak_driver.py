@@ -371,18 +371,18 @@ class Soak:
         job the package failed although nothing was wrong with it."""
         with self.env.engine.connect() as connection:
             rows = connection.execute(
-                sa.select(job_table.c.id, job_table.c.parent_id, job_table.c.error_message).where(
-                    job_table.c.status == "failed"
-                )
+                sa.select(
+                    job_table.c.id, job_table.c.parent_id, job_table.c.error_message, job_table.c.error_detail
+                ).where(job_table.c.status == "failed")
             ).all()
         problems = []
-        for job_id, parent_id, message in rows:
+        for job_id, parent_id, message, detail in rows:
             kind = "child" if parent_id else self.kind_of.get(job_id, "?")
-            message = message or ""
+            message, detail = message or "", detail or ""
             expected = (
-                (kind == "fail" and message.startswith("ValueError: failing on purpose"))
+                (kind == "fail" and "ValueError: failing on purpose" in detail)
                 or "stopped responding" in message
-                or (kind == "family" and message.startswith("EnqueueError"))  # spawn while Redis was down
+                or (kind == "family" and "EnqueueError: " in detail)  # spawn while Redis was down
                 or (kind == "child" and message.startswith("Redis is unreachable") and self.redis_losses > 0)
             )
             if not expected:

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from flask_jobmonitor import JobContext
+from flask_jobmonitor import JobContext, JobFailed
 
 from .app_factory import jobmonitor
 
@@ -57,6 +57,29 @@ def fails(ctx: JobContext, message: str = "boom") -> None:
         step.advance(3)
         ctx.log.warning("about to fail")
         raise ValueError(message)
+
+
+#: What a database error tells: the statement, its parameters and a server path (failures.py).
+INTERNAL_ERROR_TEXT = (
+    "(sqlite3.IntegrityError) NOT NULL constraint failed: product.price\n"
+    "[SQL: INSERT INTO product (sku, price) VALUES (?, ?)]\n[parameters: ('SECRET-SKU', nan)] "
+    "in /srv/secret-app/tasks.py"
+)
+
+
+@jobmonitor.task(type="test")
+def fails_revealing(ctx: JobContext) -> None:
+    """Raises an exception whose text holds SQL, parameters and a path, in a step."""
+    with ctx.step("Work", total=10) as step:
+        step.advance(3)
+        raise RuntimeError(INTERNAL_ERROR_TEXT)
+
+
+@jobmonitor.task(type="test")
+def fails_for_people(ctx: JobContext, message: str = "the import failed at line 17: price is not a number") -> None:
+    """Fails with a message meant for every viewer of the job."""
+    with ctx.step("Work"):
+        raise JobFailed(message)
 
 
 @jobmonitor.task(type="test")

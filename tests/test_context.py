@@ -256,9 +256,10 @@ def test_missing_input_file_fails_the_job_naming_the_available_ones(app, engine)
 
     row = job_row(engine, job.id)
     assert row.status == JobStatus.FAILED
-    assert row.error_message.startswith("FileNotInJob: ")
-    assert "'missing.csv'" in row.error_message
-    assert "['present.csv', 'other.txt']" in row.error_message
+    assert "(FileNotInJob)" in row.error_message  # the text is the detail (failures.py)
+    assert "FileNotInJob: " in row.error_detail
+    assert "'missing.csv'" in row.error_detail
+    assert "['present.csv', 'other.txt']" in row.error_detail
 
 
 def test_input_file_not_in_job_raises_file_not_in_job(app):

@@ -37,7 +37,7 @@ def test_migrations_upgrade_an_empty_postgresql_database_to_the_models() -> None
     try:
         assert current_revision(engine) is None
         upgrade(engine)
-        assert current_revision(engine) == "0005"
+        assert current_revision(engine) == "0006"
         assert _differences(engine) == []
         with engine.connect() as connection:
             search_index = connection.exec_driver_sql(
@@ -45,7 +45,7 @@ def test_migrations_upgrade_an_empty_postgresql_database_to_the_models() -> None
             ).scalar()
         assert search_index == 1
         upgrade(engine)  # a second upgrade is a no-op
-        assert current_revision(engine) == "0005"
+        assert current_revision(engine) == "0006"
     finally:
         engine.dispose()
         _drop_postgres_database(url)
@@ -83,7 +83,7 @@ def test_the_sqlite_search_migration_indexes_the_jobs_already_there(tmp_path) ->
                 ],
             )
         upgrade(engine)
-        assert current_revision(engine) == "0005"
+        assert current_revision(engine) == "0006"
         with engine.connect() as connection:
             page = fetch_page(connection, parse_filters({"q": "prod"}), visible_to=None, allow_system=False)
             by_parameter = fetch_page(
@@ -121,7 +121,7 @@ def test_the_file_name_migration_keeps_the_files_already_there(tmp_path) -> None
                 {"now": now},
             )
         upgrade(engine)
-        assert current_revision(engine) == "0005"
+        assert current_revision(engine) == "0006"
         assert _differences(engine) == []
         with engine.connect() as connection:
             row = connection.execute(sa.select(file_table.c.filename, file_table.c.original_name)).one()

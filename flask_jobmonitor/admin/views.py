@@ -31,6 +31,7 @@ from ..details import (
 )
 from ..errors import EnqueueError, TransitionRefused, UnknownTask
 from ..extension import get_state
+from ..failures import visible_detail
 from ..links import same_site_path
 from ..listing import (
     PAGE_SIZES,
@@ -300,6 +301,7 @@ class JobListView(_JobViewBase):
             now=now,
             actions=control.allowed_actions(state, job, current_user(), family.active if family else 0),
             time_left=time_left_text(job_remaining_seconds(job.status, steps)),
+            error_detail=visible_detail(state, current_user(), job),
         )
 
     @expose("/<job_id>/action", methods=["POST"])
