@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from flask import Blueprint, flash, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
@@ -12,6 +14,8 @@ from .extensions import jobmonitor
 from .tasks import apply_pricing_rules, change_prices, export_products, import_products, stock_report
 
 bp = Blueprint("catalogue", __name__)
+#: The most a mass edit raises prices by, in percent (it lowers them by less than 100%: to above 0).
+MAX_PERCENT = 1000
 
 
 @bp.before_request
@@ -59,7 +63,10 @@ def start_mass_edit() -> Response:
     try:
         percent = float(request.form.get("percent", ""))
     except ValueError:
-        flash("The percentage must be a number.", "error")
+        percent = math.nan
+    # float() also reads "nan" and "inf": no price can change by those (and JSON cannot hold them)
+    if not -100 < percent <= MAX_PERCENT:
+        flash(f"The percentage must be a number above -100 and at most {MAX_PERCENT}.", "error")
         return redirect(url_for("admin.index"))
     return _launch(
         lambda: jobmonitor.enqueue(change_prices, percent, name=f"Change prices by {percent:+g}%", user=current_user)
