@@ -3,6 +3,7 @@
 Public API only; everything else is reached through these names.
 """
 
+from . import csvsafe
 from .context import JobContext, RunSuperseded, Step
 from .errors import (
     ConfigError,
@@ -45,5 +46,6 @@ __all__ = [
     "TrackedTask",
     "TransitionRefused",
     "UnknownTask",
+    "csvsafe",
 ]
 __version__ = "0.1.0"

@@ -14,7 +14,7 @@ from flask_admin import expose
 from markupsafe import Markup, escape
 from werkzeug.datastructures import MultiDict
 
-from .. import pause_all
+from .. import csvsafe, pause_all
 from ..charts import PALETTE, Series, bar_chart, line_chart
 from ..extension import get_state
 from ..listing import InvalidFilter
@@ -183,7 +183,7 @@ def _time_html(value: Any) -> Markup:
 
 def _csv(rows: list[list[Any]], filename: str) -> Response:
     out = io.StringIO()
-    csv.writer(out).writerows(rows)
+    csv.writer(out).writerows(csvsafe.row(row) for row in rows)
     response = Response(out.getvalue(), mimetype="text/csv")
     response.headers.set("Content-Disposition", "attachment", filename=filename)
     return response
