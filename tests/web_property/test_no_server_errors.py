@@ -30,7 +30,6 @@ from hypothesis import strategies as st
 from redis import Redis
 from werkzeug.routing import Rule
 
-from example_app.extensions import db
 from flask_jobmonitor.models import file_table, job_table
 
 from ..conftest import run_worker
@@ -109,7 +108,7 @@ class Site(NamedTuple):
 @pytest.fixture(scope="module")
 def site(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     from example_app import create_app
-    from example_app.extensions import jobmonitor
+    from example_app.extensions import db, jobmonitor
     from example_app.tasks import change_prices, export_products, import_products
 
     Redis.from_url(redis_url).flushdb()
@@ -317,6 +316,8 @@ def test_a_mass_edit_by_a_percentage_that_is_not_a_price_change_is_refused(
     site: Site, clients: dict[str, FlaskClient], percent: str
 ) -> None:
     """Issue 15, row 8: float() reads "nan" and "inf", which no JSON column holds (a 500)."""
+    from example_app.extensions import db
+
     with site.app.app_context(), db.engine.connect() as connection:
         before = connection.execute(sa.select(sa.func.count()).select_from(job_table)).scalar()
     response = clients["clerk"].post("/mass-edit", data={"percent": percent}, follow_redirects=True)
