@@ -49,6 +49,12 @@ def create_app(config: dict[str, Any] | None = None, instance_path: str | None =
         app.config.update(config)
     app.config["SECRET_KEY"] = _secret_key(app, app.config.get("SECRET_KEY"))
     app.config.setdefault("JOBMONITOR_ROLE_PERMISSIONS", ROLE_PERMISSIONS)
+    # Flask refuses a larger request before reading it (a 413); the files a job keeps are
+    # counted again where they are stored (JOBMONITOR_MAX_UPLOAD_BYTES): the form's own fields
+    # and the multipart framing are what the 64 KB leave room for
+    app.config.setdefault("JOBMONITOR_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+    if app.config["JOBMONITOR_MAX_UPLOAD_BYTES"] is not None:
+        app.config.setdefault("MAX_CONTENT_LENGTH", app.config["JOBMONITOR_MAX_UPLOAD_BYTES"] + 64 * 1024)
     db.init_app(app)
     csrf.init_app(app)
     login_manager.init_app(app)

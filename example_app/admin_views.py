@@ -56,6 +56,10 @@ class CatalogueForm(FlaskForm):
         super().__init__(*args, **kwargs)
 
 
+#: Far past the last page of any catalogue (the page number goes into the OFFSET).
+MAX_PRODUCT_PAGE = 1_000_000
+
+
 class ProductView(_LoginRequired, ModelView):
     form_base_class = CatalogueForm
     # Flask-Admin 2.2 does not convert SQLAlchemy 2.1's Float (no longer a Numeric): add the field
@@ -63,6 +67,24 @@ class ProductView(_LoginRequired, ModelView):
     column_searchable_list = ("sku", "name")
     column_default_sort = "sku"
     page_size = 50
+
+    def _get_list_extra_args(self) -> Any:
+        # Flask-Admin carries every unknown query parameter into url_for (?endpoint=x made the
+        # list a 500; it reads none of them) and a page number of any size into the OFFSET
+        # (past the database's integers: a 500): drop the first, keep pages to ones that exist
+        view_args = super()._get_list_extra_args()
+        view_args.extra_args = {}
+        view_args.page = min(max(view_args.page or 0, 0), MAX_PRODUCT_PAGE)
+        if view_args.search:
+            view_args.search = view_args.search.replace("\x00", "")  # PostgreSQL refuses NUL in text
+        return view_args
+
+    def get_one(self, id: Any) -> Any:
+        # ?id=x or a number past PostgreSQL's integer answered 500 on the edit and details pages;
+        # no such product is what Flask-Admin then says ("Record does not exist")
+        if not (isinstance(id, str) and id.isascii() and id.isdigit() and int(id) < 2**31):
+            return None
+        return super().get_one(id)
 
     @action("raise_prices", "Raise prices by 5%", "Start a job that raises the selected products' prices by 5%?")
     def raise_prices(self, ids: list[str]) -> None:

@@ -7,7 +7,7 @@ import io
 import math
 import time
 
-from flask_jobmonitor import JobContext, JobFailed
+from flask_jobmonitor import JobContext, JobFailed, csvsafe
 
 from .extensions import db, jobmonitor
 from .models import ExportProfile, ImportProfile, Product
@@ -78,7 +78,7 @@ def import_products(ctx: JobContext, profile_id: int | None = None, row_delay: f
         writer = csv.writer(report)
         writer.writerow(["line", "sku", "problem"])
         for number, row, problem in rejected:
-            writer.writerow([number, row.get("sku", ""), problem])
+            writer.writerow(csvsafe.row([number, row.get("sku", ""), problem]))
         ctx.add_error_report("rejected-rows.csv", report.getvalue().encode())
 
 
@@ -141,7 +141,7 @@ def export_products(ctx: JobContext, profile_id: int | None = None, row_delay: f
         writer = csv.writer(out)
         writer.writerow(["sku", "name", "price", "stock"])
         for product in products:
-            writer.writerow([product.sku, product.name, product.price, product.stock])
+            writer.writerow(csvsafe.row([product.sku, product.name, product.price, product.stock]))
             step.advance()
             time.sleep(row_delay)
     ctx.add_output_file("products.csv", out.getvalue().encode(), content_type="text/csv")
@@ -221,7 +221,7 @@ def stock_report(ctx: JobContext) -> None:
         writer = csv.writer(out)
         writer.writerow(["price band", "items", "value"])
         for band, (items, value) in totals.items():
-            writer.writerow([band, int(items), f"{value:.2f}"])
+            writer.writerow(csvsafe.row([band, int(items), f"{value:.2f}"]))
         ctx.add_output_file("stock-report.csv", out.getvalue().encode(), content_type="text/csv")
 
 

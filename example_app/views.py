@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, request, url_for
+import math
+from typing import Any
+
+from flask import Blueprint, current_app, flash, redirect, request, url_for
 from flask_login import current_user
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
-from flask_jobmonitor import EnqueueError
+from flask_jobmonitor import EnqueueError, FileTooLarge
 
 from .extensions import jobmonitor
 from .tasks import apply_pricing_rules, change_prices, export_products, import_products, stock_report
 
 bp = Blueprint("catalogue", __name__)
+#: The most a mass edit raises prices by, in percent (it lowers them by less than 100%: to above 0).
+MAX_PERCENT = 1000
 
 
 @bp.before_request
@@ -59,11 +65,27 @@ def start_mass_edit() -> Response:
     try:
         percent = float(request.form.get("percent", ""))
     except ValueError:
-        flash("The percentage must be a number.", "error")
+        percent = math.nan
+    # float() also reads "nan" and "inf": no price can change by those (and JSON cannot hold them)
+    if not -100 < percent <= MAX_PERCENT:
+        flash(f"The percentage must be a number above -100 and at most {MAX_PERCENT}.", "error")
         return redirect(url_for("admin.index"))
     return _launch(
         lambda: jobmonitor.enqueue(change_prices, percent, name=f"Change prices by {percent:+g}%", user=current_user)
     )
+
+
+@bp.app_errorhandler(RequestEntityTooLarge)
+def _too_large(error: RequestEntityTooLarge) -> Any:
+    """413 for an upload past the limit: Flask's MAX_CONTENT_LENGTH on the request, or the
+    package's FileTooLarge on the files (a RequestEntityTooLarge too). JSON for JSON requests;
+    else the start page, answered 413, with the reason where the form was."""
+    limit = current_app.config.get("JOBMONITOR_MAX_UPLOAD_BYTES") or current_app.config["MAX_CONTENT_LENGTH"]
+    message = str(error) if isinstance(error, FileTooLarge) else FileTooLarge(limit).description
+    if request.is_json or request.accept_mimetypes.best == "application/json":
+        return {"error": message}, 413
+    flash(message, "error")
+    return current_app.view_functions["admin.index"](), 413
 
 
 def _launch(start: object) -> Response:

@@ -3,11 +3,13 @@
 Public API only; everything else is reached through these names.
 """
 
+from . import csvsafe
 from .context import JobContext, RunSuperseded, Step
 from .errors import (
     ConfigError,
     EnqueueError,
     FileNotInJob,
+    FileTooLarge,
     InvalidJobArguments,
     JobFailed,
     JobMonitorError,
@@ -28,6 +30,7 @@ __all__ = [
     "ConfigError",
     "EnqueueError",
     "FileNotInJob",
+    "FileTooLarge",
     "InvalidJobArguments",
     "Job",
     "JobContext",
@@ -50,6 +53,7 @@ __all__ = [
     "TransitionRefused",
     "UnknownTask",
     "UnsafeLink",
+    "csvsafe",
     "same_site_path",
 ]
 __version__ = "0.1.0"

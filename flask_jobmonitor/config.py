@@ -25,6 +25,9 @@ DEFAULTS: dict[str, Any] = {
     "JOBMONITOR_QUEUE_NAMES": {"high": "jobmonitor-high", "default": "jobmonitor", "low": "jobmonitor-low"},
     # Folder for input/output files of the default local storage; None: <instance_path>/jobmonitor-files.
     "JOBMONITOR_STORAGE_PATH": None,
+    # Most bytes the input files given to one job may hold together (an upload past it is
+    # refused with FileTooLarge, a 413, and nothing is stored); None: no limit.
+    "JOBMONITOR_MAX_UPLOAD_BYTES": 10 * 1024 * 1024,
     # Seconds between two database writes of a running job's progress, subtasks and logs.
     "JOBMONITOR_FLUSH_INTERVAL": 0.5,
     # Seconds between two looks of a running job at its stop/pause signal (a Redis GET).
@@ -93,6 +96,7 @@ class Settings:
     redis_url: str
     queue_names: Mapping[str, str]
     storage_path: str
+    max_upload_bytes: int | None
     flush_interval: float
     abandoned_after: float
     max_recoveries: int
@@ -176,6 +180,7 @@ def read_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
         redis_url=redis_url,
         queue_names=_queue_names(config["JOBMONITOR_QUEUE_NAMES"]),
         storage_path=os.fspath(storage_path),
+        max_upload_bytes=_positive_int_or_none("JOBMONITOR_MAX_UPLOAD_BYTES", config["JOBMONITOR_MAX_UPLOAD_BYTES"]),
         flush_interval=_positive("JOBMONITOR_FLUSH_INTERVAL", config["JOBMONITOR_FLUSH_INTERVAL"], float),
         abandoned_after=_positive("JOBMONITOR_ABANDONED_AFTER", config["JOBMONITOR_ABANDONED_AFTER"], float),
         max_recoveries=_non_negative_int("JOBMONITOR_MAX_RECOVERIES", config["JOBMONITOR_MAX_RECOVERIES"]),
@@ -222,6 +227,14 @@ def _bool(key: str, value: Any) -> bool:
 def _non_negative_int(key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigError(f"{key} must be a whole number of at least 0, got {value!r}")
+    return value
+
+
+def _positive_int_or_none(key: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{key} must be a whole number of bytes greater than zero, or None, got {value!r}")
     return value
 
 

@@ -21,7 +21,6 @@ from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job as RQJob
 from sqlalchemy.orm import Session
-from werkzeug.datastructures import FileStorage
 
 from . import stats_cache
 from .bulkwrite import in_chunks
@@ -303,32 +302,23 @@ def restart(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResu
         inputs = connection.execute(
             sa.select(file_table).where(file_table.c.job_id == job_id, file_table.c.kind == "input")
         ).all()
-    # as uploads again, so that each keeps its uploaded name and content type
-    handles = {
-        row.filename: FileStorage(
-            state.storage.open(row.storage_key), row.original_name or row.filename, content_type=row.content_type
-        )
-        for row in inputs
-    }
-    try:
-        new_job = enqueue_job(
-            state,
-            JobRequest(
-                task=task,
-                params=dict(original.params or {}),
-                user=user if user is not None else (original.run_by_id, original.run_by_name),
-                name=original.name,
-                description=original.description,
-                files=handles,
-                low_priority=original.low_priority,
-                run_at_url=original.run_at_url,
-                is_system=original.is_system,
-                restarted_from=original,
-            ),
-        )
-    finally:
-        for handle in handles.values():
-            handle.close()
+    # the stored inputs are shared, not copied: a "Submit again" costs no storage (delete() keeps
+    # a file while another job refers to it)
+    new_job = enqueue_job(
+        state,
+        JobRequest(
+            task=task,
+            params=dict(original.params or {}),
+            user=user if user is not None else (original.run_by_id, original.run_by_name),
+            name=original.name,
+            description=original.description,
+            shared_files=inputs,
+            low_priority=original.low_priority,
+            run_at_url=original.run_at_url,
+            is_system=original.is_system,
+            restarted_from=original,
+        ),
+    )
     with state.engine.begin() as connection:
         # no id: everyone who may see this job reads its log, and the new job may be one they may
         # not open (the detail page's "Restarted as" links it for those who may)
@@ -351,8 +341,17 @@ def delete(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResul
             raise ActionNotAllowed(
                 "This job has a child job that is still active; it can be deleted once all have ended."
             )
+        keys = set(
+            connection.execute(sa.select(file_table.c.storage_key).where(file_table.c.job_id.in_(family))).scalars()
+        )
         for table in (subtask_table, log_table, step_table, file_table, notification_table):
             connection.execute(sa.delete(table).where(table.c.job_id.in_(family)))
+        # files another job still refers to (restarts share their original's inputs) stay
+        shared = set(
+            connection.execute(
+                sa.select(file_table.c.storage_key).where(file_table.c.storage_key.in_(keys)).distinct()
+            ).scalars()
+        )
         # conditional on the status, like every move: a concurrent resume wins over the delete
         deleted = connection.execute(
             sa.delete(job_table)
@@ -362,12 +361,23 @@ def delete(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResul
         if len(deleted) != len(family):
             raise ActionNotAllowed("This job changed while it was being deleted; nothing was deleted.")
         _forget_statistics(connection, [row.created_at for row in deleted])
+    _delete_files(state, family, keys, shared)
     for member in family:
-        state.storage.delete_job(member)
         with contextlib.suppress(NoSuchJobError, RedisError):
             RQJob.fetch(member, connection=state.redis).delete()
     log.info("job %s and %d children deleted by %s", job_id, len(family) - 1, _actor_name(user))
     return ActionResult(job_id, "delete", "The job and everything recorded about it were deleted.")
+
+
+def _delete_files(state: JobMonitorState, family: list[str], keys: set[str], shared: set[str]) -> None:
+    """Delete the deleted jobs' stored files but the ``shared`` ones another job still refers
+    to. File by file (a restart's input is stored under its original's id); then, when none is
+    shared, each job's whole store too (files of no row, a half-written one)."""
+    for key in keys - shared:
+        state.storage.delete(key)
+    if not shared:
+        for member in family:
+            state.storage.delete_job(member)
 
 
 def _forget_statistics(connection: sa.Connection, created_at: list[datetime]) -> None:

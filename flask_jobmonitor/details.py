@@ -271,6 +271,10 @@ def _past_step_medians(
     return medians
 
 
+#: The query parameters of the detail page's grids (below): the ones its own links carry.
+DETAIL_PARAMS = ("subtask_status", "subtask_page", "log_level", "log_q", "log_page", "children_page")
+
+
 def subtask_grid(connection: sa.Connection, job_id: str, status: str, page_arg: str | None) -> Grid:
     """A page of the job's subtasks, oldest first, optionally of one status."""
     page = _page(page_arg, "subtask_page")

@@ -11,13 +11,14 @@ Order matters here, because every failure must leave either nothing or an honest
 
 from __future__ import annotations
 
+import io
 import mimetypes
 import uuid
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import IO, Any
+from typing import IO, Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import sqlalchemy as sa
@@ -26,7 +27,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 
 from .children import holds_children, in_flight, release, root_lock
-from .errors import EnqueueError, InvalidJobArguments, UnsafeLink
+from .errors import EnqueueError, FileTooLarge, InvalidJobArguments, UnsafeLink
 from .extension import JobMonitorState
 from .failures import describe as describe_failure
 from .links import run_at_link
@@ -51,6 +52,9 @@ class JobRequest:
     name: str | None = None
     description: str | None = None
     files: Mapping[str, Any] = field(default_factory=dict)
+    # input files already stored (file rows of another job: a restart's): the new job refers to
+    # the same stored bytes, nothing is copied (control.delete keeps them while one refers to them)
+    shared_files: Sequence[Any] = ()
     low_priority: bool = False
     run_at_url: str | None = None
     is_system: bool = False
@@ -115,7 +119,10 @@ def enqueue_job(state: JobMonitorState, job_request: JobRequest) -> Job:
         recoveries=0,
         stop_forced=False,
     )
-    stored = _store_files(state, job_id, job_request.files)
+    stored = _store_files(state, job_id, job_request.files) + [
+        _StoredFile(row.filename, row.content_type, row.storage_key, row.size, row.original_name)
+        for row in job_request.shared_files
+    ]
     root_id = job.root_id
     hold_lock = root_lock(state, root_id) if root_id else nullcontext()
     release_now = False
@@ -272,7 +279,12 @@ def _check_files(files: Mapping[str, Any]) -> None:
 
 
 def _store_files(state: JobMonitorState, job_id: str, files: Mapping[str, Any]) -> list[_StoredFile]:
+    """Store the new input files; past ``JOBMONITOR_MAX_UPLOAD_BYTES`` (all files together)
+    raise :class:`FileTooLarge` and keep none of them. The limit is counted while the bytes are
+    read, not taken from what the request says about its size."""
     stored: list[_StoredFile] = []
+    limit = state.settings.max_upload_bytes
+    used = 0
     try:
         for filename, data in files.items():
             stream: bytes | IO[bytes] = (
@@ -282,15 +294,49 @@ def _store_files(state: JobMonitorState, job_id: str, files: Mapping[str, Any]) 
                 if isinstance(data, bytearray)
                 else getattr(data, "stream", data)
             )
+            if limit is not None:
+                if isinstance(stream, bytes):
+                    if used + len(stream) > limit:
+                        raise FileTooLarge(limit)
+                else:
+                    stream = cast(IO[bytes], _LimitedReader(stream, limit - used, limit))
             content_type = (
                 getattr(data, "mimetype", None) or mimetypes.guess_type(filename)[0] or "application/octet-stream"
             )
             key, size = state.storage.save(job_id, stream)
+            used += size
             stored.append(_StoredFile(filename, content_type, key, size, _uploaded_name(data, filename)))
     except BaseException:
         state.storage.delete_job(job_id)
         raise
     return stored
+
+
+class _LimitedReader(io.RawIOBase):
+    """A file that reads ``source`` and raises :class:`FileTooLarge` past ``allowed`` bytes."""
+
+    def __init__(self, source: IO[bytes], allowed: int, limit: int) -> None:
+        super().__init__()
+        self._source = source
+        self._left = allowed
+        self._limit = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        # one byte more than is left: the only way to tell "exactly at the limit" from "past it"
+        want = self._left + 1 if size is None or size < 0 else min(size, self._left + 1)
+        chunk = self._source.read(want)
+        self._left -= len(chunk)
+        if self._left < 0:
+            raise FileTooLarge(self._limit)
+        return chunk
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
 
 
 def _uploaded_name(data: Any, key: str) -> str | None:

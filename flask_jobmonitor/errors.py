@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from werkzeug.exceptions import RequestEntityTooLarge
+
 if TYPE_CHECKING:
     from .status import JobStatus
 
@@ -155,3 +157,29 @@ class FileNotInJob(JobMonitorError, LookupError):
 
 class StorageError(JobMonitorError):
     """A stored file key is malformed or points outside the storage root."""
+
+
+class FileTooLarge(JobMonitorError, RequestEntityTooLarge):
+    """The input files given to ``enqueue`` hold more than ``JOBMONITOR_MAX_UPLOAD_BYTES``;
+    nothing was stored and no job was created.
+
+    It is also Werkzeug's 413 ``RequestEntityTooLarge``: raised in a request and not caught, it
+    answers 413 with its text (the job pages show it in their layout, the JSON endpoints as
+    ``{"error": ...}``), never a 500. Its text is meant for people: the limit, no path.
+    """
+
+    def __init__(self, limit: int) -> None:
+        text = f"The file is too large: the files of one job may hold at most {format_bytes(limit)}."
+        RequestEntityTooLarge.__init__(self, description=text)
+        self.limit = limit
+
+    def __str__(self) -> str:
+        return str(self.description)
+
+
+def format_bytes(size: int) -> str:
+    """``10 MB``, ``512 KB``, ``900 bytes``: a size as people read it (binary multiples)."""
+    for unit, factor in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if size >= factor:
+            return f"{size / factor:.3g} {unit}"
+    return f"{size} bytes"

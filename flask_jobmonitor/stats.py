@@ -93,6 +93,10 @@ def _truncate(value: datetime, granularity: str) -> datetime:
     return value if granularity == "hour" else value.replace(hour=0)
 
 
+#: The query parameters :func:`parse_range` reads: the ones a link to the same range carries.
+RANGE_PARAMS = ("from", "to", "granularity", "type")
+
+
 def parse_range(args: Any, now: datetime) -> StatsRange:
     """Read ``from``, ``to`` (dates, inclusive), ``granularity`` and ``type``; raise InvalidFilter."""
     granularity = args.get("granularity", "") or "day"
@@ -100,7 +104,10 @@ def parse_range(args: Any, now: datetime) -> StatsRange:
         raise InvalidFilter(f"granularity must be one of {', '.join(GRANULARITIES)}; got {granularity!r}")
 
     end = day_after((parse_date(args, "to") or now).replace(hour=0, minute=0, second=0, microsecond=0), "to")
-    start = parse_date(args, "from") or end - timedelta(days=DEFAULT_DAYS)
+    try:
+        start = parse_date(args, "from") or end - timedelta(days=DEFAULT_DAYS)
+    except OverflowError:  # "to" in the first days of year 1: no default period before it
+        raise InvalidFilter(f"with no from, to must be {DEFAULT_DAYS} days after 0001-01-01 or later") from None
     if start >= end:
         raise InvalidFilter("from must be on or before to")
     result = StatsRange(start, end, granularity, (args.get("type", "") or "").strip()[:64])

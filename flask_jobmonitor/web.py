@@ -2,7 +2,7 @@
 job they may see, CSRF, and error answers.
 
 Error answers keep two rules. The JSON endpoints (``<prefix>/api/...``) answer ``{"error": ...}``
-(api.py). The job pages answer 400, 403 and 404 inside the admin layout, with the menu and a
+(api.py). The job pages answer 400, 403, 404 and 413 inside the admin layout, with the menu and a
 link back to the job list (:func:`error_page_context`); a 404 never says whether a job exists
 or is only someone else's, and repeats no id.
 """
@@ -79,11 +79,12 @@ def abort_json(status: int, message: str) -> NoReturn:
 
 
 #: The codes the job pages answer with their own page; others keep Flask's answer.
-PAGE_ERROR_CODES = (400, 403, 404)
+PAGE_ERROR_CODES = (400, 403, 404, 413)
 _PAGE_ERRORS = {
     400: ("This request cannot be answered", None),
     403: ("You may not open this page", "Your account does not have the permission this page needs."),
     404: ("Job not found", "There is no job at this address, or it is not one you may see."),
+    413: ("The file is too large", None),  # the limit, in the error's own words (FileTooLarge)
 }
 
 

@@ -706,7 +706,7 @@ def test_race_two_people_stop_the_same_job_at_once(app, engine, state):
 # -- restart and delete --------------------------------------------------------------------------
 
 
-def test_restart_makes_a_new_job_with_the_same_task_params_and_input_copies(app, engine, state):
+def test_restart_makes_a_new_job_with_the_same_task_params_sharing_the_stored_inputs(app, engine, state):
     inputs = {"a.csv": b"id,name\n1,x\n", "b.bin": bytes(range(256))}
     job = jobmonitor.enqueue(ct.reads_inputs, user=OWNER, name="Copy the inputs", files=inputs)
     run_worker(app)
@@ -734,7 +734,9 @@ def test_restart_makes_a_new_job_with_the_same_task_params_and_input_copies(app,
     old_files, new_files = input_files(job.id), input_files(new.id)
     assert {name: data for name, (_key, data) in new_files.items()} == inputs
     assert {name: data for name, (_key, data) in old_files.items()} == inputs
-    assert not {key for key, _ in old_files.values()} & {key for key, _ in new_files.values()}
+    # shared, not copied (issue 15, row 9: each "Submit again" stored another copy)
+    assert {key for key, _ in old_files.values()} == {key for key, _ in new_files.values()}
+    assert files_under(Path(state.storage.root) / new.id) == []
     # seen from the original: the new job is its restart
     restarts = _rows(engine, sa.select(job_table.c.id).where(job_table.c.restarted_from_id == job.id))
     assert [r.id for r in restarts] == [new.id]
@@ -744,6 +746,26 @@ def test_restart_makes_a_new_job_with_the_same_task_params_and_input_copies(app,
 
     run_worker(app)
     assert status_of(engine, new.id) == "completed"
+
+
+def test_deleting_the_original_keeps_the_input_its_restart_shares(app, engine, state):
+    job = jobmonitor.enqueue(ct.reads_inputs, user=OWNER, files={"a.csv": b"id\n1\n"})
+    run_worker(app)
+    restarted = control.restart(state, job.id, ADA).new_job_id
+    assert restarted
+    (row,) = _rows(engine, sa.select(file_table).where(file_table.c.job_id == restarted))
+
+    control.delete(state, job.id, ADA)
+
+    with state.storage.open(row.storage_key) as handle:
+        assert handle.read() == b"id\n1\n"
+    download = app.test_client().get(f"/jobmonitor/files/{row.id}", headers={"X-User": "1"})
+    assert download.status_code == 200 and download.data == b"id\n1\n"
+    run_worker(app)
+    assert status_of(engine, restarted) == "completed"  # its task read the shared input
+
+    control.delete(state, restarted, ADA)  # the last job that refers to it: the file goes
+    assert files_under(state.storage.root) == []
 
 
 def test_delete_removes_the_job_its_children_and_everything_recorded(app, engine, state):

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import io
 import math
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask_login import AnonymousUserMixin, UserMixin
 from rq.job import Job as RQJob
 from werkzeug.datastructures import FileStorage
 
-from flask_jobmonitor import EnqueueError, InvalidJobArguments, JobStatus, UnknownTask, UnsafeLink
+from flask_jobmonitor import EnqueueError, FileTooLarge, InvalidJobArguments, JobStatus, UnknownTask, UnsafeLink
 from flask_jobmonitor.enqueue import RUNNER_PATH
 from flask_jobmonitor.extension import get_state
 from flask_jobmonitor.models import Job, file_table, job_table, step_table
@@ -216,6 +218,55 @@ def test_file_content_that_is_not_binary_is_refused(app, data):
         jobmonitor.enqueue(noop, files={"a.txt": data})
 
     assert_nothing_written(app)
+
+
+# -- the upload limit (issue 15, row 9) ----------------------------------------------------------
+
+
+@pytest.fixture
+def limit_1kb(app, monkeypatch):
+    state = get_state(app)
+    monkeypatch.setattr(state, "settings", replace(state.settings, max_upload_bytes=1024))
+    return state
+
+
+def test_the_upload_limit_defaults_to_10_mb(app):
+    assert get_state(app).settings.max_upload_bytes == 10 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        lambda: {"a.csv": b"x" * 1025},
+        lambda: {"a.csv": io.BytesIO(b"x" * 1025)},
+        lambda: {"a.csv": FileStorage(io.BytesIO(b"x" * 5000), "big.csv")},
+        lambda: {"a.csv": b"x" * 600, "b.csv": io.BytesIO(b"y" * 600)},  # the files of one job together
+    ],
+    ids=["bytes", "stream", "upload", "two-files"],
+)
+def test_files_past_the_upload_limit_are_refused_and_nothing_is_stored(limit_1kb, app, files):
+    with pytest.raises(FileTooLarge, match="at most 1 KB") as refused:
+        jobmonitor.enqueue(noop, files=files())
+
+    assert refused.value.code == 413 and refused.value.limit == 1024
+    assert_nothing_written(app)
+
+
+def test_files_up_to_the_upload_limit_are_stored(limit_1kb, app, engine):
+    job = jobmonitor.enqueue(noop, files={"a.csv": io.BytesIO(b"x" * 1000), "b.csv": b"y" * 24})
+    assert sorted(row.size for row in count_files(engine, job.id)) == [24, 1000]
+
+
+def test_no_upload_limit_with_none(app, monkeypatch, engine):
+    state = get_state(app)
+    monkeypatch.setattr(state, "settings", replace(state.settings, max_upload_bytes=None))
+    job = jobmonitor.enqueue(noop, files={"a.csv": io.BytesIO(b"x" * (11 * 1024 * 1024))})
+    assert [row.size for row in count_files(engine, job.id)] == [11 * 1024 * 1024]
+
+
+def count_files(engine, job_id):
+    with engine.connect() as connection:
+        return connection.execute(sa.select(file_table).where(file_table.c.job_id == job_id)).all()
 
 
 # -- users and pages ------------------------------------------------------------------------------

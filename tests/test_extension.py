@@ -190,6 +190,11 @@ BAD_VALUES = [
     ("JOBMONITOR_RUN_AT_HOSTS", ["https://shop.example.com"]),
     ("JOBMONITOR_RUN_AT_HOSTS", ["*.example.com"]),
     ("JOBMONITOR_RUN_AT_HOSTS", ["shop.example.com:8080"]),
+    ("JOBMONITOR_MAX_UPLOAD_BYTES", 0),
+    ("JOBMONITOR_MAX_UPLOAD_BYTES", -1),
+    ("JOBMONITOR_MAX_UPLOAD_BYTES", 1.5),
+    ("JOBMONITOR_MAX_UPLOAD_BYTES", "10MB"),
+    ("JOBMONITOR_MAX_UPLOAD_BYTES", True),
 ]
 
 

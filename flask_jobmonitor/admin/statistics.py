@@ -12,13 +12,14 @@ from typing import Any
 from flask import Response, abort, flash, redirect, request, url_for
 from flask_admin import expose
 from markupsafe import Markup, escape
+from werkzeug.datastructures import MultiDict
 
-from .. import pause_all
+from .. import csvsafe, pause_all
 from ..charts import PALETTE, Series, bar_chart, line_chart
 from ..extension import get_state
 from ..listing import InvalidFilter
 from ..presenters import iso
-from ..stats import compute, format_duration, parse_range, queue_health
+from ..stats import RANGE_PARAMS, compute, format_duration, parse_range, queue_health
 from ..timeutil import utcnow
 from ..web import current_user, require_csrf
 from .views import _back, _JobViewBase
@@ -45,7 +46,7 @@ class StatisticsView(_StatisticsBase):
                 stats=None,
                 charts={},
                 types=sorted({t.type for t in state.tasks}),
-                args=request.args,
+                args=_range_args(),
             )
         with state.engine.connect() as connection:
             stats = compute(connection, stats_range, cache=state.settings.stats_cache)
@@ -93,7 +94,7 @@ class StatisticsView(_StatisticsBase):
             duration=format_duration,
             error=None,
             types=sorted({t.type for t in state.tasks} | ({stats_range.type} - {""})),
-            args=request.args,
+            args=_range_args(),
         )
 
 
@@ -163,6 +164,12 @@ class QueueHealthView(_StatisticsBase):
         return user
 
 
+def _range_args() -> MultiDict[str, str]:
+    """The range's parameters only, for the page's form and its CSV link: other parameters of
+    the request are not carried into ``url_for`` (``?format=x&endpoint=y`` would clash)."""
+    return MultiDict([(name, request.args[name]) for name in RANGE_PARAMS if name in request.args])
+
+
 def _summary_html(running: pause_all.Progress) -> Markup:
     """ "2 running: 1 pausing, ..." with its time in the viewer's zone (counts, fixed words and
     times only: no text of a job or a person)."""
@@ -176,7 +183,7 @@ def _time_html(value: Any) -> Markup:
 
 def _csv(rows: list[list[Any]], filename: str) -> Response:
     out = io.StringIO()
-    csv.writer(out).writerows(rows)
+    csv.writer(out).writerows(csvsafe.row(row) for row in rows)
     response = Response(out.getvalue(), mimetype="text/csv")
     response.headers.set("Content-Disposition", "attachment", filename=filename)
     return response

@@ -17,6 +17,7 @@ from werkzeug.wrappers import Response
 
 from .. import control
 from ..details import (
+    DETAIL_PARAMS,
     LOG_LEVELS,
     children_grid,
     files_of,
@@ -297,6 +298,7 @@ class JobListView(_JobViewBase):
             hidden_restarts=len(restarts) - len(shown_restarts),  # counted, never named (nor their status)
             parent=relatives.get("parent"),
             restarted_from=relatives.get("restarted_from"),
+            qs={name: args[name] for name in DETAIL_PARAMS if name in args},  # carried into the page's links
             error=error,
             now=now,
             actions=control.allowed_actions(state, job, current_user(), family.active if family else 0),

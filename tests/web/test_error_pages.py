@@ -1,4 +1,4 @@
-"""Errors of the job pages as people meet them: 400, 403 and 404 inside the admin layout (menu,
+"""Errors of the job pages as people meet them: 400, 403, 404 and 413 inside the admin layout (menu,
 a way back to the job list), while the JSON endpoints under /jobmonitor/api answer JSON errors;
 refusals in plain words."""
 
@@ -59,6 +59,23 @@ def test_a_bad_request_of_a_job_page_answers_400_in_the_layout_with_the_reason(c
     assert "CSRF" in page
     response = client.post(f"/admin/jobs/{job_id}/action", data={"action": "fly", "csrf_token": csrf_token(client)})
     assert "unknown action 'fly'" in _assert_in_layout(response, 400)
+
+
+def test_a_request_past_the_size_limit_answers_413_in_the_layout_and_as_json(app, client_for, engine, monkeypatch):
+    """Issue 15, row 9: a body past the host's MAX_CONTENT_LENGTH is a 413 people can read, on
+    the job pages in their layout, on the JSON endpoints as JSON (never a 500)."""
+    job_id = add_job(engine, owner="clerk_a", status="running")
+    client = client_for("clerk_a")
+    token = csrf_token(client)
+    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 1000)
+    big = {"action": "stop", "csrf_token": token, "padding": "x" * 2000}
+
+    page = _assert_in_layout(client.post(f"/admin/jobs/{job_id}/action", data=big), 413)
+    assert "The file is too large" in page
+
+    response = client.post(f"/jobmonitor/api/jobs/{job_id}/stop", data=big, headers={"X-CSRFToken": token})
+    assert response.status_code == 413
+    assert response.is_json and set(response.get_json()) == {"error"}
 
 
 @pytest.mark.parametrize(

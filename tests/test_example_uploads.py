@@ -1,0 +1,117 @@
+"""The example's upload limit (issue 15, row 9): a file past JOBMONITOR_MAX_UPLOAD_BYTES, or a
+request past Flask's MAX_CONTENT_LENGTH, answers 413 with the reason, and nothing is stored; a
+"Submit again" of an import stores no second copy of its file."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from redis import Redis
+
+from flask_jobmonitor.models import file_table, job_table
+
+from .conftest import files_under
+
+LIMIT = 4096
+
+
+@pytest.fixture
+def catalogue(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Flask]:
+    from example_app import create_app
+    from example_app.extensions import db
+
+    Redis.from_url(redis_url).flushdb()
+    app = create_app(
+        {
+            "TESTING": True,
+            "WTF_CSRF_ENABLED": False,
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "JOBMONITOR_REDIS_URL": redis_url,
+            "JOBMONITOR_STORAGE_PATH": str(tmp_path / "files"),
+            "JOBMONITOR_MAX_UPLOAD_BYTES": LIMIT,  # and so MAX_CONTENT_LENGTH = LIMIT + 64 KB
+        }
+    )
+    result = app.test_cli_runner().invoke(args=["seed"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        with db.engine.begin() as connection:
+            connection.execute(sa.delete(file_table))
+            connection.execute(sa.delete(job_table))
+        yield app
+        db.session.remove()
+        for engine in db.engines.values():
+            engine.dispose()
+
+
+@pytest.fixture
+def clerk(catalogue: Flask) -> FlaskClient:
+    client = catalogue.test_client()
+    assert client.post("/login", data={"username": "clerk", "password": "clerk"}).status_code == 302
+    return client
+
+
+def _jobs_and_files(app: Flask) -> tuple[int, int, list[Path]]:
+    from example_app.extensions import db
+
+    with db.engine.connect() as connection:
+        jobs = connection.execute(sa.select(sa.func.count()).select_from(job_table)).scalar_one()
+        files = connection.execute(sa.select(sa.func.count()).select_from(file_table)).scalar_one()
+    return jobs, files, files_under(app.config["JOBMONITOR_STORAGE_PATH"])
+
+
+@pytest.mark.parametrize(
+    "size",
+    [LIMIT + 1, 50 * 1024 * 1024],
+    ids=["past-the-job-limit", "50-MB-past-the-request-limit"],
+)
+def test_an_upload_past_the_limit_is_refused_with_413_and_nothing_is_stored(
+    catalogue: Flask, clerk: FlaskClient, size: int
+) -> None:
+    data = {"file": (io.BytesIO(b"x" * size), "big.csv")}
+    response = clerk.post("/import", data=data, content_type="multipart/form-data")
+
+    assert response.status_code == 413
+    assert "The file is too large: the files of one job may hold at most 4 KB." in response.get_data(as_text=True)
+    assert _jobs_and_files(catalogue) == (0, 0, [])
+
+
+def test_an_upload_past_the_limit_answers_json_to_a_json_request(catalogue: Flask, clerk: FlaskClient) -> None:
+    data = {"file": (io.BytesIO(b"x" * (LIMIT + 1)), "big.csv")}
+    response = clerk.post(
+        "/import", data=data, content_type="multipart/form-data", headers={"Accept": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.get_json() == {"error": "The file is too large: the files of one job may hold at most 4 KB."}
+
+
+def test_an_upload_within_the_limit_starts_the_import(catalogue: Flask, clerk: FlaskClient) -> None:
+    data = {"file": (io.BytesIO(b"sku,name,price,stock\nA-1,A,1,1\n"), "products.csv")}
+    assert clerk.post("/import", data=data, content_type="multipart/form-data").status_code == 302
+    jobs, files, stored = _jobs_and_files(catalogue)
+    assert (jobs, files, len(stored)) == (1, 1, 1)
+
+
+def test_submit_again_stores_no_second_copy_of_the_input(catalogue: Flask) -> None:
+    from example_app.extensions import db
+
+    admin = catalogue.test_client()
+    assert admin.post("/login", data={"username": "admin", "password": "admin"}).status_code == 302
+    data = {"file": (io.BytesIO(b"sku,name,price,stock\nA-1,A,1,1\n"), "products.csv")}
+    assert admin.post("/import", data=data, content_type="multipart/form-data").status_code == 302
+    with db.engine.connect() as connection:
+        job_id = connection.execute(sa.select(job_table.c.id)).scalar_one()
+    # finished without a worker: as a stopped job (restartable)
+    with db.engine.begin() as connection:
+        connection.execute(sa.update(job_table).values(status="stopped"))
+
+    response = admin.post(f"/admin/jobs/{job_id}/action", data={"action": "restart"})
+
+    assert response.status_code == 302
+    jobs, files, stored = _jobs_and_files(catalogue)
+    assert (jobs, files, len(stored)) == (2, 2, 1)  # two jobs, two file rows, one stored file
