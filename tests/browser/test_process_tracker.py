@@ -129,7 +129,7 @@ def test_import_progress_updates_in_place_until_completed(new_page: Any, live_ap
                 const row = document.querySelector(`tr[data-job-id="${jobId}"]`);
                 const bar = row.querySelector('[data-jm="bar"]');
                 return {
-                    width: bar.style.width,
+                    width: bar.className.match(/jm-w-[0-9]+/)[0],
                     text: row.querySelector('[data-jm="progress-text"]').textContent,
                     status: row.querySelector('[data-jm="status-label"]').textContent,
                 };
@@ -151,7 +151,7 @@ def test_import_progress_updates_in_place_until_completed(new_page: Any, live_ap
     )
     # ... then "Completed", in place
     expect(row.locator('[data-jm="status-label"]')).to_have_text("Completed", timeout=JOB_TIMEOUT_MS)
-    expect(row.locator('[data-jm="bar"]')).to_have_attribute("style", re.compile(r"width: 100%"))
+    expect(row.locator('[data-jm="bar"]')).to_have_class(re.compile(r"\bjm-w-100\b"))
     expect(row.locator('[data-jm="progress-text"]')).to_contain_text("step 3/3")
     expect(row).to_have_attribute("data-jm-active", "false")
     expect(row).to_have_class(re.compile(r"\bjm-row-completed\b"))
@@ -252,10 +252,10 @@ def test_pause_stops_the_live_refresh_and_refresh_asks_once(new_page: Any, live_
     assert page.evaluate("localStorage.getItem('jobmonitor.autoRefresh')") == "off"
     paused_at = len(json_requests)  # the click is handled before any later timer tick
     page.wait_for_timeout(1000 * REFRESH_INTERVAL)  # an answer already on its way may still land
-    shown = (progress.text_content(), row.locator('[data-jm="bar"]').get_attribute("style"))
+    shown = (progress.text_content(), row.locator('[data-jm="bar"]').get_attribute("class"))
     page.wait_for_timeout(2500 * REFRESH_INTERVAL)  # three intervals and a half in all: nothing may happen
     assert len(json_requests) == paused_at, json_requests[paused_at:]
-    assert (progress.text_content(), row.locator('[data-jm="bar"]').get_attribute("style")) == shown
+    assert (progress.text_content(), row.locator('[data-jm="bar"]').get_attribute("class")) == shown
 
     with page.expect_request(JOBS_JSON) as request_info:
         page.locator('[data-jm-action="refresh"]').click()
