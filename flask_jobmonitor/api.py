@@ -18,6 +18,7 @@ from . import control
 from .details import job_remaining_seconds, jobs_time_left, steps_with_estimates, subtask_counts, time_left_text
 from .errors import EnqueueError, TransitionRefused, UnknownTask
 from .extension import get_state
+from .headers import add_security_headers
 from .listing import family_progress
 from .live import overlay_job, overlay_jobs, read_live
 from .models import file_table, job_table, notification_table
@@ -48,6 +49,7 @@ MAX_IDS = 200
 MAX_FRAGMENT_NAMES = 20
 MAX_ROW_ID = 2**63 - 1  # BIGINT
 MAX_FILE_ID = 2**31 - 1  # INTEGER
+bp.after_request(add_security_headers)
 
 
 @bp.errorhandler(HTTPException)

@@ -79,6 +79,15 @@ DEFAULTS: dict[str, Any] = {
     # Status -> the word people see for it (badges, the status filter, notifications, the JSON's
     # status_label), e.g. {"running": "In progress", "queued": "Pending"}; others keep theirs.
     "JOBMONITOR_STATUS_LABELS": {},
+    # Send the security headers below (and nosniff, X-Frame-Options, Referrer-Policy) on the
+    # package's pages, JSON, downloads and static files; a header the host already set is kept.
+    "JOBMONITOR_SECURITY_HEADERS": True,
+    # Content-Security-Policy of those answers; None sends none. The pages need nothing more:
+    # no inline script or style, everything from this site (headers.py).
+    "JOBMONITOR_CONTENT_SECURITY_POLICY": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
+    ),
 }
 
 
@@ -115,6 +124,8 @@ class Settings:
     status_labels: Mapping[str, str]
     notify_children: bool
     system_jobs_stoppable: bool
+    security_headers: bool
+    content_security_policy: str | None
 
     @property
     def queues_in_priority_order(self) -> list[str]:
@@ -203,6 +214,8 @@ def read_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
         status_labels=_status_labels(config["JOBMONITOR_STATUS_LABELS"]),
         notify_children=_bool("JOBMONITOR_NOTIFY_CHILDREN", config["JOBMONITOR_NOTIFY_CHILDREN"]),
         system_jobs_stoppable=_bool("JOBMONITOR_SYSTEM_JOBS_STOPPABLE", config["JOBMONITOR_SYSTEM_JOBS_STOPPABLE"]),
+        security_headers=_bool("JOBMONITOR_SECURITY_HEADERS", config["JOBMONITOR_SECURITY_HEADERS"]),
+        content_security_policy=_policy_or_none(config["JOBMONITOR_CONTENT_SECURITY_POLICY"]),
     )
 
 
@@ -257,6 +270,16 @@ def _status_labels(value: Any) -> Mapping[str, str]:
         if not isinstance(label, str) or not label.strip():
             raise ConfigError(f"{key}[{status!r}] must be a non-empty text, got {label!r}")
     return {status: label.strip() for status, label in value.items()}
+
+
+def _policy_or_none(value: Any) -> str | None:
+    """A Content-Security-Policy header value: one line of ``directive value; ...``, or None."""
+    key = "JOBMONITOR_CONTENT_SECURITY_POLICY"
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ConfigError(f"{key} must be one line such as \"default-src 'self'\", or None, got {value!r}")
+    return value.strip()
 
 
 def _url_prefix(value: Any) -> str:

@@ -186,6 +186,10 @@ BAD_VALUES = [
     ("JOBMONITOR_CATEGORIES", ["import", "export"]),
     ("JOBMONITOR_NOTIFY_CHILDREN", "false"),
     ("JOBMONITOR_SYSTEM_JOBS_STOPPABLE", 1),
+    ("JOBMONITOR_SECURITY_HEADERS", "no"),
+    ("JOBMONITOR_CONTENT_SECURITY_POLICY", ""),
+    ("JOBMONITOR_CONTENT_SECURITY_POLICY", "default-src 'self'\r\nX-Injected: 1"),
+    ("JOBMONITOR_CONTENT_SECURITY_POLICY", ["default-src 'self'"]),
 ]
 
 

@@ -31,6 +31,7 @@ from ..details import (
 )
 from ..errors import EnqueueError, TransitionRefused, UnknownTask
 from ..extension import get_state
+from ..headers import add_security_headers
 from ..listing import (
     PAGE_SIZES,
     STATUS_GROUPS,
@@ -88,8 +89,10 @@ class _JobViewBase(BaseView):
         abort(403)
 
     def create_blueprint(self, admin: Any) -> Any:
-        """Flask-Admin's blueprint, plus the job pages' own 400/403/404 page (in the layout)."""
+        """Flask-Admin's blueprint, plus the job pages' own 400/403/404 page (in the layout)
+        and their security headers (headers.py)."""
         blueprint = super().create_blueprint(admin)
+        blueprint.after_request(add_security_headers)
         for code in PAGE_ERROR_CODES:
             blueprint.register_error_handler(code, self._error_page)
         return blueprint
