@@ -500,6 +500,14 @@
     }
   });
 
+  /* Flask-Admin's menu categories are toggles with href="javascript:void(0)" whose click its
+     script does not cancel: the browser would follow the address, which the policy refuses
+     (a reported violation). Cancelled here, before any handler (capture); the menu still opens. */
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest('a[data-toggle="dropdown"][href^="javascript:"]');
+    if (link) { event.preventDefault(); }
+  }, true);
+
   document.addEventListener("DOMContentLoaded", function () {
     localizeTimes(document);
     updateToggleButtons();
