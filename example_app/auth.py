@@ -4,8 +4,10 @@ The session is kept as a host should keep it (docs/developers.md, "Security head
 its cookie is HttpOnly, SameSite=Lax, and Secure when the app is served over HTTPS
 (``EXAMPLE_HTTPS=1``); Flask-Login's session protection is "strong" (a cookie used from another
 browser or address is dropped); and a logout ends every copy of the session cookie, not only the
-browser's own: the id Flask-Login keeps in the cookie holds a per-user session token, which the
-logout replaces, so a cookie copied before it names a token that no longer exists.
+browser's own: the session holds the user's session token next to Flask-Login's user id, the
+user loader accepts the session only while that token is the user's, and the logout replaces it,
+so a cookie copied before the logout carries a token that no longer exists. ``get_id()`` stays
+the plain id: flask-jobmonitor stores it as the owner of each job.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import secrets
 
 import sqlalchemy as sa
-from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, flash, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -59,11 +61,8 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     name: Mapped[str] = mapped_column(sa.String(255))
     role: Mapped[str] = mapped_column(sa.String(32))
     password_hash: Mapped[str] = mapped_column(sa.String(255))
-    #: Part of the session's user id (get_id); replaced at logout, which ends every session.
+    #: Kept in each session of the user; replaced at logout, which ends every session.
     session_token: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
-
-    def get_id(self) -> str:
-        return f"{self.id}:{self.session_token}"
 
     def new_session_token(self) -> None:
         self.session_token = secrets.token_urlsafe(32)
@@ -86,14 +85,18 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
 
 
+#: The session key of the user's session token (see the module docstring).
+SESSION_TOKEN_KEY = "catalogue_session_token"
+
+
 @login_manager.user_loader
-def load_user(session_id: str) -> User | None:
-    """The user of ``"<id>:<session token>"`` while that token is theirs (not after a logout)."""
-    user_id, _, token = session_id.partition(":")
+def load_user(user_id: str) -> User | None:
+    """The user of the session while its token is theirs (not after a logout)."""
     user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-    if user is None or not user.session_token or not hmac.compare_digest(user.session_token, token):
+    token = session.get(SESSION_TOKEN_KEY)
+    if user is None or not user.session_token or not isinstance(token, str):
         return None
-    return user
+    return user if hmac.compare_digest(user.session_token, token) else None
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -105,6 +108,7 @@ def login() -> str | Response:
                 user.new_session_token()
                 db.session.commit()
             login_user(user)
+            session[SESSION_TOKEN_KEY] = user.session_token
             target = request.args.get("next", "")
             return redirect(
                 target if target.startswith("/") and not target.startswith("//") else url_for("admin.index")
@@ -119,4 +123,5 @@ def logout() -> Response:
         current_user.new_session_token()  # every copy of the session cookie ends here
         db.session.commit()
     logout_user()
+    session.pop(SESSION_TOKEN_KEY, None)
     return redirect(url_for("auth.login"))

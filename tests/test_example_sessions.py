@@ -5,6 +5,7 @@ ends every copy of the session cookie, not only the browser's own (issue 15, row
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,8 +13,10 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from redis import Redis
 
 REDIS_URL = os.environ.get("JOBMONITOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+QUEUES = ("high", "default", "low")
 
 
 def _catalogue(root: Path, **config: object) -> Flask:
@@ -26,6 +29,7 @@ def _catalogue(root: Path, **config: object) -> Flask:
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{root / 'catalogue.db'}",
             "JOBMONITOR_REDIS_URL": REDIS_URL,
             "JOBMONITOR_STORAGE_PATH": str(root / "files"),
+            "JOBMONITOR_QUEUE_NAMES": {level: f"jm-example-sessions-{os.getpid()}-{level}" for level in QUEUES},
             **config,
         }
     )
@@ -120,14 +124,31 @@ def test_a_logout_ends_the_users_other_sessions_and_a_new_login_works(catalogue)
     assert _log_in(catalogue, "admin").get("/admin/jobs/").status_code == 200, "other users are not affected"
 
 
-@pytest.mark.parametrize("forged", ["1", "1:", "1:guess", "x:y", ":", "99:abc"])
-def test_a_forged_user_id_in_the_session_is_nobody(catalogue, forged):
+@pytest.mark.parametrize(
+    ("user_id", "token"), [("1", None), ("1", ""), ("1", "guess"), ("1", 7), ("x", "y"), ("", ""), ("99", "abc")]
+)
+def test_a_forged_session_is_nobody(catalogue, user_id, token):
     client = catalogue.test_client()
     with client.session_transaction() as session:
-        session["_user_id"] = forged
+        session["_user_id"] = user_id
         session["_fresh"] = True
+        if token is not None:
+            session["catalogue_session_token"] = token
     response = client.get("/admin/jobs/")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_a_job_stays_its_owners_across_logouts(catalogue):
+    """The session token is not part of the user's id: the id stored on a job stays the same."""
+    clerk = _log_in(catalogue, "clerk")
+    response = clerk.post("/report")
+    assert response.status_code == 302
+    job_id = re.search(r"/admin/jobs/([0-9a-f-]{36})/", clerk.get("/admin/jobs/").get_data(as_text=True))
+    assert job_id, "the clerk's job is listed"
+    clerk.post("/logout")
+    again = _log_in(catalogue, "clerk")
+    assert again.get(f"/admin/jobs/{job_id.group(1)}/").status_code == 200
+    Redis.from_url(REDIS_URL).delete(*(f"rq:queue:jm-example-sessions-{os.getpid()}-{level}" for level in QUEUES))
 
 
 def test_seed_adds_the_session_token_column_to_a_catalogue_made_before_it(tmp_path):
