@@ -22,9 +22,9 @@ from flask import Flask
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 
-from . import views
+from . import auth, views
 from .admin_views import CatalogueHome, ExportProfilesView, ImportProfilesView, ProductView
-from .auth import ROLE_PERMISSIONS, login_manager
+from .auth import ROLE_PERMISSIONS
 from .auth import bp as auth_bp
 from .extensions import csrf, db, jobmonitor
 from .models import Product
@@ -57,7 +57,7 @@ def create_app(config: dict[str, Any] | None = None, instance_path: str | None =
         app.config.setdefault("MAX_CONTENT_LENGTH", app.config["JOBMONITOR_MAX_UPLOAD_BYTES"] + 64 * 1024)
     db.init_app(app)
     csrf.init_app(app)
-    login_manager.init_app(app)
+    auth.init_app(app)
     admin = Admin(
         name="Catalogue",
         theme=Bootstrap4Theme(base_template="catalogue_base.html", fluid=True),

@@ -1,10 +1,11 @@
-"""``flask seed``: demo products."""
+"""``flask seed``: demo products, profiles and users."""
 
 from __future__ import annotations
 
 import random
 
 import click
+import sqlalchemy as sa
 from flask.cli import with_appcontext
 
 from .auth import DEMO_USERS, User
@@ -17,6 +18,7 @@ from .models import ExportProfile, ImportProfile, Product
 def seed_command() -> None:
     """Create the catalogue tables and 200 products (idempotent)."""
     db.create_all()
+    _add_session_token_column()
     if db.session.execute(db.select(Product).limit(1)).first() is None:
         rng = random.Random(7)
         for number in range(1, 201):
@@ -45,3 +47,12 @@ def seed_command() -> None:
             db.session.add(user)
     db.session.commit()
     click.echo("seeded")
+
+
+def _add_session_token_column() -> None:
+    """A catalogue seeded before users had a session token (auth.py) gets the column:
+    ``create_all`` adds tables, not columns to a table that exists."""
+    columns = {column["name"] for column in sa.inspect(db.engine).get_columns("user_account")}
+    if "session_token" not in columns:
+        with db.engine.begin() as connection:
+            connection.execute(sa.text("ALTER TABLE user_account ADD COLUMN session_token VARCHAR(64)"))

@@ -19,6 +19,7 @@ from .details import job_remaining_seconds, jobs_time_left, steps_with_estimates
 from .errors import EnqueueError, TransitionRefused, UnknownTask
 from .extension import get_state
 from .failures import visible_detail
+from .headers import add_security_headers
 from .links import same_site_path
 from .listing import family_progress
 from .live import overlay_job, overlay_jobs, read_live
@@ -49,6 +50,7 @@ MAX_IDS = 200
 MAX_FRAGMENT_NAMES = 20
 MAX_ROW_ID = 2**63 - 1  # BIGINT
 MAX_FILE_ID = 2**31 - 1  # INTEGER
+bp.after_request(add_security_headers)
 
 
 @bp.errorhandler(HTTPException)

@@ -86,6 +86,15 @@ DEFAULTS: dict[str, Any] = {
     # Hosts whose http(s) URLs are kept whole as "the page where a job was run", e.g.
     # ["shop.example.com"]; any other URL keeps only its path and query (links.py).
     "JOBMONITOR_RUN_AT_HOSTS": [],
+    # Send the security headers below (and nosniff, X-Frame-Options, Referrer-Policy) on the
+    # package's pages, JSON, downloads and static files; a header the host already set is kept.
+    "JOBMONITOR_SECURITY_HEADERS": True,
+    # Content-Security-Policy of those answers; None sends none. The pages need nothing more:
+    # no inline script or style, everything from this site (headers.py).
+    "JOBMONITOR_CONTENT_SECURITY_POLICY": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
+    ),
 }
 
 
@@ -124,6 +133,8 @@ class Settings:
     notify_children: bool
     system_jobs_stoppable: bool
     run_at_hosts: frozenset[str]
+    security_headers: bool
+    content_security_policy: str | None
 
     @property
     def queues_in_priority_order(self) -> list[str]:
@@ -214,6 +225,8 @@ def read_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
         notify_children=_bool("JOBMONITOR_NOTIFY_CHILDREN", config["JOBMONITOR_NOTIFY_CHILDREN"]),
         system_jobs_stoppable=_bool("JOBMONITOR_SYSTEM_JOBS_STOPPABLE", config["JOBMONITOR_SYSTEM_JOBS_STOPPABLE"]),
         run_at_hosts=_host_names("JOBMONITOR_RUN_AT_HOSTS", config["JOBMONITOR_RUN_AT_HOSTS"]),
+        security_headers=_bool("JOBMONITOR_SECURITY_HEADERS", config["JOBMONITOR_SECURITY_HEADERS"]),
+        content_security_policy=_policy_or_none(config["JOBMONITOR_CONTENT_SECURITY_POLICY"]),
     )
 
 
@@ -288,6 +301,16 @@ def _host_names(key: str, value: Any) -> frozenset[str]:
         if not isinstance(host, str) or not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", host):
             raise ConfigError(f"{key} must hold bare host names such as 'shop.example.com', got {host!r}")
     return frozenset(host.lower() for host in value)
+
+
+def _policy_or_none(value: Any) -> str | None:
+    """A Content-Security-Policy header value: one line of ``directive value; ...``, or None."""
+    key = "JOBMONITOR_CONTENT_SECURITY_POLICY"
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ConfigError(f"{key} must be one line such as \"default-src 'self'\", or None, got {value!r}")
+    return value.strip()
 
 
 def _url_prefix(value: Any) -> str:

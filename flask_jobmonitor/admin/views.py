@@ -33,6 +33,7 @@ from ..details import (
 from ..errors import EnqueueError, TransitionRefused, UnknownTask
 from ..extension import get_state
 from ..failures import visible_detail
+from ..headers import add_security_headers
 from ..links import same_site_path
 from ..listing import (
     PAGE_SIZES,
@@ -90,8 +91,10 @@ class _JobViewBase(BaseView):
         abort(403)
 
     def create_blueprint(self, admin: Any) -> Any:
-        """Flask-Admin's blueprint, plus the job pages' own 400/403/404 page (in the layout)."""
+        """Flask-Admin's blueprint, plus the job pages' own 400/403/404 page (in the layout)
+        and their security headers (headers.py)."""
         blueprint = super().create_blueprint(admin)
+        blueprint.after_request(add_security_headers)
         for code in PAGE_ERROR_CODES:
             blueprint.register_error_handler(code, self._error_page)
         return blueprint

@@ -486,6 +486,28 @@
     document.addEventListener("visibilitychange", function () { if (!document.hidden) { poll(); } });
   }
 
+  /* "Stop this job?": a form or a submit button with data-jm-confirm asks before it is sent.
+     Listened to on the document, so buttons the live refresh adds ask too; the pages have no
+     onsubmit/onclick of their own, which their Content-Security-Policy would refuse. */
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button[data-jm-confirm], input[data-jm-confirm]");
+    if (button && !window.confirm(button.getAttribute("data-jm-confirm"))) { event.preventDefault(); }
+  });
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.hasAttribute("data-jm-confirm") && !window.confirm(form.getAttribute("data-jm-confirm"))) {
+      event.preventDefault();
+    }
+  });
+
+  /* Flask-Admin's menu categories are toggles with href="javascript:void(0)" whose click its
+     script does not cancel: the browser would follow the address, which the policy refuses
+     (a reported violation). Cancelled here, before any handler (capture); the menu still opens. */
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest('a[data-toggle="dropdown"][href^="javascript:"]');
+    if (link) { event.preventDefault(); }
+  }, true);
+
   document.addEventListener("DOMContentLoaded", function () {
     localizeTimes(document);
     updateToggleButtons();

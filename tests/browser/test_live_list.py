@@ -133,7 +133,7 @@ def test_a_family_is_one_row_that_opens_onto_its_children(new_page: Any, live_ap
     expect(toggle).to_contain_text(re.compile(r"(\d+)/\1 children done"))
     total = int(re.search(r"/(\d+) children", toggle.text_content() or "").group(1))  # type: ignore[union-attr]
     assert total > 1
-    expect(row.locator('[data-jm="bar"]')).to_have_attribute("style", re.compile(r"width: 100%"))
+    expect(row.locator('[data-jm="bar"]')).to_have_class(re.compile(r"\bjm-w-100\b"))
     # no child at the top level
     expect(page.locator("#jm-list tbody tr.jm-child-row")).to_have_count(0)
 

@@ -147,7 +147,7 @@ def test_the_family_counts_in_the_parents_progress(engine, client_for, jobs):
     add_job(engine, owner="clerk_a", parent_id=jobs["a"], status="queued", created_at=at(3))
     # the parent (queued, nothing done) and two children, one of them done: a third
     html = client_for("clerk_a").get(f"/admin/jobs/rows?ids={jobs['a']}").get_json()["html"]
-    assert 'style="width: 33.3%"' in html
+    assert "jm-w-33 " in html and 'aria-valuenow="33.3"' in html
 
 
 def test_a_rows_result_link_is_its_output_file(engine, client_for, jobs):
