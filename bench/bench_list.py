@@ -59,6 +59,7 @@ from flask_admin.contrib.sqla import ModelView  # noqa: E402
 from flask_admin.contrib.sqla.filters import FilterEqual  # noqa: E402
 from flask_admin.theme import Bootstrap4Theme  # noqa: E402
 from measured import revision  # noqa: E402
+from werkzeug.security import generate_password_hash  # noqa: E402
 
 from example_app import create_app  # noqa: E402
 from example_app.extensions import db  # noqa: E402
@@ -85,6 +86,7 @@ BIG_LOGS = 100_000
 USERS = 50
 ADMIN_ID = "1"  # role admin: every permission, sees every job
 NORMAL_ID = "23"  # role clerk: own jobs only; runs the big job
+BENCH_PASSWORD = "bench"  # every bench user's (seed_users)
 NOUNS = [
     *("products", "customers", "orders", "invoices", "prices", "suppliers", "stock", "categories"),
     *("warehouses", "shipments", "returns", "discounts", "reviews", "images", "translations"),
@@ -381,7 +383,8 @@ def copy_to_sqlite(source: sa.Engine, target: sa.Engine) -> dict[str, float]:
     from flask_jobmonitor.models import SQLITE_SEARCH_DDL, SQLITE_SEARCH_DROP, create_sqlite_search
 
     # the PostgreSQL seed, and the SQLite schema the copy was indexed with
-    schema = ";".join([*SQLITE_SEARCH_DDL, *(index.name or "" for index in job_table.indexes)])
+    # sorted: Table.indexes is a set, whose order changes from one process to the next
+    schema = ";".join([*SQLITE_SEARCH_DDL, *sorted(index.name or "" for index in job_table.indexes)])
     marker = f"{current_marker(source)} sqlite={hashlib.sha1(schema.encode()).hexdigest()[:12]}"
     with target.connect() as connection:
         connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS bench_marker (marker TEXT)")
@@ -424,12 +427,18 @@ def copy_to_sqlite(source: sa.Engine, target: sa.Engine) -> dict[str, float]:
 
 
 def seed_users(engine: sa.Engine) -> None:
-    """The host's users: 1 is an admin, the others clerks (own jobs only). Passwords are not used."""
+    """The host's users: 1 is an admin, the others clerks (own jobs only). They log in through
+    the example's login page (:func:`login`) with the password ``BENCH_PASSWORD``, hashed with
+    one PBKDF2 round so that logging in costs the benchmark nothing."""
+    hashed = generate_password_hash(BENCH_PASSWORD, method="pbkdf2:sha256:1")
     users = [
-        {"id": n, "username": f"user{n}", "name": f"User {n}", "role": "admin" if n == 1 else "clerk", "hash": "!"}
+        {"id": n, "username": f"user{n}", "name": f"User {n}", "role": "admin" if n == 1 else "clerk", "hash": hashed}
         for n in range(1, USERS + 1)
     ]
     with engine.begin() as connection:
+        # a database seeded before the example's users had a session token (rotated at logout)
+        if "session_token" not in {column["name"] for column in sa.inspect(connection).get_columns("user_account")}:
+            connection.execute(sa.text("ALTER TABLE user_account ADD COLUMN session_token VARCHAR(64)"))
         connection.execute(sa.text("DELETE FROM user_account"))
         connection.execute(
             sa.text(
@@ -458,7 +467,7 @@ def build_app(database_url: str) -> tuple[Flask, NaiveJobView]:
         {
             "SQLALCHEMY_DATABASE_URI": database_url,
             "JOBMONITOR_REDIS_URL": REDIS_URL,
-            "SECRET_KEY": "bench-list",
+            "SECRET_KEY": "bench-list-secret-not-for-any-site",
             "WTF_CSRF_ENABLED": False,
         }
     )
@@ -551,9 +560,11 @@ def percentile(sorted_values: list[float], pct: float) -> float:
 
 
 def login(client: FlaskClient, user_id: str) -> None:
-    with client.session_transaction() as session:
-        session["_user_id"] = user_id
-        session["_fresh"] = True
+    """Log in through the example's login page, as a person would (its session carries the
+    user's session token and Flask-Login's strong-protection identifier)."""
+    response = client.post("/login", data={"username": f"user{user_id}", "password": BENCH_PASSWORD})
+    if response.status_code != 302:
+        raise RuntimeError(f"logging in as user {user_id} answered {response.status_code}")
 
 
 def rows_shown(case: Case, body: bytes) -> int | None:
