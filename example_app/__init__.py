@@ -21,6 +21,7 @@ from typing import Any
 from flask import Flask
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
+from werkzeug.wrappers import Response
 
 from . import auth, views
 from .admin_views import CatalogueHome, ExportProfilesView, ImportProfilesView, ProductView
@@ -28,6 +29,18 @@ from .auth import ROLE_PERMISSIONS
 from .auth import bp as auth_bp
 from .extensions import csrf, db, jobmonitor
 from .models import Product
+
+#: Room for a form's own fields and the multipart framing beside its files (MAX_CONTENT_LENGTH).
+UPLOAD_FRAMING = 64 * 1024
+#: What the catalogue's own pages send (the package's pages send their own, stricter set first,
+#: and a header already set is kept): never framed, no referrer off the site, no type sniffing.
+#: No script or style rule: Flask-Admin's model views (Products) still use inline script.
+HOST_HEADERS = {
+    "Content-Security-Policy": "frame-ancestors 'none'; object-src 'none'; base-uri 'self'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
 
 #: Keys that were public at some time (the demo's old built-in key): never accepted.
 KNOWN_KEYS = frozenset({"demo-only-secret"})
@@ -49,12 +62,6 @@ def create_app(config: dict[str, Any] | None = None, instance_path: str | None =
         app.config.update(config)
     app.config["SECRET_KEY"] = _secret_key(app, app.config.get("SECRET_KEY"))
     app.config.setdefault("JOBMONITOR_ROLE_PERMISSIONS", ROLE_PERMISSIONS)
-    # Flask refuses a larger request before reading it (a 413); the files a job keeps are
-    # counted again where they are stored (JOBMONITOR_MAX_UPLOAD_BYTES): the form's own fields
-    # and the multipart framing are what the 64 KB leave room for
-    app.config.setdefault("JOBMONITOR_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
-    if app.config["JOBMONITOR_MAX_UPLOAD_BYTES"] is not None:
-        app.config.setdefault("MAX_CONTENT_LENGTH", app.config["JOBMONITOR_MAX_UPLOAD_BYTES"] + 64 * 1024)
     db.init_app(app)
     csrf.init_app(app)
     auth.init_app(app)
@@ -65,6 +72,14 @@ def create_app(config: dict[str, Any] | None = None, instance_path: str | None =
     )
     admin.init_app(app)
     jobmonitor.init_app(app, admin=admin)
+    # Flask refuses a larger request before reading it (a 413); the files a job keeps are
+    # counted again where they are stored (JOBMONITOR_MAX_UPLOAD_BYTES, validated by the
+    # package): the form's own fields and the multipart framing are what the 64 KB leave room
+    # for. Flask's config holds MAX_CONTENT_LENGTH = None by default, so "not set" is None.
+    upload_limit = jobmonitor.state(app).settings.max_upload_bytes
+    if upload_limit is not None and app.config.get("MAX_CONTENT_LENGTH") is None:
+        app.config["MAX_CONTENT_LENGTH"] = upload_limit + UPLOAD_FRAMING
+    app.after_request(_host_headers)
     admin.add_view(ProductView(Product, db, name="Products", category="Catalogue"))
     admin.add_view(ImportProfilesView(name="Import profiles", endpoint="import_profiles", category="Catalogue"))
     admin.add_view(ExportProfilesView(name="Export profiles", endpoint="export_profiles", category="Catalogue"))
@@ -122,3 +137,10 @@ def _generated_key(path: str) -> str:
         os.unlink(temporary)
     with open(path, encoding="ascii") as kept:
         return kept.read().strip()
+
+
+def _host_headers(response: Response) -> Response:
+    """``after_request``: :data:`HOST_HEADERS` on every answer that lacks them."""
+    for name, value in HOST_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response

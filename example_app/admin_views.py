@@ -16,20 +16,22 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from flask import flash, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView, expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 from wtforms import FloatField
 from wtforms.validators import InputRequired, NumberRange
 
-from flask_jobmonitor import EnqueueError, Job
+from flask_jobmonitor import EnqueueError, FileTooLarge, Job
 
 from .extensions import db, jobmonitor
 from .models import ExportProfile, ImportProfile
+from .views import too_large_message
 
 
 class _LoginRequired:
@@ -60,6 +62,19 @@ class CatalogueForm(FlaskForm):
 MAX_PRODUCT_PAGE = 1_000_000
 
 
+def _row_id(value: Any) -> bool:
+    """A key of the catalogue's tables as sent in a form or URL: ASCII digits below PostgreSQL's
+    integer limit (``x``, ``²`` or a number past it answered 500)."""
+    return isinstance(value, str) and value.isascii() and value.isdecimal() and int(value) < 2**31
+
+
+def _profile_or_404(model: Any, profile_id: int) -> Any:
+    """The profile of the URL, or 404 (an id past the database's integers too: it was a 500)."""
+    if profile_id >= 2**31:
+        abort(404)
+    return db.get_or_404(model, profile_id)
+
+
 class ProductView(_LoginRequired, ModelView):
     form_base_class = CatalogueForm
     # Flask-Admin 2.2 does not convert SQLAlchemy 2.1's Float (no longer a Numeric): add the field
@@ -82,7 +97,7 @@ class ProductView(_LoginRequired, ModelView):
     def get_one(self, id: Any) -> Any:
         # ?id=x or a number past PostgreSQL's integer answered 500 on the edit and details pages;
         # no such product is what Flask-Admin then says ("Record does not exist")
-        if not (isinstance(id, str) and id.isascii() and id.isdigit() and int(id) < 2**31):
+        if not _row_id(id):
             return None
         return super().get_one(id)
 
@@ -97,6 +112,9 @@ class ProductView(_LoginRequired, ModelView):
     def _change_prices(self, ids: list[str], percent: float) -> None:
         from .tasks import change_prices
 
+        if not all(_row_id(i) for i in ids):  # a forged form: rowid=x answered 500
+            flash("Select the products from the list.", "error")
+            return
         try:
             jobmonitor.enqueue(
                 change_prices,
@@ -155,8 +173,12 @@ class ImportProfilesView(_LoginRequired, BaseView):
     def run(self, profile_id: int) -> Response:
         from .tasks import import_products
 
-        profile = db.get_or_404(ImportProfile, profile_id)
-        upload = request.files.get("file")
+        profile = _profile_or_404(ImportProfile, profile_id)
+        try:
+            upload = request.files.get("file")
+        except RequestEntityTooLarge as error:  # past MAX_CONTENT_LENGTH: said on this page
+            flash(too_large_message(error), "error")
+            return self.index(), 413  # type: ignore[return-value]
         if upload is None or not upload.filename:
             flash("Choose a CSV file to import.", "error")
             return redirect(url_for(".index"))
@@ -169,6 +191,9 @@ class ImportProfilesView(_LoginRequired, BaseView):
                 description=f"Profile “{profile.name}”",
                 files={"products.csv": upload},
             )
+        except FileTooLarge as error:
+            flash(str(error), "error")
+            return self.index(), 413  # type: ignore[return-value]
         except EnqueueError as error:
             flash(f"The import could not be started: {error.reason}", "error")
             return redirect(url_for(".index"))
@@ -191,7 +216,7 @@ class ExportProfilesView(_LoginRequired, BaseView):
     def run(self, profile_id: int) -> Response:
         from .tasks import export_products
 
-        profile = db.get_or_404(ExportProfile, profile_id)
+        profile = _profile_or_404(ExportProfile, profile_id)
         try:
             jobmonitor.enqueue(
                 export_products,

@@ -95,7 +95,7 @@ SESSION_TOKEN_KEY = "catalogue_session_token"
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
     """The user of the session while its token is theirs (not after a logout)."""
-    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    user = db.session.get(User, int(user_id)) if user_id.isascii() and user_id.isdecimal() else None
     token = session.get(SESSION_TOKEN_KEY)
     if user is None or not user.session_token or not isinstance(token, str):
         return None

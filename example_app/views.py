@@ -75,17 +75,26 @@ def start_mass_edit() -> Response:
     )
 
 
-@bp.app_errorhandler(RequestEntityTooLarge)
+@bp.errorhandler(RequestEntityTooLarge)
 def _too_large(error: RequestEntityTooLarge) -> Any:
-    """413 for an upload past the limit: Flask's MAX_CONTENT_LENGTH on the request, or the
-    package's FileTooLarge on the files (a RequestEntityTooLarge too). JSON for JSON requests;
-    else the start page, answered 413, with the reason where the form was."""
-    limit = current_app.config.get("JOBMONITOR_MAX_UPLOAD_BYTES") or current_app.config["MAX_CONTENT_LENGTH"]
-    message = str(error) if isinstance(error, FileTooLarge) else FileTooLarge(limit).description
+    """413 for an upload past the limit on the catalogue's forms (the package's pages and JSON
+    answer their own): Flask's MAX_CONTENT_LENGTH on the request, or the package's FileTooLarge
+    on the files (a RequestEntityTooLarge too). JSON for JSON requests; else the start page,
+    answered 413, with the reason where the form was."""
+    message = too_large_message(error)
     if request.is_json or request.accept_mimetypes.best == "application/json":
         return {"error": message}, 413
     flash(message, "error")
     return current_app.view_functions["admin.index"](), 413
+
+
+def too_large_message(error: RequestEntityTooLarge) -> str:
+    """What a person reads of a 413: the package's own words for its limit (FileTooLarge), also
+    when Flask refused the request before the files were counted."""
+    if isinstance(error, FileTooLarge):
+        return str(error.description)
+    limit = jobmonitor.state().settings.max_upload_bytes
+    return str(FileTooLarge(limit).description if limit is not None else error.description)
 
 
 def _launch(start: object) -> Response:

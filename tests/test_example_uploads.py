@@ -115,3 +115,53 @@ def test_submit_again_stores_no_second_copy_of_the_input(catalogue: Flask) -> No
     assert response.status_code == 302
     jobs, files, stored = _jobs_and_files(catalogue)
     assert (jobs, files, len(stored)) == (2, 2, 1)  # two jobs, two file rows, one stored file
+
+
+def test_the_request_limit_is_set_from_the_validated_upload_limit(catalogue: Flask, clerk: FlaskClient) -> None:
+    # Flask's config holds MAX_CONTENT_LENGTH = None: a setdefault never set it, and every
+    # request body was read whole (the file limit only answered after the upload was spooled)
+    assert catalogue.config["MAX_CONTENT_LENGTH"] == LIMIT + 64 * 1024
+    body = {"percent": "5", "padding": "x" * (LIMIT + 65 * 1024)}
+    response = clerk.post("/mass-edit", data=body)  # a form that stores no file
+    assert response.status_code == 413
+    assert "at most 4 KB" in response.get_data(as_text=True)
+    assert _jobs_and_files(catalogue)[:2] == (0, 0)
+
+
+def test_the_package_json_keeps_its_own_413(catalogue: Flask, clerk: FlaskClient) -> None:
+    # the catalogue's 413 page is for its own forms: the package's JSON answers as JSON
+    response = clerk.post("/jobmonitor/api/notifications/read", data={"x": "y" * (LIMIT + 65 * 1024)})
+    assert response.status_code == 413
+    assert response.is_json and "error" in response.get_json()
+
+
+def test_an_import_profile_upload_past_the_limit_is_said_on_its_page(catalogue: Flask, clerk: FlaskClient) -> None:
+    data = {"file": (io.BytesIO(b"x" * (LIMIT + 65 * 1024)), "big.csv")}
+    response = clerk.post("/admin/import_profiles/1/run", data=data, content_type="multipart/form-data")
+    assert response.status_code == 413
+    page = response.get_data(as_text=True)
+    assert "at most 4 KB" in page and "Supplier price list" in page  # the profiles page, not the home page
+    assert _jobs_and_files(catalogue)[:2] == (0, 0)
+
+
+def test_a_413_without_an_upload_limit_is_no_500(database_url: str, redis_url: str, tmp_path: Path) -> None:
+    from example_app import create_app
+
+    app = create_app(
+        {
+            "TESTING": True,
+            "WTF_CSRF_ENABLED": False,
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "JOBMONITOR_REDIS_URL": redis_url,
+            "JOBMONITOR_STORAGE_PATH": str(tmp_path / "files"),
+            "JOBMONITOR_MAX_UPLOAD_BYTES": None,
+            "MAX_FORM_MEMORY_SIZE": 1024,
+        }
+    )
+    assert app.config["MAX_CONTENT_LENGTH"] is None
+    assert app.test_cli_runner().invoke(args=["seed"]).exit_code == 0
+    client = app.test_client()
+    assert client.post("/login", data={"username": "clerk", "password": "clerk"}).status_code == 302
+    # a text field past Flask's form memory limit: a 413 whose limit is not the package's
+    response = client.post("/mass-edit", data={"percent": "5", "note": "x" * 4096}, content_type="multipart/form-data")
+    assert response.status_code == 413

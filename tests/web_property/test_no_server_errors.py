@@ -176,7 +176,7 @@ def _path_values(site: Site, rule: Rule) -> list[dict[str, Any]]:
     if rule.arguments == {"file_id"}:
         return [{"file_id": file_id} for file_id in site.files] + [{"file_id": 0}, {"file_id": 99999999999}]
     if rule.arguments == {"profile_id"}:
-        return [{"profile_id": 1}, {"profile_id": 0}]
+        return [{"profile_id": 1}, {"profile_id": 0}, {"profile_id": 99999999999999999999}]
     if rule.arguments == {"export_type"}:
         return [{"export_type": "csv"}, {"export_type": "x"}]
     if rule.arguments == {"job_id", "action"}:
@@ -336,6 +336,8 @@ def test_a_mass_edit_by_a_percentage_that_is_not_a_price_change_is_refused(
 #: POST routes the form walk leaves out: they end the session or pause every worker.
 POST_SKIPPED = {"auth.logout", "auth.login", "jobmonitor_queues.pause", "jobmonitor_queues.resume"}
 #: Form fields the POST routes read (and a few generic ones).
+#: Actions of the forms that take one (the product list's, the job list's bulk form).
+REAL_ACTIONS = ("raise_prices", "stop")
 FORM_FIELDS = ("action", "ids", "scope", "percent", "file", "priority", "next", "csrf_token", "url", "rowid")
 
 
@@ -360,7 +362,12 @@ def test_every_form_with_garbage_in_every_field(site: Site, clients: dict[str, F
     problems = []
     for url in _post_urls(site):
         for who in ("clerk", "admin"):
-            for value in ("x", "nan", "\x00", "99999999999999999999", ""):
+            for value in ("x", "nan", "\x00", "99999999999999999999", "²", ""):
                 form = dict.fromkeys(FORM_FIELDS, value)
                 problems.append(_problem(clients[who].post(url, data=form), f"{url} POST {value!r}", who))
+                # a real action with garbage beside it: the action runs and reads the ids
+                for action in REAL_ACTIONS:
+                    form = {**dict.fromkeys(FORM_FIELDS, value), "action": action}
+                    answer = clients[who].post(url, data=form)
+                    problems.append(_problem(answer, f"{url} POST action={action} {value!r}", who))
     assert not any(problems), _report([p for p in problems if p])
