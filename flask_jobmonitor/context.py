@@ -205,7 +205,12 @@ class Step:
 
 
 class _CaptureHandler(logging.Handler):
-    """Copies log records emitted by the task's thread into the job's log buffer."""
+    """Copies log records emitted by the task's thread into the job's log buffer.
+
+    Every viewer of the job reads its log, so a record's exception (``log.exception``,
+    ``exc_info=True``, in the task or in any library it calls) is named by its class only: its
+    text and traceback may hold SQL, parameters and paths (failures.py). The record goes on to
+    the server's own handlers whole, traceback included."""
 
     def __init__(self, ctx: JobContext, level: int) -> None:
         super().__init__(level)
@@ -217,8 +222,8 @@ class _CaptureHandler(logging.Handler):
             return
         try:
             message = record.getMessage()
-            if record.exc_info:
-                message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
+            if record.exc_info and record.exc_info[0] is not None:
+                message = f"{message} ({record.exc_info[0].__name__}; the details are in the server log)"
         except Exception:  # a bad format string in the task's own logging must not kill the job
             message = f"{record.msg!r} {record.args!r}"
         self._ctx._add_log(record.levelno, record.name, message)
