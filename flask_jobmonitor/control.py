@@ -50,6 +50,7 @@ from .status import (
     apply_transition_where,
     is_allowed,
 )
+from .storage import job_of
 from .timeutil import utcnow
 from .users import describe_user
 
@@ -371,12 +372,15 @@ def delete(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResul
 
 def _delete_files(state: JobMonitorState, family: list[str], keys: set[str], shared: set[str]) -> None:
     """Delete the deleted jobs' stored files but the ``shared`` ones another job still refers
-    to. File by file (a restart's input is stored under its original's id); then, when none is
-    shared, each job's whole store too (files of no row, a half-written one)."""
+    to. File by file (a restart's input is stored under its original's id); then each job's
+    whole store too (files of no row, a half-written one), unless it holds a shared file: known
+    from the key where the storage tells whose store a key is in (storage.job_of), else any
+    shared file keeps every store of the family."""
     for key in keys - shared:
         state.storage.delete(key)
-    if not shared:
-        for member in family:
+    homes = {job_of(state.storage, key) for key in shared}
+    for member in family:
+        if member not in homes and None not in homes:
             state.storage.delete_job(member)
 
 

@@ -31,7 +31,7 @@ from .errors import EnqueueError, FileTooLarge, InvalidJobArguments, UnsafeLink
 from .extension import JobMonitorState
 from .failures import describe as describe_failure
 from .links import run_at_link
-from .models import Job, JobFile, JobStep, job_table
+from .models import Job, JobFile, JobStep, file_table, job_table
 from .status import JobStatus, apply_transition
 from .tasks import TrackedTask
 from .timeutil import utcnow
@@ -141,6 +141,8 @@ def enqueue_job(state: JobMonitorState, job_request: JobRequest) -> Job:
                 elif not job_request.delay:
                     # released now, after the siblings released while this one waited for the lock
                     job.enqueued_at = utcnow()
+            if job_request.shared_files:
+                _lock_shared(session, job_id, [row.storage_key for row in job_request.shared_files])
             session.add(job)
             session.add_all(
                 JobStep(job_id=job_id, position=i, name=step, status="pending", done=0, counters={})
@@ -395,3 +397,17 @@ def _clean(text: str) -> str:
 
 def _humanize(task_name: str) -> str:
     return task_name.rsplit(".", 1)[-1].replace("_", " ").capitalize()
+
+
+def _lock_shared(session: Session, job_id: str, keys: list[str]) -> None:
+    """The stored files a restart shares with its original still exist, and stay until the new
+    job's rows are in: their rows are locked (PostgreSQL; SQLite has one writer), so a delete
+    of the original waits and then sees the new job refer to them (control.delete keeps them).
+    A delete that came first leaves fewer rows: the restart is refused."""
+    found = set(
+        session.execute(
+            sa.select(file_table.c.storage_key).where(file_table.c.storage_key.in_(keys)).with_for_update()
+        ).scalars()
+    )
+    if found != set(keys):
+        raise EnqueueError(job_id, "the original job and its input files were deleted meanwhile")

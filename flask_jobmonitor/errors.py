@@ -143,7 +143,9 @@ class UnsafeLink(JobMonitorError, ValueError):
 
 
 class EnqueueError(JobMonitorError):
-    """The job was recorded but could not be handed to RQ; the job row was marked failed."""
+    """The job could not be queued: recorded, but RQ could not take it (the job row was marked
+    failed), or not recorded at all (a restart whose original's input files were deleted
+    meanwhile)."""
 
     def __init__(self, job_id: str, reason: str) -> None:
         super().__init__(f"job {job_id} could not be queued: {reason}")

@@ -38,6 +38,14 @@ class Storage(Protocol):
         """Remove every file stored for ``job_id``."""
 
 
+def job_of(storage: object, key: str) -> str | None:
+    """The job ``key`` was saved for, if the storage can tell (an optional ``job_of(key)``
+    method; :class:`LocalStorage` reads it off the key), else None. A restart's inputs are its
+    original's keys, so a job's store may hold files that other jobs still refer to."""
+    method = getattr(storage, "job_of", None)
+    return method(key) if callable(method) else None
+
+
 class LocalStorage:
     """Files in ``root/<job id>/<random hex>``. Suits one machine or a shared mount."""
 
@@ -78,6 +86,10 @@ class LocalStorage:
         """Delete one stored file, ignoring one that is already gone."""
         with contextlib.suppress(FileNotFoundError):
             os.remove(self._path(key))
+
+    def job_of(self, key: str) -> str | None:
+        """The job whose folder holds ``key`` (None for a malformed key)."""
+        return key.partition("/")[0] if isinstance(key, str) and _KEY_PATTERN.fullmatch(key) else None
 
     def delete_job(self, job_id: str) -> None:
         """Delete the folder of one job."""

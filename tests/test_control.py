@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from flask_jobmonitor import control, runner
 from flask_jobmonitor.control import ActionNotAllowed
 from flask_jobmonitor.enqueue import RUNNER_PATH
-from flask_jobmonitor.errors import TransitionRefused
+from flask_jobmonitor.errors import EnqueueError, TransitionRefused
 from flask_jobmonitor.extension import JobMonitorState, get_state
 from flask_jobmonitor.keys import control_key
 from flask_jobmonitor.models import (
@@ -766,6 +766,43 @@ def test_deleting_the_original_keeps_the_input_its_restart_shares(app, engine, s
 
     control.delete(state, restarted, ADA)  # the last job that refers to it: the file goes
     assert files_under(state.storage.root) == []
+
+
+def test_deleting_a_restart_removes_its_own_store_and_keeps_the_shared_input(app, engine, state):
+    job = jobmonitor.enqueue(ct.reads_inputs, user=OWNER, files={"a.csv": b"id\n1\n"})
+    run_worker(app)
+    restarted = control.restart(state, job.id, ADA).new_job_id
+    assert restarted
+    run_worker(app)
+    stray = Path(state.storage.root) / restarted / "left-by-a-killed-save.part"
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(b"half")
+
+    control.delete(state, restarted, ADA)
+
+    assert not stray.parent.exists()  # the restart's own store, though its input is shared
+    (row,) = _rows(engine, sa.select(file_table).where(file_table.c.job_id == job.id, file_table.c.kind == "input"))
+    with state.storage.open(row.storage_key) as handle:  # the original's input stays
+        assert handle.read() == b"id\n1\n"
+
+
+def test_a_restart_whose_original_was_deleted_meanwhile_is_refused(app, engine, state, monkeypatch):
+    """The delete of the original commits between the restart's read of its inputs and the new
+    job's rows: the shared file is gone, so the restart is refused, before any row is written
+    (it failed later, in the task, with FileNotFoundError). The interleaving is made."""
+    job = jobmonitor.enqueue(ct.reads_inputs, user=OWNER, files={"a.csv": b"id\n1\n"})
+    run_worker(app)
+    real_enqueue = control.enqueue_job
+
+    def delete_first(state_: Any, request: Any) -> Any:
+        control.delete(state_, job.id, ADA)
+        return real_enqueue(state_, request)
+
+    monkeypatch.setattr(control, "enqueue_job", delete_first)
+    before = count_rows(engine, job_table)
+    with pytest.raises(EnqueueError, match="deleted meanwhile"):
+        control.restart(state, job.id, ADA)
+    assert count_rows(engine, job_table) == before - 1  # the original only: no new job
 
 
 def test_delete_removes_the_job_its_children_and_everything_recorded(app, engine, state):
