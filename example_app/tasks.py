@@ -221,7 +221,7 @@ def stock_report(ctx: JobContext) -> None:
         writer = csv.writer(out)
         writer.writerow(["price band", "items", "value"])
         for band, (items, value) in totals.items():
-            writer.writerow(csvsafe.row([band, int(items), f"{value:.2f}"]))
+            writer.writerow(csvsafe.row([band, int(items), round(value, 2)]))
         ctx.add_output_file("stock-report.csv", out.getvalue().encode(), content_type="text/csv")
 
 

@@ -306,5 +306,6 @@ def download(file_id: int) -> Response:
         conditional=False,
     )
     response.content_length = row.size  # a stream has no size of its own; the record has it
+    # always, also with JOBMONITOR_SECURITY_HEADERS off (headers.py): the type is the uploader's
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response

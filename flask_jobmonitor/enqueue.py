@@ -380,7 +380,8 @@ def _launching_page(hosts: frozenset[str]) -> str | None:
     here = urlsplit(request.url)
     pages = [urlunsplit(("", "", here.path, here.query, ""))]
     referrer = urlsplit(request.referrer or "")
-    if request.method != "GET" and (referrer.scheme, referrer.netloc) == (here.scheme, here.netloc):
+    # the host only: behind a proxy that ends TLS the request says http and the Referer https
+    if request.method != "GET" and referrer.netloc == here.netloc:
         pages.insert(0, urlunsplit(("", "", referrer.path or "/", referrer.query, "")))
     for page in pages:
         try:

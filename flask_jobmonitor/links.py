@@ -100,8 +100,8 @@ def run_at_link(value: str | None, allowed_hosts: Collection[str]) -> str | None
         raise UnsafeLink("the page where a job was run is not a URL") from None
     if parts.scheme.lower() not in ("http", "https") or not host:
         raise UnsafeLink("the page where a job was run must be a path of this site or an http(s) URL")
-    if _host_allowed(host, allowed_hosts) and len(value) <= MAX_LENGTH:
-        return value
+    if _host_allowed(host, allowed_hosts) and parts.username is None and len(value) <= MAX_LENGTH:
+        return value  # never with a user name or password in it: kept whole, it would be shown
     path = urlunsplit(("", "", parts.path or "/", parts.query, ""))
     if not _is_same_site_path(path):
         raise UnsafeLink("the page where a job was run must be a path of this site, not another site's")

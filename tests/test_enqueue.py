@@ -331,6 +331,16 @@ def test_run_at_url_of_a_form_post_is_the_page_with_the_form(app, engine):
     assert job_row(engine, job.id).run_at_url == "/catalogue/import"
 
 
+def test_run_at_url_of_a_form_post_behind_a_proxy_that_ends_tls(app, engine):
+    # the browser was on https, the app is asked over http: the same site all the same
+    with app.test_request_context(
+        "/catalogue/import/start", method="POST", headers={"Referer": "https://localhost/catalogue/import"}
+    ):
+        job = jobmonitor.enqueue(noop)
+
+    assert job_row(engine, job.id).run_at_url == "/catalogue/import"
+
+
 def test_run_at_url_ignores_a_referrer_from_another_site(app, engine):
     with app.test_request_context(
         "/catalogue/import/start", method="POST", headers={"Referer": "http://evil.example/catalogue"}
@@ -404,9 +414,12 @@ def test_an_explicit_url_of_an_allowed_host_is_kept_whole(app, database_url, red
     with pushed(application):
         kept = jobmonitor.enqueue(noop, run_at_url="https://shop.example.com/orders/7")
         other = jobmonitor.enqueue(noop, run_at_url="https://shop.example.com.evil.example/orders/7")
+        # a user name and password in the URL would be shown with it: only the path is kept
+        credentials = jobmonitor.enqueue(noop, run_at_url="https://clerk:secret@shop.example.com/orders/7")
 
         assert job_row(db.engine, kept.id).run_at_url == "https://shop.example.com/orders/7"
         assert job_row(db.engine, other.id).run_at_url == "/orders/7"
+        assert job_row(db.engine, credentials.id).run_at_url == "/orders/7"
 
 
 # -- refused calls leave no trace ------------------------------------------------------------------
