@@ -35,7 +35,7 @@ from measured import revision  # noqa: E402
 from ownredis import RedisServer  # noqa: E402
 from soak import prepare_database  # noqa: E402
 
-from flask_jobmonitor.models import job_table  # noqa: E402
+from flask_jobmonitor.records.models import job_table  # noqa: E402
 from tests import reliability_tasks as rt  # noqa: E402
 from tests.app_factory import jobmonitor  # noqa: E402
 from tests.reliability_support import ReliabilityEnv, wait_status  # noqa: E402

@@ -48,10 +48,10 @@ from measured import revision  # noqa: E402
 from redis import Redis  # noqa: E402
 from rq import Queue, SimpleWorker, Worker  # noqa: E402
 
-from flask_jobmonitor.extension import get_state  # noqa: E402
-from flask_jobmonitor.models import Base, job_table, subtask_table  # noqa: E402
+from flask_jobmonitor.records.models import Base, job_table, subtask_table  # noqa: E402
+from flask_jobmonitor.state import get_state  # noqa: E402
 from flask_jobmonitor.timeutil import utcnow  # noqa: E402
-from flask_jobmonitor.worker import create_worker  # noqa: E402
+from flask_jobmonitor.worker.process import create_worker  # noqa: E402
 
 BENCHMARKS = ("throughput", "advance", "writes", "subtasks")
 # Redis databases this benchmark flushes; the test suites use 13, 14 and 15 (--redis-dbs changes them).

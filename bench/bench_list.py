@@ -63,8 +63,7 @@ from werkzeug.security import generate_password_hash  # noqa: E402
 
 from example_app import create_app  # noqa: E402
 from example_app.extensions import db  # noqa: E402
-from flask_jobmonitor.listing import SORTABLE, Cursor  # noqa: E402
-from flask_jobmonitor.models import (  # noqa: E402
+from flask_jobmonitor.records.models import (  # noqa: E402
     TOP_LEVEL_STATISTICS_DDL,
     Base,
     Job,
@@ -73,6 +72,7 @@ from flask_jobmonitor.models import (  # noqa: E402
     step_table,
     subtask_table,
 )
+from flask_jobmonitor.web.listing import SORTABLE, Cursor  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/jobmonitor_bench_list"
 REDIS_URL = "redis://127.0.0.1:6379/14"  # nothing on these pages should touch Redis; db 14 if it does
@@ -380,7 +380,7 @@ def copy_to_sqlite(source: sa.Engine, target: sa.Engine) -> dict[str, float]:
     tables are built after the rows, as ``flask jobmonitor migrate`` would on a filled table."""
     import hashlib
 
-    from flask_jobmonitor.models import SQLITE_SEARCH_DDL, SQLITE_SEARCH_DROP, create_sqlite_search
+    from flask_jobmonitor.records.models import SQLITE_SEARCH_DDL, SQLITE_SEARCH_DROP, create_sqlite_search
 
     # the PostgreSQL seed, and the SQLite schema the copy was indexed with
     # sorted: Table.indexes is a set, whose order changes from one process to the next

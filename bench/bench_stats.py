@@ -7,7 +7,7 @@
    ``--quick``: 50,000 jobs in a database of its own, ``jobmonitor_bench_stats_quick``, so that a
    quick run does not replace the million rows). If ``jobmonitor_job`` holds the expected row
    count it is reused: columns models.py gained since are added (with their scalar default), and
-   if the job table's indexes differ from those declared in ``flask_jobmonitor.models`` they are
+   if the job table's indexes differ from those declared in ``flask_jobmonitor.records.models`` they are
    all dropped and rebuilt (as bench_list's seeding does), then ``VACUUM ANALYZE``. Otherwise
    bench_list's ``seed()`` seeds it. How many jobs each measured range holds is printed and
    stored, with a warning when the data ends long before now (then recent ranges are thin).
@@ -73,8 +73,8 @@ from flask.testing import FlaskClient  # noqa: E402
 from werkzeug.datastructures import MultiDict  # noqa: E402
 
 from example_app.extensions import db  # noqa: E402
-from flask_jobmonitor.models import Base, job_table, stats_bucket_table, stats_watermark_table  # noqa: E402
-from flask_jobmonitor.stats import StatsRange, compute, parse_range  # noqa: E402
+from flask_jobmonitor.records.models import Base, job_table, stats_bucket_table, stats_watermark_table  # noqa: E402
+from flask_jobmonitor.stats.figures import StatsRange, compute, parse_range  # noqa: E402
 from flask_jobmonitor.timeutil import utcnow  # noqa: E402
 
 QUICK_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/jobmonitor_bench_stats_quick"
@@ -93,12 +93,12 @@ COUNT_WHERE_SQL = (
     "SELECT count(*) FROM jobmonitor_job WHERE created_at >= :start AND created_at < :end AND is_system IS false"
 )
 WATCHED_FILES = (
-    "stats.py",
-    "stats_cache.py",
-    "charts.py",
-    "admin/statistics.py",
-    "models.py",
-    "templates/jobmonitor/statistics.html",
+    "stats/figures.py",
+    "stats/cache.py",
+    "stats/charts.py",
+    "web/admin/statistics.py",
+    "records/models.py",
+    "web/templates/jobmonitor/statistics.html",
 )
 
 

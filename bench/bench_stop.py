@@ -57,9 +57,9 @@ from rq.command import send_stop_job_command  # noqa: E402
 from rq.job import Job as RQJob  # noqa: E402
 from rq.job import JobStatus as RQJobStatus  # noqa: E402
 
-from flask_jobmonitor import control  # noqa: E402
-from flask_jobmonitor.extension import JobMonitorState, get_state  # noqa: E402
-from flask_jobmonitor.models import Base, job_table  # noqa: E402
+from flask_jobmonitor.jobs import control  # noqa: E402
+from flask_jobmonitor.records.models import Base, job_table  # noqa: E402
+from flask_jobmonitor.state import JobMonitorState, get_state  # noqa: E402
 from tests import control_tasks as ct  # noqa: E402
 from tests.app_factory import db, jobmonitor  # noqa: E402
 

@@ -36,26 +36,39 @@ MEASURES: dict[str, tuple[str, ...]] = {
     "list": tuple(
         _PACKAGE + name
         for name in (
-            "listing.py",
-            "search.py",
-            "details.py",
-            "models.py",
-            "presenters.py",
-            "api.py",
-            "admin/views.py",
-            "templates/jobmonitor/list.html",
-            "templates/jobmonitor/detail.html",
-            "templates/jobmonitor/_macros.html",
+            "web/listing.py",
+            "web/search.py",
+            "web/details.py",
+            "records/models.py",
+            "web/presenters.py",
+            "web/api.py",
+            "web/admin/views.py",
+            "web/templates/jobmonitor/list.html",
+            "web/templates/jobmonitor/detail.html",
+            "web/templates/jobmonitor/_macros.html",
         )
     ),
-    "stats": tuple(_PACKAGE + name for name in ("stats.py", "stats_cache.py", "models.py", "admin/statistics.py")),
+    "stats": tuple(
+        _PACKAGE + name
+        for name in ("stats/figures.py", "stats/cache.py", "records/models.py", "web/admin/statistics.py")
+    ),
     "core": tuple(
         _PACKAGE + name
-        for name in ("runner.py", "worker.py", "context.py", "enqueue.py", "heartbeat.py", "status.py", "models.py")
+        for name in (
+            "worker/runner.py",
+            "worker/process.py",
+            "worker/context.py",
+            "jobs/enqueue.py",
+            "worker/heartbeat.py",
+            "records/status.py",
+            "records/models.py",
+        )
     ),
-    "stop": tuple(_PACKAGE + name for name in ("control.py", "signals.py", "context.py", "status.py")),
-    "children": tuple(_PACKAGE + name for name in ("children.py", "enqueue.py")),
-    "soak": tuple(_PACKAGE + name for name in ("worker.py", "runner.py", "maintenance.py")),
+    "stop": tuple(
+        _PACKAGE + name for name in ("jobs/control.py", "jobs/signals.py", "worker/context.py", "records/status.py")
+    ),
+    "children": tuple(_PACKAGE + name for name in ("jobs/children.py", "jobs/enqueue.py")),
+    "soak": tuple(_PACKAGE + name for name in ("worker/process.py", "worker/runner.py", "jobs/maintenance.py")),
 }
 
 

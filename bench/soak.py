@@ -30,7 +30,7 @@ import sqlalchemy as sa  # noqa: E402
 from measured import revision  # noqa: E402
 from ownredis import RedisServer  # noqa: E402
 
-from flask_jobmonitor.models import Base  # noqa: E402
+from flask_jobmonitor.records.models import Base  # noqa: E402
 from tests.reliability_support import ReliabilityEnv  # noqa: E402
 from tests.soak_driver import Soak, describe  # noqa: E402
 

@@ -4,7 +4,6 @@ Public API only; everything else is reached through these names.
 """
 
 from . import csvsafe
-from .context import JobContext, RunSuperseded, Step
 from .errors import (
     ConfigError,
     EnqueueError,
@@ -20,11 +19,13 @@ from .errors import (
     UnknownTask,
     UnsafeLink,
 )
-from .extension import JobMonitor, JobMonitorState
+from .extension import JobMonitor
 from .links import same_site_path
-from .models import Job, JobFile, JobLog, JobNotification, JobStep, JobSubtask
-from .status import JobStatus
+from .records.models import Job, JobFile, JobLog, JobNotification, JobStep, JobSubtask
+from .records.status import JobStatus
+from .state import JobMonitorState
 from .tasks import TrackedTask
+from .worker.context import JobContext, RunSuperseded, Step
 
 __all__ = [
     "ConfigError",

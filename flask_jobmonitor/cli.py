@@ -12,9 +12,9 @@ from flask.cli import with_appcontext
 from rq.utils import import_attribute
 from rq.worker import BaseWorker
 
-from .extension import get_state
-from .models import Base
-from .worker import create_worker
+from .records.models import Base
+from .state import get_state
+from .worker.process import create_worker
 
 
 @click.group("jobmonitor", help="Tracked jobs: database tables and workers.")
@@ -29,7 +29,7 @@ def init_db() -> None:
 
     A database whose tables this creates is stamped with the current migration, so a later
     ``flask jobmonitor migrate`` upgrades it from there."""
-    from .migrate import current_revision, stamp
+    from .records.migrate import current_revision, stamp
 
     engine = get_state().engine
     Base.metadata.create_all(engine)
@@ -43,7 +43,7 @@ def init_db() -> None:
 @with_appcontext
 def migrate_command(revision: str) -> None:
     """Upgrade the jobmonitor_* tables with the extension's Alembic migrations (own version table)."""
-    from .migrate import current_revision, upgrade
+    from .records.migrate import current_revision, upgrade
 
     engine = get_state().engine
     upgrade(engine, revision)
@@ -86,7 +86,7 @@ def worker(queues: tuple[str, ...], burst: bool, worker_class: str, name: str | 
 @with_appcontext
 def scheduler(interval: int, burst: bool) -> None:
     """Run rq-scheduler with the app's schedules (several may run: one holds the lock)."""
-    from .schedules import create_scheduler
+    from .jobs.schedules import create_scheduler
 
     # rq-scheduler's crontab dependency announces a future change on every computation; the
     # schedules here are explicit UTC cron strings either way
@@ -101,7 +101,7 @@ def scheduler(interval: int, burst: bool) -> None:
 @with_appcontext
 def recover_command() -> None:
     """Requeue or fail jobs whose worker died; resubmit queued jobs that Redis lost."""
-    from .maintenance import recover
+    from .jobs.maintenance import recover
 
     click.echo(f"recovery: {recover(get_state())}")
 
@@ -111,7 +111,7 @@ def recover_command() -> None:
 def clear_stats_cache() -> None:
     """Drop the statistics kept for closed hours and days; the page computes them again from the
     jobs. Needed only after changing jobs' rows by hand (the package drops stale ones itself)."""
-    from .stats_cache import clear
+    from .stats.cache import clear
 
     with get_state().engine.begin() as connection:
         dropped = clear(connection)
@@ -123,7 +123,7 @@ def clear_stats_cache() -> None:
 @with_appcontext
 def cleanup(days: int | None) -> None:
     """Delete finished jobs older than the retention period, with their records and files."""
-    from .maintenance import delete_old_jobs
+    from .jobs.maintenance import delete_old_jobs
 
     state = get_state()
     keep = days or state.settings.retention_days
@@ -163,7 +163,7 @@ def pause_command(timeout: float, no_wait: bool) -> None:
     jobs of resumable tasks pause at their next checkpoint, new jobs are accepted and wait.
     Waits until nothing runs; exits with status 3, listing them, if jobs still run after
     --timeout seconds. Pausing again is harmless. Undo with ``flask jobmonitor resume``."""
-    from . import pause_all as pausing
+    from .jobs import pause_all as pausing
 
     state = get_state()
     try:
@@ -201,7 +201,7 @@ def resume_command() -> None:
     """Resume all jobs after ``flask jobmonitor pause`` (also lifts an ``rq suspend``): workers
     take jobs again, the jobs the pause paused continue from their checkpoints. Jobs stopped or
     cancelled by people stay as they are. Resuming again is harmless."""
-    from . import pause_all as pausing
+    from .jobs import pause_all as pausing
 
     try:
         report = pausing.resume_all(get_state(), _cli_user())

@@ -274,7 +274,7 @@ def _mapping_or_none(key: str, value: Any) -> Any:
 
 
 def _status_labels(value: Any) -> Mapping[str, str]:
-    from .status import JobStatus
+    from .records.status import JobStatus
 
     key = "JOBMONITOR_STATUS_LABELS"
     if value is None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from werkzeug.exceptions import RequestEntityTooLarge
 
 if TYPE_CHECKING:
-    from .status import JobStatus
+    from .records.status import JobStatus
 
 
 class JobMonitorError(Exception):

@@ -11,85 +11,33 @@ from __future__ import annotations
 import sqlite3
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import IO, TYPE_CHECKING, Any, TypeVar, overload
 
 import sqlalchemy as sa
-from flask import Flask, current_app
-from redis import Redis
-from rq import Queue
+from flask import Flask
 
+from .cli import jobmonitor_cli
 from .config import Settings, apply_defaults, read_settings
-from .errors import ConfigError, NotInitialized
+from .errors import ConfigError
+from .jobs.enqueue import JobRequest, enqueue_job
+from .jobs.schedules import RETENTION_SCHEDULE, retention_task
 from .permissions import JobPermissions
+from .state import EXTENSION_KEY, JobMonitorState, get_state
 from .storage import LocalStorage, Storage
 from .tasks import Schedule, TaskRegistry, TrackedTask, default_task_name
+from .web.admin import add_admin_views
+from .web.blueprint import bp
+from .web.templating import register_template_helpers
 
 if TYPE_CHECKING:
     from flask_admin import Admin
     from flask_sqlalchemy import SQLAlchemy
 
-    from .models import Job
+    from .records.models import Job
 
 F = TypeVar("F", bound=Callable[..., Any])
-EXTENSION_KEY = "jobmonitor"
 _prepared_engines: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
-
-
-@dataclass
-class JobMonitorState:
-    """What one app needs to enqueue, run and show tracked jobs."""
-
-    extension: JobMonitor
-    app: Flask
-    db: SQLAlchemy
-    settings: Settings
-    storage: Storage
-    permissions: JobPermissions
-    _redis: Redis | None = field(default=None, repr=False)
-    _autocommit: dict[int, tuple[sa.Engine, sa.Engine]] = field(default_factory=dict, repr=False)
-
-    @property
-    def tasks(self) -> TaskRegistry:
-        """The registry of tasks, shared by every app of the same extension object."""
-        return self.extension.tasks
-
-    @property
-    def engine(self) -> sa.Engine:
-        """The engine that holds the job tables (the host's default bind). Needs an app context."""
-        return self.db.engine
-
-    @property
-    def autocommit_engine(self) -> sa.Engine:
-        """The same engine (same pool) in autocommit mode, for a write that is one statement, such
-        as the finish of a job nobody is to be notified about. On PostgreSQL that saves the
-        BEGIN and COMMIT round trips; the statement is atomic by itself."""
-        engine = self.engine
-        cached = self._autocommit.get(id(engine))
-        if cached is None or cached[0] is not engine:
-            cached = self._autocommit[id(engine)] = (engine, engine.execution_options(isolation_level="AUTOCOMMIT"))
-        return cached[1]
-
-    @property
-    def redis(self) -> Redis:
-        """Redis connection for enqueueing and control. Created on first use, so that an app
-        whose Redis is down still starts and can show its job history."""
-        if self._redis is None:
-            self._redis = Redis.from_url(
-                self.settings.redis_url, socket_connect_timeout=5, socket_timeout=10, health_check_interval=30
-            )
-        return self._redis
-
-    def redis_for_workers(self) -> Redis:
-        """A separate connection for long-lived processes (workers, scheduler): no read timeout,
-        since RQ blocks on Redis while it waits for work, and no health-check PING, which a
-        forked work horse would pay on its first command of every job."""
-        return Redis.from_url(self.settings.redis_url)
-
-    def queue(self, priority: str = "default") -> Queue:
-        """The RQ queue for ``priority`` ("high", "default" or "low")."""
-        return Queue(self.settings.queue_names[priority], connection=self.redis)
 
 
 class JobMonitor:
@@ -136,17 +84,11 @@ class JobMonitor:
             for engine in db.engines.values():
                 _prepare_sqlite(engine, settings.sqlite_busy_timeout_ms)
 
-        from .api import bp
-        from .cli import jobmonitor_cli
-        from .templating import register_template_helpers
-
         self._register_retention(settings)
         app.register_blueprint(bp, url_prefix=settings.url_prefix)
         register_template_helpers(app)
         app.cli.add_command(jobmonitor_cli)
         if admin is not None:
-            from .admin import add_admin_views
-
             add_admin_views(admin, settings)
 
     # -- tasks ---------------------------------------------------------------------------------
@@ -251,8 +193,6 @@ class JobMonitor:
         return schedule
 
     def _register_retention(self, settings: Settings) -> None:
-        from .schedules import RETENTION_SCHEDULE, retention_task
-
         if RETENTION_SCHEDULE not in self.tasks:
             self.task(name=RETENTION_SCHEDULE, type="maintenance", category="system", description="Delete old jobs")(
                 retention_task
@@ -300,8 +240,6 @@ class JobMonitor:
         :class:`~flask_jobmonitor.errors.EnqueueError` when Redis refuses the job (the row is
         then ``failed`` with the reason, so no phantom ``queued`` job remains).
         """
-        from .enqueue import JobRequest, enqueue_job
-
         state = get_state()
         request = JobRequest(
             task=state.tasks.get(task),
@@ -322,16 +260,6 @@ class JobMonitor:
     def state(self, app: Flask | None = None) -> JobMonitorState:
         """The per-app state of ``app`` (default: the current app)."""
         return get_state(app)
-
-
-def get_state(app: Flask | None = None) -> JobMonitorState:
-    """Return ``app.extensions["jobmonitor"]`` of ``app`` or the current app, or raise NotInitialized."""
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    try:
-        state: JobMonitorState = app.extensions[EXTENSION_KEY]
-    except KeyError:
-        raise NotInitialized(f"JobMonitor.init_app() was not called for app {app.name!r}") from None
-    return state
 
 
 def _prepare_sqlite(engine: sa.Engine, busy_timeout_ms: int) -> None:

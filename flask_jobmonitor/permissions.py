@@ -143,7 +143,7 @@ class JobPermissions:
     def visible_jobs(self, user: Any) -> sa.ColumnElement[bool]:
         """A SQL condition on the jobs table that holds for the jobs :meth:`can_view` allows:
         the same rule for a query over many jobs (e.g. a host page's "last run")."""
-        from .models import job_table
+        from .records.models import job_table
 
         c = job_table.c
         if not self.can_access(user):

@@ -23,10 +23,10 @@ from redis import Redis
 from rq import SimpleWorker, Worker
 
 from flask_jobmonitor import JobStatus
-from flask_jobmonitor.extension import get_state
-from flask_jobmonitor.models import Base, job_table
+from flask_jobmonitor.records.models import Base, job_table
+from flask_jobmonitor.state import get_state
 from flask_jobmonitor.timeutil import utcnow
-from flask_jobmonitor.worker import create_worker
+from flask_jobmonitor.worker.process import create_worker
 
 from .app_factory import QUEUE_NAMES, create_app, db, jobmonitor
 

@@ -22,8 +22,8 @@ from rq import SimpleWorker
 from rq.timeouts import BaseDeathPenalty
 
 from flask_jobmonitor import JobContext
-from flask_jobmonitor.extension import get_state
-from flask_jobmonitor.worker import create_worker
+from flask_jobmonitor.state import get_state
+from flask_jobmonitor.worker.process import create_worker
 
 from .app_factory import jobmonitor
 

@@ -26,10 +26,10 @@ import sqlalchemy as sa
 from flask import Flask
 from redis import Redis
 
-from flask_jobmonitor.extension import JobMonitorState, get_state
+from flask_jobmonitor.jobs.maintenance import RECOVERY_LOCK
 from flask_jobmonitor.keys import PREFIX
-from flask_jobmonitor.maintenance import RECOVERY_LOCK
-from flask_jobmonitor.models import Base, job_table, log_table, subtask_table
+from flask_jobmonitor.records.models import Base, job_table, log_table, subtask_table
+from flask_jobmonitor.state import JobMonitorState, get_state
 
 from .app_factory import db
 from .worker_app import build_app, environment

@@ -105,7 +105,7 @@ def spawns_family(
 def child_at_gate(ctx: JobContext, gate: str, fail: bool = False) -> None:
     """A child job that ticks until the Redis key ``gate`` exists, then ends (failing if asked):
     a test opens the gate to end many children at the same moment on several workers."""
-    from flask_jobmonitor.extension import get_state
+    from flask_jobmonitor.state import get_state
 
     redis = get_state().redis
     with ctx.step("Wait at the gate") as step:
@@ -141,7 +141,7 @@ def spawns_nested_family(ctx: JobContext, gate: str, children: int = 2, grandchi
 def spawns_while_redis_is_down(ctx: JobContext, catch: bool = True) -> None:
     """Spawns a child while the app's Redis connection points at a port where nothing listens
     (Redis down for the enqueue); records the error, and re-raises it unless ``catch``."""
-    from flask_jobmonitor.extension import get_state
+    from flask_jobmonitor.state import get_state
 
     state = get_state()
     working = state._redis
@@ -250,7 +250,7 @@ def fails_soon(ctx: JobContext, seconds: float = 0.05) -> None:
 def resumable_until_gate(ctx: JobContext, gate: str) -> None:
     """Resumable: one subtask and checkpoint per item (item number and attempt recorded) until
     the Redis key ``gate`` exists; a resumed run continues at the next item."""
-    from flask_jobmonitor.extension import get_state
+    from flask_jobmonitor.state import get_state
 
     redis = get_state().redis
     with ctx.step("Items") as step:

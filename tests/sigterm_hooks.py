@@ -24,7 +24,7 @@ from typing import Any
 
 from rq import SimpleWorker, Worker
 
-from flask_jobmonitor import runner, shutdown
+from flask_jobmonitor.worker import runner, shutdown
 
 #: Where a worker can be signalled, in the order of a job's life.
 WINDOWS = (

@@ -29,9 +29,9 @@ import sqlalchemy as sa
 from redis.exceptions import RedisError
 from rq.job import Job as RQJob
 
-from flask_jobmonitor import control
 from flask_jobmonitor.errors import JobMonitorError
-from flask_jobmonitor.models import job_table, log_table, subtask_table
+from flask_jobmonitor.jobs import control
+from flask_jobmonitor.records.models import job_table, log_table, subtask_table
 from flask_jobmonitor.timeutil import utcnow
 
 from . import reliability_tasks as rt
@@ -267,7 +267,7 @@ class Soak:
         with self.env.engine.connect() as connection:
             rows = connection.execute(sa.select(job_table.c.id, job_table.c.status, job_table.c.parent_id)).all()
             notes = connection.execute(
-                sa.select(log_table.c.message).where(log_table.c.logger == "flask_jobmonitor.maintenance")
+                sa.select(log_table.c.message).where(log_table.c.logger == "flask_jobmonitor.jobs.maintenance")
             ).scalars()
             recoveries: Counter[str] = Counter()
             for message in notes:

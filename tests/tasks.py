@@ -127,7 +127,7 @@ def records_param(ctx: JobContext, value: Any = None) -> None:
 def waits_for_completion_of(ctx: JobContext, other_id: str, timeout: float = 10.0) -> None:
     """Polls another job's row until it reads ``completed`` (or ``timeout`` passes) and saves
     the status it saw last: when a worker records the end of the job before this one."""
-    from flask_jobmonitor.models import job_table
+    from flask_jobmonitor.records.models import job_table
 
     from .app_factory import db
 
@@ -242,7 +242,7 @@ def advances_for(ctx: JobContext, seconds: float) -> None:
 @jobmonitor.task(type="test")
 def superseded_while_running(ctx: JobContext) -> None:
     """Another attempt takes the job over while this run still works on it."""
-    from flask_jobmonitor.models import job_table
+    from flask_jobmonitor.records.models import job_table
 
     from .app_factory import db
 
@@ -270,7 +270,7 @@ def release_key(job_id: str) -> str:
 
 
 def _saves_until_released(ctx: JobContext, commit_every: int, row_delay: float, timeout: float) -> None:
-    from flask_jobmonitor.extension import get_state
+    from flask_jobmonitor.state import get_state
 
     from .app_factory import db
 

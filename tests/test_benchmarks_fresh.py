@@ -57,12 +57,14 @@ def test_every_benchmark_script_records_its_commit():
 
 
 def test_a_results_file_is_stale_once_the_code_it_measures_changes(tmp_path, monkeypatch):
-    # the check itself, on this repository's history: the first commit that touched listing.py
+    # the check itself, on this repository's history: the first commit that touched listing.py (under any path)
     # is older than its last change, so a list results file measured there is reported stale
     measured = _measured()
     if _history_available():
         pytest.skip(_history_available())
-    first = measured.git("log", "--format=%H", "--reverse", "--", "flask_jobmonitor/listing.py").stdout.split()
+    first = measured.git(
+        "log", "--follow", "--format=%H", "--reverse", "--", "flask_jobmonitor/web/listing.py"
+    ).stdout.split()
     if len(first) < 2:
         pytest.skip("listing.py has a single commit")
     results = tmp_path / "results"

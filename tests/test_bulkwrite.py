@@ -7,8 +7,8 @@ from datetime import datetime
 import pytest
 import sqlalchemy as sa
 
-from flask_jobmonitor.bulkwrite import insert_rows
-from flask_jobmonitor.models import subtask_table
+from flask_jobmonitor.records.bulkwrite import insert_rows
+from flask_jobmonitor.records.models import subtask_table
 
 from .conftest import insert_job
 

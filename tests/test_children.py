@@ -12,9 +12,9 @@ import pytest
 import sqlalchemy as sa
 from rq import SimpleWorker
 
-from flask_jobmonitor import control
-from flask_jobmonitor.enqueue import JobRequest, enqueue_job
-from flask_jobmonitor.models import Job, job_table
+from flask_jobmonitor.jobs import control
+from flask_jobmonitor.jobs.enqueue import JobRequest, enqueue_job
+from flask_jobmonitor.records.models import Job, job_table
 from flask_jobmonitor.timeutil import utcnow
 
 from . import reliability_tasks as rt

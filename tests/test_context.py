@@ -12,12 +12,20 @@ import sqlalchemy as sa
 from rq import SimpleWorker, Worker
 
 from flask_jobmonitor import FileNotInJob, InvalidJobArguments, JobContext, JobStatus, RunSuperseded
-from flask_jobmonitor import context as context_module
-from flask_jobmonitor.bulkwrite import insert_rows
-from flask_jobmonitor.context import PauseRequested, StopRequested
-from flask_jobmonitor.extension import get_state
-from flask_jobmonitor.models import Job, JobLog, JobStep, JobSubtask, job_table, notification_table, subtask_table
-from flask_jobmonitor.runner import WARM_UP_ACTIONS, claim
+from flask_jobmonitor.records.bulkwrite import insert_rows
+from flask_jobmonitor.records.models import (
+    Job,
+    JobLog,
+    JobStep,
+    JobSubtask,
+    job_table,
+    notification_table,
+    subtask_table,
+)
+from flask_jobmonitor.state import get_state
+from flask_jobmonitor.worker import context as context_module
+from flask_jobmonitor.worker.context import PauseRequested, StopRequested
+from flask_jobmonitor.worker.runner import WARM_UP_ACTIONS, claim
 
 from . import tasks as tasks_module
 from .app_factory import QUEUE_NAMES, db, jobmonitor
@@ -418,7 +426,7 @@ def test_tight_advance_loop_updates_the_job_row_at_a_bounded_rate(app, engine):
 def test_on_sqlite_a_due_write_waits_for_the_tasks_commit_and_redis_shows_the_progress_meanwhile(app, engine):
     if engine.dialect.name != "sqlite":
         pytest.skip("PostgreSQL has no single writer: its writes never wait for the task's")
-    from flask_jobmonitor.live import read_live
+    from flask_jobmonitor.records.live import read_live
 
     tasks_module.scratch_table.create(engine, checkfirst=True)
     state = get_state(app)

@@ -30,13 +30,12 @@ from rq.job import JobStatus as RQJobStatus
 from rq.registry import FailedJobRegistry
 from sqlalchemy.orm import Session
 
-from flask_jobmonitor import control, runner
-from flask_jobmonitor.control import ActionNotAllowed
-from flask_jobmonitor.enqueue import RUNNER_PATH
 from flask_jobmonitor.errors import EnqueueError, TransitionRefused
-from flask_jobmonitor.extension import JobMonitorState, get_state
+from flask_jobmonitor.jobs import control
+from flask_jobmonitor.jobs.control import ActionNotAllowed
+from flask_jobmonitor.jobs.enqueue import RUNNER_PATH
 from flask_jobmonitor.keys import control_key
-from flask_jobmonitor.models import (
+from flask_jobmonitor.records.models import (
     Job,
     file_table,
     job_table,
@@ -45,8 +44,10 @@ from flask_jobmonitor.models import (
     step_table,
     subtask_table,
 )
+from flask_jobmonitor.state import JobMonitorState, get_state
 from flask_jobmonitor.timeutil import utcnow
-from flask_jobmonitor.worker import create_worker
+from flask_jobmonitor.worker import runner
+from flask_jobmonitor.worker.process import create_worker
 
 from . import control_tasks as ct
 from .app_factory import QUEUE_NAMES, db, jobmonitor
@@ -225,8 +226,8 @@ def test_a_run_that_ended_before_the_stop_signal_was_set_leaves_no_signal(app, e
     """The task read "stopping" from SQL (a write of its progress) and recorded its stop, clearing
     the signal, before the request had set it: the request must not leave a signal for no run.
     The interleaving is made, not waited for: the run ends while the request stops the children."""
-    from flask_jobmonitor.signals import clear_signal
-    from flask_jobmonitor.status import apply_transition
+    from flask_jobmonitor.jobs.signals import clear_signal
+    from flask_jobmonitor.records.status import apply_transition
 
     job_id = insert_job(engine, task=ct.ticks.name, status="running", run_by_id="7", attempt=1)
 

@@ -16,8 +16,8 @@ from flask import Flask
 from redis import Redis
 
 from flask_jobmonitor import csvsafe
-from flask_jobmonitor.extension import get_state
-from flask_jobmonitor.models import file_table
+from flask_jobmonitor.records.models import file_table
+from flask_jobmonitor.state import get_state
 
 from .conftest import run_worker
 
@@ -58,7 +58,7 @@ def test_a_negative_number_stays_a_number_in_the_written_file() -> None:
 def test_the_statistics_csv_escapes_text_cells() -> None:
     """The statistics CSV holds dates and numbers today; its writer escapes text all the same,
     so that a column of names added later cannot carry a formula."""
-    from flask_jobmonitor.admin.statistics import _csv
+    from flask_jobmonitor.web.admin.statistics import _csv
 
     app = Flask(__name__)
     with app.test_request_context():

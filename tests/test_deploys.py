@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from flask_jobmonitor.models import step_table
+from flask_jobmonitor.records.models import step_table
 
 from . import reliability_tasks as rt
 from .app_factory import jobmonitor

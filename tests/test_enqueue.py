@@ -15,9 +15,9 @@ from rq.job import Job as RQJob
 from werkzeug.datastructures import FileStorage
 
 from flask_jobmonitor import EnqueueError, FileTooLarge, InvalidJobArguments, JobStatus, UnknownTask, UnsafeLink
-from flask_jobmonitor.enqueue import RUNNER_PATH
-from flask_jobmonitor.extension import get_state
-from flask_jobmonitor.models import Job, file_table, job_table, step_table
+from flask_jobmonitor.jobs.enqueue import RUNNER_PATH
+from flask_jobmonitor.records.models import Job, file_table, job_table, step_table
+from flask_jobmonitor.state import get_state
 
 from .app_factory import QUEUE_NAMES, create_app, db, jobmonitor
 from .conftest import count_rows, files_under, job_row, pushed, rq_queue_sizes, run_worker, task_checkpoint

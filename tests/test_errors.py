@@ -83,7 +83,7 @@ def test_every_status_and_every_move_has_its_plain_words():
     """A status or move added to the machine without words would be refused as "has changed
     meanwhile" or with its internal name: the wording grows with the machine."""
     from flask_jobmonitor.errors import _ACTION_PHRASES, _STATUS_PHRASES
-    from flask_jobmonitor.status import TRANSITIONS
+    from flask_jobmonitor.records.status import TRANSITIONS
 
     assert set(_STATUS_PHRASES) == {status.value for status in JobStatus}
     assert set(TRANSITIONS) <= set(_ACTION_PHRASES)

@@ -20,8 +20,8 @@ from flask.testing import FlaskClient
 from redis import Redis
 from rq import SimpleWorker
 
-from flask_jobmonitor.models import job_table, subtask_table
-from flask_jobmonitor.worker import create_worker
+from flask_jobmonitor.records.models import job_table, subtask_table
+from flask_jobmonitor.worker.process import create_worker
 
 
 @pytest.fixture

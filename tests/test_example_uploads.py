@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 
-from flask_jobmonitor.models import file_table, job_table
+from flask_jobmonitor.records.models import file_table, job_table
 
 from .conftest import files_under
 

@@ -14,7 +14,7 @@ from flask_sqlalchemy import SQLAlchemy
 
 from flask_jobmonitor import ConfigError, JobMonitor, JobMonitorState, JobStatus, NotInitialized
 from flask_jobmonitor.config import DEFAULTS
-from flask_jobmonitor.models import Base, Job, job_table
+from flask_jobmonitor.records.models import Base, Job, job_table
 from flask_jobmonitor.storage import LocalStorage
 
 from .app_factory import QUEUE_NAMES, db, jobmonitor

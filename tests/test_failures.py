@@ -5,7 +5,7 @@ from __future__ import annotations
 from rq.timeouts import JobTimeoutException
 
 from flask_jobmonitor import JobFailed
-from flask_jobmonitor.failures import MAX_DETAIL, MAX_MESSAGE, describe
+from flask_jobmonitor.records.failures import MAX_DETAIL, MAX_MESSAGE, describe
 
 SQL_TEXT = (
     "(psycopg.errors.NotNullViolation) [SQL: INSERT INTO product (price) VALUES (%(p)s)] [parameters: {'p': nan}]"

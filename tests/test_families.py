@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from flask_jobmonitor import control, families, maintenance
-from flask_jobmonitor.models import notification_table
-from flask_jobmonitor.status import apply_transition
+from flask_jobmonitor.jobs import control, families, maintenance
+from flask_jobmonitor.records.models import notification_table
+from flask_jobmonitor.records.status import apply_transition
 from flask_jobmonitor.timeutil import utcnow
 
 from . import reliability_tasks as rt
@@ -284,7 +284,7 @@ def test_a_parent_whose_children_ended_before_its_task_returned_still_ends_with_
 
 
 def _run_info(rel, job_id: str):
-    from flask_jobmonitor.context import RunInfo
+    from flask_jobmonitor.worker.context import RunInfo
 
     r = row(rel.engine, job_id)
     return RunInfo(

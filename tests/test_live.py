@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from flask_jobmonitor import live
 from flask_jobmonitor.keys import live_key
-from flask_jobmonitor.models import Job
+from flask_jobmonitor.records import live
+from flask_jobmonitor.records.models import Job
 
 JOB_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 STARTED = datetime(2026, 3, 2, 12, 0, 0)

@@ -21,12 +21,12 @@ import sqlalchemy as sa
 from rq.job import Job as RQJob
 from sqlalchemy.orm import Session
 
-from flask_jobmonitor.enqueue import submit_to_rq
-from flask_jobmonitor.listing import ListFilters, fetch_page
-from flask_jobmonitor.maintenance import delete_old_jobs, recover
-from flask_jobmonitor.models import Job, file_table, job_table, log_table, step_table, subtask_table
-from flask_jobmonitor.schedules import LAUNCHER_PATH, RETENTION_SCHEDULE
+from flask_jobmonitor.jobs.enqueue import submit_to_rq
+from flask_jobmonitor.jobs.maintenance import delete_old_jobs, recover
+from flask_jobmonitor.jobs.schedules import LAUNCHER_PATH, RETENTION_SCHEDULE
+from flask_jobmonitor.records.models import Job, file_table, job_table, log_table, step_table, subtask_table
 from flask_jobmonitor.timeutil import utcnow
+from flask_jobmonitor.web.listing import ListFilters, fetch_page
 
 from . import reliability_tasks as rt
 from .app_factory import jobmonitor
@@ -589,8 +589,8 @@ def test_recover_leaves_a_healthy_long_running_job_alone(rel):
 
 
 def test_recovery_ends_a_dead_stopping_job_cancelled_when_a_person_cancelled_it(rel):
-    from flask_jobmonitor.models import notification_table
-    from flask_jobmonitor.signals import send_signal
+    from flask_jobmonitor.jobs.signals import send_signal
+    from flask_jobmonitor.records.models import notification_table
 
     rel.start()
     long_ago = utcnow() - timedelta(minutes=5)

@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from flask_jobmonitor.listing import fetch_page, parse_filters
-from flask_jobmonitor.migrate import current_revision, include_object, upgrade
-from flask_jobmonitor.models import Base, file_table, job_table
+from flask_jobmonitor.records.migrate import current_revision, include_object, upgrade
+from flask_jobmonitor.records.models import Base, file_table, job_table
+from flask_jobmonitor.web.listing import fetch_page, parse_filters
 
 from .conftest import POSTGRES_URL, REQUIRE_POSTGRES, _drop_postgres_database, _ensure_postgres_database
 

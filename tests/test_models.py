@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from flask_jobmonitor import JobStatus
-from flask_jobmonitor.models import (
+from flask_jobmonitor.records.models import (
     Base,
     Job,
     file_table,

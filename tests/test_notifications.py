@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from flask_jobmonitor.models import notification_table
-from flask_jobmonitor.notifications import NOTIFIED_EVENTS, add_notification
+from flask_jobmonitor.records.models import notification_table
+from flask_jobmonitor.records.notifications import NOTIFIED_EVENTS, add_notification
 
 from .conftest import insert_job
 

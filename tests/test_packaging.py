@@ -40,19 +40,19 @@ BUILD_INPUTS = ("pyproject.toml", "setup.cfg", "README.md", "MANIFEST.in", "LICE
 #: What both archives must carry besides the modules, relative to the package folder.
 REQUIRED_DATA = (
     "py.typed",
-    "static/jobmonitor.js",
-    "static/jobmonitor.css",
-    "migrations/env.py",
-    "migrations/script.py.mako",
+    "web/static/jobmonitor.js",
+    "web/static/jobmonitor.css",
+    "records/migrations/env.py",
+    "records/migrations/script.py.mako",
 )
 
 
 def _package_data_in_tree() -> list[str]:
     """Templates, static files and migration versions as they are in the source tree."""
     package = ROOT / "flask_jobmonitor"
-    found = [p.relative_to(package).as_posix() for p in (package / "templates" / "jobmonitor").glob("*.html")]
-    found += [p.relative_to(package).as_posix() for p in (package / "static").iterdir() if p.is_file()]
-    found += [p.relative_to(package).as_posix() for p in (package / "migrations" / "versions").glob("*.py")]
+    found = [p.relative_to(package).as_posix() for p in (package / "web" / "templates" / "jobmonitor").glob("*.html")]
+    found += [p.relative_to(package).as_posix() for p in (package / "web" / "static").iterdir() if p.is_file()]
+    found += [p.relative_to(package).as_posix() for p in (package / "records" / "migrations" / "versions").glob("*.py")]
     return sorted(found)
 
 
@@ -134,8 +134,8 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Artifacts:
 
 def test_sdist_and_wheel_carry_templates_static_files_migrations_and_py_typed(artifacts: Artifacts) -> None:
     required = sorted({*REQUIRED_DATA, *_package_data_in_tree()})
-    assert any(name.startswith("templates/") for name in required)
-    assert any(name.startswith("migrations/versions/") for name in required)
+    assert any(name.startswith("web/templates/") for name in required)
+    assert any(name.startswith("records/migrations/versions/") for name in required)
 
     with zipfile.ZipFile(artifacts.wheel) as wheel:
         in_wheel = {name.removeprefix("flask_jobmonitor/") for name in wheel.namelist()}
@@ -265,7 +265,7 @@ from flask_login import FlaskLoginClient
 
 import flask_jobmonitor
 from flask_jobmonitor import Job, JobLog, JobNotification, JobSubtask
-from flask_jobmonitor.extension import get_state
+from flask_jobmonitor.state import get_state
 from freshapp import Member, create_app, db
 
 job_id, member_id = sys.argv[1], sys.argv[2]
@@ -309,7 +309,7 @@ for key, url in {
     response = logged_in.get(url)
     pages[key] = [response.status_code, response.get_data(as_text=True)]
     response.close()
-installed_js = Path(flask_jobmonitor.__file__).parent / "static" / "jobmonitor.js"
+installed_js = Path(flask_jobmonitor.__file__).parent / "web" / "static" / "jobmonitor.js"
 out["js_matches_installed"] = pages["js"][1] == installed_js.read_text()
 out["pages"] = pages
 print(json.dumps(out))

@@ -26,9 +26,9 @@ from rq import Worker
 from rq.suspension import WORKERS_SUSPENDED
 from rq.worker_registration import unregister
 
-from flask_jobmonitor import control
+from flask_jobmonitor.jobs import control
+from flask_jobmonitor.jobs.signals import read_signal, send_signal
 from flask_jobmonitor.keys import PAUSE_ALL_KEY, PAUSED_BY_PAUSE_ALL_KEY
-from flask_jobmonitor.signals import read_signal, send_signal
 
 from . import reliability_tasks as rt
 from .app_factory import jobmonitor

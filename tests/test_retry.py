@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from flask_jobmonitor import shutdown
-from flask_jobmonitor.retry import retry_db
+from flask_jobmonitor.worker import shutdown
+from flask_jobmonitor.worker.retry import retry_db
 
 
 @pytest.fixture(autouse=True)

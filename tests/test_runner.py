@@ -12,10 +12,10 @@ from rq.job import JobStatus as RQJobStatus
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
 from flask_jobmonitor import JobStatus
-from flask_jobmonitor.extension import get_state
-from flask_jobmonitor.models import JobLog, JobNotification, JobStep, job_table
-from flask_jobmonitor.runner import HORSE_COMPLETED, HORSE_NOT_STARTED, HORSE_STARTED, claim, settle_after_horse
-from flask_jobmonitor.status import apply_transition
+from flask_jobmonitor.records.models import JobLog, JobNotification, JobStep, job_table
+from flask_jobmonitor.records.status import apply_transition
+from flask_jobmonitor.state import get_state
+from flask_jobmonitor.worker.runner import HORSE_COMPLETED, HORSE_NOT_STARTED, HORSE_STARTED, claim, settle_after_horse
 
 from . import tasks
 from .app_factory import db, jobmonitor

@@ -12,7 +12,7 @@ import pytest
 from rq.registry import ScheduledJobRegistry
 from rq_scheduler import Scheduler
 
-from flask_jobmonitor.schedules import LAUNCHER_PATH, create_scheduler, scheduled_runs
+from flask_jobmonitor.jobs.schedules import LAUNCHER_PATH, create_scheduler, scheduled_runs
 from flask_jobmonitor.tasks import SCHEDULE_ID_PREFIX
 
 from . import reliability_tasks as rt

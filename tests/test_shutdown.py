@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from flask_jobmonitor.models import job_table
+from flask_jobmonitor.records.models import job_table
 
 from .app_factory import jobmonitor
 from .reliability_support import QUEUES, ReliabilityEnv, reliability_env, wait_for

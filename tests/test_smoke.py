@@ -1,5 +1,5 @@
 from flask_jobmonitor import JobStatus
-from flask_jobmonitor.models import Job
+from flask_jobmonitor.records.models import Job
 
 from .app_factory import db, jobmonitor
 from .conftest import run_worker

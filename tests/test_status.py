@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from flask_jobmonitor import JobNotFound, JobStatus, TransitionRefused
-from flask_jobmonitor.models import job_table
-from flask_jobmonitor.status import (
+from flask_jobmonitor.records.models import job_table
+from flask_jobmonitor.records.status import (
     ACTIVE_STATUSES,
     DELETABLE_STATUSES,
     FINISHED_STATUSES,

@@ -11,12 +11,13 @@ from flask import has_app_context
 from flask.globals import app_ctx
 from rq import SimpleWorker, Worker
 
-from flask_jobmonitor import JobStatus, runner
-from flask_jobmonitor.extension import get_state
-from flask_jobmonitor.maintenance import recover
-from flask_jobmonitor.models import job_table
+from flask_jobmonitor import JobStatus
+from flask_jobmonitor.jobs.maintenance import recover
+from flask_jobmonitor.records.models import job_table
+from flask_jobmonitor.state import get_state
 from flask_jobmonitor.timeutil import utcnow
-from flask_jobmonitor.worker import AppWorkerMixin, _use_fresh_pool, create_worker, worker_class_for
+from flask_jobmonitor.worker import runner
+from flask_jobmonitor.worker.process import AppWorkerMixin, _use_fresh_pool, create_worker, worker_class_for
 
 from .app_factory import QUEUE_NAMES, db, jobmonitor
 from .conftest import job_row, run_worker

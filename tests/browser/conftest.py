@@ -86,7 +86,7 @@ class LiveApp:
 
     def active_jobs(self) -> list[Any]:
         from example_app.extensions import db
-        from flask_jobmonitor.models import job_table
+        from flask_jobmonitor.records.models import job_table
 
         c = job_table.c
         with self.app.app_context(), db.engine.connect() as connection:

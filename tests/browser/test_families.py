@@ -51,7 +51,7 @@ def live_app_children(live_app: LiveApp, parent_id: str) -> list[Any]:
     import sqlalchemy as sa
 
     from example_app.extensions import db
-    from flask_jobmonitor.models import job_table
+    from flask_jobmonitor.records.models import job_table
 
     c = job_table.c
     with live_app.app.app_context(), db.engine.connect() as connection:

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
-from flask_jobmonitor.models import job_table
+from flask_jobmonitor.records.models import job_table
 
 from .conftest import LiveApp
 from .test_process_tracker import log_in

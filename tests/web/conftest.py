@@ -35,8 +35,8 @@ from redis import Redis
 from rq import SimpleWorker
 from werkzeug.wrappers import Response
 
-from flask_jobmonitor.models import Base, job_table
 from flask_jobmonitor.permissions import PERMISSIONS, STOP, VIEW_ALL
+from flask_jobmonitor.records.models import Base, job_table
 from flask_jobmonitor.timeutil import utcnow
 
 from ..app_factory import QUEUE_NAMES, db, jobmonitor

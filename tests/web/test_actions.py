@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
-from flask_jobmonitor import control
-from flask_jobmonitor.extension import get_state
+from flask_jobmonitor.jobs import control
 from flask_jobmonitor.keys import control_key
-from flask_jobmonitor.models import job_table, log_table
+from flask_jobmonitor.records.models import job_table, log_table
+from flask_jobmonitor.state import get_state
 from flask_jobmonitor.timeutil import utcnow
 
 from .. import tasks

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import sqlalchemy as sa
 
-from flask_jobmonitor.models import file_table, job_table
+from flask_jobmonitor.records.models import file_table, job_table
 
 from .. import tasks
 from .conftest import USERS, add_job, at, csrf_token, enqueue, listed_ids, run_jobs
@@ -383,7 +383,7 @@ def test_a_page_past_the_end_is_empty_with_a_way_back(client_for, engine):
 
 
 def test_a_sort_says_when_it_ordered_only_the_newest_jobs(client_for, engine, monkeypatch):
-    from flask_jobmonitor import listing
+    from flask_jobmonitor.web import listing
 
     monkeypatch.setattr(listing, "SORT_WINDOW", 2)
     for minute in range(4):
@@ -395,7 +395,7 @@ def test_a_sort_says_when_it_ordered_only_the_newest_jobs(client_for, engine, mo
 
 
 def test_a_capped_sqlite_search_says_so_and_older_goes_on(client_for, engine, monkeypatch):
-    from flask_jobmonitor import search
+    from flask_jobmonitor.web import search
 
     monkeypatch.setattr(search, "SEARCH_WINDOW", 2)
     for minute in range(5):

@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 from redis import Redis
 
-from flask_jobmonitor.extension import get_state
-from flask_jobmonitor.live import LiveProgress, LiveStep, publish
-from flask_jobmonitor.models import file_table, job_table, notification_table
+from flask_jobmonitor.records.live import LiveProgress, LiveStep, publish
+from flask_jobmonitor.records.models import file_table, job_table, notification_table
+from flask_jobmonitor.state import get_state
 from flask_jobmonitor.timeutil import utcnow
 
 from .. import tasks
@@ -343,7 +343,7 @@ def test_get_on_mark_read_is_not_allowed(client_for, ended_jobs):
 
 
 def test_notifications_of_a_deleted_job_disappear(client_for, engine, ended_jobs):
-    from flask_jobmonitor.models import job_table
+    from flask_jobmonitor.records.models import job_table
 
     with engine.begin() as connection:
         connection.execute(sa.delete(job_table).where(job_table.c.id == ended_jobs["a_failed"]))

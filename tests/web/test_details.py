@@ -8,7 +8,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from flask_jobmonitor.details import (
+from flask_jobmonitor.records.models import Job, file_table, log_table, step_table, subtask_table
+from flask_jobmonitor.web.details import (
     ESTIMATE_SAMPLE,
     GRID_PAGE_SIZE,
     children_grid,
@@ -22,8 +23,7 @@ from flask_jobmonitor.details import (
     subtask_grid,
     time_left_text,
 )
-from flask_jobmonitor.listing import InvalidFilter
-from flask_jobmonitor.models import Job, file_table, log_table, step_table, subtask_table
+from flask_jobmonitor.web.listing import InvalidFilter
 
 from .conftest import add_job, at, recorded_statements
 

@@ -10,7 +10,7 @@ import re
 import sqlalchemy as sa
 from werkzeug.datastructures import FileStorage
 
-from flask_jobmonitor.models import file_table
+from flask_jobmonitor.records.models import file_table
 
 from .conftest import csrf_token, enqueue, run_jobs
 

@@ -32,7 +32,9 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from flask_jobmonitor.listing import (
+from flask_jobmonitor.records.models import job_table, log_table, step_table, subtask_table
+from flask_jobmonitor.timeutil import utcnow
+from flask_jobmonitor.web.listing import (
     SORTABLE,
     Cursor,
     fetch_page,
@@ -41,8 +43,6 @@ from flask_jobmonitor.listing import (
     parse_filters,
     users_with_jobs,
 )
-from flask_jobmonitor.models import job_table, log_table, step_table, subtask_table
-from flask_jobmonitor.timeutil import utcnow
 
 from ..app_factory import db
 

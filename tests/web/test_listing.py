@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from flask_jobmonitor.listing import (
+from flask_jobmonitor.timeutil import utcnow
+from flask_jobmonitor.web.listing import (
     DEFAULT_PAGE_SIZE,
     SORTABLE,
     InvalidFilter,
@@ -18,7 +19,6 @@ from flask_jobmonitor.listing import (
     fetch_page,
     parse_filters,
 )
-from flask_jobmonitor.timeutil import utcnow
 
 from .conftest import USERS, add_job, at, recorded_statements
 
@@ -556,7 +556,7 @@ def test_next_and_previous_links_visit_every_job_once_in_both_directions(engine,
 
 def ordinary_jobs(engine: sa.Engine) -> set[str]:
     """Ids of the jobs that are not system jobs (what the list shows unless asked for more)."""
-    from flask_jobmonitor.models import job_table
+    from flask_jobmonitor.records.models import job_table
 
     with engine.connect() as connection:
         return set(connection.execute(sa.select(job_table.c.id).where(job_table.c.is_system.is_(False))).scalars())
@@ -585,7 +585,7 @@ def test_the_last_page_link_gives_the_oldest_jobs_and_a_way_back(engine, crowd, 
 
 
 def test_a_cursor_of_a_deleted_job_still_pages_from_its_place(engine, crowd):
-    from flask_jobmonitor.models import job_table
+    from flask_jobmonitor.records.models import job_table
 
     ordinary = ordinary_jobs(engine)
     visible = [i for i in crowd if i in ordinary]
@@ -626,7 +626,7 @@ def test_a_search_combined_with_each_filter_finds_the_same_jobs_as_the_filter(en
 
 
 def test_the_search_index_follows_renames_and_deletes(engine, jobs):
-    from flask_jobmonitor.models import job_table
+    from flask_jobmonitor.records.models import job_table
 
     with engine.begin() as connection:
         connection.execute(sa.update(job_table).where(job_table.c.id == jobs["export"]).values(name="Export tariffs"))
@@ -640,7 +640,7 @@ def test_the_search_index_follows_renames_and_deletes(engine, jobs):
 
 
 def test_a_sort_orders_the_newest_window_and_says_so(engine, crowd, monkeypatch):
-    from flask_jobmonitor import listing
+    from flask_jobmonitor.web import listing
 
     monkeypatch.setattr(listing, "SORT_WINDOW", 6)
     ordinary = ordinary_jobs(engine)
@@ -657,7 +657,7 @@ def test_a_sort_orders_the_newest_window_and_says_so(engine, crowd, monkeypatch)
 
 @pytest.mark.parametrize("first_read", [1, 2, 2000])
 def test_a_sqlite_search_reads_a_bounded_number_of_matches_and_older_goes_on(engine, crowd, monkeypatch, first_read):
-    from flask_jobmonitor import search
+    from flask_jobmonitor.web import search
 
     monkeypatch.setattr(search, "SEARCH_WINDOW", 3)
     monkeypatch.setattr(search, "FIRST_READ", first_read)
@@ -703,8 +703,8 @@ def test_a_cursor_round_trips_through_the_query_string(engine, crowd):
 
 
 def test_sqlite_without_the_search_tables_falls_back_to_like_and_says_so(tmp_path, monkeypatch, caplog):
-    from flask_jobmonitor import search
-    from flask_jobmonitor.models import SQLITE_SEARCH_DROP, Base
+    from flask_jobmonitor.records.models import SQLITE_SEARCH_DROP, Base
+    from flask_jobmonitor.web import search
 
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'old.db'}")
     try:
@@ -715,10 +715,10 @@ def test_sqlite_without_the_search_tables_falls_back_to_like_and_says_so(tmp_pat
         add_job(engine, name="Import products.csv", created_at=at(0))
         add_job(engine, name="Export prices", created_at=at(1))
         monkeypatch.setattr(search, "_warned", False)
-        with caplog.at_level("WARNING", logger="flask_jobmonitor.search"):
+        with caplog.at_level("WARNING", logger="flask_jobmonitor.web.search"):
             assert names_of(engine, q="duct") == ["Import products.csv"]  # LIKE: any part of a word
             assert names_of(engine, q="prices") == ["Export prices"]
-        warnings = [r.getMessage() for r in caplog.records if r.name == "flask_jobmonitor.search"]
+        warnings = [r.getMessage() for r in caplog.records if r.name == "flask_jobmonitor.web.search"]
         assert len(warnings) == 1 and "reads every job" in warnings[0]
     finally:
         engine.dispose()
@@ -730,7 +730,7 @@ def test_pages_of_a_capped_search_add_up_to_the_whole_list_without_gaps_or_repea
 ):
     # jobs crowded into few milliseconds, some failed: walking "Older" through capped searches
     # must give exactly the failed matches, in the list's order
-    from flask_jobmonitor import search
+    from flask_jobmonitor.web import search
 
     for n in range(30):
         created = at(n // 7) + timedelta(microseconds=(n % 3) * 100)  # 7 a minute, 3 per microsecond
@@ -786,8 +786,8 @@ def test_a_search_with_a_date_far_from_now_answers_not_crashes(engine, crowd, ar
 
 
 def test_the_all_matching_bulk_scope_reads_past_a_capped_search(engine, crowd, monkeypatch):
-    from flask_jobmonitor import search
-    from flask_jobmonitor.listing import matching_ids
+    from flask_jobmonitor.web import search
+    from flask_jobmonitor.web.listing import matching_ids
 
     monkeypatch.setattr(search, "SEARCH_WINDOW", 1)
     monkeypatch.setattr(search, "FIRST_READ", 1)

@@ -206,13 +206,13 @@ def test_the_picker_says_when_it_lists_every_user(client_for, engine, monkeypatc
     """The page refuses a name it does not know only when its list holds every user who ran a
     job; past the list's limit, what is typed goes to the server as an id (which says whether
     such a user ran a job)."""
-    from flask_jobmonitor.admin import views
+    from flask_jobmonitor.web.admin import views
 
     add_job(engine, owner="clerk_a")
     add_job(engine, owner="clerk_b")
     html = client_for("admin").get("/admin/jobs/").get_data(as_text=True)
     assert '<datalist id="jm-users" data-jm-complete>' in html
     monkeypatch.setattr(views, "USER_CHOICES", 2)
-    monkeypatch.setattr("flask_jobmonitor.listing.USER_CHOICES", 2)
+    monkeypatch.setattr("flask_jobmonitor.web.listing.USER_CHOICES", 2)
     html = client_for("admin").get("/admin/jobs/").get_data(as_text=True)
     assert '<datalist id="jm-users">' in html

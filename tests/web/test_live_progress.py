@@ -20,7 +20,7 @@ from flask import Flask
 from redis import Redis
 
 from flask_jobmonitor.keys import live_key
-from flask_jobmonitor.models import job_table
+from flask_jobmonitor.records.models import job_table
 
 from .. import tasks
 from .conftest import enqueue, run_jobs

@@ -10,8 +10,8 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from flask_jobmonitor.listing import Cursor
-from flask_jobmonitor.models import job_table
+from flask_jobmonitor.records.models import job_table
+from flask_jobmonitor.web.listing import Cursor
 
 from .conftest import add_job, at
 
@@ -151,7 +151,7 @@ def test_the_family_counts_in_the_parents_progress(engine, client_for, jobs):
 
 
 def test_a_rows_result_link_is_its_output_file(engine, client_for, jobs):
-    from flask_jobmonitor.models import file_table
+    from flask_jobmonitor.records.models import file_table
 
     with engine.begin() as connection:
         for kind, name in (("input", "in.csv"), ("error_report", "rejected.csv"), ("output", "out.csv")):
@@ -197,7 +197,7 @@ def test_api_jobs_carries_the_actions_allowed_now(engine, client_for, jobs):
     [("completed", "Completed", "success"), ("failed", "Failed", "danger"), ("stopped", "Stopped", "warning")],
 )
 def test_notifications_say_the_event_in_the_pages_words(engine, client_for, jobs, event, words, colour):
-    from flask_jobmonitor.models import notification_table
+    from flask_jobmonitor.records.models import notification_table
 
     with engine.begin() as connection:
         connection.execute(

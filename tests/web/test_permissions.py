@@ -238,7 +238,7 @@ def test_permission_checker_is_never_asked_about_anonymous_users():
 
 def test_without_a_request_there_is_no_current_user(app):
     with app.app_context():
-        from flask_jobmonitor.extension import get_state
+        from flask_jobmonitor.state import get_state
 
         assert get_state(app).permissions.current_user() is None
 

@@ -29,11 +29,12 @@ import sqlalchemy as sa
 from rq import Worker
 from rq.worker import WorkerStatus
 
-from flask_jobmonitor import control, stats_cache
-from flask_jobmonitor.extension import get_state
-from flask_jobmonitor.models import job_table, stats_bucket_table
-from flask_jobmonitor.stats import Bucket, StatsRange, compute, parse_range, prepare_days, queue_health
-from flask_jobmonitor.status import apply_transition
+from flask_jobmonitor.jobs import control
+from flask_jobmonitor.records.models import job_table, stats_bucket_table
+from flask_jobmonitor.records.status import apply_transition
+from flask_jobmonitor.state import get_state
+from flask_jobmonitor.stats import cache as stats_cache
+from flask_jobmonitor.stats.figures import Bucket, StatsRange, compute, parse_range, prepare_days, queue_health
 from flask_jobmonitor.timeutil import utcnow
 
 from .. import tasks

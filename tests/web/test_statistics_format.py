@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from flask_jobmonitor.charts import Series, bar_chart, line_chart
-from flask_jobmonitor.stats import format_duration
+from flask_jobmonitor.stats.charts import Series, bar_chart, line_chart
+from flask_jobmonitor.stats.figures import format_duration
 
 from .conftest import add_job, at
 

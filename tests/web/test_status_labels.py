@@ -30,7 +30,7 @@ def _login(app, who: str):
 
 def test_renamed_labels_show_in_the_badges_and_the_status_filter(labelled):
     with labelled.app_context():
-        from flask_jobmonitor.extension import get_state
+        from flask_jobmonitor.state import get_state
 
         engine = get_state(labelled).engine
     running = add_job(engine, owner="clerk_a", status="running", name="Busy one")
@@ -49,7 +49,7 @@ def test_renamed_labels_show_in_the_badges_and_the_status_filter(labelled):
 
 def test_renamed_labels_are_the_jsons_status_label(labelled):
     with labelled.app_context():
-        from flask_jobmonitor.extension import get_state
+        from flask_jobmonitor.state import get_state
 
         engine = get_state(labelled).engine
     running = add_job(engine, owner="clerk_a", status="running")

@@ -25,10 +25,10 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from flask_jobmonitor.listing import SORTABLE, STATUS_GROUPS
-from flask_jobmonitor.models import job_table, log_table, step_table, subtask_table
-from flask_jobmonitor.status import JobStatus
+from flask_jobmonitor.records.models import job_table, log_table, step_table, subtask_table
+from flask_jobmonitor.records.status import JobStatus
 from flask_jobmonitor.timeutil import utcnow
+from flask_jobmonitor.web.listing import SORTABLE, STATUS_GROUPS
 
 LIST_PARAMS = (
     "q",

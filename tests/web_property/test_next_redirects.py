@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from werkzeug.security import generate_password_hash
 
-from flask_jobmonitor.models import job_table
+from flask_jobmonitor.records.models import job_table
 from flask_jobmonitor.timeutil import utcnow
 
 PROPERTY_SETTINGS = settings(

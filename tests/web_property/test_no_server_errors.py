@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from redis import Redis
 from werkzeug.routing import Rule
 
-from flask_jobmonitor.models import file_table, job_table
+from flask_jobmonitor.records.models import file_table, job_table
 
 from ..conftest import run_worker
 from .test_list_params import DETAIL_PARAMS, LIST_PARAMS, _insert_jobs, values

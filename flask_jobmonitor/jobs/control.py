@@ -1,0 +1,724 @@
+"""What people do to jobs: stop, force stop, resume, cancel, restart, delete, set priority.
+
+Each action is a status-machine move (one conditional UPDATE, so races resolve cleanly), is
+written into the job's own log with who did it, and is checked against the permissions object
+by :func:`perform` before anything happens. Views and JSON endpoints call :func:`perform` or
+:func:`perform_bulk`; code that acts on its own behalf (CLI, maintenance) calls the functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from redis.exceptions import RedisError
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job as RQJob
+from sqlalchemy.orm import Session
+
+from ..errors import EnqueueError, JobMonitorError, JobNotFound, TransitionRefused, UnknownTask
+from ..records.bulkwrite import in_chunks
+from ..records.models import Job, file_table, job_table, log_table, notification_table, step_table, subtask_table
+from ..records.notifications import notify_end
+from ..records.status import (
+    DELETABLE_STATUSES,
+    FINISHED_STATUSES,
+    RESTARTABLE_STATUSES,
+    JobStatus,
+    apply_transition,
+    apply_transition_where,
+    is_allowed,
+)
+from ..state import JobMonitorState
+from ..stats import cache as stats_cache
+from ..storage import job_of
+from ..timeutil import utcnow
+from ..users import describe_user
+from ..web.presenters import look
+from .children import release as release_children
+from .enqueue import JobRequest, enqueue_job, requeue
+from .families import active_child, child_ended
+from .signals import clear_signal, send_signal
+
+log = logging.getLogger("flask_jobmonitor.internal.control")
+ACTIONS = ("stop", "force_stop", "resume", "cancel", "restart", "delete", "set_low_priority", "set_normal_priority")
+#: What each action is called in messages ("3 stopped, 1 skipped").
+PAST_TENSE = {
+    "stop": "asked to stop",
+    "force_stop": "force-stopped",
+    "resume": "resumed",
+    "cancel": "cancelled",
+    "restart": "restarted",
+    "delete": "deleted",
+    "set_low_priority": "set to low priority",
+    "set_normal_priority": "set to normal priority",
+}
+#: What each action is called in a refusal ("You may not force-stop this job.").
+_ACTION_WORDS = {
+    "stop": "stop",
+    "force_stop": "force-stop",
+    "resume": "resume",
+    "cancel": "cancel",
+    "restart": "restart",
+    "delete": "delete",
+    "set_low_priority": "change the priority of",
+    "set_normal_priority": "change the priority of",
+}
+#: Most jobs one bulk request acts on; "all matching the filters" takes the newest this many
+#: (the page says so), which keeps one request's work bounded.
+BULK_LIMIT = 1000
+PRIORITY_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.STOPPED, JobStatus.PAUSED})
+
+
+class PermissionDenied(JobMonitorError):
+    """The user may see the job but not do this to it."""
+
+
+class ActionNotAllowed(JobMonitorError):
+    """The action does not fit the job (its status, or a task that cannot resume)."""
+
+
+@dataclass
+class ActionResult:
+    """The outcome of one action on one job."""
+
+    job_id: str
+    action: str
+    message: str
+    new_job_id: str | None = None  # restart creates a job
+
+
+def _actor_name(user: Any) -> str:
+    return describe_user(user)[1] or "the system"
+
+
+def _audit(connection: sa.Connection, job_id: str, message: str, level: int = logging.INFO) -> None:
+    _audit_all(connection, [job_id], message, level)
+
+
+def _audit_all(connection: sa.Connection, job_ids: list[str], message: str, level: int = logging.INFO) -> None:
+    """Write who did what into each job's own log (one INSERT for all of them)."""
+    entry = {"created_at": utcnow(), "level": level, "logger": "flask_jobmonitor.control", "message": message}
+    connection.execute(sa.insert(log_table), [{"job_id": job_id, **entry} for job_id in job_ids])
+
+
+def _load(state: JobMonitorState, job_id: str) -> Job:
+    with Session(state.engine) as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        session.expunge(job)
+    return job
+
+
+# -- the actions ------------------------------------------------------------------------------
+
+
+def stop(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
+    """Ask a running job to stop at its next checkpoint or progress tick (cooperative). A parent
+    that waits for its children (its own work is done) has them stopped, and ends ``stopped``
+    once they have (families.py)."""
+    with state.engine.begin() as connection:
+        now = utcnow()
+        try:
+            apply_transition(connection, job_id, "request_stop", now=now, values={"stop_requested_at": now})
+            waiting = False
+        except TransitionRefused as refused:
+            if refused.status != JobStatus.WAITING:
+                raise
+            apply_transition(connection, job_id, "stop_family", now=now, values={"stop_requested_at": now})
+            waiting = True
+        _audit(connection, job_id, f"Stop requested by {_actor_name(user)}; work already done is kept.")
+    # the children before the signal: the parent, once stopped, stops the children it spawned
+    # meanwhile, and those are then recorded as stopped by this request's user, not "the system"
+    stop_children(state, job_id, user)
+    if waiting:
+        child_ended(state, job_id)  # its children may all have been cancelled just now
+        return ActionResult(job_id, "stop", "Its child jobs will stop at their next checkpoint, and the job with them.")
+    send_signal(state, job_id, "stop")
+    # the task may have read "stopping" from SQL and ended before the signal was set: the
+    # signal would then wait for no run (until it expires). Read after setting it, so that a
+    # run that cleared the signal before it was set is seen ended here (runner._record_stop
+    # ends the job, then clears)
+    with state.engine.connect() as connection:
+        ended = connection.execute(sa.select(job_table.c.status).where(job_table.c.id == job_id)).scalar()
+    if ended is None or JobStatus(ended) in FINISHED_STATUSES:
+        clear_signal(state, job_id)
+    return ActionResult(job_id, "stop", "The job will stop at its next checkpoint. Work already done is kept.")
+
+
+def force_stop(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
+    """Kill a running or stopping job's work through RQ's stop command and record it ``stopped``."""
+    job = _load(state, job_id)
+    with state.engine.begin() as connection:
+        now = utcnow()
+        apply_transition(
+            connection,
+            job_id,
+            "force_stop",
+            now=now,
+            values={"ended_at": now, "stop_forced": True, "stop_requested_at": job.stop_requested_at or now},
+        )
+        sa_update_running_step(connection, job_id, "stopped", now)
+        _audit(connection, job_id, f"Force-stopped by {_actor_name(user)}.", logging.WARNING)
+        notify_end(state, connection, job.run_by_id, job_id, "stopped", root_id=job.root_id)
+    # the cooperative signal too: a SimpleWorker cannot be killed, its task stops at its next tick
+    send_signal(state, job_id, "stop")
+    try:
+        send_stop_job_command(state.redis, job_id)
+    except (InvalidJobOperation, NoSuchJobError):
+        pass  # RQ is not executing it (any more): the SQL record is what counts
+    except RedisError as error:
+        log.warning("job %s: RQ stop command not sent: %s", job_id, error)
+    stop_children(state, job_id, user, force=True)
+    child_ended(state, job.parent_id)
+    return ActionResult(job_id, "force_stop", "The job was force-stopped.")
+
+
+def sa_update_running_step(connection: sa.Connection, job_id: str, status: str, now: Any) -> None:
+    """Close the step that was running when the job was ended from outside."""
+    connection.execute(
+        sa.update(step_table)
+        .where(step_table.c.job_id == job_id, step_table.c.status == "running")
+        .values(status=status, ended_at=now)
+    )
+
+
+def resume(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
+    """Queue a stopped job of a resumable task again; it continues from its checkpoint.
+
+    A family continues as one: the stopped children of resumable tasks, down the tree, are
+    queued again first (the parent, run again, waits for them; resumed before them it could
+    find no active child and end ``stopped`` at once). Cancelled children stay cancelled and
+    children of tasks that cannot resume stay stopped: the family's outcome counts them, and
+    the answer says how many."""
+    job = _load(state, job_id)
+    if not state.tasks.get(job.task).resumable:
+        raise ActionNotAllowed("This job cannot continue where it stopped; restart it instead.")
+    if job.status != JobStatus.STOPPED.value:
+        raise TransitionRefused(job_id, JobStatus(job.status), "resume")
+    resumed, left = _resume_stopped_children(state, job_id, user)
+    requeue(state, job_id, "resume")  # the move itself refuses a job that is no longer stopped
+    with state.engine.begin() as connection:
+        _audit(connection, job_id, f"Resumed by {_actor_name(user)}.")
+    message = "The job is queued again and will continue from its checkpoint."
+    if resumed:
+        message += (
+            " 1 stopped child job continues too." if resumed == 1 else f" {resumed} stopped child jobs continue too."
+        )
+    if left:
+        message += (
+            " 1 stopped child job cannot continue (submit it again)."
+            if left == 1
+            else f" {left} stopped child jobs cannot continue (submit them again)."
+        )
+    return ActionResult(job_id, "resume", message)
+
+
+def _resume_stopped_children(state: JobMonitorState, job_id: str, user: Any) -> tuple[int, int]:
+    """Queue again the stopped descendants of ``job_id`` whose tasks can resume, the deepest
+    first (a child queued before its own stopped children could run, find none active and end
+    stopped at once); return how many were resumed and how many stopped ones cannot continue."""
+    c = job_table.c
+    levels: list[Sequence[Any]] = []
+    parents = [job_id]
+    with state.engine.connect() as connection:
+        while parents:
+            children = connection.execute(
+                sa.select(c.id, c.task)
+                .where(c.parent_id.in_(parents), c.status == JobStatus.STOPPED.value)
+                .order_by(c.created_at, c.id)
+            ).all()
+            if children:
+                levels.append(children)
+            parents = [child.id for child in children]
+    resumed = left = 0
+    for level in reversed(levels):
+        for child in level:
+            if child.task not in state.tasks or not state.tasks.get(child.task).resumable:
+                left += 1
+                continue
+            try:
+                requeue(state, child.id, "resume")
+            except TransitionRefused:
+                continue  # someone else resumed or cancelled it meanwhile
+            with state.engine.begin() as connection:
+                _audit(connection, child.id, f"Resumed with its parent by {_actor_name(user)}.")
+            resumed += 1
+    return resumed, left
+
+
+def cancel(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
+    """A queued job will never run (it leaves the RQ queue); a stopped one is discarded for good;
+    a paused one does not continue; a running one of a task declared ``cancel_running=True`` is
+    asked to stop and ends ``cancelled`` at its next checkpoint (a ``cancel`` signal instead of
+    ``stop``: see signals.py); other running jobs refuse a cancel (stop them)."""
+    with state.engine.begin() as connection:
+        try:
+            apply_transition(connection, job_id, "cancel", values={"ended_at": utcnow()})
+        except TransitionRefused as refused:
+            if refused.status != JobStatus.RUNNING or not _cancels_while_running(state, _load(state, job_id)):
+                raise
+            now = utcnow()
+            apply_transition(connection, job_id, "request_cancel", now=now, values={"stop_requested_at": now})
+            _audit(connection, job_id, f"Cancel requested by {_actor_name(user)}; work already done is kept.")
+            running = True
+        else:
+            _audit(connection, job_id, f"Cancelled by {_actor_name(user)}.")
+            running = False
+    if running:
+        stop_children(state, job_id, user)
+        send_signal(state, job_id, "cancel")
+        return ActionResult(job_id, "cancel", "The job will stop at its next checkpoint and end cancelled.")
+    _remove_from_rq(state, job_id)
+    stop_children(state, job_id, user)
+    job = _load(state, job_id)
+    if job.root_id:
+        release_children(state, job.root_id)  # its slot among the root's children is free
+    child_ended(state, job.parent_id)  # it may have been the last active child of a waiting parent
+    return ActionResult(job_id, "cancel", "The job was cancelled.")
+
+
+def restart(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
+    """Submit a finished job again: a new job with the same task, parameters and input files."""
+    original = _load(state, job_id)
+    if JobStatus(original.status) not in RESTARTABLE_STATUSES:
+        raise TransitionRefused(job_id, JobStatus(original.status), "restart")
+    task = state.tasks.get(original.task)
+    with state.engine.connect() as connection:
+        inputs = connection.execute(
+            sa.select(file_table).where(file_table.c.job_id == job_id, file_table.c.kind == "input")
+        ).all()
+    # the stored inputs are shared, not copied: a "Submit again" costs no storage (delete() keeps
+    # a file while another job refers to it)
+    new_job = enqueue_job(
+        state,
+        JobRequest(
+            task=task,
+            params=dict(original.params or {}),
+            user=user if user is not None else (original.run_by_id, original.run_by_name),
+            name=original.name,
+            description=original.description,
+            shared_files=inputs,
+            low_priority=original.low_priority,
+            run_at_url=original.run_at_url,
+            is_system=original.is_system,
+            restarted_from=original,
+        ),
+    )
+    with state.engine.begin() as connection:
+        # no id: everyone who may see this job reads its log, and the new job may be one they may
+        # not open (the detail page's "Restarted as" links it for those who may)
+        _audit(connection, job_id, f"Restarted by {_actor_name(user)}.")
+    return ActionResult(job_id, "restart", "A new job was started with the same parameters.", new_job.id)
+
+
+def delete(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
+    """Delete a finished job with its children, steps, subtasks, logs, notifications and files."""
+    job = _load(state, job_id)
+    if JobStatus(job.status) not in DELETABLE_STATUSES:
+        raise TransitionRefused(job_id, JobStatus(job.status), "delete")
+    family = [job_id, *_descendants(state, job_id)]
+    deletable = [s.value for s in DELETABLE_STATUSES]
+    with state.engine.begin() as connection:
+        active = connection.execute(
+            sa.select(job_table.c.id).where(job_table.c.id.in_(family), job_table.c.status.not_in(deletable)).limit(1)
+        ).first()
+        if active is not None:
+            raise ActionNotAllowed(
+                "This job has a child job that is still active; it can be deleted once all have ended."
+            )
+        keys = set(
+            connection.execute(sa.select(file_table.c.storage_key).where(file_table.c.job_id.in_(family))).scalars()
+        )
+        for table in (subtask_table, log_table, step_table, file_table, notification_table):
+            connection.execute(sa.delete(table).where(table.c.job_id.in_(family)))
+        # files another job still refers to (restarts share their original's inputs) stay
+        shared = set(
+            connection.execute(
+                sa.select(file_table.c.storage_key).where(file_table.c.storage_key.in_(keys)).distinct()
+            ).scalars()
+        )
+        # conditional on the status, like every move: a concurrent resume wins over the delete
+        deleted = connection.execute(
+            sa.delete(job_table)
+            .where(job_table.c.id.in_(family), job_table.c.status.in_(deletable))
+            .returning(job_table.c.created_at)
+        ).all()
+        if len(deleted) != len(family):
+            raise ActionNotAllowed("This job changed while it was being deleted; nothing was deleted.")
+        _forget_statistics(connection, [row.created_at for row in deleted])
+    _delete_files(state, family, keys, shared)
+    for member in family:
+        with contextlib.suppress(NoSuchJobError, RedisError):
+            RQJob.fetch(member, connection=state.redis).delete()
+    log.info("job %s and %d children deleted by %s", job_id, len(family) - 1, _actor_name(user))
+    return ActionResult(job_id, "delete", "The job and everything recorded about it were deleted.")
+
+
+def _delete_files(state: JobMonitorState, family: list[str], keys: set[str], shared: set[str]) -> None:
+    """Delete the deleted jobs' stored files but the ``shared`` ones another job still refers
+    to. File by file (a restart's input is stored under its original's id); then each job's
+    whole store too (files of no row, a half-written one), unless it holds a shared file: known
+    from the key where the storage tells whose store a key is in (storage.job_of), else any
+    shared file keeps every store of the family."""
+    for key in keys - shared:
+        state.storage.delete(key)
+    homes = {job_of(state.storage, key) for key in shared}
+    for member in family:
+        if member not in homes and None not in homes:
+            state.storage.delete_job(member)
+
+
+def _forget_statistics(connection: sa.Connection, created_at: list[datetime]) -> None:
+    """The statistics of the deleted jobs' hours and days are computed again from the jobs that
+    are left. In a savepoint: a database not yet migrated to the cache's tables still deletes."""
+    try:
+        with connection.begin_nested():
+            stats_cache.forget(connection, created_at)
+    except sa.exc.DBAPIError as error:
+        log.warning("statistics cache not updated for deleted jobs (%s); run flask jobmonitor migrate", error)
+
+
+def set_priority(state: JobMonitorState, job_id: str, low: bool, user: Any = None) -> ActionResult:
+    """Mark a job low (or normal) priority; a queued one moves to the other RQ queue at once."""
+    priority = "low" if low else "default"
+    queue_name = state.settings.queue_names[priority]
+    allowed = [s.value for s in PRIORITY_STATUSES]
+    with state.engine.begin() as connection:
+        row = connection.execute(
+            sa.update(job_table)
+            .where(job_table.c.id == job_id, job_table.c.status.in_(allowed))
+            .values(low_priority=low, queue_name=queue_name)
+            .returning(job_table.c.status)
+        ).first()
+        if row is None:
+            job = _load(state, job_id)
+            raise TransitionRefused(job_id, JobStatus(job.status), "change priority")
+        _audit(connection, job_id, f"Set to {'low' if low else 'normal'} priority by {_actor_name(user)}.")
+    if row.status == JobStatus.QUEUED.value:
+        _move_between_queues(state, job_id, priority)
+    return ActionResult(job_id, "set_low_priority" if low else "set_normal_priority", f"Priority set to {priority}.")
+
+
+def _move_between_queues(state: JobMonitorState, job_id: str, priority: str) -> None:
+    """Take the job off whichever queue holds it and push it on the one for ``priority``.
+
+    LREM tells whether it was still queued: if a worker took it meanwhile, it is not pushed
+    again, so it can never run twice.
+    """
+    target = state.queue(priority)
+    removed = 0
+    for name in state.settings.queue_names.values():
+        if name != target.name:
+            removed += int(state.redis.lrem(f"rq:queue:{name}", 0, job_id))
+    if removed:
+        state.redis.hset(RQJob.key_for(job_id), "origin", target.name)
+        target.push_job_id(job_id)
+
+
+def _active_children(state: JobMonitorState, parent_ids: list[str], created_since: datetime | None = None) -> list[str]:
+    """The children of ``parent_ids`` still to stop or cancel, the queued ones first: a running
+    child that ends frees a slot, and a queued child that a worker picks up meanwhile would start."""
+    c = job_table.c
+    active = [s.value for s in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED, JobStatus.WAITING)]
+    queued_first = sa.case((c.status == JobStatus.QUEUED.value, 0), else_=1)
+    found: list[str] = []
+    with state.engine.connect() as connection:
+        for chunk in in_chunks(parent_ids):
+            query = sa.select(c.id).where(c.parent_id.in_(chunk), c.status.in_(active))
+            if created_since is not None:
+                query = query.where(c.created_at >= created_since)
+            found.extend(connection.execute(query.order_by(queued_first, c.created_at, c.id)).scalars())
+    return found
+
+
+def stop_children(
+    state: JobMonitorState, job_id: str, user: Any, force: bool = False, created_since: datetime | None = None
+) -> None:
+    """Cancel the queued and paused children of ``job_id`` and stop (or force stop) its running
+    ones, and the same for their children, down the tree (with ``created_since``, only the
+    children created at or after it; their own children all).
+
+    A mass edit may hold thousands of children in SQL, waiting for a slot: they are cancelled in
+    one statement per level of the tree (one at a time, a thousand took 5 s on SQLite and 18 s
+    on PostgreSQL, in a web request). Only the few children that hold a worker (at most
+    ``JOBMONITOR_CHILDREN_IN_FLIGHT`` per root) and any that changed status meanwhile are
+    handled one by one, each by the action a person would take on it.
+    """
+    parents, since = [job_id], created_since
+    roots: set[str] = set()
+    while parents:
+        cancelled = _cancel_waiting_children(state, parents, user, since, roots)
+        for child_id in _active_children(state, parents, since):
+            _stop_or_cancel_child(state, child_id, user, force=force)
+        parents, since = cancelled, None
+    for root_id in sorted(roots):
+        release_children(state, root_id)  # slots freed for the root's other branches
+
+
+def _cancel_waiting_children(
+    state: JobMonitorState, parent_ids: list[str], user: Any, created_since: datetime | None, roots: set[str]
+) -> list[str]:
+    """Cancel the queued and paused children of ``parent_ids`` in one statement per chunk, log who
+    did it in each one's log, and take the released ones out of their RQ queue. Returns their
+    ids; adds to ``roots`` the roots of those that held a slot."""
+    c = job_table.c
+    now = utcnow()
+    message = f"Cancelled by {_actor_name(user)}."
+    cancelled: list[str] = []
+    for chunk in in_chunks(parent_ids):
+        condition = sa.and_(c.parent_id.in_(chunk), c.status.in_([JobStatus.QUEUED.value, JobStatus.PAUSED.value]))
+        if created_since is not None:
+            condition = sa.and_(condition, c.created_at >= created_since)
+        with state.engine.begin() as connection:
+            rows = apply_transition_where(
+                connection, "cancel", condition, values={"ended_at": now}, now=now, returning=(c.enqueued_at, c.root_id)
+            )
+            if rows:
+                _audit_all(connection, [row.id for row in rows], message)
+        for row in rows:
+            cancelled.append(row.id)
+            if row.enqueued_at is not None:  # released into RQ (held children never were)
+                _remove_from_rq(state, row.id)
+                if row.root_id:
+                    roots.add(row.root_id)
+    return cancelled
+
+
+def _remove_from_rq(state: JobMonitorState, job_id: str) -> None:
+    """Take a cancelled job out of its RQ queue (best effort: the SQL record is what counts)."""
+    try:
+        RQJob.fetch(job_id, connection=state.redis).cancel()
+    except (NoSuchJobError, InvalidJobOperation):
+        pass
+    except RedisError as error:
+        # a worker that still dequeues it finds it cancelled in SQL and does not run it
+        log.warning("job %s: could not remove it from its RQ queue: %s", job_id, error)
+
+
+def _stop_or_cancel_child(state: JobMonitorState, child_id: str, user: Any, force: bool = False) -> None:
+    """Stopping or cancelling a parent does the same to its children that are still active.
+
+    A child may change status under our feet (a worker starts it just as we cancel it): a
+    refused move is retried on its new status, so it is stopped instead of left running.
+    """
+    for _ in range(_CHILD_RETRIES):
+        try:
+            child = _load(state, child_id)
+            stoppable = _task_allows(state, child, "stoppable")
+            if child.status in (JobStatus.QUEUED.value, JobStatus.PAUSED.value):
+                cancel(state, child_id, user)  # a paused child would otherwise continue on its own
+            elif not stoppable:
+                pass  # a task that must not be interrupted half-way runs to its end
+            elif child.status in (JobStatus.RUNNING.value, JobStatus.STOPPING.value, JobStatus.WAITING.value) and force:
+                force_stop(state, child_id, user)
+            elif child.status == JobStatus.RUNNING.value or (
+                child.status == JobStatus.WAITING.value and child.stop_requested_at is None
+            ):
+                stop(state, child_id, user)
+            return
+        except TransitionRefused:
+            continue  # its status changed meanwhile: act on the new one
+        except JobNotFound:
+            return
+
+
+_CHILD_RETRIES = 5
+
+
+def _descendants(state: JobMonitorState, job_id: str) -> list[str]:
+    found: list[str] = []
+    frontier = [job_id]
+    with state.engine.connect() as connection:
+        while frontier:
+            children = list(
+                connection.execute(sa.select(job_table.c.id).where(job_table.c.parent_id.in_(frontier))).scalars()
+            )
+            found.extend(children)
+            frontier = children
+    return found
+
+
+# -- permission-checked entry points for views and JSON ---------------------------------------
+
+_PERMISSION: Mapping[str, str] = {
+    "stop": "can_stop",
+    "force_stop": "can_stop",
+    "resume": "can_manage",
+    "cancel": "can_manage",
+    "restart": "can_manage",
+    "set_low_priority": "can_manage",
+    "set_normal_priority": "can_manage",
+    "delete": "can_delete",
+}
+_RUN: Mapping[str, Callable[[JobMonitorState, str, Any], ActionResult]] = {
+    "stop": stop,
+    "force_stop": force_stop,
+    "resume": resume,
+    "cancel": cancel,
+    "restart": restart,
+    "delete": delete,
+    "set_low_priority": lambda state, job_id, user: set_priority(state, job_id, True, user),
+    "set_normal_priority": lambda state, job_id, user: set_priority(state, job_id, False, user),
+}
+
+
+def allowed_actions(state: JobMonitorState, job: Job, user: Any, active_children: int | None = None) -> list[str]:
+    """The actions to offer ``user`` for ``job``: permitted, fitting its status, and not refused
+    by its task (``stoppable=False``, ``restartable=False``) or by the system-job rule.
+
+    A finished job is not offered Delete while a child of it is still active (:func:`delete`
+    refuses it then). ``active_children``: how many of its children are active, when the caller
+    knows (the list counts every row's children in one query); None looks it up, for a finished
+    job only."""
+    status = JobStatus(job.status)
+    waiting_to_stop = status == JobStatus.WAITING and job.stop_requested_at is None
+    fits = {
+        "stop": is_allowed(status, "request_stop") or waiting_to_stop,
+        "force_stop": is_allowed(status, "force_stop"),
+        "resume": status == JobStatus.STOPPED and _is_resumable(state, job),
+        "cancel": is_allowed(status, "cancel")
+        or (is_allowed(status, "request_cancel") and _cancels_while_running(state, job)),
+        "restart": status in RESTARTABLE_STATUSES and job.task in state.tasks,
+        "delete": status in DELETABLE_STATUSES,
+        "set_low_priority": status in PRIORITY_STATUSES and not job.low_priority,
+        "set_normal_priority": status in PRIORITY_STATUSES and job.low_priority,
+    }
+    offered = [
+        action
+        for action in ACTIONS
+        if fits[action] and refusal(state, action, job) is None and may(state, action, job, user)
+    ]
+    if "delete" in offered and _has_active_child(state, job, active_children):
+        offered.remove("delete")
+    return offered
+
+
+#: Actions that interrupt a job's work: refused for tasks declared ``stoppable=False`` and, unless
+#: ``JOBMONITOR_SYSTEM_JOBS_STOPPABLE``, for system jobs.
+_INTERRUPTING = frozenset({"stop", "force_stop"})
+
+
+def refusal(state: JobMonitorState, action: str, job: Job) -> str | None:
+    """Why ``action`` may never be done to ``job`` whatever its status, in plain words; None if
+    nothing forbids it. A cancel of a running job interrupts it, so it counts as a stop."""
+    interrupts = action in _INTERRUPTING or (
+        action == "cancel" and job.status == JobStatus.RUNNING.value and _cancels_while_running(state, job)
+    )
+    if interrupts and not _task_allows(state, job, "stoppable"):
+        return "Jobs of this kind cannot be stopped."
+    if interrupts and job.is_system and not state.settings.system_jobs_stoppable:
+        return "System jobs cannot be stopped."
+    if action == "restart" and not _task_allows(state, job, "restartable"):
+        return "Jobs of this kind cannot be submitted again."
+    return None
+
+
+def _has_active_child(state: JobMonitorState, job: Job, active_children: int | None) -> bool:
+    if active_children is not None:
+        return active_children > 0
+    with state.engine.connect() as connection:
+        return bool(connection.execute(sa.select(active_child(job.id, job.root_id or job.id))).scalar())
+
+
+def _cancels_while_running(state: JobMonitorState, job: Job) -> bool:
+    """Whether the job's task declared ``cancel_running=True`` (a running job may be cancelled)."""
+    return job.task in state.tasks and state.tasks.get(job.task).cancel_running
+
+
+def _task_allows(state: JobMonitorState, job: Job, option: str) -> bool:
+    """The task's ``stoppable`` or ``restartable`` option (a task no longer registered: True)."""
+    return job.task not in state.tasks or bool(getattr(state.tasks.get(job.task), option))
+
+
+def _is_resumable(state: JobMonitorState, job: Job) -> bool:
+    return job.task in state.tasks and state.tasks.get(job.task).resumable
+
+
+def may(state: JobMonitorState, action: str, job: Job, user: Any) -> bool:
+    """Does the permissions object allow ``user`` to do ``action`` to ``job``?"""
+    check: Callable[[Any, Job], bool] = getattr(state.permissions, _PERMISSION[action])
+    return check(user, job)
+
+
+def perform(state: JobMonitorState, action: str, job: Job, user: Any) -> ActionResult:
+    """Do ``action`` to ``job`` for ``user`` after checking permission.
+
+    Raises PermissionDenied, TransitionRefused or ActionNotAllowed (status does not fit; nothing
+    changed), JobNotFound, or ValueError for an unknown action.
+    """
+    if action not in _RUN:
+        raise ValueError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
+    if not may(state, action, job, user):
+        raise PermissionDenied(f"You may not {_ACTION_WORDS.get(action, action.replace('_', ' '))} this job.")
+    reason = refusal(state, action, job)
+    if reason is not None:
+        raise ActionNotAllowed(reason)
+    return _RUN[action](state, job.id, user)
+
+
+@dataclass
+class BulkSummary:
+    """What a bulk action did: "3 stopped, 1 skipped: already completed"."""
+
+    action: str
+    done: list[ActionResult] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (job id, reason)
+
+    @property
+    def message(self) -> str:
+        text = f"{len(self.done)} {PAST_TENSE.get(self.action, self.action)}"
+        if self.skipped:
+            reasons: dict[str, int] = {}
+            for _job_id, reason in self.skipped:
+                reasons[reason] = reasons.get(reason, 0) + 1
+            detail = "; ".join(f"{count} {reason}" if count > 1 else reason for reason, count in reasons.items())
+            text += f", {len(self.skipped)} skipped: {detail}"
+        return text
+
+
+def perform_bulk(state: JobMonitorState, action: str, jobs: Iterable[Job], user: Any) -> BulkSummary:
+    """Apply ``action`` to each job it fits and is permitted for; report the rest as skipped."""
+    if action not in _RUN:
+        raise ValueError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
+    summary = BulkSummary(action)
+    for job in jobs:
+        try:
+            summary.done.append(perform(state, action, job, user))
+        except PermissionDenied:
+            summary.skipped.append((job.id, "not permitted"))
+        except TransitionRefused as refused:
+            # the status as the pages name it (JOBMONITOR_STATUS_LABELS), not its stored value
+            summary.skipped.append((job.id, f"already {look(refused.status.value).label.lower()}"))
+        except (ActionNotAllowed, JobNotFound, UnknownTask) as error:
+            summary.skipped.append((job.id, str(error).split(": ", 1)[-1]))
+        except EnqueueError:
+            summary.skipped.append((job.id, "Redis unreachable"))
+    return summary
+
+
+__all__ = [
+    "ACTIONS",
+    "ActionNotAllowed",
+    "ActionResult",
+    "BulkSummary",
+    "PermissionDenied",
+    "allowed_actions",
+    "cancel",
+    "delete",
+    "force_stop",
+    "perform",
+    "perform_bulk",
+    "refusal",
+    "restart",
+    "resume",
+    "set_priority",
+    "stop",
+]

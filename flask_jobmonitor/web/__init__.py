@@ -1,0 +1,7 @@
+"""What runs in a web request: the blueprint and its URLs, the JSON endpoints, downloads, the
+job list's queries, the detail page, how a job looks, template helpers, and the Flask-Admin
+views (``admin/``), with the templates and static files they render.
+
+Never imported by ``records``, ``jobs``, ``worker`` or ``stats`` (tests/test_architecture.py
+checks it): a worker process does not load the web side.
+"""

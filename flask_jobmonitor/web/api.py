@@ -1,0 +1,249 @@
+"""JSON endpoints for live refresh, actions and notifications (their URLs are in blueprint.py).
+
+Every endpoint asks the permissions object about the current user, on the server. A job the
+user may not see answers 404 like one that does not exist.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Response, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from ..errors import EnqueueError, TransitionRefused, UnknownTask
+from ..jobs import control
+from ..links import same_site_path
+from ..records.failures import visible_detail
+from ..records.live import overlay_job, overlay_jobs, read_live
+from ..records.models import job_table, notification_table
+from ..state import get_state
+from ..timeutil import utcnow
+from .details import job_remaining_seconds, jobs_time_left, steps_with_estimates, subtask_counts, time_left_text
+from .listing import family_progress
+from .presenters import (
+    JOB_FRAGMENTS,
+    PartContext,
+    detail_fragments,
+    job_fragments,
+    job_summary,
+    look,
+    page_macros,
+    step_fragment,
+)
+from .requests import (
+    abort_json,
+    current_user,
+    is_valid_job_id,
+    json_error,
+    require_access,
+    require_csrf,
+    visible_ids,
+    visible_job_or_404,
+)
+
+MAX_IDS = 200
+MAX_FRAGMENT_NAMES = 20
+MAX_ROW_ID = 2**63 - 1  # BIGINT
+
+
+def _fragment_names() -> list[str]:
+    """``html=status,progress``: the parts to render of each job; names /api/jobs renders no
+    part for are left out (a page marks elements of its own with ``data-jm`` too). Without the
+    parameter every part is rendered; ``html=`` (empty) none. ``next=<path>``: the page the
+    rendered buttons come back to."""
+    raw = request.args.get("html")
+    if raw is None:
+        return list(JOB_FRAGMENTS)
+    names = [part.strip() for part in raw.split(",") if part.strip()]
+    if len(names) > MAX_FRAGMENT_NAMES or any(len(name) > 40 for name in names):
+        abort_json(400, f"html names at most {MAX_FRAGMENT_NAMES} parts, e.g. html={','.join(JOB_FRAGMENTS)}")
+    return [name for name in JOB_FRAGMENTS if name in names]
+
+
+def jobs_summary() -> Response:
+    """``?ids=a,b,c``: status, progress, durations, time left and ``actions`` (what this user
+    may do to each now) of those jobs the user may see, and in ``html`` the parts ``html=``
+    asks for (:data:`~flask_jobmonitor.presenters.JOB_FRAGMENTS`) as the page's macros render them."""
+    user = require_access()
+    raw = request.args.get("ids", "")
+    ids = [part for part in raw.split(",") if part][: MAX_IDS + 1]
+    if len(ids) > MAX_IDS:
+        abort_json(400, f"at most {MAX_IDS} ids per request")
+    names = _fragment_names()
+    state = get_state()
+    live = read_live(state.redis, [job_id for job_id in ids if is_valid_job_id(job_id)])  # before SQL: live.py
+    jobs = visible_ids(state, ids)
+    overlay_jobs(jobs, live)
+    now = utcnow()
+    with state.engine.connect() as connection:
+        families = family_progress(connection, [job.id for job in jobs])
+        time_left = jobs_time_left(connection, jobs, now, live)
+    macros = page_macros() if names and jobs else None
+    next_url = same_site_path(request.args.get("next"), "/")
+    summaries = []
+    for job in jobs:
+        family = families.get(job.id)
+        summary = job_summary(job, now, family)
+        summary.update(remaining_seconds=time_left[job.id], remaining_text=time_left_text(time_left[job.id]))
+        summary["actions"] = actions = control.allowed_actions(state, job, user, family.active if family else 0)
+        part = PartContext(now, family, actions, next_url)
+        summary["html"] = job_fragments(macros, job, part, names) if macros else {}
+        summaries.append(summary)
+    return jsonify({"jobs": summaries, "now": now.isoformat() + "Z"})
+
+
+def job_detail(job_id: str) -> Response:
+    """One job with its steps (elapsed, remaining and estimated times), its time left and its
+    subtask counts."""
+    require_access()
+    state = get_state()
+    live = read_live(state.redis, [job_id] if is_valid_job_id(job_id) else []).get(job_id)  # before SQL: live.py
+    job = visible_job_or_404(job_id, state)
+    overlay_job(job, live)
+    now = utcnow()
+    with state.engine.connect() as connection:
+        steps = steps_with_estimates(connection, job, now, live)
+        counts = subtask_counts(connection, job.id)
+        family = family_progress(connection, [job.id]).get(job.id)
+    summary = job_summary(job, now, family)
+    remaining = job_remaining_seconds(job.status, steps)
+    actions = control.allowed_actions(state, job, current_user(), family.active if family else 0)
+    macros = page_macros()
+    summary.update(
+        steps=[dict(step.as_json(), html=step_fragment(macros, step)) for step in steps],
+        subtask_counts=counts,
+        name=job.name,
+        actions=actions,
+        remaining_seconds=remaining,
+        remaining_text=time_left_text(remaining),
+        html=detail_fragments(macros, job, PartContext(now, family, actions, ""), time_left_text(remaining)),
+    )
+    detail = visible_detail(state, current_user(), job)
+    if detail is not None:  # only for jobmonitor.view_tracebacks (failures.py)
+        summary["error_detail"] = detail
+    return jsonify(summary)
+
+
+def job_action(job_id: str, action: str) -> Response:
+    """Do ``action`` (stop, force_stop, resume, cancel, restart, delete, set_low_priority,
+    set_normal_priority) to one job. JSON answer: ``{"message", "status", "new_job_id"}``;
+    403 not permitted, 404 not visible, 409 the job's status does not allow it."""
+    user = require_access()
+    require_csrf()
+    state = get_state()
+    if action not in control.ACTIONS:
+        abort_json(404, f"unknown action {action!r}; known: {', '.join(control.ACTIONS)}")
+    job = visible_job_or_404(job_id, state)
+    try:
+        result = control.perform(state, action, job, user)
+    except control.PermissionDenied as denied:
+        abort_json(403, str(denied))
+    except (TransitionRefused, control.ActionNotAllowed, UnknownTask) as refused:
+        abort_json(409, str(refused))
+    except EnqueueError as error:
+        abort_json(503, str(error))
+    status = None if action == "delete" else _status_of(job_id)
+    return jsonify({"message": result.message, "status": status, "new_job_id": result.new_job_id})
+
+
+# GET is routed here only to be refused: otherwise ``/api/jobs/<job_id>`` takes it for a job
+# called "bulk" and answers 404
+def bulk_action() -> ResponseReturnValue:
+    """``{"action": ..., "ids": [...]}``: apply one action to several jobs; returns the summary
+    ("3 stopped, 1 skipped: already completed"). Jobs the user may not see count as skipped."""
+    if request.method != "POST":
+        refused = json_error(405, 'bulk actions are POSTed: {"action": "stop", "ids": ["..."]}')
+        refused.headers["Allow"] = "POST"
+        return refused
+    user = require_access()
+    require_csrf()
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        abort_json(400, 'send JSON: {"action": "stop", "ids": ["..."]}')
+    action, ids = payload.get("action"), payload.get("ids")
+    if action not in control.ACTIONS:
+        abort_json(400, f"action must be one of {', '.join(control.ACTIONS)}")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > control.BULK_LIMIT:
+        abort_json(400, f"ids must be a list of at most {control.BULK_LIMIT} job ids")
+    state = get_state()
+    jobs = visible_ids(state, ids)
+    summary = control.perform_bulk(state, action, jobs, user)
+    missing = len(set(ids)) - len(jobs)
+    for _ in range(missing):
+        summary.skipped.append(("", "not found"))
+    return jsonify(
+        {
+            "message": summary.message,
+            "done": [r.job_id for r in summary.done],
+            "skipped": [{"id": job_id, "reason": reason} for job_id, reason in summary.skipped],
+        }
+    )
+
+
+def _status_of(job_id: str) -> str | None:
+    with get_state().engine.connect() as connection:
+        return connection.execute(sa.select(job_table.c.status).where(job_table.c.id == job_id)).scalar()
+
+
+def notifications() -> Response:
+    """The current user's unread notifications (newest first, at most 20) and their count; each
+    with the word and colour the pages use for its event (the status it reports)."""
+    require_access()
+    user_id = get_state().permissions.user_id(current_user())
+    n, j = notification_table.c, job_table.c
+    with get_state().engine.connect() as connection:
+        unread = sa.and_(n.user_id == user_id, n.read_at.is_(None))
+        count = connection.execute(sa.select(sa.func.count()).select_from(notification_table).where(unread)).scalar()
+        rows = connection.execute(
+            sa.select(n.id, n.job_id, n.event, n.created_at, j.name)
+            .join(job_table, j.id == n.job_id)
+            .where(unread)
+            .order_by(n.id.desc())
+            .limit(20)
+        ).all()
+    return jsonify(
+        {
+            "unread": int(count or 0),
+            "items": [
+                {
+                    "id": r.id,
+                    "job_id": r.job_id,
+                    "event": r.event,
+                    "status_label": event_look.label,
+                    "status_colour": event_look.colour,
+                    "job_name": r.name,
+                    "created_at": r.created_at.isoformat() + "Z",
+                }
+                for r in rows
+                for event_look in [look(r.event)]
+            ],
+        }
+    )
+
+
+def mark_notifications_read() -> Response:
+    """Mark notifications read: ``ids`` (JSON list or comma list), or all of the user's."""
+    require_access()
+    require_csrf()
+    user_id = get_state().permissions.user_id(current_user())
+    payload = request.get_json(silent=True)
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict):
+        abort_json(400, 'send a JSON object: {"ids": [1, 2]}, or {} for all')
+    raw_ids = payload.get("ids", request.form.get("ids", ""))
+    if isinstance(raw_ids, str):
+        raw_ids = [part for part in raw_ids.split(",") if part]
+    try:
+        ids = [int(value) for value in raw_ids]
+    except (TypeError, ValueError):
+        abort_json(400, "ids must be notification ids (whole numbers)")
+    if any(not 1 <= value <= MAX_ROW_ID for value in ids):
+        abort_json(400, f"notification ids are between 1 and {MAX_ROW_ID}")
+    n = notification_table.c
+    condition = sa.and_(n.user_id == user_id, n.read_at.is_(None))
+    if ids:
+        condition = sa.and_(condition, n.id.in_(ids))
+    with get_state().engine.begin() as connection:
+        changed = connection.execute(sa.update(notification_table).where(condition).values(read_at=utcnow())).rowcount
+    return jsonify({"marked_read": changed})

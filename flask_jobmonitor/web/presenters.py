@@ -1,0 +1,251 @@
+"""How a job looks to a person: status icons and colours, and the JSON the pages refresh from.
+
+One place for both, so the server-rendered page and its live refresh can never disagree.
+Templates and the page script never name a status themselves: whether a status is active,
+moving (an animated bar) and how it looks all come from here (:func:`is_active`,
+:func:`is_moving`, :func:`look`).
+
+The live refresh carries markup, not data to build markup from: each part of a job a page
+refreshes (its badge, progress, times, step rows ...) is rendered by the macro of
+``jobmonitor/_macros.html`` that rendered it at page load (:func:`job_fragments`,
+:func:`detail_fragments`, :func:`step_fragment`), and the page script swaps the element for it.
+A fragment is keyed by the ``data-jm`` name of the element it replaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from ..records.models import Job
+from ..records.status import ACTIVE_STATUSES, JobStatus
+
+
+class StatusLook(NamedTuple):
+    """Font Awesome 4 icon classes, Bootstrap 4 colour name, and label of a status."""
+
+    icon: str
+    colour: str
+    label: str
+
+
+STATUS_LOOKS: Mapping[str, StatusLook] = {
+    JobStatus.QUEUED.value: StatusLook("fa-clock-o", "secondary", "Queued"),
+    JobStatus.RUNNING.value: StatusLook("fa-spinner fa-spin", "primary", "Running"),
+    JobStatus.STOPPING.value: StatusLook("fa-hourglass-half", "warning", "Stopping"),
+    JobStatus.PAUSED.value: StatusLook("fa-pause", "info", "Paused"),
+    JobStatus.WAITING.value: StatusLook("fa-sitemap", "info", "Waiting for children"),
+    JobStatus.COMPLETED.value: StatusLook("fa-check", "success", "Completed"),
+    JobStatus.FAILED.value: StatusLook("fa-times", "danger", "Failed"),
+    JobStatus.STOPPED.value: StatusLook("fa-stop", "warning", "Stopped"),
+    JobStatus.CANCELLED.value: StatusLook("fa-ban", "secondary", "Cancelled"),
+}
+#: Button text, Bootstrap colour and confirmation question of each action.
+ACTION_LOOKS: Mapping[str, tuple[str, str, str]] = {
+    "stop": ("Stop", "warning", "Stop this job at its next checkpoint? Work already done is kept, not reverted."),
+    "force_stop": ("Force stop", "danger", "Kill this job's work now? Work already done is kept, not reverted."),
+    "resume": ("Resume", "primary", ""),
+    "cancel": ("Cancel", "secondary", "Cancel this job for good?"),
+    "restart": ("Submit again", "primary", ""),
+    "delete": ("Delete", "danger", "Delete this job with its logs and files? This cannot be undone."),
+    "set_low_priority": ("Low priority", "light", ""),
+    "set_normal_priority": ("Normal priority", "light", ""),
+}
+_ACTIVE = frozenset(s.value for s in ACTIVE_STATUSES)
+#: Statuses whose work is under way now: their progress bar is animated.
+_MOVING = frozenset({JobStatus.RUNNING.value, JobStatus.STOPPING.value})
+
+
+def is_active(status: str) -> bool:
+    """Whether a job in ``status`` may still change (queued, running, paused ...)."""
+    return status in _ACTIVE
+
+
+def is_moving(status: str) -> bool:
+    """Whether a job in ``status`` is being worked on right now (its bar moves)."""
+    return status in _MOVING
+
+
+def ago(value: datetime | None, now: datetime) -> str:
+    """``value`` relative to ``now``, in one short phrase: "just now", "2 min ago", "3 h ago",
+    "5 days ago" (the page script keeps it fresh with the same wording)."""
+    if value is None:
+        return "—"
+    seconds = max(0, int((now - value).total_seconds()))
+    if seconds < 10:
+        return "just now"
+    if seconds < 60:
+        return f"{seconds} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    days = seconds // 86400
+    return "1 day ago" if days == 1 else f"{days} days ago"
+
+
+def look(status: str) -> StatusLook:
+    """The look of ``status`` (an unknown value, from a newer release, looks neutral), with the
+    app's own word for it (``JOBMONITOR_STATUS_LABELS``) when there is an app and it has one.
+
+    Every place a person reads a status goes through here: badges, the list's status filter,
+    notifications and the JSON's ``status_label``.
+    """
+    default = STATUS_LOOKS.get(status, StatusLook("fa-question", "secondary", status))
+    label = _status_labels().get(status)
+    return default if label is None else default._replace(label=label)
+
+
+def _status_labels() -> Mapping[str, str]:
+    from flask import current_app, has_app_context
+
+    from ..state import EXTENSION_KEY
+
+    if not has_app_context():
+        return {}
+    state = current_app.extensions.get(EXTENSION_KEY)
+    return state.settings.status_labels if state is not None else {}
+
+
+#: Looks of the step statuses that jobs do not have; the others (running, completed, failed,
+#: stopped) look like the job status of the same name, so a step badge and a job badge agree.
+STEP_LOOKS: Mapping[str, StatusLook] = {
+    "pending": StatusLook("fa-circle-o", "light", "Pending"),
+}
+
+
+def step_look(status: str) -> StatusLook:
+    """The look of a step's status, for the detail page's steps and the JSON it refreshes from."""
+    return STEP_LOOKS.get(status) or look(status)
+
+
+def iso(value: datetime | None) -> str | None:
+    """UTC timestamp as ISO 8601 with a ``Z``, for the browser to show in the viewer's zone."""
+    return None if value is None else value.isoformat(timespec="seconds") + "Z"
+
+
+def overall_percent(job: Job) -> float | None:
+    """Progress over all steps: finished steps plus the fraction of the current one.
+
+    None when nothing is known (no steps, no totals) - the page then shows an indeterminate bar.
+    """
+    if job.status == JobStatus.COMPLETED.value:
+        return 100.0
+    fraction = (job.progress_done / job.progress_total) if job.progress_total else None
+    if job.step_count:
+        finished_steps = max(0, (job.current_step or 1) - 1)
+        return round(100.0 * (finished_steps + min(1.0, fraction or 0.0)) / job.step_count, 1)
+    return None if fraction is None else round(100.0 * min(1.0, fraction), 1)
+
+
+def family_percent(job: Job, family: Any) -> float | None:
+    """Progress of a parent and its children together: the parent's own work counts as one
+    child's share, each child its own fraction (``family`` is a ``listing.Family``; None: the
+    job has no children and this is :func:`overall_percent`)."""
+    own = overall_percent(job)
+    if not family or not family.total:
+        return own
+    if job.status == JobStatus.COMPLETED.value and family.done == family.total:
+        return 100.0
+    share = (own if own is not None else (100.0 if not is_active(job.status) else 0.0)) / 100.0
+    return round(100.0 * (share + family.fraction) / (1 + family.total), 1)
+
+
+def job_summary(job: Job, now: datetime, family: Any = None) -> dict[str, Any]:
+    """What the list and detail pages refresh in place. ``family``: the job's children counts
+    (a ``listing.Family``, None without children); its progress counts into ``percent``, as
+    in the list row (:func:`family_percent`)."""
+    status_look = look(job.status)
+    return {
+        "id": job.id,
+        "status": job.status,
+        "status_label": status_look.label,
+        "status_icon": status_look.icon,
+        "status_colour": status_look.colour,
+        "active": job.status in _ACTIVE,
+        "moving": job.status in _MOVING,
+        "progress_done": job.progress_done,
+        "progress_total": job.progress_total,
+        "percent": family_percent(job, family),
+        "current_step": job.current_step,
+        "step_count": job.step_count,
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "ended_at": iso(job.ended_at),
+        "failed_at": iso(job.ended_at) if job.status == JobStatus.FAILED.value else None,
+        "waiting_seconds": job.waiting_seconds(now),
+        "duration_seconds": job.duration_seconds(now),
+        "error_count": job.error_count,
+        "warning_count": job.warning_count,
+        "error_message": job.error_message,
+        "children_done": family.done if family else None,
+        "children_total": family.total if family else None,
+    }
+
+
+# -- server-rendered fragments for the live refresh --------------------------------------------------
+
+
+class PartContext(NamedTuple):
+    """What the parts of one job are rendered with besides the job: the time of the answer, the
+    job's children counts (a ``listing.Family`` or None), the actions the user may take on it
+    now, and the page its buttons come back to."""
+
+    now: datetime
+    family: Any
+    actions: Sequence[str]
+    next: str
+
+
+#: The parts of a job that ``/api/jobs`` renders (for the "My jobs" widget and host pages), by
+#: the ``data-jm`` name of their element, with the macro call that renders each.
+JOB_FRAGMENTS: Mapping[str, Callable[[Any, Job, PartContext], str]] = {
+    "status": lambda jm, job, part: jm.status_badge(job.status),
+    "progress": lambda jm, job, part: jm.progress(job, part.family),
+    "duration": lambda jm, job, part: jm.duration(job, part.now),
+    "waiting": lambda jm, job, part: jm.waiting(job, part.now),
+    "widget-item": lambda jm, job, part: jm.widget_item(job, part.family, part.actions, part.next),
+}
+
+
+def page_macros() -> Any:
+    """The macros of ``jobmonitor/_macros.html`` bound to the current request's template context,
+    as ``{% import 'jobmonitor/_macros.html' as jm with context %}`` binds them for a page.
+    Made once per request; each macro call then costs what it costs in a page."""
+    from flask import current_app
+
+    context: dict[str, Any] = {}
+    current_app.update_template_context(context)
+    return current_app.jinja_env.get_template("jobmonitor/_macros.html").make_module(context)
+
+
+def job_fragments(
+    macros: Any, job: Job, part: PartContext, names: Collection[str] = JOB_FRAGMENTS.keys()
+) -> dict[str, str]:
+    """The parts ``names`` of ``job`` (those of :data:`JOB_FRAGMENTS`), rendered by ``macros``
+    (:func:`page_macros`)."""
+    return {name: str(JOB_FRAGMENTS[name](macros, job, part)) for name in names}
+
+
+def detail_fragments(macros: Any, job: Job, part: PartContext, time_left: str) -> dict[str, str]:
+    """Every live part of the job's detail page outside its step rows: those of
+    :data:`JOB_FRAGMENTS` it shows, the start and end cells, the error and warning counts, the
+    error message, the time left and the hint shown while Stop is one of ``part.actions``."""
+    fragments = job_fragments(macros, job, part, ("status", "progress", "duration", "waiting"))
+    fragments.update(
+        {
+            "started": str(macros.detail_started(job)),
+            "ended": str(macros.detail_ended(job)),
+            "counts": str(macros.detail_counts(job)),
+            "error-message": str(macros.detail_error(job)),
+            "time-left-row": str(macros.detail_time_left(time_left)),
+            "stop-hint": str(macros.detail_stop_hint(part.actions)),
+        }
+    )
+    return fragments
+
+
+def step_fragment(macros: Any, step: Any) -> str:
+    """The detail page's row of ``step`` (a ``details.StepView``)."""
+    return str(macros.step_row(step))

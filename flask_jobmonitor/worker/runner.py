@@ -1,0 +1,425 @@
+"""The function RQ executes for every tracked job, and the recording of its outcome.
+
+RQ only knows ``run_job(job_id)``. The runner claims the job row (``queued`` -> ``running``,
+one conditional UPDATE that also bumps the attempt number), resolves the task by name, runs it
+with a :class:`JobContext`, flushes everything the task buffered, and records ``completed`` or
+``failed``. A job cancelled while it sat in the queue is not run at all: its claim is refused.
+
+A failure is recorded as two texts (failures.py): a message every viewer of the job may read,
+and the exception's text and traceback for people allowed to see them and for the worker's log.
+
+The runner re-raises the task's exception after recording it, so RQ's own registries agree
+with the SQL record (an RQ dashboard shows the same failure).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import mmap
+import os
+import socket
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from rq import get_current_job
+
+from ..errors import JobNotFound, TransitionRefused, UnknownTask
+from ..jobs import families
+from ..jobs.children import release as release_children
+from ..jobs.signals import clear_signal, read_signal
+from ..records.failures import Failure
+from ..records.failures import describe as describe_failure
+from ..records.models import job_table
+from ..records.notifications import add_notification, notifies, notify_end
+from ..records.status import FIRST_START, NEXT_ATTEMPT, ValueExpressions, apply_transition
+from ..state import JobMonitorState, get_state
+from ..tasks import TrackedTask
+from ..timeutil import utcnow
+from . import shutdown
+from .context import JobContext, PauseRequested, RunInfo, RunSuperseded, StopRequested, follow_task_sessions
+from .heartbeat import Heartbeat
+from .retry import retry_db
+
+log = logging.getLogger("flask_jobmonitor.internal.runner")
+_job = job_table
+_CLAIM_COLUMNS = (
+    _job.c.attempt,
+    _job.c.name,
+    _job.c.task,
+    _job.c.params,
+    _job.c.checkpoint,
+    _job.c.root_id,
+    _job.c.run_by_id,
+    _job.c.run_by_name,
+    _job.c.is_system,
+    _job.c.run_at_url,
+    _job.c.parent_id,
+)
+_ABANDON_COLUMNS = (
+    _job.c.id,
+    _job.c.attempt,
+    _job.c.task,
+    _job.c.status,
+    _job.c.worker_name,
+    _job.c.run_by_id,
+    _job.c.recoveries,
+    _job.c.parent_id,
+    _job.c.root_id,
+)
+_RUNNING = ("running", "stopping")
+#: How long before a stop request a child may have been spawned yet missed by the request's own
+#: pass over the children (the spawn read its parent's status just before the request).
+_SPAWN_RACE = timedelta(seconds=2)
+
+
+#: Process id of the forking worker that settles pre-claimed runs (the horse compares it with
+#: its parent: an orphaned horse records its own result).
+settling_parent_pid = 0
+#: Runs that a forking worker claimed before it forked (the work horse inherits this dict).
+#: Such a run's outcome "completed" is then recorded by the worker once the horse has exited,
+#: so a small job costs the horse no database connection at all (see worker.py).
+preclaimed: dict[str, RunInfo | None] = {}
+#: One byte that a forking worker shares with its work horse (an anonymous shared mapping the
+#: worker makes before it forks): the horse sets it once the pre-claimed run has completed and
+#: its progress is written. The worker settles the run from this byte, not from RQ's job hash:
+#: a second RQ entry of the same job (a duplicate resubmission) that another worker dequeued and
+#: refused to run also writes "finished" to that one hash, which says nothing about this run.
+horse_outcome: mmap.mmap | None = None
+HORSE_NOT_STARTED, HORSE_STARTED, HORSE_COMPLETED = 0, 1, 2
+
+
+def run_job(job_id: str) -> str:
+    """Run tracked job ``job_id``; RQ calls this inside the app context the worker provides."""
+    state = get_state()
+    parent_settles = job_id in preclaimed
+    # In a SimpleWorker the job runs in the worker itself: a cold shutdown's signal during the
+    # claim waits (shutdown.py) until the task has begun, where it fails the run it interrupts,
+    # instead of leaving the job claimed with nobody to run it. _execute ends the section.
+    shutdown.enter()
+    executing = False
+    try:
+        run = preclaimed.pop(job_id) if parent_settles else claim(state, job_id, _worker_name())
+        if run is None:
+            return "not run: the job was no longer queued"
+        try:
+            task = state.tasks.get(run.task)
+        except UnknownTask as error:
+            log.error("job %s not run: %s", job_id, error)
+            _record_failure(state, run, None, describe_failure(error))
+            raise
+        ctx = JobContext(state, run, task)
+        heartbeat = Heartbeat(state.engine, job_id, run.attempt, state.settings.abandoned_after / 4).start()
+        ctx.heartbeat = heartbeat
+        executing = True
+        try:
+            return _execute(state, run, task, ctx, parent_settles)
+        finally:
+            heartbeat.stop()
+            if run.root_id and not parent_settles:
+                release_children(state, run.root_id)
+    finally:
+        if not executing:
+            shutdown.leave()
+
+
+def _execute(state: JobMonitorState, run: RunInfo, task: TrackedTask, ctx: JobContext, parent_settles: bool) -> str:
+    """Run the task and record its outcome: completed, failed, stopped or paused."""
+    job_id = run.job_id
+    if parent_settles and horse_outcome is not None:
+        horse_outcome[0] = HORSE_STARTED
+    try:
+        shutdown.leave()  # signals held back since the claim act now (see run_job)
+    except BaseException:
+        # a cold shutdown held back since the claim (SimpleWorker): the task never began, so
+        # the run is given back (queued again), not failed
+        ctx.end_run()
+        _retrying(
+            state,
+            "giving the run back",
+            lambda: _abandon(state, run, "worker {worker} shut down before the task began", False),
+        )
+        raise
+    try:
+        try:
+            with ctx.running():
+                task.func(ctx, *run.params.get("args", ()), **run.params.get("kwargs", {}))
+        finally:
+            # end the task's own session first: an uncommitted transaction of the task must not
+            # hold (SQLite's) write lock while the outcome is recorded; what it did not commit
+            # is rolled back, as it would be when the worker tears the app context down
+            state.db.session.remove()
+    except RunSuperseded:
+        log.warning("job %s attempt %s was superseded; its outcome is not recorded", job_id, run.attempt)
+        raise
+    except StopRequested:
+        ctx.end_run()
+        _retrying(state, "recording the stop", lambda: _record_stop(state, run, ctx))
+        return "stopped"
+    except PauseRequested:
+        ctx.end_run()
+        _retrying(state, "recording the pause", lambda: _record_pause(state, run, ctx))
+        return "paused"
+    except BaseException as error:
+        ctx.end_run()
+        failure = describe_failure(error)  # the lambda below outlives the except clause's name
+        log.error("job %s (task %s, attempt %s) failed", job_id, run.task, run.attempt, exc_info=True)
+        ctx.mark_current_step("failed")
+        # the job's log is read by every viewer of the job: the public message only (failures.py)
+        ctx._add_log(logging.ERROR, "flask_jobmonitor.runner", failure.message)
+        _retrying(state, "recording the failure", lambda: _record_failure(state, run, ctx, failure))
+        raise
+    ctx.end_run()
+    if parent_settles and os.getppid() == settling_parent_pid and not ctx.has_unawaited_children:
+        _retrying(state, "writing the last progress", lambda: ctx.flush(honour_stop=False))
+        if horse_outcome is not None:
+            horse_outcome[0] = HORSE_COMPLETED
+    else:
+        # no worker will settle it (SimpleWorker, or the worker that forked this horse died), or
+        # it has children to wait for (the worker would not know): record the result here
+        _retrying(state, "recording the result", lambda: _record_success(state, run, ctx))
+    return "completed"
+
+
+def settle_after_horse(state: JobMonitorState, run: RunInfo, outcome: int, horse_detail: str) -> None:
+    """In a forking worker, after the horse of a pre-claimed run exited: record ``completed`` if
+    the horse said so (:data:`horse_outcome`); if the horse died without recording anything
+    (killed, out of memory, or RQ's own bookkeeping failed because Redis went away before the
+    task began), end the run now instead of waiting for its heartbeat to expire. A run whose
+    task never began is queued again whatever the task: nothing of it was done."""
+
+    if outcome == HORSE_COMPLETED:
+        # TransitionRefused: the horse recorded another outcome (stopped, paused), or a person
+        # force-stopped the job meanwhile (the end of a child also ends a waiting parent's family)
+        with contextlib.suppress(TransitionRefused):
+            _retrying(state, "recording the result", lambda: _finish(state, run))
+    else:
+        _abandon(
+            state,
+            run,
+            "the work horse of worker {worker} ended unexpectedly (" + horse_detail + ")",
+            outcome != HORSE_NOT_STARTED,
+        )
+    if run.root_id:
+        release_children(state, run.root_id)
+
+
+def _abandon(state: JobMonitorState, run: RunInfo, reason: str, work_started: bool) -> None:
+    """End ``run`` if it is still the job's current run: queued again if its task never began
+    (or can resume), else failed (maintenance.abandon_run). ``{worker}`` in ``reason`` names
+    the run's worker."""
+    from ..jobs.maintenance import abandon_run
+
+    with state.engine.connect() as connection:
+        row = connection.execute(
+            sa.select(*_ABANDON_COLUMNS).where(
+                _job.c.id == run.job_id, _job.c.attempt == run.attempt, _job.c.status.in_(_RUNNING)
+            )
+        ).first()
+    if row is not None:
+        abandon_run(state, row, reason.replace("{worker}", str(row.worker_name)), work_started=work_started)
+
+
+def _finish(state: JobMonitorState, run: RunInfo) -> None:
+    values = {"ended_at": utcnow()}
+    if not notifies(state, run.run_by_id, run.root_id):
+        # one statement: no transaction needed (see autocommit_engine)
+        with state.autocommit_engine.connect() as connection:
+            apply_transition(connection, run.job_id, "finish", attempt=run.attempt, values=values)
+    else:
+        with state.engine.begin() as connection:
+            apply_transition(connection, run.job_id, "finish", attempt=run.attempt, values=values)
+            add_notification(connection, run.run_by_id, run.job_id, "completed")
+    if run.parent_id:
+        families.child_ended(state, run.parent_id)
+
+
+def _retrying(state: JobMonitorState, what: str, action: Callable[[], None]) -> None:
+    """Record a job's end: retried through a database outage, and never cut in two by a
+    shutdown signal (held back until it is written or given up, see shutdown.py)."""
+    with shutdown.critical_section():
+        retry_db(action, state.settings.db_retry_seconds, what)
+
+
+def _claim_values(worker_name: str, now: Any) -> dict[str, Any]:
+    return {
+        "attempt": ValueExpressions.get(NEXT_ATTEMPT),
+        "started_at": ValueExpressions.get(FIRST_START),
+        "worker_name": worker_name[:255],
+        "ended_at": None,
+        "heartbeat_at": now,
+    }
+
+
+#: The moves whose statements a worker compiles at start-up.
+WARM_UP_ACTIONS = ("start", "finish", "fail", "stopped")
+
+
+def warm_up(state: JobMonitorState) -> None:
+    """Compile the statements every job runs (claim, finish, fail) in the worker process itself.
+
+    A forked work horse inherits SQLAlchemy's compiled-statement cache from its parent; a cache
+    the parent never filled is filled by every horse again, which cost a forked no-op job more
+    than its own work. The statements run against an id no job has, so nothing changes.
+    """
+    nobody = "00000000-0000-0000-0000-000000000000"
+    now = utcnow()
+    options_of: dict[str, dict[str, Any]] = {
+        "start": {"values": _claim_values("warm-up", now), "returning": _CLAIM_COLUMNS},
+        "finish": {"attempt": 0, "values": {"ended_at": now}},
+        "fail": {"attempt": 0, "values": {"error_message": "", "error_detail": "", "ended_at": now}},
+        "stopped": {"attempt": 0, "values": {"ended_at": now}},
+    }
+    with state.engine.connect() as connection:
+        for action in WARM_UP_ACTIONS:
+            options = options_of[action]
+            with contextlib.suppress(JobNotFound, TransitionRefused):
+                apply_transition(connection, nobody, action, now=now, **options)
+        connection.rollback()
+    follow_task_sessions(state)  # the horses inherit the session listeners too
+
+
+def claim(state: JobMonitorState, job_id: str, worker_name: str) -> RunInfo | None:
+    """Move the job from ``queued`` to ``running`` for this worker; None if it is not queued."""
+    now = utcnow()
+    try:
+        # a transaction, not autocommit (unlike the finish): a worker that dies while its claim
+        # waits for a row lock must leave the job queued. In autocommit the server would still
+        # commit the claim once the lock is free, and the job would look started by a dead worker.
+        with state.engine.begin() as connection:
+            row = apply_transition(
+                connection, job_id, "start", now=now, values=_claim_values(worker_name, now), returning=_CLAIM_COLUMNS
+            )
+    except TransitionRefused as refused:
+        log.info("job %s not run: %s", job_id, refused)
+        return None
+    except JobNotFound:
+        # deleted while it waited in the queue (or an RQ job left over from another database)
+        log.warning("job %s not run: it has no job record", job_id)
+        return None
+    assert row is not None
+    return RunInfo(
+        job_id=job_id,
+        attempt=row.attempt,
+        name=row.name,
+        task=row.task,
+        params=row.params or {},
+        checkpoint=row.checkpoint,
+        root_id=row.root_id,
+        run_by_id=row.run_by_id,
+        run_by_name=row.run_by_name,
+        is_system=row.is_system,
+        run_at_url=row.run_at_url,
+        parent_id=row.parent_id,
+    )
+
+
+def _record_success(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None:
+    # a stop requested after the last tick comes too late: the work is done, so it completes
+    ctx.flush(honour_stop=False)
+    if ctx.has_unawaited_children and families.start_waiting(state, run):
+        return  # it waits for its children; the last one to end ends it
+    _finish(state, run)
+
+
+def _record_failure(state: JobMonitorState, run: RunInfo, ctx: JobContext | None, failure: Failure) -> None:
+    values: dict[str, Any] = {"error_message": failure.message, "error_detail": failure.detail, "ended_at": utcnow()}
+    if ctx is not None:
+        ctx.flush(honour_stop=False)
+    else:
+        values["error_count"] = _job.c.error_count + 1
+    with state.engine.begin() as connection:
+        try:
+            apply_transition(connection, run.job_id, "fail", attempt=run.attempt, values=values)
+        except TransitionRefused as refused:
+            log.warning("failure of job %s not recorded: %s", run.job_id, refused)
+            return
+        notify_end(state, connection, run.run_by_id, run.job_id, "failed", root_id=run.root_id)
+    families.child_ended(state, run.parent_id)
+
+
+def _record_stop(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None:
+    """The task honoured a stop request: keep what it did up to its last checkpoint, end
+    ``stopped`` (or ``cancelled``, when a person cancelled it while it ran)."""
+    cancelled = ctx.cancel_requested or read_signal(state, run.job_id) == "cancel"
+    ctx.mark_current_step("stopped")
+    what = "Cancelled" if cancelled else "Stopped"
+    ctx._add_log(logging.WARNING, "flask_jobmonitor.runner", f"{what} at a checkpoint; work already done is kept.")
+    ctx.flush(everything=not ctx.task.resumable, honour_stop=False)
+    with state.engine.begin() as connection:
+        try:
+            stopped = apply_transition(
+                connection,
+                run.job_id,
+                "cancelled_at_checkpoint" if cancelled else "stopped",
+                attempt=run.attempt,
+                values={"ended_at": utcnow()},
+                returning=(_job.c.stop_requested_at,),
+            )
+        except TransitionRefused as refused:
+            # already force-stopped (or cancelled) by a person: their record stands
+            log.info("stop of job %s already recorded: %s", run.job_id, refused)
+            return
+        if not cancelled:  # a person who cancels a job needs no news of it
+            notify_end(state, connection, run.run_by_id, run.job_id, "stopped", root_id=run.root_id)
+    clear_signal(state, run.job_id)
+    # children spawned while the stop request travelled: stop or cancel them too (the older ones
+    # are the business of whoever asked for the stop, whose name their log then shows)
+    from ..jobs.control import stop_children
+
+    requested_at = stopped.stop_requested_at if stopped is not None else None
+    since = requested_at - _SPAWN_RACE if requested_at is not None else None
+    stop_children(state, run.job_id, None, created_since=since)
+    families.child_ended(state, run.parent_id)
+
+
+def _record_pause(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None:
+    """The worker is shutting down: save the checkpoint, go ``paused``, and queue the job again at
+    the front of its queue so the next worker resumes it."""
+    from ..jobs.enqueue import requeue_paused
+
+    ctx.mark_current_step("stopped")
+    ctx._add_log(
+        logging.INFO, "flask_jobmonitor.runner", "Paused for a worker shutdown; it resumes from its checkpoint."
+    )
+    ctx.flush(everything=False, honour_stop=False)
+    with state.engine.begin() as connection:
+        apply_transition(connection, run.job_id, "pause", attempt=run.attempt)
+    clear_signal(state, run.job_id)
+    after_rq_job(lambda: requeue_paused(state, run.job_id))
+
+
+_after_rq_job: list[Callable[[], Any]] = []
+#: Set by the worker mixin: it runs the after-job callbacks once RQ has closed the execution.
+deferred_callbacks_supported = False
+
+
+def after_rq_job(callback: Callable[[], Any]) -> None:
+    """Run ``callback`` once RQ has finished recording the current execution.
+
+    Re-queueing a job under its own id while RQ still records its current run would let RQ's
+    bookkeeping ("finished") overwrite the new "queued" state; the worker runs these callbacks
+    right after. Outside a jobmonitor worker there is no such hook, so it runs at once.
+    """
+    if deferred_callbacks_supported:
+        _after_rq_job.append(callback)
+    else:
+        callback()
+
+
+def run_after_job_callbacks() -> None:
+    """Called by the worker after each job; runs and forgets the deferred callbacks."""
+    while _after_rq_job:
+        callback = _after_rq_job.pop(0)
+        try:
+            callback()
+        except Exception:
+            log.exception("a deferred after-job step failed")
+
+
+def _worker_name() -> str:
+    rq_job = get_current_job()
+    name = getattr(rq_job, "worker_name", None) if rq_job is not None else None
+    return name or os.environ.get("RQ_WORKER_ID") or f"{socket.gethostname()}.{os.getpid()}"
