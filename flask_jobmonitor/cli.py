@@ -12,8 +12,13 @@ from flask.cli import with_appcontext
 from rq.utils import import_attribute
 from rq.worker import BaseWorker
 
+from .jobs import pause_all as pausing
+from .jobs.maintenance import delete_old_jobs, recover
+from .jobs.schedules import create_scheduler
+from .records.migrate import current_revision, stamp, upgrade
 from .records.models import Base
 from .state import get_state
+from .stats.cache import clear
 from .worker.process import create_worker
 
 
@@ -29,8 +34,6 @@ def init_db() -> None:
 
     A database whose tables this creates is stamped with the current migration, so a later
     ``flask jobmonitor migrate`` upgrades it from there."""
-    from .records.migrate import current_revision, stamp
-
     engine = get_state().engine
     Base.metadata.create_all(engine)
     if current_revision(engine) is None:
@@ -43,8 +46,6 @@ def init_db() -> None:
 @with_appcontext
 def migrate_command(revision: str) -> None:
     """Upgrade the jobmonitor_* tables with the extension's Alembic migrations (own version table)."""
-    from .records.migrate import current_revision, upgrade
-
     engine = get_state().engine
     upgrade(engine, revision)
     click.echo(f"jobmonitor tables at revision {current_revision(engine)}")
@@ -86,8 +87,6 @@ def worker(queues: tuple[str, ...], burst: bool, worker_class: str, name: str | 
 @with_appcontext
 def scheduler(interval: int, burst: bool) -> None:
     """Run rq-scheduler with the app's schedules (several may run: one holds the lock)."""
-    from .jobs.schedules import create_scheduler
-
     # rq-scheduler's crontab dependency announces a future change on every computation; the
     # schedules here are explicit UTC cron strings either way
     warnings.filterwarnings("ignore", category=FutureWarning, module="rq_scheduler")
@@ -101,8 +100,6 @@ def scheduler(interval: int, burst: bool) -> None:
 @with_appcontext
 def recover_command() -> None:
     """Requeue or fail jobs whose worker died; resubmit queued jobs that Redis lost."""
-    from .jobs.maintenance import recover
-
     click.echo(f"recovery: {recover(get_state())}")
 
 
@@ -111,8 +108,6 @@ def recover_command() -> None:
 def clear_stats_cache() -> None:
     """Drop the statistics kept for closed hours and days; the page computes them again from the
     jobs. Needed only after changing jobs' rows by hand (the package drops stale ones itself)."""
-    from .stats.cache import clear
-
     with get_state().engine.begin() as connection:
         dropped = clear(connection)
     click.echo(f"statistics cache cleared: {dropped} buckets dropped")
@@ -123,8 +118,6 @@ def clear_stats_cache() -> None:
 @with_appcontext
 def cleanup(days: int | None) -> None:
     """Delete finished jobs older than the retention period, with their records and files."""
-    from .jobs.maintenance import delete_old_jobs
-
     state = get_state()
     keep = days or state.settings.retention_days
     click.echo(f"deleted {delete_old_jobs(state, keep)} jobs older than {keep} days")
@@ -163,8 +156,6 @@ def pause_command(timeout: float, no_wait: bool) -> None:
     jobs of resumable tasks pause at their next checkpoint, new jobs are accepted and wait.
     Waits until nothing runs; exits with status 3, listing them, if jobs still run after
     --timeout seconds. Pausing again is harmless. Undo with ``flask jobmonitor resume``."""
-    from .jobs import pause_all as pausing
-
     state = get_state()
     try:
         found = pausing.pause_all(state, _cli_user())
@@ -201,8 +192,6 @@ def resume_command() -> None:
     """Resume all jobs after ``flask jobmonitor pause`` (also lifts an ``rq suspend``): workers
     take jobs again, the jobs the pause paused continue from their checkpoints. Jobs stopped or
     cancelled by people stay as they are. Resuming again is harmless."""
-    from .jobs import pause_all as pausing
-
     try:
         report = pausing.resume_all(get_state(), _cli_user())
     except pausing.PauseAllUnavailable as error:

@@ -9,6 +9,7 @@ key, rather than later inside a worker.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import os
 import re
@@ -16,7 +17,10 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from croniter import croniter
+
 from .errors import ConfigError
+from .records.status import JobStatus
 
 DEFAULTS: dict[str, Any] = {
     # Redis that RQ uses. Jobs are executed through it; nothing a person sees lives only there.
@@ -160,8 +164,6 @@ def _positive(key: str, value: Any, kind: Callable[[Any], Any]) -> Any:
 
 
 def _log_level(value: Any) -> int:
-    import logging
-
     if isinstance(value, int):
         return value
     level = logging.getLevelName(str(value).upper())
@@ -254,7 +256,6 @@ def _positive_int_or_none(key: str, value: Any) -> int | None:
 def _cron_or_none(key: str, value: Any) -> str | None:
     if not value:
         return None
-    from croniter import croniter
 
     if not isinstance(value, str) or not croniter.is_valid(value):
         raise ConfigError(f"{key} must be a cron expression like '17 3 * * *' or None, got {value!r}")
@@ -274,8 +275,6 @@ def _mapping_or_none(key: str, value: Any) -> Any:
 
 
 def _status_labels(value: Any) -> Mapping[str, str]:
-    from .records.status import JobStatus
-
     key = "JOBMONITOR_STATUS_LABELS"
     if value is None:
         return {}

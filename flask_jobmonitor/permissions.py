@@ -25,7 +25,9 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from flask import current_app, has_request_context
+from flask_login import current_user
 
+from .records.models import job_table
 from .users import describe_user
 
 ACCESS = "jobmonitor.access"
@@ -72,7 +74,6 @@ class JobPermissions:
         """Flask-Login's ``current_user`` when a login manager is set up, else None."""
         if not has_request_context() or not hasattr(current_app, "login_manager"):
             return None
-        from flask_login import current_user
 
         return current_user._get_current_object()
 
@@ -143,8 +144,6 @@ class JobPermissions:
     def visible_jobs(self, user: Any) -> sa.ColumnElement[bool]:
         """A SQL condition on the jobs table that holds for the jobs :meth:`can_view` allows:
         the same rule for a query over many jobs (e.g. a host page's "last run")."""
-        from .records.models import job_table
-
         c = job_table.c
         if not self.can_access(user):
             return sa.false()

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from flask_jobmonitor.errors import EnqueueError, TransitionRefused
 from flask_jobmonitor.jobs import control
 from flask_jobmonitor.jobs.control import ActionNotAllowed
-from flask_jobmonitor.jobs.enqueue import RUNNER_PATH
+from flask_jobmonitor.jobs.submit import RUNNER_PATH
 from flask_jobmonitor.keys import control_key
 from flask_jobmonitor.records.models import (
     Job,
@@ -227,7 +227,7 @@ def test_a_run_that_ended_before_the_stop_signal_was_set_leaves_no_signal(app, e
     the signal, before the request had set it: the request must not leave a signal for no run.
     The interleaving is made, not waited for: the run ends while the request stops the children."""
     from flask_jobmonitor.jobs.signals import clear_signal
-    from flask_jobmonitor.records.status import apply_transition
+    from flask_jobmonitor.records.transitions import apply_transition
 
     job_id = insert_job(engine, task=ct.ticks.name, status="running", run_by_id="7", attempt=1)
 

@@ -15,7 +15,7 @@ from rq.job import Job as RQJob
 from werkzeug.datastructures import FileStorage
 
 from flask_jobmonitor import EnqueueError, FileTooLarge, InvalidJobArguments, JobStatus, UnknownTask, UnsafeLink
-from flask_jobmonitor.jobs.enqueue import RUNNER_PATH
+from flask_jobmonitor.jobs.submit import RUNNER_PATH
 from flask_jobmonitor.records.models import Job, file_table, job_table, step_table
 from flask_jobmonitor.state import get_state
 

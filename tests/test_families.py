@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from flask_jobmonitor.jobs import control, families, maintenance
 from flask_jobmonitor.records.models import notification_table
-from flask_jobmonitor.records.status import apply_transition
+from flask_jobmonitor.records.transitions import apply_transition
 from flask_jobmonitor.timeutil import utcnow
 
 from . import reliability_tasks as rt

@@ -13,7 +13,7 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
 from flask_jobmonitor import JobStatus
 from flask_jobmonitor.records.models import JobLog, JobNotification, JobStep, job_table
-from flask_jobmonitor.records.status import apply_transition
+from flask_jobmonitor.records.transitions import apply_transition
 from flask_jobmonitor.state import get_state
 from flask_jobmonitor.worker.runner import HORSE_COMPLETED, HORSE_NOT_STARTED, HORSE_STARTED, claim, settle_after_horse
 

@@ -24,6 +24,7 @@ from ..records.models import job_table
 from ..records.status import JobStatus
 from ..state import JobMonitorState
 from ..timeutil import utcnow
+from .submit import resubmit_by_id
 
 log = logging.getLogger("flask_jobmonitor.internal.children")
 _IN_FLIGHT = [JobStatus.RUNNING.value, JobStatus.STOPPING.value, JobStatus.PAUSED.value]
@@ -73,8 +74,6 @@ def holds_children(connection: sa.Connection, root_id: str) -> bool:
 
 def release(state: JobMonitorState, root_id: str) -> list[str]:
     """Release the oldest held children of ``root_id`` into the queue, up to the limit."""
-    from .enqueue import resubmit_by_id
-
     c = job_table.c
     parent = job_table.alias("parent")
     # a waiting parent someone asked to stop (stop_family) is ending too

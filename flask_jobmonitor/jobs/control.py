@@ -26,15 +26,8 @@ from ..errors import EnqueueError, JobMonitorError, JobNotFound, TransitionRefus
 from ..records.bulkwrite import in_chunks
 from ..records.models import Job, file_table, job_table, log_table, notification_table, step_table, subtask_table
 from ..records.notifications import notify_end
-from ..records.status import (
-    DELETABLE_STATUSES,
-    FINISHED_STATUSES,
-    RESTARTABLE_STATUSES,
-    JobStatus,
-    apply_transition,
-    apply_transition_where,
-    is_allowed,
-)
+from ..records.status import DELETABLE_STATUSES, FINISHED_STATUSES, RESTARTABLE_STATUSES, JobStatus, is_allowed
+from ..records.transitions import apply_transition, apply_transition_where
 from ..state import JobMonitorState
 from ..stats import cache as stats_cache
 from ..storage import job_of

@@ -22,27 +22,23 @@ from typing import IO, Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import sqlalchemy as sa
-from flask import has_request_context, request
-from redis.exceptions import RedisError
+from flask import flash, has_request_context, request, url_for
+from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
+from werkzeug.routing import BuildError
 
 from ..errors import EnqueueError, FileTooLarge, InvalidJobArguments, UnsafeLink
 from ..links import run_at_link
-from ..records.failures import describe as describe_failure
 from ..records.models import Job, JobFile, JobStep, file_table, job_table
-from ..records.status import JobStatus, apply_transition
+from ..records.status import JobStatus
+from ..records.transitions import apply_transition
 from ..state import JobMonitorState
 from ..tasks import TrackedTask
 from ..timeutil import utcnow
 from ..users import describe_user
 from .children import holds_children, in_flight, release, root_lock
-
-#: The function RQ runs for every tracked job; it looks the job up by id.
-RUNNER_PATH = "flask_jobmonitor.worker.runner.run_job"
-#: The function name of jobs queued before 0.2 (flask_jobmonitor/runner.py forwards it).
-LEGACY_RUNNER_PATH = "flask_jobmonitor.runner.run_job"
-#: Every function name under which RQ holds a tracked job.
-RUNNER_PATHS = frozenset({RUNNER_PATH, LEGACY_RUNNER_PATH})
+from .signals import clear_signal
+from .submit import submit_to_rq
 
 
 @dataclass
@@ -188,10 +184,6 @@ def _enqueued_at(state: JobMonitorState, job_id: str) -> Any:
 
 def _flash_started(job: Job) -> None:
     """Tell the person who launched the job that it started, with a link to follow it."""
-    from flask import flash, url_for
-    from markupsafe import Markup, escape
-    from werkzeug.routing import BuildError
-
     try:
         link = url_for("jobmonitor_jobs.detail", job_id=job.id)
     except BuildError:  # no Flask-Admin views registered: a plain message
@@ -205,8 +197,6 @@ def requeue(state: JobMonitorState, job_id: str, action: str, *, at_front: bool 
 
     The job keeps its id, checkpoint and finished steps; the next run continues from there.
     """
-    from .signals import clear_signal
-
     with Session(state.engine, expire_on_commit=False) as session:
         with session.begin():
             apply_transition(session.connection(), job_id, action, values={"ended_at": None, "enqueued_at": utcnow()})
@@ -219,58 +209,9 @@ def requeue(state: JobMonitorState, job_id: str, action: str, *, at_front: bool 
     return job
 
 
-def resubmit_by_id(state: JobMonitorState, job_id: str, *, at_front: bool = False) -> None:
-    """Hand an existing ``queued`` job row to RQ again (released child, job Redis forgot, run
-    requeued by recovery); any old stop or pause signal is cleared first."""
-    from .signals import clear_signal
-
-    clear_signal(state, job_id)
-    with Session(state.engine) as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            return
-        session.expunge(job)
-    timeout = state.tasks.get(job.task).timeout if job.task in state.tasks else None
-    submit_to_rq(state, job, timeout=timeout, at_front=at_front)
-
-
 def requeue_paused(state: JobMonitorState, job_id: str) -> Job:
     """A job paused by a worker shutdown goes back to the front of its queue."""
     return requeue(state, job_id, "resume", at_front=True)
-
-
-def submit_to_rq(
-    state: JobMonitorState,
-    job: Job,
-    *,
-    timeout: int | None = None,
-    at_front: bool = False,
-    delay: timedelta | None = None,
-) -> None:
-    """Put an existing ``queued`` job row on its RQ queue (after ``delay``, through RQ's
-    scheduler), or mark it failed and raise EnqueueError."""
-    try:
-        queue = state.queue("low" if job.low_priority else "default")
-        options: dict[str, Any] = {
-            "job_id": job.id,
-            "job_timeout": timeout or state.settings.job_timeout,
-            "result_ttl": state.settings.rq_result_ttl,
-            "failure_ttl": state.settings.rq_result_ttl,
-            "description": job.name,
-        }
-        if delay:
-            queue.enqueue_in(delay, RUNNER_PATH, job.id, **options)
-        else:
-            queue.enqueue(RUNNER_PATH, job.id, at_front=at_front, **options)
-    except RedisError as error:
-        # the error's own text (host, port) is for people allowed to see details (failures.py)
-        reason = "Redis is unreachable"
-        values = {"error_message": reason, "error_detail": describe_failure(error).detail, "ended_at": utcnow()}
-        with state.engine.begin() as connection:
-            apply_transition(connection, job.id, "fail", values=values)
-        job.status = JobStatus.FAILED.value
-        job.error_message = reason
-        raise EnqueueError(job.id, reason) from error
 
 
 def _check_files(files: Mapping[str, Any]) -> None:

@@ -41,7 +41,8 @@ import sqlalchemy as sa
 
 from ..records.models import job_table, log_table
 from ..records.notifications import notify_end
-from ..records.status import ACTIVE_STATUSES, JobStatus, apply_transition_where
+from ..records.status import ACTIVE_STATUSES, JobStatus
+from ..records.transitions import apply_transition_where
 from ..timeutil import utcnow
 
 if TYPE_CHECKING:

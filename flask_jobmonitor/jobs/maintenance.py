@@ -32,13 +32,15 @@ from ..errors import JobNotFound, TransitionRefused
 from ..keys import PREFIX
 from ..records.models import job_table, log_table, step_table
 from ..records.notifications import notify_end
-from ..records.status import FINISHED_STATUSES, JobStatus, apply_transition
+from ..records.status import FINISHED_STATUSES, JobStatus
+from ..records.transitions import apply_transition
 from ..state import JobMonitorState, get_state
 from ..timeutil import utcnow
 from .children import release, roots_with_held_children
-from .enqueue import resubmit_by_id
+from .control import delete
 from .families import child_ended, end_stuck_families
 from .signals import read_signal
+from .submit import resubmit_by_id
 
 log = logging.getLogger("flask_jobmonitor.internal.maintenance")
 RECOVERY_LOCK = f"{PREFIX}recovery-lock"
@@ -347,8 +349,6 @@ class RecoveryLoop:
 def delete_old_jobs(state: JobMonitorState, older_than_days: int, batch: int = 500) -> int:
     """Delete finished jobs created more than ``older_than_days`` ago, with all their records and
     files; return how many jobs were deleted. Works in batches so it never holds long locks."""
-    from .control import delete
-
     cutoff = utcnow() - timedelta(days=older_than_days)
     c = job_table.c
     finished = [s.value for s in FINISHED_STATUSES]

@@ -40,12 +40,12 @@ from rq.suspension import WORKERS_SUSPENDED, resume, suspend
 
 from ..errors import JobMonitorError, JobNotFound, TransitionRefused
 from ..keys import PAUSE_ALL_KEY, PAUSED_BY_PAUSE_ALL_KEY, control_key
+from ..records.estimates import jobs_time_left
 from ..records.models import job_table, log_table
 from ..records.status import JobStatus
 from ..state import JobMonitorState
 from ..timeutil import utcnow
 from ..users import describe_user
-from ..web.details import jobs_time_left
 from .enqueue import requeue
 from .signals import send_signal
 

@@ -17,12 +17,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask
 from rq_scheduler import Scheduler
+from sqlalchemy.orm import Session
 
 from ..records.models import Job
 from ..state import JobMonitorState, get_state
+from ..stats.figures import prepare_days
 from ..tasks import SCHEDULE_ID_PREFIX, Schedule
+from .maintenance import delete_old_jobs
 
 __all__ = ["LAUNCHER_PATH", "RETENTION_SCHEDULE", "Schedule", "create_scheduler", "launch_scheduled", "sync_schedules"]
 
@@ -89,9 +93,6 @@ def retention_task(ctx: Any, days: int | None = None) -> None:
     """The daily system job: delete finished jobs older than ``JOBMONITOR_RETENTION_DAYS``; then,
     with the statistics cache on, compute the last year's days that are not kept yet, so that
     the first person to open a long range on the statistics page does not wait for them."""
-    from ..stats.figures import prepare_days
-    from .maintenance import delete_old_jobs
-
     state = get_state()
     keep = days or state.settings.retention_days
     with ctx.step("Delete old jobs") as step:
@@ -107,9 +108,6 @@ def retention_task(ctx: Any, days: int | None = None) -> None:
 
 def scheduled_runs(state: JobMonitorState, name: str, limit: int = 10) -> list[Job]:
     """The latest tracked runs launched by schedule ``name`` (newest first)."""
-    import sqlalchemy as sa
-    from sqlalchemy.orm import Session
-
     schedule = state.extension.schedules[name]
     with Session(state.engine) as session:
         jobs = list(

@@ -44,8 +44,9 @@ def _can_copy(connection: sa.Connection) -> bool:
 
 
 def _copy(connection: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    import psycopg  # only imported where the psycopg driver is in use
-    from psycopg import sql
+    # psycopg is an optional dependency (the postgres extra): imported only where it is the driver
+    import psycopg  # optional dependency
+    from psycopg import sql  # optional dependency
 
     columns = list(rows[0])
     target = sql.Identifier(table.schema, table.name) if table.schema else sql.Identifier(table.name)

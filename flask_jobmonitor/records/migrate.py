@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 
 #: The extension keeps its own Alembic version table, apart from the host's ``alembic_version``.
 VERSION_TABLE = "jobmonitor_alembic_version"
@@ -53,8 +54,6 @@ def stamp(engine: sa.Engine, revision: str = "head") -> None:
 
 def current_revision(engine: sa.Engine) -> str | None:
     """The revision the database is at (None before the first upgrade)."""
-    from alembic.runtime.migration import MigrationContext
-
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
         return context.get_current_revision()

@@ -13,12 +13,13 @@ from flask.typing import ResponseReturnValue
 from ..errors import EnqueueError, TransitionRefused, UnknownTask
 from ..jobs import control
 from ..links import same_site_path
+from ..records.estimates import job_remaining_seconds, jobs_time_left, steps_with_estimates
 from ..records.failures import visible_detail
 from ..records.live import overlay_job, overlay_jobs, read_live
 from ..records.models import job_table, notification_table
 from ..state import get_state
 from ..timeutil import utcnow
-from .details import job_remaining_seconds, jobs_time_left, steps_with_estimates, subtask_counts, time_left_text
+from .details import subtask_counts, time_left_text
 from .listing import family_progress
 from .presenters import (
     JOB_FRAGMENTS,
@@ -29,6 +30,7 @@ from .presenters import (
     look,
     page_macros,
     step_fragment,
+    step_json,
 )
 from .requests import (
     abort_json,
@@ -110,7 +112,7 @@ def job_detail(job_id: str) -> Response:
     actions = control.allowed_actions(state, job, current_user(), family.active if family else 0)
     macros = page_macros()
     summary.update(
-        steps=[dict(step.as_json(), html=step_fragment(macros, step)) for step in steps],
+        steps=[dict(step_json(step), html=step_fragment(macros, step)) for step in steps],
         subtask_counts=counts,
         name=job.name,
         actions=actions,

@@ -43,6 +43,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from ..records.models import Job, file_table, job_table
 from ..records.status import FINISHED_STATUSES, JobStatus
@@ -704,7 +705,6 @@ def fetch_page(
         return JobPage(
             [], filters, has_next, has_previous, offset=offset, window=window, searched=searched, resume=resume
         )
-    from sqlalchemy.orm import Session
 
     with Session(bind=connection) as session:
         rows = {job.id: job for job in session.execute(sa.select(Job).where(job_table.c.id.in_(ids))).scalars()}
@@ -728,8 +728,6 @@ def fetch_page(
 
 def load_jobs(connection: sa.Connection, ids: Sequence[str]) -> list[Job]:
     """The jobs with ``ids``, in that order (ids not found are left out)."""
-    from sqlalchemy.orm import Session
-
     if not ids:
         return []
     with Session(bind=connection) as session:

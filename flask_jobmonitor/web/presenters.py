@@ -18,8 +18,12 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from flask import current_app, has_app_context
+
+from ..records.estimates import StepView
 from ..records.models import Job
 from ..records.status import ACTIVE_STATUSES, JobStatus
+from ..state import EXTENSION_KEY
 
 
 class StatusLook(NamedTuple):
@@ -98,9 +102,6 @@ def look(status: str) -> StatusLook:
 
 
 def _status_labels() -> Mapping[str, str]:
-    from flask import current_app, has_app_context
-
-    from ..state import EXTENSION_KEY
 
     if not has_app_context():
         return {}
@@ -213,8 +214,6 @@ def page_macros() -> Any:
     """The macros of ``jobmonitor/_macros.html`` bound to the current request's template context,
     as ``{% import 'jobmonitor/_macros.html' as jm with context %}`` binds them for a page.
     Made once per request; each macro call then costs what it costs in a page."""
-    from flask import current_app
-
     context: dict[str, Any] = {}
     current_app.update_template_context(context)
     return current_app.jinja_env.get_template("jobmonitor/_macros.html").make_module(context)
@@ -246,6 +245,25 @@ def detail_fragments(macros: Any, job: Job, part: PartContext, time_left: str) -
     return fragments
 
 
-def step_fragment(macros: Any, step: Any) -> str:
-    """The detail page's row of ``step`` (a ``details.StepView``)."""
+def step_json(step: StepView) -> dict[str, Any]:
+    """A step (records/estimates.py) as the detail JSON carries it, with its status's look."""
+    look = step_look(step.status)
+    return {
+        "position": step.position,
+        "name": step.name,
+        "status": step.status,
+        "status_label": look.label,
+        "status_icon": look.icon,
+        "status_colour": look.colour,
+        "done": step.done,
+        "total": step.total,
+        "counters": dict(step.counters),
+        "elapsed_seconds": step.elapsed_seconds,
+        "remaining_seconds": step.remaining_seconds,
+        "estimated_seconds": step.estimated_seconds,
+    }
+
+
+def step_fragment(macros: Any, step: StepView) -> str:
+    """The detail page's row of ``step`` (records/estimates.py ``StepView``)."""
     return str(macros.step_row(step))

@@ -13,6 +13,7 @@ from markupsafe import Markup
 from sqlalchemy.orm import Session
 from werkzeug.routing import BuildError
 
+from ..jobs.control import allowed_actions
 from ..jobs.pause_all import PauseState
 from ..jobs.pause_all import current as current_pause
 from ..links import shown_run_at_link
@@ -32,6 +33,7 @@ from .presenters import (
     iso,
     look,
     overall_percent,
+    step_look,
 )
 from .requests import current_user
 
@@ -111,8 +113,6 @@ def pause_state() -> PauseState | None:
 
 
 def _actions_for_current_user(job: Job, active_children: int | None = None) -> list[str]:
-    from ..jobs.control import allowed_actions
-
     return allowed_actions(get_state(), job, current_user(), active_children)
 
 
@@ -140,6 +140,7 @@ def register_template_helpers(app: Flask) -> None:
             "jobmonitor_notifications": jobmonitor_notifications,
             "jobmonitor_csrf_token": generate_csrf,
             "jobmonitor_look": look,
+            "jobmonitor_step_look": step_look,
             "jobmonitor_status_looks": STATUS_LOOKS,
             "jobmonitor_percent": overall_percent,
             "jobmonitor_family_percent": family_percent,

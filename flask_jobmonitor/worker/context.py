@@ -33,7 +33,9 @@ itself. The rules:
 from __future__ import annotations
 
 import logging
+import mimetypes
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,6 +48,7 @@ import sqlalchemy as sa
 from redis.exceptions import RedisError
 
 from ..errors import FileNotInJob, JobMonitorError
+from ..jobs.enqueue import JobRequest, enqueue_job
 from ..keys import control_key
 from ..records import live
 from ..records.bulkwrite import insert_rows
@@ -504,8 +507,6 @@ class JobContext:
         self, filename: str, data: bytes | IO[bytes], content_type: str | None = None, kind: str = "output"
     ) -> int:
         """Store a file the job produced and list it on the job; return the file's id."""
-        import mimetypes
-
         if kind not in ("output", "error_report"):
             raise ValueError(f"kind must be 'output' or 'error_report', got {kind!r}")
         key, size = self._state.storage.save(self.job_id, data)
@@ -555,8 +556,6 @@ class JobContext:
         **kwargs: Any,
     ) -> Job:
         """Queue a child job of this one (same user; ``parent_id`` and ``root_id`` set)."""
-        from ..jobs.enqueue import JobRequest, enqueue_job
-
         # a parent asked to stop spawns no more children: this is a checkpoint for every task
         with self._engine.begin() as connection:
             if self._fence(connection, {}) in _STOP_STATUSES and not self._ending:
@@ -598,8 +597,6 @@ class JobContext:
         workers: a parent waiting with only one worker running would wait for ever, hence
         ``timeout`` (raises TimeoutError).
         """
-        import time
-
         deadline = None if timeout is None else monotonic() + timeout
         finished = [s.value for s in FINISHED_STATUSES]
         while True:

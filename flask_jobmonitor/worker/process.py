@@ -45,9 +45,9 @@ from rq.suspension import is_suspended
 from rq.utils import now as rq_now
 from rq.worker import BaseWorker
 
-from ..jobs.enqueue import RUNNER_PATHS, resubmit_by_id
 from ..jobs.maintenance import RecoveryLoop, abandon_run
 from ..jobs.signals import send_signal
+from ..jobs.submit import RUNNER_PATHS, resubmit_by_id
 from ..records.models import job_table
 from ..records.status import JobStatus
 from ..state import get_state

@@ -29,12 +29,15 @@ from rq import get_current_job
 from ..errors import JobNotFound, TransitionRefused, UnknownTask
 from ..jobs import families
 from ..jobs.children import release as release_children
+from ..jobs.control import stop_children
+from ..jobs.enqueue import requeue_paused
+from ..jobs.maintenance import abandon_run
 from ..jobs.signals import clear_signal, read_signal
 from ..records.failures import Failure
 from ..records.failures import describe as describe_failure
 from ..records.models import job_table
 from ..records.notifications import add_notification, notifies, notify_end
-from ..records.status import FIRST_START, NEXT_ATTEMPT, ValueExpressions, apply_transition
+from ..records.transitions import FIRST_START, NEXT_ATTEMPT, ValueExpressions, apply_transition
 from ..state import JobMonitorState, get_state
 from ..tasks import TrackedTask
 from ..timeutil import utcnow
@@ -210,8 +213,6 @@ def _abandon(state: JobMonitorState, run: RunInfo, reason: str, work_started: bo
     """End ``run`` if it is still the job's current run: queued again if its task never began
     (or can resume), else failed (maintenance.abandon_run). ``{worker}`` in ``reason`` names
     the run's worker."""
-    from ..jobs.maintenance import abandon_run
-
     with state.engine.connect() as connection:
         row = connection.execute(
             sa.select(*_ABANDON_COLUMNS).where(
@@ -367,7 +368,6 @@ def _record_stop(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None:
     clear_signal(state, run.job_id)
     # children spawned while the stop request travelled: stop or cancel them too (the older ones
     # are the business of whoever asked for the stop, whose name their log then shows)
-    from ..jobs.control import stop_children
 
     requested_at = stopped.stop_requested_at if stopped is not None else None
     since = requested_at - _SPAWN_RACE if requested_at is not None else None
@@ -378,8 +378,6 @@ def _record_stop(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None:
 def _record_pause(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None:
     """The worker is shutting down: save the checkpoint, go ``paused``, and queue the job again at
     the front of its queue so the next worker resumes it."""
-    from ..jobs.enqueue import requeue_paused
-
     ctx.mark_current_step("stopped")
     ctx._add_log(
         logging.INFO, "flask_jobmonitor.runner", "Paused for a worker shutdown; it resumes from its checkpoint."

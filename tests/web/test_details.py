@@ -1,4 +1,4 @@
-"""details.py: what the job detail page shows: steps with time estimates and the paginated grids."""
+"""records/estimates.py and web/details.py: steps with time estimates and the detail page's paginated grids."""
 
 from __future__ import annotations
 
@@ -9,21 +9,19 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from flask_jobmonitor.records.models import Job, file_table, log_table, step_table, subtask_table
+from flask_jobmonitor.records.estimates import ESTIMATE_SAMPLE, job_remaining_seconds, jobs_time_left, steps_with_estimates
 from flask_jobmonitor.web.details import (
-    ESTIMATE_SAMPLE,
     GRID_PAGE_SIZE,
     children_grid,
     files_of,
-    job_remaining_seconds,
-    jobs_time_left,
     log_grid,
     restarts_of,
-    steps_with_estimates,
     subtask_counts,
     subtask_grid,
     time_left_text,
 )
 from flask_jobmonitor.web.listing import InvalidFilter
+from flask_jobmonitor.web.presenters import step_json
 
 from .conftest import add_job, at, recorded_statements
 
@@ -95,7 +93,7 @@ def test_a_running_step_estimates_the_time_left_from_its_rate(engine, running_jo
     step = steps_of(engine, running_job, at(7))["Validate"]
     assert step.elapsed_seconds == 300  # 5 minutes for 25 of 100
     assert step.remaining_seconds == pytest.approx(900)  # 75 more at the same rate
-    assert step.as_json()["remaining_seconds"] == pytest.approx(900)
+    assert step_json(step)["remaining_seconds"] == pytest.approx(900)
 
 
 def test_a_running_step_without_progress_has_no_estimate_of_time_left(engine):

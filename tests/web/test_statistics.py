@@ -31,7 +31,7 @@ from rq.worker import WorkerStatus
 
 from flask_jobmonitor.jobs import control
 from flask_jobmonitor.records.models import job_table, stats_bucket_table
-from flask_jobmonitor.records.status import apply_transition
+from flask_jobmonitor.records.transitions import apply_transition
 from flask_jobmonitor.state import get_state
 from flask_jobmonitor.stats import cache as stats_cache
 from flask_jobmonitor.stats.figures import Bucket, StatsRange, compute, parse_range, prepare_days, queue_health

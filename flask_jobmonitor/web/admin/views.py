@@ -12,12 +12,14 @@ from typing import Any
 
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_admin import BaseView, expose
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
 from ...errors import EnqueueError, TransitionRefused, UnknownTask
 from ...jobs import control
 from ...links import same_site_path
+from ...records.estimates import job_remaining_seconds, jobs_time_left, steps_with_estimates
 from ...records.failures import visible_detail
 from ...records.live import overlay_job, overlay_jobs, read_live
 from ...records.models import Job
@@ -29,11 +31,8 @@ from ..details import (
     LOG_LEVELS,
     children_grid,
     files_of,
-    job_remaining_seconds,
-    jobs_time_left,
     log_grid,
     restarts_of,
-    steps_with_estimates,
     subtask_counts,
     subtask_grid,
     time_left_text,
@@ -383,8 +382,6 @@ def _back(default: str, avoid: str | None = None) -> str:
 def _relatives(state: Any, job: Job) -> dict[str, Job | None]:
     """Parent and original job, if the user may see them (else the page names neither their id
     nor their status: "a job you may not open")."""
-    from sqlalchemy.orm import Session
-
     found: dict[str, Job | None] = {}
     user = current_user()
     with Session(state.engine) as session:
