@@ -1,6 +1,8 @@
 """flask-jobmonitor: tracked background jobs on RQ for Flask apps.
 
-Public API only; everything else is reached through these names.
+Public API only: what the docs tell a host app to import is here, and everything else is
+reached through these names. ``control`` is the module of the job actions (``control.stop``,
+``control.resume`` ...), for code that acts on jobs outside a request.
 """
 
 from . import csvsafe
@@ -20,14 +22,18 @@ from .errors import (
     UnsafeLink,
 )
 from .extension import JobMonitor
+from .jobs import control
 from .links import same_site_path
-from .records.models import Job, JobFile, JobLog, JobNotification, JobStep, JobSubtask
+from .records.migrate import stamp, upgrade
+from .records.models import Base, Job, JobFile, JobLog, JobNotification, JobStep, JobSubtask
 from .records.status import JobStatus
 from .state import JobMonitorState
 from .tasks import TrackedTask
 from .worker.context import JobContext, RunSuperseded, Step
+from .worker.process import create_worker
 
 __all__ = [
+    "Base",
     "ConfigError",
     "EnqueueError",
     "FileNotInJob",
@@ -54,7 +60,11 @@ __all__ = [
     "TransitionRefused",
     "UnknownTask",
     "UnsafeLink",
+    "control",
+    "create_worker",
     "csvsafe",
     "same_site_path",
+    "stamp",
+    "upgrade",
 ]
 __version__ = "0.1.0"
