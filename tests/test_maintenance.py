@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from rq.job import Job as RQJob
 from sqlalchemy.orm import Session
 
-from flask_jobmonitor.jobs.submit import submit_to_rq
 from flask_jobmonitor.jobs.maintenance import delete_old_jobs, recover
 from flask_jobmonitor.jobs.schedules import LAUNCHER_PATH, RETENTION_SCHEDULE
+from flask_jobmonitor.jobs.submit import submit_to_rq
 from flask_jobmonitor.records.models import Job, file_table, job_table, log_table, step_table, subtask_table
 from flask_jobmonitor.timeutil import utcnow
 from flask_jobmonitor.web.listing import ListFilters, fetch_page

@@ -10,7 +10,14 @@ import sqlalchemy as sa
 
 from flask_jobmonitor import JobNotFound, JobStatus, TransitionRefused
 from flask_jobmonitor.records.models import job_table
-from flask_jobmonitor.records.status import ACTIVE_STATUSES, DELETABLE_STATUSES, FINISHED_STATUSES, TRANSITIONS, get_transition, is_allowed
+from flask_jobmonitor.records.status import (
+    ACTIVE_STATUSES,
+    DELETABLE_STATUSES,
+    FINISHED_STATUSES,
+    TRANSITIONS,
+    get_transition,
+    is_allowed,
+)
 from flask_jobmonitor.records.transitions import apply_transition, apply_transition_where
 
 from .conftest import insert_job, job_row

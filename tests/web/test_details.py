@@ -8,8 +8,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from flask_jobmonitor.records.estimates import (
+    ESTIMATE_SAMPLE,
+    job_remaining_seconds,
+    jobs_time_left,
+    steps_with_estimates,
+)
 from flask_jobmonitor.records.models import Job, file_table, log_table, step_table, subtask_table
-from flask_jobmonitor.records.estimates import ESTIMATE_SAMPLE, job_remaining_seconds, jobs_time_left, steps_with_estimates
 from flask_jobmonitor.web.details import (
     GRID_PAGE_SIZE,
     children_grid,
