@@ -194,8 +194,8 @@ def apply_transition(
     """Move job ``job_id`` by ``action`` with one conditional UPDATE, or raise.
 
     ``attempt``, when given, fences the write to one run of the job: a run that was given up
-    for dead and resumed elsewhere cannot overwrite its successor's status (see DESIGN.md on
-    orphaned work horses). ``values`` are extra columns written in the same statement, such as
+    for dead and resumed elsewhere cannot overwrite its successor's status (docs/architecture.md,
+    "Attempt fencing"). ``values`` are extra columns written in the same statement, such as
     ``ended_at`` or ``error_message``, so the status and its details never disagree; a value
     may be one of :class:`ValueExpressions` (e.g. ``ValueExpressions.get(NEXT_ATTEMPT)``).
     ``returning`` columns are read back by the same statement (one round trip for a worker
