@@ -2,8 +2,9 @@
 retention clean-up. Worker deaths use real ``flask jobmonitor worker`` subprocesses.
 
 A "lost machine" is simulated by SIGKILLing the worker and its work horse (which sits in a
-process group of its own, DESIGN.md "Dependency facts"); killing only the worker leaves an
-orphaned horse that keeps its job's heartbeat going, so that job must *not* be recovered.
+process group of its own: docs/architecture.md, "RQ behaviour the design relies on"); killing
+only the worker leaves an orphaned horse that keeps its job's heartbeat going, so that job must
+*not* be recovered.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ from flask_jobmonitor.records.transitions import apply_transition, apply_transit
 
 from .conftest import insert_job, job_row
 
-# The machine of DESIGN.md, written out independently of status.py so that a change to the
-# table there has to be a deliberate change here too.
+# The machine of docs/reference.md ("Job statuses"), written out independently of status.py so
+# that a change to the table there has to be a deliberate change here too.
 EXPECTED: dict[str, tuple[set[str], str]] = {
     "start": ({"queued"}, "running"),
     "finish": ({"running", "stopping"}, "completed"),

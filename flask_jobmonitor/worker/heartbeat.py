@@ -1,11 +1,12 @@
 """The heartbeat a running job writes, so that a dead worker is noticed from the job's side.
 
 A worker's own registration in Redis says nothing reliable about its job: RQ's work horse calls
-``os.setpgrp()`` and outlives a SIGKILLed worker (DESIGN.md). So the process that runs the task
-updates ``heartbeat_at`` on its job row every ``JOBMONITOR_ABANDONED_AFTER / 4`` seconds from a
-thread (it beats even while the task blocks in a long call). Recovery treats a ``running`` job
-whose heartbeat is older than ``JOBMONITOR_ABANDONED_AFTER`` as abandoned; an orphaned horse
-that still runs keeps beating, so its job is never resumed twice.
+``os.setpgrp()`` and outlives a SIGKILLed worker (docs/architecture.md, "RQ behaviour the
+design relies on"). So the process that runs the task updates ``heartbeat_at`` on its job row
+every ``JOBMONITOR_ABANDONED_AFTER / 4`` seconds from a thread (it beats even while the task
+blocks in a long call). Recovery treats a ``running`` job whose heartbeat is older than
+``JOBMONITOR_ABANDONED_AFTER`` as abandoned; an orphaned horse that still runs keeps beating,
+so its job is never resumed twice.
 
 The heartbeat is fenced by the attempt number like every write of a run: once recovery has
 given the job to another attempt, the old run's heartbeat finds no row and tells its context
