@@ -19,14 +19,9 @@ import re
 from functools import cache
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 #: The design brief kept outside the repository (spelled in two parts so this file does not cite it).
 OUTSIDE_BRIEF = "DESIGN" + ".md"
-#: Files that still cite it and that this branch may not edit: the test below fails (XPASS) once
-#: they are fixed, to have the entry removed.
-PENDING_BRIEF_CITATIONS = frozenset({"docs/performance.md"})
 
 #: Folders whose text files are scanned for citations, and the suffixes of those files.
 SCANNED_DIRS = ("flask_jobmonitor", "tests", "example_app", "bench", "scripts", "docs", ".ci")
@@ -148,10 +143,5 @@ def _files_citing_the_outside_brief() -> set[str]:
 
 
 def test_nothing_cites_the_design_brief_kept_outside_the_repository() -> None:
-    citing = _files_citing_the_outside_brief() - PENDING_BRIEF_CITATIONS
+    citing = _files_citing_the_outside_brief()
     assert not citing, f"{OUTSIDE_BRIEF} is not in the repository; cite docs/architecture.md instead: {sorted(citing)}"
-
-
-@pytest.mark.xfail(strict=True, reason="docs/performance.md is edited only with the benchmark results")
-def test_pending_citations_of_the_outside_brief_are_gone() -> None:
-    assert not _files_citing_the_outside_brief() & PENDING_BRIEF_CITATIONS
