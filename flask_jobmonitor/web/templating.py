@@ -13,6 +13,7 @@ from markupsafe import Markup
 from sqlalchemy.orm import Session
 from werkzeug.routing import BuildError
 
+from ..jobs.control import allowed_actions
 from ..jobs.pause_all import PauseState
 from ..jobs.pause_all import current as current_pause
 from ..links import shown_run_at_link
@@ -111,8 +112,6 @@ def pause_state() -> PauseState | None:
 
 
 def _actions_for_current_user(job: Job, active_children: int | None = None) -> list[str]:
-    from ..jobs.control import allowed_actions
-
     return allowed_actions(get_state(), job, current_user(), active_children)
 
 
