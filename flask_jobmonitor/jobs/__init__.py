@@ -1,6 +1,7 @@
-"""Doing things to jobs: enqueue, control (stop, resume, cancel, restart, delete, priority),
-child jobs and families, control signals, pause all, schedules, and the recovery of jobs whose
-worker died. ``rq.py`` is the only module that reaches into RQ beyond its public API.
+"""Doing things to jobs: enqueue, control (stop, resume, cancel, restart, delete, priority;
+each action defined once in its registry, actions.py says what an action is), child jobs and
+families, control signals, pause all, schedules, and the recovery of jobs whose worker died.
+``rq.py`` is the only module that reaches into RQ beyond its public API.
 
 Called from web requests, the CLI and workers; imports nothing from ``worker``, ``web`` or
 ``stats`` (tests/test_architecture.py checks it).

@@ -4,6 +4,11 @@ Each action is a status-machine move (one conditional UPDATE, so races resolve c
 written into the job's own log with who did it, and is checked against the permissions object
 by :func:`perform` before anything happens. Views and JSON endpoints call :func:`perform` or
 :func:`perform_bulk`; code that acts on its own behalf (CLI, maintenance) calls the functions.
+
+Every action people take is defined once, as one entry of :data:`REGISTRY` (who may take it,
+from which statuses, what it runs, how messages name it and how its button looks: actions.py);
+:func:`allowed_actions`, :func:`refusal`, :func:`may` and :func:`perform` read it, and
+:data:`ACTIONS` and :data:`PAST_TENSE` are views of it.
 """
 
 from __future__ import annotations
@@ -26,43 +31,20 @@ from ..errors import EnqueueError, JobMonitorError, JobNotFound, TransitionRefus
 from ..records.bulkwrite import in_chunks
 from ..records.models import Job, file_table, job_table, log_table, notification_table, step_table, subtask_table
 from ..records.notifications import notify_end
-from ..records.status import DELETABLE_STATUSES, FINISHED_STATUSES, RESTARTABLE_STATUSES, JobStatus, is_allowed
+from ..records.status import DELETABLE_STATUSES, FINISHED_STATUSES, RESTARTABLE_STATUSES, TRANSITIONS, JobStatus
 from ..records.transitions import apply_transition, apply_transition_where
 from ..state import JobMonitorState
 from ..stats import cache as stats_cache
 from ..storage import job_of
 from ..timeutil import utcnow
 from ..users import describe_user
-from ..web.presenters import look
+from .actions import Action, ActionLook, ActionResult, always
 from .children import release as release_children
 from .enqueue import JobRequest, enqueue_job, requeue
 from .families import active_child, child_ended
 from .signals import clear_signal, send_signal
 
 log = logging.getLogger("flask_jobmonitor.internal.control")
-ACTIONS = ("stop", "force_stop", "resume", "cancel", "restart", "delete", "set_low_priority", "set_normal_priority")
-#: What each action is called in messages ("3 stopped, 1 skipped").
-PAST_TENSE = {
-    "stop": "asked to stop",
-    "force_stop": "force-stopped",
-    "resume": "resumed",
-    "cancel": "cancelled",
-    "restart": "restarted",
-    "delete": "deleted",
-    "set_low_priority": "set to low priority",
-    "set_normal_priority": "set to normal priority",
-}
-#: What each action is called in a refusal ("You may not force-stop this job.").
-_ACTION_WORDS = {
-    "stop": "stop",
-    "force_stop": "force-stop",
-    "resume": "resume",
-    "cancel": "cancel",
-    "restart": "restart",
-    "delete": "delete",
-    "set_low_priority": "change the priority of",
-    "set_normal_priority": "change the priority of",
-}
 #: Most jobs one bulk request acts on; "all matching the filters" takes the newest this many
 #: (the page says so), which keeps one request's work bounded.
 BULK_LIMIT = 1000
@@ -75,16 +57,6 @@ class PermissionDenied(JobMonitorError):
 
 class ActionNotAllowed(JobMonitorError):
     """The action does not fit the job (its status, or a task that cannot resume)."""
-
-
-@dataclass
-class ActionResult:
-    """The outcome of one action on one job."""
-
-    job_id: str
-    action: str
-    message: str
-    new_job_id: str | None = None  # restart creates a job
 
 
 def _actor_name(user: Any) -> str:
@@ -541,27 +513,6 @@ def _descendants(state: JobMonitorState, job_id: str) -> list[str]:
 
 # -- permission-checked entry points for views and JSON ---------------------------------------
 
-_PERMISSION: Mapping[str, str] = {
-    "stop": "can_stop",
-    "force_stop": "can_stop",
-    "resume": "can_manage",
-    "cancel": "can_manage",
-    "restart": "can_manage",
-    "set_low_priority": "can_manage",
-    "set_normal_priority": "can_manage",
-    "delete": "can_delete",
-}
-_RUN: Mapping[str, Callable[[JobMonitorState, str, Any], ActionResult]] = {
-    "stop": stop,
-    "force_stop": force_stop,
-    "resume": resume,
-    "cancel": cancel,
-    "restart": restart,
-    "delete": delete,
-    "set_low_priority": lambda state, job_id, user: set_priority(state, job_id, True, user),
-    "set_normal_priority": lambda state, job_id, user: set_priority(state, job_id, False, user),
-}
-
 
 def allowed_actions(state: JobMonitorState, job: Job, user: Any, active_children: int | None = None) -> list[str]:
     """The actions to offer ``user`` for ``job``: permitted, fitting its status, and not refused
@@ -571,46 +522,30 @@ def allowed_actions(state: JobMonitorState, job: Job, user: Any, active_children
     refuses it then). ``active_children``: how many of its children are active, when the caller
     knows (the list counts every row's children in one query); None looks it up, for a finished
     job only."""
-    status = JobStatus(job.status)
-    waiting_to_stop = status == JobStatus.WAITING and job.stop_requested_at is None
-    fits = {
-        "stop": is_allowed(status, "request_stop") or waiting_to_stop,
-        "force_stop": is_allowed(status, "force_stop"),
-        "resume": status == JobStatus.STOPPED and _is_resumable(state, job),
-        "cancel": is_allowed(status, "cancel")
-        or (is_allowed(status, "request_cancel") and _cancels_while_running(state, job)),
-        "restart": status in RESTARTABLE_STATUSES and job.task in state.tasks,
-        "delete": status in DELETABLE_STATUSES,
-        "set_low_priority": status in PRIORITY_STATUSES and not job.low_priority,
-        "set_normal_priority": status in PRIORITY_STATUSES and job.low_priority,
-    }
     offered = [
-        action
-        for action in ACTIONS
-        if fits[action] and refusal(state, action, job) is None and may(state, action, job, user)
+        action.name
+        for action in REGISTRY.values()
+        if action.fits(state, job) and refusal(state, action.name, job) is None and may(state, action.name, job, user)
     ]
     if "delete" in offered and _has_active_child(state, job, active_children):
         offered.remove("delete")
     return offered
 
 
-#: Actions that interrupt a job's work: refused for tasks declared ``stoppable=False`` and, unless
-#: ``JOBMONITOR_SYSTEM_JOBS_STOPPABLE``, for system jobs.
-_INTERRUPTING = frozenset({"stop", "force_stop"})
-
-
 def refusal(state: JobMonitorState, action: str, job: Job) -> str | None:
     """Why ``action`` may never be done to ``job`` whatever its status, in plain words; None if
-    nothing forbids it. A cancel of a running job interrupts it, so it counts as a stop."""
-    interrupts = action in _INTERRUPTING or (
-        action == "cancel" and job.status == JobStatus.RUNNING.value and _cancels_while_running(state, job)
-    )
+    nothing forbids it. Actions that interrupt a job's work are refused for tasks declared
+    ``stoppable=False`` and, unless ``JOBMONITOR_SYSTEM_JOBS_STOPPABLE``, for system jobs."""
+    entry = REGISTRY.get(action)
+    if entry is None:
+        return None
+    interrupts = entry.interrupts(state, job)
     if interrupts and not _task_allows(state, job, "stoppable"):
         return "Jobs of this kind cannot be stopped."
     if interrupts and job.is_system and not state.settings.system_jobs_stoppable:
         return "System jobs cannot be stopped."
-    if action == "restart" and not _task_allows(state, job, "restartable"):
-        return "Jobs of this kind cannot be submitted again."
+    if entry.forbidden_by is not None and not _task_allows(state, job, entry.forbidden_by[0]):
+        return entry.forbidden_by[1]
     return None
 
 
@@ -635,9 +570,151 @@ def _is_resumable(state: JobMonitorState, job: Job) -> bool:
     return job.task in state.tasks and state.tasks.get(job.task).resumable
 
 
+# -- the registry: every action people take, each defined once -------------------------------
+
+
+def _set_low_priority(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
+    return set_priority(state, job_id, True, user)
+
+
+def _set_normal_priority(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
+    return set_priority(state, job_id, False, user)
+
+
+def _not_asked_to_stop(state: JobMonitorState, job: Job) -> bool:
+    """A waiting parent is offered Stop once (it stops its children, then waits for them)."""
+    return job.status != JobStatus.WAITING.value or job.stop_requested_at is None
+
+
+def _cancel_fits(state: JobMonitorState, job: Job) -> bool:
+    """A running job may be cancelled only if its task declared ``cancel_running=True``."""
+    return job.status != JobStatus.RUNNING.value or _cancels_while_running(state, job)
+
+
+def _cancel_interrupts(state: JobMonitorState, job: Job) -> bool:
+    """A cancel of a running job interrupts it, so it counts as a stop."""
+    return job.status == JobStatus.RUNNING.value and _cancels_while_running(state, job)
+
+
+def _task_known(state: JobMonitorState, job: Job) -> bool:
+    return job.task in state.tasks
+
+
+def _is_normal_priority(state: JobMonitorState, job: Job) -> bool:
+    return not job.low_priority
+
+
+def _is_low_priority(state: JobMonitorState, job: Job) -> bool:
+    return bool(job.low_priority)
+
+
+_KEPT = "Work already done is kept, not reverted."
+#: Every action people take on jobs, in the order the pages offer them (actions.py says what
+#: each field means). The statuses come from the status machine's moves where an action makes one.
+REGISTRY: Mapping[str, Action] = {
+    action.name: action
+    for action in (
+        Action(
+            "stop",
+            permission="can_stop",
+            statuses=TRANSITIONS["request_stop"].sources | TRANSITIONS["stop_family"].sources,
+            condition=_not_asked_to_stop,
+            run=stop,
+            past_tense="asked to stop",
+            refused_words="stop",
+            interrupts=always,
+            look=ActionLook("Stop", "warning", f"Stop this job at its next checkpoint? {_KEPT}"),
+        ),
+        Action(
+            "force_stop",
+            permission="can_stop",
+            statuses=TRANSITIONS["force_stop"].sources,
+            run=force_stop,
+            past_tense="force-stopped",
+            refused_words="force-stop",
+            interrupts=always,
+            look=ActionLook("Force stop", "danger", f"Kill this job's work now? {_KEPT}"),
+        ),
+        Action(
+            "resume",
+            permission="can_manage",
+            statuses=frozenset({JobStatus.STOPPED}),  # a paused job is resumed automatically
+            condition=_is_resumable,
+            run=resume,
+            past_tense="resumed",
+            refused_words="resume",
+            look=ActionLook("Resume", "primary", ""),
+        ),
+        Action(
+            "cancel",
+            permission="can_manage",
+            statuses=TRANSITIONS["cancel"].sources | TRANSITIONS["request_cancel"].sources,
+            condition=_cancel_fits,
+            run=cancel,
+            past_tense="cancelled",
+            refused_words="cancel",
+            interrupts=_cancel_interrupts,
+            look=ActionLook("Cancel", "secondary", "Cancel this job for good?"),
+        ),
+        Action(
+            "restart",
+            permission="can_manage",
+            statuses=RESTARTABLE_STATUSES,
+            condition=_task_known,
+            run=restart,
+            past_tense="restarted",
+            refused_words="restart",
+            forbidden_by=("restartable", "Jobs of this kind cannot be submitted again."),
+            look=ActionLook("Submit again", "primary", ""),
+        ),
+        Action(
+            "delete",
+            permission="can_delete",
+            statuses=DELETABLE_STATUSES,
+            run=delete,
+            past_tense="deleted",
+            refused_words="delete",
+            look=ActionLook("Delete", "danger", "Delete this job with its logs and files? This cannot be undone."),
+        ),
+        Action(
+            "set_low_priority",
+            permission="can_manage",
+            statuses=PRIORITY_STATUSES,
+            condition=_is_normal_priority,
+            run=_set_low_priority,
+            past_tense="set to low priority",
+            refused_words="change the priority of",
+            look=ActionLook("Low priority", "light", ""),
+        ),
+        Action(
+            "set_normal_priority",
+            permission="can_manage",
+            statuses=PRIORITY_STATUSES,
+            condition=_is_low_priority,
+            run=_set_normal_priority,
+            past_tense="set to normal priority",
+            refused_words="change the priority of",
+            look=ActionLook("Normal priority", "light", ""),
+        ),
+    )
+}
+#: The action names, in the registry's order.
+ACTIONS = tuple(REGISTRY)
+#: What each action is called in messages ("3 stopped, 1 skipped").
+PAST_TENSE: Mapping[str, str] = {name: action.past_tense for name, action in REGISTRY.items()}
+
+
+def _known(action: str) -> Action:
+    """The registry's entry for ``action``; ValueError naming the known ones if there is none."""
+    entry = REGISTRY.get(action) if isinstance(action, str) else None
+    if entry is None:
+        raise ValueError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
+    return entry
+
+
 def may(state: JobMonitorState, action: str, job: Job, user: Any) -> bool:
     """Does the permissions object allow ``user`` to do ``action`` to ``job``?"""
-    check: Callable[[Any, Job], bool] = getattr(state.permissions, _PERMISSION[action])
+    check: Callable[[Any, Job], bool] = getattr(state.permissions, _known(action).permission)
     return check(user, job)
 
 
@@ -647,14 +724,13 @@ def perform(state: JobMonitorState, action: str, job: Job, user: Any) -> ActionR
     Raises PermissionDenied, TransitionRefused or ActionNotAllowed (status does not fit; nothing
     changed), JobNotFound, or ValueError for an unknown action.
     """
-    if action not in _RUN:
-        raise ValueError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
+    entry = _known(action)
     if not may(state, action, job, user):
-        raise PermissionDenied(f"You may not {_ACTION_WORDS.get(action, action.replace('_', ' '))} this job.")
+        raise PermissionDenied(f"You may not {entry.refused_words} this job.")
     reason = refusal(state, action, job)
     if reason is not None:
         raise ActionNotAllowed(reason)
-    return _RUN[action](state, job.id, user)
+    return entry.run(state, job.id, user)
 
 
 @dataclass
@@ -677,10 +753,19 @@ class BulkSummary:
         return text
 
 
-def perform_bulk(state: JobMonitorState, action: str, jobs: Iterable[Job], user: Any) -> BulkSummary:
-    """Apply ``action`` to each job it fits and is permitted for; report the rest as skipped."""
-    if action not in _RUN:
-        raise ValueError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
+def perform_bulk(
+    state: JobMonitorState,
+    action: str,
+    jobs: Iterable[Job],
+    user: Any,
+    status_word: Callable[[JobStatus], str] = str,
+) -> BulkSummary:
+    """Apply ``action`` to each job it fits and is permitted for; report the rest as skipped.
+
+    A job whose status does not fit is skipped as "already <status>", the status named by
+    ``status_word`` (default: its stored value; the pages pass the word their badges show,
+    ``JOBMONITOR_STATUS_LABELS`` included)."""
+    _known(action)
     summary = BulkSummary(action)
     for job in jobs:
         try:
@@ -688,8 +773,7 @@ def perform_bulk(state: JobMonitorState, action: str, jobs: Iterable[Job], user:
         except PermissionDenied:
             summary.skipped.append((job.id, "not permitted"))
         except TransitionRefused as refused:
-            # the status as the pages name it (JOBMONITOR_STATUS_LABELS), not its stored value
-            summary.skipped.append((job.id, f"already {look(refused.status.value).label.lower()}"))
+            summary.skipped.append((job.id, f"already {status_word(refused.status).lower()}"))
         except (ActionNotAllowed, JobNotFound, UnknownTask) as error:
             summary.skipped.append((job.id, str(error).split(": ", 1)[-1]))
         except EnqueueError:
@@ -699,6 +783,8 @@ def perform_bulk(state: JobMonitorState, action: str, jobs: Iterable[Job], user:
 
 __all__ = [
     "ACTIONS",
+    "PAST_TENSE",
+    "REGISTRY",
     "ActionNotAllowed",
     "ActionResult",
     "BulkSummary",
@@ -707,6 +793,7 @@ __all__ = [
     "cancel",
     "delete",
     "force_stop",
+    "may",
     "perform",
     "perform_bulk",
     "refusal",

@@ -1,4 +1,5 @@
-"""What runs in a web request: the blueprint and its URLs, the JSON endpoints, downloads, the
+"""What runs in a web request: the blueprint and its URLs, the JSON endpoints, the actions a
+request takes (``actions.py``, shared by the job pages' forms and the JSON), downloads, the
 job list's queries, the detail page, how a job looks, template helpers, and the Flask-Admin
 views (``admin/``), with the templates and static files they render.
 

@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from flask import Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from ..errors import EnqueueError, TransitionRefused, UnknownTask
 from ..jobs import control
 from ..links import same_site_path
 from ..records.estimates import job_remaining_seconds, jobs_time_left, steps_with_estimates
@@ -19,6 +18,7 @@ from ..records.live import overlay_job, overlay_jobs, read_live
 from ..records.models import job_table, notification_table
 from ..state import get_state
 from ..timeutil import utcnow
+from .actions import Refusal, act, act_on_many, is_action
 from .details import subtask_counts, time_left_text
 from .listing import family_progress
 from .presenters import (
@@ -133,17 +133,12 @@ def job_action(job_id: str, action: str) -> Response:
     user = require_access()
     require_csrf()
     state = get_state()
-    if action not in control.ACTIONS:
+    if not is_action(action):
         abort_json(404, f"unknown action {action!r}; known: {', '.join(control.ACTIONS)}")
     job = visible_job_or_404(job_id, state)
-    try:
-        result = control.perform(state, action, job, user)
-    except control.PermissionDenied as denied:
-        abort_json(403, str(denied))
-    except (TransitionRefused, control.ActionNotAllowed, UnknownTask) as refused:
-        abort_json(409, str(refused))
-    except EnqueueError as error:
-        abort_json(503, str(error))
+    result = act(state, action, job, user)
+    if isinstance(result, Refusal):
+        abort_json(result.status, result.message)
     status = None if action == "delete" else _status_of(job_id)
     return jsonify({"message": result.message, "status": status, "new_job_id": result.new_job_id})
 
@@ -163,16 +158,11 @@ def bulk_action() -> ResponseReturnValue:
     if not isinstance(payload, dict):
         abort_json(400, 'send JSON: {"action": "stop", "ids": ["..."]}')
     action, ids = payload.get("action"), payload.get("ids")
-    if action not in control.ACTIONS:
+    if not is_action(action):
         abort_json(400, f"action must be one of {', '.join(control.ACTIONS)}")
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > control.BULK_LIMIT:
         abort_json(400, f"ids must be a list of at most {control.BULK_LIMIT} job ids")
-    state = get_state()
-    jobs = visible_ids(state, ids)
-    summary = control.perform_bulk(state, action, jobs, user)
-    missing = len(set(ids)) - len(jobs)
-    for _ in range(missing):
-        summary.skipped.append(("", "not found"))
+    summary = act_on_many(get_state(), action, ids, user)
     return jsonify(
         {
             "message": summary.message,

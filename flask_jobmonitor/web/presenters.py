@@ -20,6 +20,8 @@ from typing import Any, NamedTuple
 
 from flask import current_app, has_app_context
 
+from ..jobs.actions import ActionLook
+from ..jobs.control import REGISTRY
 from ..records.estimates import StepView
 from ..records.models import Job
 from ..records.status import ACTIVE_STATUSES, JobStatus
@@ -45,17 +47,9 @@ STATUS_LOOKS: Mapping[str, StatusLook] = {
     JobStatus.STOPPED.value: StatusLook("fa-stop", "warning", "Stopped"),
     JobStatus.CANCELLED.value: StatusLook("fa-ban", "secondary", "Cancelled"),
 }
-#: Button text, Bootstrap colour and confirmation question of each action.
-ACTION_LOOKS: Mapping[str, tuple[str, str, str]] = {
-    "stop": ("Stop", "warning", "Stop this job at its next checkpoint? Work already done is kept, not reverted."),
-    "force_stop": ("Force stop", "danger", "Kill this job's work now? Work already done is kept, not reverted."),
-    "resume": ("Resume", "primary", ""),
-    "cancel": ("Cancel", "secondary", "Cancel this job for good?"),
-    "restart": ("Submit again", "primary", ""),
-    "delete": ("Delete", "danger", "Delete this job with its logs and files? This cannot be undone."),
-    "set_low_priority": ("Low priority", "light", ""),
-    "set_normal_priority": ("Normal priority", "light", ""),
-}
+#: Button text, Bootstrap colour and confirmation question of each action, from its one
+#: definition (``control.REGISTRY``, see jobs/actions.py).
+ACTION_LOOKS: Mapping[str, ActionLook] = {name: action.look for name, action in REGISTRY.items()}
 _ACTIVE = frozenset(s.value for s in ACTIVE_STATUSES)
 #: Statuses whose work is under way now: their progress bar is animated.
 _MOVING = frozenset({JobStatus.RUNNING.value, JobStatus.STOPPING.value})

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
-from ...errors import EnqueueError, TransitionRefused, UnknownTask
 from ...jobs import control
 from ...links import same_site_path
 from ...records.estimates import job_remaining_seconds, jobs_time_left, steps_with_estimates
@@ -26,6 +25,7 @@ from ...records.models import Job
 from ...records.status import JobStatus
 from ...state import get_state
 from ...timeutil import utcnow
+from ..actions import Refusal, act, act_on_many, is_action
 from ..details import (
     DETAIL_PARAMS,
     LOG_LEVELS,
@@ -315,14 +315,13 @@ class JobListView(_JobViewBase):
         state = get_state()
         job = visible_job_or_404(job_id, state)
         name = request.form.get("action", "")
-        if name not in control.ACTIONS:
+        if not is_action(name):
             abort(400, description=f"unknown action {name!r}")
-        try:
-            result = control.perform(state, name, job, current_user())
-        except control.PermissionDenied as denied:
-            abort(403, description=str(denied))
-        except (TransitionRefused, control.ActionNotAllowed, UnknownTask, EnqueueError) as refused:
-            flash(str(refused), "error")
+        result = act(state, name, job, current_user())
+        if isinstance(result, Refusal):
+            if result.status == 403:
+                abort(403, description=result.message)
+            flash(result.message, "error")
             return redirect(_back(url_for(".detail", job_id=job_id)))
         flash(result.message, "success")
         if result.new_job_id:
@@ -341,7 +340,7 @@ class JobListView(_JobViewBase):
         state = get_state()
         user = current_user()
         name = request.form.get("action", "")
-        if name not in control.ACTIONS:
+        if not is_action(name):
             flash("Choose an action.", "error")
             return redirect(_back(url_for(".index")))
         if request.form.get("scope") == "matching":
@@ -363,11 +362,7 @@ class JobListView(_JobViewBase):
         if not ids:
             flash("Select at least one job.", "error")
             return redirect(_back(url_for(".index")))
-        jobs = visible_ids(state, ids)
-        summary = control.perform_bulk(state, name, jobs, user)
-        # an id that is unknown or not the user's own is reported, not silently dropped (and not
-        # told apart: whether a foreign job exists is not the user's business)
-        summary.skipped.extend(("", "not found") for _ in range(len(set(ids)) - len(jobs)))
+        summary = act_on_many(state, name, ids, user)
         flash(summary.message, "success" if summary.done else "warning")
         return redirect(_back(url_for(".index")))
 
