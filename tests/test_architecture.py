@@ -32,7 +32,7 @@ LAYER_OF_TOP_LEVEL = {
     "links": "base",
     "csvsafe": "base",
     "users": "base",
-    "config": "settings",
+    "config": "state",
     "storage": "base",
     "tasks": "base",
     "permissions": "state",
@@ -40,13 +40,13 @@ LAYER_OF_TOP_LEVEL = {
 }
 ALLOWED: dict[str, set[str]] = {
     "base": {"base"},
-    "records": {"base", "settings", "records"},
-    "settings": {"base", "settings", "records"},
-    "state": {"base", "settings", "records", "state"},
-    "stats": {"base", "settings", "records", "state", "stats"},
-    "jobs": {"base", "settings", "records", "state", "stats", "jobs"},
-    "worker": {"base", "settings", "records", "state", "stats", "jobs", "worker"},
-    "web": {"base", "settings", "records", "state", "stats", "jobs", "web"},
+    "records": {"base", "records"},
+    # config reads the status names (records/status.py); permissions look jobs up
+    "state": {"base", "records", "state"},
+    "stats": {"base", "records", "state", "stats"},
+    "jobs": {"base", "records", "state", "stats", "jobs"},
+    "worker": {"base", "records", "state", "stats", "jobs", "worker"},
+    "web": {"base", "records", "state", "stats", "jobs", "web"},
 }
 OPTIONAL_MARK = "optional"
 
