@@ -5,6 +5,7 @@ Public API only; everything else is reached through these names.
 
 from . import csvsafe
 from .errors import (
+    ActionNotAllowed,
     ConfigError,
     EnqueueError,
     FileNotInJob,
@@ -14,6 +15,10 @@ from .errors import (
     JobMonitorError,
     JobNotFound,
     NotInitialized,
+    PauseRequested,
+    PermissionDenied,
+    RunSuperseded,
+    StopRequested,
     StorageError,
     TransitionRefused,
     UnknownTask,
@@ -25,9 +30,10 @@ from .records.models import Job, JobFile, JobLog, JobNotification, JobStep, JobS
 from .records.status import JobStatus
 from .state import JobMonitorState
 from .tasks import TrackedTask
-from .worker.context import JobContext, RunSuperseded, Step
+from .worker.context import JobContext, Step
 
 __all__ = [
+    "ActionNotAllowed",
     "ConfigError",
     "EnqueueError",
     "FileNotInJob",
@@ -47,8 +53,11 @@ __all__ = [
     "JobStep",
     "JobSubtask",
     "NotInitialized",
+    "PauseRequested",
+    "PermissionDenied",
     "RunSuperseded",
     "Step",
+    "StopRequested",
     "StorageError",
     "TrackedTask",
     "TransitionRefused",

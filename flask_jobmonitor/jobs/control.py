@@ -22,7 +22,7 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job as RQJob
 from sqlalchemy.orm import Session
 
-from ..errors import EnqueueError, JobMonitorError, JobNotFound, TransitionRefused, UnknownTask
+from ..errors import ActionNotAllowed, EnqueueError, JobNotFound, PermissionDenied, TransitionRefused, UnknownTask
 from ..records.bulkwrite import in_chunks
 from ..records.models import Job, file_table, job_table, log_table, notification_table, step_table, subtask_table
 from ..records.notifications import notify_end
@@ -74,14 +74,6 @@ _ACTION_WORDS = {
 #: (the page says so), which keeps one request's work bounded.
 BULK_LIMIT = 1000
 PRIORITY_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.STOPPED, JobStatus.PAUSED})
-
-
-class PermissionDenied(JobMonitorError):
-    """The user may see the job but not do this to it."""
-
-
-class ActionNotAllowed(JobMonitorError):
-    """The action does not fit the job (its status, or a task that cannot resume)."""
 
 
 @dataclass
@@ -706,10 +698,8 @@ def perform_bulk(state: JobMonitorState, action: str, jobs: Iterable[Job], user:
 
 __all__ = [
     "ACTIONS",
-    "ActionNotAllowed",
     "ActionResult",
     "BulkSummary",
-    "PermissionDenied",
     "allowed_actions",
     "cancel",
     "delete",

@@ -38,7 +38,7 @@ from flask import g, has_app_context
 from redis.exceptions import RedisError
 from rq.suspension import WORKERS_SUSPENDED, resume, suspend
 
-from ..errors import JobMonitorError, JobNotFound, TransitionRefused
+from ..errors import JobMonitorError, JobNotFound, PauseAllUnavailable, TransitionRefused
 from ..keys import PAUSE_ALL_KEY, PAUSED_BY_PAUSE_ALL_KEY, control_key
 from ..records.models import job_table, log_table
 from ..records.status import JobStatus
@@ -52,12 +52,6 @@ from .signals import send_signal
 log = logging.getLogger("flask_jobmonitor.internal.pause_all")
 #: Statuses of a job that holds a worker now.
 _RUNNING = (JobStatus.RUNNING.value, JobStatus.STOPPING.value)
-
-
-class PauseAllUnavailable(JobMonitorError):
-    """Redis, where the pause lives, cannot be reached (nothing was paused or resumed), or the
-    database could not be reached after the workers were suspended or resumed (the message
-    says what took effect)."""
 
 
 @dataclass(frozen=True)
@@ -361,7 +355,6 @@ def _forget_cached_state() -> None:
 
 
 __all__ = [
-    "PauseAllUnavailable",
     "PauseState",
     "Progress",
     "ResumeReport",

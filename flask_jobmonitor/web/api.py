@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask import Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from ..errors import EnqueueError, TransitionRefused, UnknownTask
+from ..errors import ActionNotAllowed, EnqueueError, PermissionDenied, TransitionRefused, UnknownTask
 from ..jobs import control
 from ..links import same_site_path
 from ..records.failures import visible_detail
@@ -136,9 +136,9 @@ def job_action(job_id: str, action: str) -> Response:
     job = visible_job_or_404(job_id, state)
     try:
         result = control.perform(state, action, job, user)
-    except control.PermissionDenied as denied:
+    except PermissionDenied as denied:
         abort_json(403, str(denied))
-    except (TransitionRefused, control.ActionNotAllowed, UnknownTask) as refused:
+    except (TransitionRefused, ActionNotAllowed, UnknownTask) as refused:
         abort_json(409, str(refused))
     except EnqueueError as error:
         abort_json(503, str(error))

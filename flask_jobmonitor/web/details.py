@@ -25,10 +25,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..errors import InvalidFilter
 from ..records.live import LiveProgress, applies_to, overlay_step
 from ..records.models import Job, file_table, job_table, log_table, step_table, subtask_table
 from ..records.status import JobStatus
-from .listing import InvalidFilter
 from .presenters import StatusLook, step_look
 
 GRID_PAGE_SIZE = 50

@@ -45,7 +45,7 @@ from typing import IO, TYPE_CHECKING, Any
 import sqlalchemy as sa
 from redis.exceptions import RedisError
 
-from ..errors import FileNotInJob, JobMonitorError
+from ..errors import FileNotInJob, PauseRequested, RunSuperseded, StopRequested
 from ..keys import control_key
 from ..records import live
 from ..records.bulkwrite import insert_rows
@@ -81,22 +81,6 @@ _job_table = job_table
 _step_table = step_table
 _subtask_table = subtask_table
 _log_table = log_table
-
-
-class RunSuperseded(JobMonitorError):
-    """This run no longer owns its job (another attempt took over, or the job was deleted)."""
-
-
-class StopRequested(BaseException):
-    """Raised inside a task at its next checkpoint or progress tick after someone asked it to stop.
-
-    A ``BaseException`` (like ``KeyboardInterrupt``) so that a task's own ``except Exception``
-    blocks do not swallow it; ``finally`` blocks and context managers still run.
-    """
-
-
-class PauseRequested(BaseException):
-    """Raised inside a resumable task at its next tick when its worker is shutting down (deploy)."""
 
 
 #: Key in the stored checkpoint under which the context keeps each step's progress at the

@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from rq import get_current_job
 
-from ..errors import JobNotFound, TransitionRefused, UnknownTask
+from ..errors import JobNotFound, PauseRequested, RunSuperseded, StopRequested, TransitionRefused, UnknownTask
 from ..jobs import families
 from ..jobs.children import release as release_children
 from ..jobs.signals import clear_signal, read_signal
@@ -39,7 +39,7 @@ from ..state import JobMonitorState, get_state
 from ..tasks import TrackedTask
 from ..timeutil import utcnow
 from . import shutdown
-from .context import JobContext, PauseRequested, RunInfo, RunSuperseded, StopRequested, follow_task_sessions
+from .context import JobContext, RunInfo, follow_task_sessions
 from .heartbeat import Heartbeat
 from .retry import retry_db
 

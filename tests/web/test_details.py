@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from flask_jobmonitor.errors import InvalidFilter
 from flask_jobmonitor.records.models import Job, file_table, log_table, step_table, subtask_table
 from flask_jobmonitor.web.details import (
     ESTIMATE_SAMPLE,
@@ -23,7 +24,6 @@ from flask_jobmonitor.web.details import (
     subtask_grid,
     time_left_text,
 )
-from flask_jobmonitor.web.listing import InvalidFilter
 
 from .conftest import add_job, at, recorded_statements
 

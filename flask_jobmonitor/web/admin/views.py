@@ -15,7 +15,14 @@ from flask_admin import BaseView, expose
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
-from ...errors import EnqueueError, TransitionRefused, UnknownTask
+from ...errors import (
+    ActionNotAllowed,
+    EnqueueError,
+    InvalidFilter,
+    PermissionDenied,
+    TransitionRefused,
+    UnknownTask,
+)
 from ...jobs import control
 from ...links import same_site_path
 from ...records.failures import visible_detail
@@ -44,7 +51,6 @@ from ..listing import (
     STATUS_GROUPS,
     USER_CHOICES,
     Cursor,
-    InvalidFilter,
     ListFilters,
     family_progress,
     fetch_page,
@@ -320,9 +326,9 @@ class JobListView(_JobViewBase):
             abort(400, description=f"unknown action {name!r}")
         try:
             result = control.perform(state, name, job, current_user())
-        except control.PermissionDenied as denied:
+        except PermissionDenied as denied:
             abort(403, description=str(denied))
-        except (TransitionRefused, control.ActionNotAllowed, UnknownTask, EnqueueError) as refused:
+        except (TransitionRefused, ActionNotAllowed, UnknownTask, EnqueueError) as refused:
             flash(str(refused), "error")
             return redirect(_back(url_for(".detail", job_id=job_id)))
         flash(result.message, "success")
