@@ -19,7 +19,7 @@ from contextlib import contextmanager, suppress
 import sqlalchemy as sa
 from redis.exceptions import LockError, RedisError
 
-from ..keys import PREFIX
+from ..keys import children_lock_key
 from ..records.models import job_table
 from ..records.status import JobStatus
 from ..state import JobMonitorState
@@ -37,7 +37,7 @@ _PARENT_ENDING = [JobStatus.STOPPING.value, JobStatus.STOPPED.value, JobStatus.C
 def root_lock(state: JobMonitorState, root_id: str) -> Iterator[None]:
     """Serialise hold/release decisions of one root job across processes (best effort without Redis)."""
     try:
-        lock = state.redis.lock(f"{PREFIX}children-lock:{root_id}", timeout=10, blocking_timeout=10)
+        lock = state.redis.lock(children_lock_key(root_id), timeout=10, blocking_timeout=10)
         acquired = lock.acquire()
     except RedisError as error:
         log.warning("root %s: children lock unavailable (%s); deciding without it", root_id, error)

@@ -29,7 +29,7 @@ from rq.job import Job as RQJob
 from rq.job import JobStatus as RQStatus
 
 from ..errors import JobNotFound, TransitionRefused
-from ..keys import PREFIX
+from ..keys import RECOVERY_LOCK
 from ..records.models import job_table, log_table, step_table
 from ..records.notifications import notify_end
 from ..records.status import FINISHED_STATUSES, JobStatus, apply_transition
@@ -41,7 +41,6 @@ from .families import child_ended, end_stuck_families
 from .signals import read_signal
 
 log = logging.getLogger("flask_jobmonitor.internal.maintenance")
-RECOVERY_LOCK = f"{PREFIX}recovery-lock"
 _RQ_WAITING = {RQStatus.QUEUED, RQStatus.STARTED, RQStatus.SCHEDULED, RQStatus.DEFERRED}
 _BATCH = 500
 
