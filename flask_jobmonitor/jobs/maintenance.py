@@ -30,17 +30,21 @@ from rq.job import JobStatus as RQStatus
 
 from ..errors import JobNotFound, TransitionRefused
 from ..keys import RECOVERY_LOCK
-from ..records.models import job_table, log_table, step_table
+from ..records.journal import close_running_step, write_log
+from ..records.models import job_table
 from ..records.notifications import notify_end
 from ..records.status import FINISHED_STATUSES, JobStatus, apply_transition
 from ..state import JobMonitorState, get_state
 from ..timeutil import utcnow
 from .children import release, roots_with_held_children
+from .control import delete
 from .enqueue import resubmit_by_id
 from .families import child_ended, end_stuck_families
 from .signals import read_signal
 
 log = logging.getLogger("flask_jobmonitor.internal.maintenance")
+#: The logger named in the lines recovery writes into a job's own log.
+_LOG_AS = "flask_jobmonitor.maintenance"
 _RQ_WAITING = {RQStatus.QUEUED, RQStatus.STARTED, RQStatus.SCHEDULED, RQStatus.DEFERRED}
 _BATCH = 500
 
@@ -69,14 +73,6 @@ class RecoveryReport:
         )
 
 
-def _note(connection: sa.Connection, job_id: str, message: str, level: int) -> None:
-    connection.execute(
-        sa.insert(log_table).values(
-            job_id=job_id, created_at=utcnow(), level=level, logger="flask_jobmonitor.maintenance", message=message
-        )
-    )
-
-
 def abandon_run(
     state: JobMonitorState,
     job: Any,
@@ -101,18 +97,25 @@ def abandon_run(
                 apply_transition(
                     connection, job.id, "cancelled_at_checkpoint", attempt=job.attempt, values={"ended_at": now}
                 )
-                _close_running_step(connection, job.id, "stopped", now)
-                _note(
+                close_running_step(connection, job.id, "stopped", now)
+                write_log(
                     connection,
-                    job.id,
+                    _LOG_AS,
+                    [job.id],
                     f"{reason}; it was being cancelled, so it is recorded cancelled.",
                     logging.WARNING,
                 )
                 outcome, bucket = "cancelled", report.stopped
             elif job.status == JobStatus.STOPPING.value:
                 apply_transition(connection, job.id, "stopped", attempt=job.attempt, values={**fence, "ended_at": now})
-                _close_running_step(connection, job.id, "stopped", now)
-                _note(connection, job.id, f"{reason}; it was stopping, so it is recorded stopped.", logging.WARNING)
+                close_running_step(connection, job.id, "stopped", now)
+                write_log(
+                    connection,
+                    _LOG_AS,
+                    [job.id],
+                    f"{reason}; it was stopping, so it is recorded stopped.",
+                    logging.WARNING,
+                )
                 notify_end(state, connection, job.run_by_id, job.id, "stopped", root_id=root_id)
                 outcome, bucket = "stopped", report.stopped
             elif can_run_again and (job.recoveries or 0) < state.settings.max_recoveries:
@@ -123,9 +126,9 @@ def abandon_run(
                     attempt=job.attempt,
                     values={**fence, "recoveries": job_table.c.recoveries + 1},
                 )
-                _close_running_step(connection, job.id, "stopped", now)
+                close_running_step(connection, job.id, "stopped", now)
                 again = "to continue from its checkpoint" if work_started else "(its work had not begun)"
-                _note(connection, job.id, f"{reason}; queued again {again}.", logging.WARNING)
+                write_log(connection, _LOG_AS, [job.id], f"{reason}; queued again {again}.", logging.WARNING)
                 outcome, bucket = "requeued", report.requeued
             else:
                 message = reason if not can_run_again else f"{reason} (after {job.recoveries or 0} recoveries)"
@@ -141,8 +144,8 @@ def abandon_run(
                         "error_count": job_table.c.error_count + 1,
                     },
                 )
-                _close_running_step(connection, job.id, "failed", now)
-                _note(connection, job.id, message, logging.ERROR)
+                close_running_step(connection, job.id, "failed", now)
+                write_log(connection, _LOG_AS, [job.id], message, logging.ERROR)
                 notify_end(state, connection, job.run_by_id, job.id, "failed", root_id=root_id)
                 outcome, bucket = "failed", report.failed
         except (TransitionRefused, JobNotFound) as refused:
@@ -155,14 +158,6 @@ def abandon_run(
         child_ended(state, getattr(job, "parent_id", None))
     log.warning("job %s %s: %s", job.id, outcome, reason)
     return outcome
-
-
-def _close_running_step(connection: sa.Connection, job_id: str, status: str, now: Any) -> None:
-    connection.execute(
-        sa.update(step_table)
-        .where(step_table.c.job_id == job_id, step_table.c.status == "running")
-        .values(status=status, ended_at=now)
-    )
 
 
 def recover(state: JobMonitorState) -> RecoveryReport:
@@ -249,8 +244,14 @@ def _record_late_success(state: JobMonitorState, job: Any) -> bool:
             apply_transition(connection, job.id, "finish", attempt=job.attempt, values={"ended_at": now})
         except (TransitionRefused, JobNotFound):
             return False
-        _close_running_step(connection, job.id, "completed", now)
-        _note(connection, job.id, "Its worker stopped responding, but RQ recorded the job as finished.", logging.INFO)
+        close_running_step(connection, job.id, "completed", now)
+        write_log(
+            connection,
+            _LOG_AS,
+            [job.id],
+            "Its worker stopped responding, but RQ recorded the job as finished.",
+            logging.INFO,
+        )
         notify_end(state, connection, job.run_by_id, job.id, "completed", root_id=job.root_id)
     log.warning("job %s: RQ finished it but its worker did not record it; recorded by recovery", job.id)
     child_ended(state, job.parent_id)
@@ -346,8 +347,6 @@ class RecoveryLoop:
 def delete_old_jobs(state: JobMonitorState, older_than_days: int, batch: int = 500) -> int:
     """Delete finished jobs created more than ``older_than_days`` ago, with all their records and
     files; return how many jobs were deleted. Works in batches so it never holds long locks."""
-    from .control import delete
-
     cutoff = utcnow() - timedelta(days=older_than_days)
     c = job_table.c
     finished = [s.value for s in FINISHED_STATUSES]

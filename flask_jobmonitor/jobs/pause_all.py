@@ -40,7 +40,8 @@ from rq.suspension import WORKERS_SUSPENDED, resume, suspend
 
 from ..errors import JobMonitorError, JobNotFound, PauseAllUnavailable, TransitionRefused
 from ..keys import PAUSE_ALL_KEY, PAUSED_BY_PAUSE_ALL_KEY, control_key
-from ..records.models import job_table, log_table
+from ..records.journal import write_log
+from ..records.models import job_table
 from ..records.status import JobStatus
 from ..state import JobMonitorState
 from ..timeutil import utcnow
@@ -50,6 +51,8 @@ from .enqueue import requeue
 from .signals import send_signal
 
 log = logging.getLogger("flask_jobmonitor.internal.pause_all")
+#: The logger named in the lines a pause writes into each job's own log.
+_LOG_AS = "flask_jobmonitor.pause_all"
 #: Statuses of a job that holds a worker now.
 _RUNNING = (JobStatus.RUNNING.value, JobStatus.STOPPING.value)
 
@@ -344,9 +347,8 @@ def _continuing(state: JobMonitorState, job_ids: list[str]) -> list[str]:
 
 def _note(state: JobMonitorState, job_ids: list[str], message: str) -> None:
     """Say ``message`` in each job's own log."""
-    entry = {"created_at": utcnow(), "level": logging.INFO, "logger": "flask_jobmonitor.pause_all", "message": message}
     with state.engine.begin() as connection:
-        connection.execute(sa.insert(log_table), [{"job_id": job_id, **entry} for job_id in job_ids])
+        write_log(connection, _LOG_AS, job_ids, message)
 
 
 def _forget_cached_state() -> None:
