@@ -31,6 +31,8 @@ _IN_FLIGHT = [JobStatus.RUNNING.value, JobStatus.STOPPING.value, JobStatus.PAUSE
 #: is never released: stopping the parent cancels it (control.stop_children), and releasing it
 #: first would start it in that moment's gap.
 _PARENT_ENDING = [JobStatus.STOPPING.value, JobStatus.STOPPED.value, JobStatus.CANCELLED.value]
+#: The job table again, as a child's parent (families.py names its own alias ``child``).
+_parent = job_table.alias("parent")
 
 
 @contextmanager
@@ -76,11 +78,10 @@ def release(state: JobMonitorState, root_id: str) -> list[str]:
     from .enqueue import resubmit_by_id
 
     c = job_table.c
-    parent = job_table.alias("parent")
     # a waiting parent someone asked to stop (stop_family) is ending too
-    stopping_family = sa.and_(parent.c.status == JobStatus.WAITING.value, parent.c.stop_requested_at.is_not(None))
+    stopping_family = sa.and_(_parent.c.status == JobStatus.WAITING.value, _parent.c.stop_requested_at.is_not(None))
     parent_ending = sa.exists().where(
-        parent.c.id == c.parent_id, sa.or_(parent.c.status.in_(_PARENT_ENDING), stopping_family)
+        _parent.c.id == c.parent_id, sa.or_(_parent.c.status.in_(_PARENT_ENDING), stopping_family)
     )
     released: list[str] = []
     with root_lock(state, root_id):

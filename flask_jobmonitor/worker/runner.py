@@ -44,30 +44,29 @@ from .heartbeat import Heartbeat
 from .retry import retry_db
 
 log = logging.getLogger("flask_jobmonitor.internal.runner")
-_job = job_table
 _CLAIM_COLUMNS = (
-    _job.c.attempt,
-    _job.c.name,
-    _job.c.task,
-    _job.c.params,
-    _job.c.checkpoint,
-    _job.c.root_id,
-    _job.c.run_by_id,
-    _job.c.run_by_name,
-    _job.c.is_system,
-    _job.c.run_at_url,
-    _job.c.parent_id,
+    job_table.c.attempt,
+    job_table.c.name,
+    job_table.c.task,
+    job_table.c.params,
+    job_table.c.checkpoint,
+    job_table.c.root_id,
+    job_table.c.run_by_id,
+    job_table.c.run_by_name,
+    job_table.c.is_system,
+    job_table.c.run_at_url,
+    job_table.c.parent_id,
 )
 _ABANDON_COLUMNS = (
-    _job.c.id,
-    _job.c.attempt,
-    _job.c.task,
-    _job.c.status,
-    _job.c.worker_name,
-    _job.c.run_by_id,
-    _job.c.recoveries,
-    _job.c.parent_id,
-    _job.c.root_id,
+    job_table.c.id,
+    job_table.c.attempt,
+    job_table.c.task,
+    job_table.c.status,
+    job_table.c.worker_name,
+    job_table.c.run_by_id,
+    job_table.c.recoveries,
+    job_table.c.parent_id,
+    job_table.c.root_id,
 )
 _RUNNING = ("running", "stopping")
 #: How long before a stop request a child may have been spawned yet missed by the request's own
@@ -215,7 +214,7 @@ def _abandon(state: JobMonitorState, run: RunInfo, reason: str, work_started: bo
     with state.engine.connect() as connection:
         row = connection.execute(
             sa.select(*_ABANDON_COLUMNS).where(
-                _job.c.id == run.job_id, _job.c.attempt == run.attempt, _job.c.status.in_(_RUNNING)
+                job_table.c.id == run.job_id, job_table.c.attempt == run.attempt, job_table.c.status.in_(_RUNNING)
             )
         ).first()
     if row is not None:
@@ -329,7 +328,7 @@ def _record_failure(state: JobMonitorState, run: RunInfo, ctx: JobContext | None
     if ctx is not None:
         ctx.flush(honour_stop=False)
     else:
-        values["error_count"] = _job.c.error_count + 1
+        values["error_count"] = job_table.c.error_count + 1
     with state.engine.begin() as connection:
         try:
             apply_transition(connection, run.job_id, "fail", attempt=run.attempt, values=values)
@@ -356,7 +355,7 @@ def _record_stop(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None:
                 "cancelled_at_checkpoint" if cancelled else "stopped",
                 attempt=run.attempt,
                 values={"ended_at": utcnow()},
-                returning=(_job.c.stop_requested_at,),
+                returning=(job_table.c.stop_requested_at,),
             )
         except TransitionRefused as refused:
             # already force-stopped (or cancelled) by a person: their record stands
