@@ -53,6 +53,7 @@ from ..records.status import JobStatus
 from ..state import get_state
 from . import runner, shutdown
 from .context import RunInfo
+from .handover import hand_over
 
 
 class AppWorkerMixin:
@@ -283,18 +284,15 @@ class AppWorkerMixin:
                     self.log.warning("job %s: claim before fork failed (%s); the horse claims it", job_id, error)  # type: ignore[attr-defined]
                     return super().execute_job(job, queue)  # type: ignore[misc]
             claimed = True
-            runner.preclaimed[job_id] = run
-            runner.settling_parent_pid = os.getpid()
             outcome = self._horse_outcome_byte()
-            outcome[0] = 0
-            runner.horse_outcome = outcome
+            hand_over.give(job_id, run, outcome)
             self._last_horse_wait_status = None
             return super().execute_job(job, queue)  # type: ignore[misc]
         finally:
             self._hold_signals()
             try:
                 if claimed:
-                    runner.preclaimed.pop(job.args[0], None)
+                    hand_over.take_back(job.args[0])
                 if run is not None:
                     with self.app.app_context():
                         runner.settle_after_horse(state, run, outcome[0], _describe_exit(self._last_horse_wait_status))
@@ -335,13 +333,13 @@ class AppWorkerMixin:
 
     def perform_job(self, *args: Any, **kwargs: Any) -> Any:
         with self.app.app_context():
-            runner.deferred_callbacks_supported = True
+            hand_over.deferred_callbacks_supported = True
             try:
                 return super().perform_job(*args, **kwargs)  # type: ignore[misc]
             finally:
                 with shutdown.critical_section():  # a paused job is queued again before a stop
                     runner.run_after_job_callbacks()
-                runner.deferred_callbacks_supported = False
+                hand_over.deferred_callbacks_supported = False
                 if getattr(self, "_is_horse", False) and os.getpid() in _pids_that_connected:
                     # the horse ends with os._exit(): close the connections it opened, cleanly
                     for engine in get_state(self.app).db.engines.values():

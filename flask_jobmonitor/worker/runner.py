@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import mmap
 import os
 import socket
 from collections.abc import Callable
@@ -40,6 +39,7 @@ from ..tasks import TrackedTask
 from ..timeutil import utcnow
 from . import shutdown
 from .context import JobContext, RunInfo, follow_task_sessions
+from .handover import HORSE_COMPLETED, HORSE_NOT_STARTED, HORSE_STARTED, hand_over
 from .heartbeat import Heartbeat
 from .retry import retry_db
 
@@ -74,33 +74,17 @@ _RUNNING = ("running", "stopping")
 _SPAWN_RACE = timedelta(seconds=2)
 
 
-#: Process id of the forking worker that settles pre-claimed runs (the horse compares it with
-#: its parent: an orphaned horse records its own result).
-settling_parent_pid = 0
-#: Runs that a forking worker claimed before it forked (the work horse inherits this dict).
-#: Such a run's outcome "completed" is then recorded by the worker once the horse has exited,
-#: so a small job costs the horse no database connection at all (see worker.py).
-preclaimed: dict[str, RunInfo | None] = {}
-#: One byte that a forking worker shares with its work horse (an anonymous shared mapping the
-#: worker makes before it forks): the horse sets it once the pre-claimed run has completed and
-#: its progress is written. The worker settles the run from this byte, not from RQ's job hash:
-#: a second RQ entry of the same job (a duplicate resubmission) that another worker dequeued and
-#: refused to run also writes "finished" to that one hash, which says nothing about this run.
-horse_outcome: mmap.mmap | None = None
-HORSE_NOT_STARTED, HORSE_STARTED, HORSE_COMPLETED = 0, 1, 2
-
-
 def run_job(job_id: str) -> str:
     """Run tracked job ``job_id``; RQ calls this inside the app context the worker provides."""
     state = get_state()
-    parent_settles = job_id in preclaimed
+    parent_settles = job_id in hand_over.preclaimed
     # In a SimpleWorker the job runs in the worker itself: a cold shutdown's signal during the
     # claim waits (shutdown.py) until the task has begun, where it fails the run it interrupts,
     # instead of leaving the job claimed with nobody to run it. _execute ends the section.
     shutdown.enter()
     executing = False
     try:
-        run = preclaimed.pop(job_id) if parent_settles else claim(state, job_id, _worker_name())
+        run = hand_over.preclaimed.pop(job_id) if parent_settles else claim(state, job_id, _worker_name())
         if run is None:
             return "not run: the job was no longer queued"
         try:
@@ -127,8 +111,8 @@ def run_job(job_id: str) -> str:
 def _execute(state: JobMonitorState, run: RunInfo, task: TrackedTask, ctx: JobContext, parent_settles: bool) -> str:
     """Run the task and record its outcome: completed, failed, stopped or paused."""
     job_id = run.job_id
-    if parent_settles and horse_outcome is not None:
-        horse_outcome[0] = HORSE_STARTED
+    if parent_settles:
+        hand_over.report(HORSE_STARTED)
     try:
         shutdown.leave()  # signals held back since the claim act now (see run_job)
     except BaseException:
@@ -171,10 +155,9 @@ def _execute(state: JobMonitorState, run: RunInfo, task: TrackedTask, ctx: JobCo
         _retrying(state, "recording the failure", lambda: _record_failure(state, run, ctx, failure))
         raise
     ctx.end_run()
-    if parent_settles and os.getppid() == settling_parent_pid and not ctx.has_unawaited_children:
+    if parent_settles and os.getppid() == hand_over.settling_parent_pid and not ctx.has_unawaited_children:
         _retrying(state, "writing the last progress", lambda: ctx.flush(honour_stop=False))
-        if horse_outcome is not None:
-            horse_outcome[0] = HORSE_COMPLETED
+        hand_over.report(HORSE_COMPLETED)
     else:
         # no worker will settle it (SimpleWorker, or the worker that forked this horse died), or
         # it has children to wait for (the worker would not know): record the result here
@@ -184,7 +167,7 @@ def _execute(state: JobMonitorState, run: RunInfo, task: TrackedTask, ctx: JobCo
 
 def settle_after_horse(state: JobMonitorState, run: RunInfo, outcome: int, horse_detail: str) -> None:
     """In a forking worker, after the horse of a pre-claimed run exited: record ``completed`` if
-    the horse said so (:data:`horse_outcome`); if the horse died without recording anything
+    the horse said so (:attr:`HandOver.horse_outcome`); if the horse died without recording anything
     (killed, out of memory, or RQ's own bookkeeping failed because Redis went away before the
     task began), end the run now instead of waiting for its heartbeat to expire. A run whose
     task never began is queued again whatever the task: nothing of it was done."""
@@ -391,8 +374,6 @@ def _record_pause(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None
 
 
 _after_rq_job: list[Callable[[], Any]] = []
-#: Set by the worker mixin: it runs the after-job callbacks once RQ has closed the execution.
-deferred_callbacks_supported = False
 
 
 def after_rq_job(callback: Callable[[], Any]) -> None:
@@ -402,7 +383,7 @@ def after_rq_job(callback: Callable[[], Any]) -> None:
     bookkeeping ("finished") overwrite the new "queued" state; the worker runs these callbacks
     right after. Outside a jobmonitor worker there is no such hook, so it runs at once.
     """
-    if deferred_callbacks_supported:
+    if hand_over.deferred_callbacks_supported:
         _after_rq_job.append(callback)
     else:
         callback()
