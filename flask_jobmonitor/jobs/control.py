@@ -42,6 +42,7 @@ from ..storage import job_of
 from ..timeutil import utcnow
 from ..users import describe_user
 from ..web.presenters import look
+from . import rq as rq_internals
 from .children import release as release_children
 from .enqueue import JobRequest, enqueue_job, requeue
 from .families import active_child, child_ended
@@ -390,17 +391,9 @@ def set_priority(state: JobMonitorState, job_id: str, low: bool, user: Any = Non
 def _move_between_queues(state: JobMonitorState, job_id: str, priority: str) -> None:
     """Take the job off whichever queue holds it and push it on the one for ``priority``.
 
-    LREM tells whether it was still queued: if a worker took it meanwhile, it is not pushed
-    again, so it can never run twice.
+    If a worker took it meanwhile, it is not pushed again, so it can never run twice.
     """
-    target = state.queue(priority)
-    removed = 0
-    for name in state.settings.queue_names.values():
-        if name != target.name:
-            removed += int(state.redis.lrem(f"rq:queue:{name}", 0, job_id))
-    if removed:
-        state.redis.hset(RQJob.key_for(job_id), "origin", target.name)
-        target.push_job_id(job_id)
+    rq_internals.move_queued_job(state.redis, job_id, state.settings.queue_names.values(), state.queue(priority))
 
 
 def _active_children(state: JobMonitorState, parent_ids: list[str], created_since: datetime | None = None) -> list[str]:

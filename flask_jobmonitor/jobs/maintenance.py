@@ -36,6 +36,7 @@ from ..records.notifications import notify_end
 from ..records.status import FINISHED_STATUSES, JobStatus, apply_transition
 from ..state import JobMonitorState, get_state
 from ..timeutil import utcnow
+from . import rq as rq_internals
 from .children import release, roots_with_held_children
 from .control import delete
 from .enqueue import resubmit_by_id
@@ -213,14 +214,11 @@ def _rq_statuses(state: JobMonitorState, job_ids: Sequence[str]) -> dict[str, st
     if not job_ids:
         return {}
     try:
-        pipeline = state.redis.pipeline()
-        for job_id in job_ids:
-            pipeline.hget(RQJob.key_for(job_id), "status")
-        raw = pipeline.execute()
+        statuses = rq_internals.job_statuses(state.redis, job_ids)
     except RedisError as error:
         log.warning("cannot read RQ statuses: %s", error)
         return {}
-    return {job_id: value.decode() if value else None for job_id, value in zip(job_ids, raw, strict=True)}
+    return dict(zip(job_ids, statuses, strict=True))
 
 
 def _a_run_completed_in_rq(state: JobMonitorState, job_id: str) -> bool:
@@ -261,15 +259,11 @@ def _record_late_success(state: JobMonitorState, job: Any) -> bool:
 def _resubmit_forgotten(state: JobMonitorState, rows: Sequence[Any], report: RecoveryReport) -> None:
     """Queued (or paused) in SQL but unknown to RQ: put them back, oldest first."""
     try:
-        pipeline = state.redis.pipeline()
-        for row in rows:
-            pipeline.hget(RQJob.key_for(row.id), "status")
-        statuses = pipeline.execute()
+        statuses = rq_internals.job_statuses(state.redis, [row.id for row in rows])
     except RedisError as error:
         log.warning("cannot compare queued jobs with RQ: %s", error)
         return
-    for row, raw in zip(rows, statuses, strict=True):
-        rq_status = raw.decode() if raw else None
+    for row, rq_status in zip(rows, statuses, strict=True):
         if row.status == JobStatus.PAUSED.value:
             try:
                 with state.engine.begin() as connection:
@@ -295,11 +289,9 @@ def _really_waiting(state: JobMonitorState, job_id: str, rq_status: str) -> bool
     if rq_status != "queued":
         return True  # scheduled or deferred: RQ holds it elsewhere
     try:
-        origin = state.redis.hget(RQJob.key_for(job_id), "origin")
-        if not origin:
-            return False
-        name = origin.decode() if isinstance(origin, bytes) else str(origin)
-        return state.redis.lpos(f"rq:queue:{name}", job_id) is not None
+        return RQJob.fetch(job_id, connection=state.redis).get_position() is not None
+    except NoSuchJobError:
+        return False  # RQ forgot it meanwhile
     except RedisError:
         return True  # cannot tell: do not queue it twice
 

@@ -36,7 +36,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import g, has_app_context
 from redis.exceptions import RedisError
-from rq.suspension import WORKERS_SUSPENDED, resume, suspend
+from rq.suspension import resume, suspend
 
 from ..errors import JobMonitorError, JobNotFound, PauseAllUnavailable, TransitionRefused
 from ..keys import PAUSE_ALL_KEY, PAUSED_BY_PAUSE_ALL_KEY, control_key
@@ -47,6 +47,7 @@ from ..state import JobMonitorState
 from ..timeutil import utcnow
 from ..users import describe_user
 from ..web.details import jobs_time_left
+from . import rq as rq_internals
 from .enqueue import requeue
 from .signals import send_signal
 
@@ -134,7 +135,7 @@ def current(state: JobMonitorState) -> PauseState | None:
     try:
         with state.redis.pipeline(transaction=False) as pipeline:
             pipeline.hgetall(PAUSE_ALL_KEY)
-            pipeline.exists(WORKERS_SUSPENDED)
+            rq_internals.check_suspension(pipeline)
             record, suspended = pipeline.execute()
     except RedisError as error:
         log.warning("cannot tell whether jobs are paused: %s", error)
@@ -279,15 +280,16 @@ def resume_all(state: JobMonitorState, user: Any = None) -> ResumeReport:
     name = describe_user(user)[1] or "the system"
     try:
         with state.redis.pipeline() as pipeline:
-            pipeline.exists(WORKERS_SUSPENDED, PAUSE_ALL_KEY)
+            rq_internals.check_suspension(pipeline)
+            pipeline.exists(PAUSE_ALL_KEY)
             pipeline.hgetall(PAUSED_BY_PAUSE_ALL_KEY)
             resume(pipeline)
             pipeline.delete(PAUSE_ALL_KEY, PAUSED_BY_PAUSE_ALL_KEY)
-            existed, paused, *_ = pipeline.execute()
+            suspended, existed, paused, *_ = pipeline.execute()
     except RedisError as error:
         raise PauseAllUnavailable(f"jobs could not be resumed: Redis is unreachable ({error})") from error
     _forget_cached_state()
-    report = ResumeReport(was_paused=bool(existed))
+    report = ResumeReport(was_paused=bool(suspended or existed))
     if not report.was_paused:
         return report
     log.info("jobs resumed by %s", name)
