@@ -7,6 +7,7 @@ reached through these names. ``control`` is the module of the job actions (``con
 
 from . import csvsafe
 from .errors import (
+    ActionNotAllowed,
     ConfigError,
     EnqueueError,
     FileNotInJob,
@@ -16,6 +17,10 @@ from .errors import (
     JobMonitorError,
     JobNotFound,
     NotInitialized,
+    PauseRequested,
+    PermissionDenied,
+    RunSuperseded,
+    StopRequested,
     StorageError,
     TransitionRefused,
     UnknownTask,
@@ -29,10 +34,11 @@ from .records.models import Base, Job, JobFile, JobLog, JobNotification, JobStep
 from .records.status import JobStatus
 from .state import JobMonitorState
 from .tasks import TrackedTask
-from .worker.context import JobContext, RunSuperseded, Step
+from .worker.context import JobContext, Step
 from .worker.process import create_worker
 
 __all__ = [
+    "ActionNotAllowed",
     "Base",
     "ConfigError",
     "EnqueueError",
@@ -53,8 +59,11 @@ __all__ = [
     "JobStep",
     "JobSubtask",
     "NotInitialized",
+    "PauseRequested",
+    "PermissionDenied",
     "RunSuperseded",
     "Step",
+    "StopRequested",
     "StorageError",
     "TrackedTask",
     "TransitionRefused",

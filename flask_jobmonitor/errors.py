@@ -1,4 +1,11 @@
-"""Exceptions raised by flask-jobmonitor. Each names the job or the setting it is about."""
+"""Every exception flask-jobmonitor defines, in one place. Each names the job or the setting it
+is about.
+
+Grouped by kind: the base class; setup and settings; enqueueing and tasks; people's actions on
+jobs; a running task's interruptions; files; the pages' query parameters. The public ones are
+exported from the package (``flask_jobmonitor.__init__``). This module imports nothing from the
+package (but a type for annotations), so every layer may import it.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +17,14 @@ if TYPE_CHECKING:
     from .records.status import JobStatus
 
 
+# -- the base class ----------------------------------------------------------------------------
+
+
 class JobMonitorError(Exception):
     """Base class of every error this package raises on purpose."""
+
+
+# -- setup and settings ------------------------------------------------------------------------
 
 
 class ConfigError(JobMonitorError):
@@ -20,6 +33,9 @@ class ConfigError(JobMonitorError):
 
 class NotInitialized(JobMonitorError):
     """The extension was used with an app on which ``init_app`` was never called."""
+
+
+# -- jobs: a task's own failure, a job not found, a status move refused ------------------------
 
 
 class JobFailed(JobMonitorError):
@@ -122,6 +138,9 @@ class TransitionRefused(JobMonitorError):
         self.action = action
 
 
+# -- enqueueing and tasks ----------------------------------------------------------------------
+
+
 class UnknownTask(JobMonitorError, LookupError):
     """A job names a task that no ``@jobmonitor.task`` registered in this process."""
 
@@ -151,6 +170,52 @@ class EnqueueError(JobMonitorError):
         super().__init__(f"job {job_id} could not be queued: {reason}")
         self.job_id = job_id
         self.reason = reason
+
+
+# -- people's actions on jobs (jobs/control.py, jobs/pause_all.py) -----------------------------
+
+
+class PermissionDenied(JobMonitorError):
+    """The user may see the job but not do this to it."""
+
+
+class ActionNotAllowed(JobMonitorError):
+    """The action does not fit the job (its status, or a task that cannot resume)."""
+
+
+class PauseAllUnavailable(JobMonitorError):
+    """Redis, where the pause lives, cannot be reached (nothing was paused or resumed), or the
+    database could not be reached after the workers were suspended or resumed (the message
+    says what took effect)."""
+
+
+# -- a running task's interruptions (worker/context.py, worker/runner.py) ----------------------
+
+
+class RunSuperseded(JobMonitorError):
+    """This run no longer owns its job (another attempt took over, or the job was deleted)."""
+
+
+class StopRequested(BaseException):
+    """Raised inside a task at its next checkpoint or progress tick after someone asked it to stop.
+
+    A ``BaseException`` (like ``KeyboardInterrupt``) so that a task's own ``except Exception``
+    blocks do not swallow it; ``finally`` blocks and context managers still run.
+    """
+
+
+class PauseRequested(BaseException):
+    """Raised inside a resumable task at its next tick when its worker is shutting down (deploy)."""
+
+
+# -- the pages' query parameters (web/, stats/) ------------------------------------------------
+
+
+class InvalidFilter(ValueError):
+    """A query parameter of the job list has a value that cannot be used; the message says which."""
+
+
+# -- files -------------------------------------------------------------------------------------
 
 
 class FileNotInJob(JobMonitorError, LookupError):

@@ -26,8 +26,7 @@ import sqlalchemy as sa
 from flask import Flask
 from redis import Redis
 
-from flask_jobmonitor.jobs.maintenance import RECOVERY_LOCK
-from flask_jobmonitor.keys import PREFIX
+from flask_jobmonitor.keys import RECOVERY_LOCK, control_key
 from flask_jobmonitor.records.models import Base, job_table, log_table, subtask_table
 from flask_jobmonitor.state import JobMonitorState, get_state
 
@@ -301,7 +300,7 @@ class ReliabilityEnv:
             with self.engine.connect() as connection:
                 ids = list(connection.execute(sa.select(job_table.c.id)).scalars())
             for job_id in ids:
-                keys.update((f"rq:job:{job_id}", f"rq:results:{job_id}", f"{PREFIX}control:{job_id}"))
+                keys.update((f"rq:job:{job_id}", f"rq:results:{job_id}", control_key(job_id)))
         for batch in _batches(sorted(keys, key=str), 500):
             self.redis.delete(*batch)
         self.redis.srem("rq:queues", *(f"rq:queue:{name}" for name in QUEUES.values()))

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from rq import SimpleWorker, Worker
 
 from flask_jobmonitor import FileNotInJob, InvalidJobArguments, JobContext, JobStatus, RunSuperseded
+from flask_jobmonitor.errors import PauseRequested, StopRequested
 from flask_jobmonitor.records.bulkwrite import insert_rows
 from flask_jobmonitor.records.models import (
     Job,
@@ -24,7 +25,6 @@ from flask_jobmonitor.records.models import (
 )
 from flask_jobmonitor.state import get_state
 from flask_jobmonitor.worker import context as context_module
-from flask_jobmonitor.worker.context import PauseRequested, StopRequested
 from flask_jobmonitor.worker.runner import WARM_UP_ACTIONS, claim
 
 from . import tasks as tasks_module

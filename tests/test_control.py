@@ -30,9 +30,8 @@ from rq.job import JobStatus as RQJobStatus
 from rq.registry import FailedJobRegistry
 from sqlalchemy.orm import Session
 
-from flask_jobmonitor.errors import EnqueueError, TransitionRefused
+from flask_jobmonitor.errors import ActionNotAllowed, EnqueueError, TransitionRefused
 from flask_jobmonitor.jobs import control
-from flask_jobmonitor.jobs.control import ActionNotAllowed
 from flask_jobmonitor.jobs.submit import RUNNER_PATH
 from flask_jobmonitor.keys import control_key
 from flask_jobmonitor.records.models import (

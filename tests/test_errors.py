@@ -6,6 +6,7 @@ import pytest
 
 import flask_jobmonitor
 from flask_jobmonitor import (
+    ActionNotAllowed,
     ConfigError,
     EnqueueError,
     FileNotInJob,
@@ -15,13 +16,17 @@ from flask_jobmonitor import (
     JobNotFound,
     JobStatus,
     NotInitialized,
+    PauseRequested,
+    PermissionDenied,
     RunSuperseded,
+    StopRequested,
     StorageError,
     TransitionRefused,
     UnknownTask,
 )
 
 ERRORS = [
+    ActionNotAllowed,
     ConfigError,
     EnqueueError,
     FileNotInJob,
@@ -29,6 +34,7 @@ ERRORS = [
     JobFailed,
     JobNotFound,
     NotInitialized,
+    PermissionDenied,
     RunSuperseded,
     StorageError,
     TransitionRefused,
@@ -40,6 +46,13 @@ ERRORS = [
 def test_every_error_is_a_job_monitor_error_and_public(error):
     assert issubclass(error, JobMonitorError)
     assert error.__name__ in flask_jobmonitor.__all__
+
+
+@pytest.mark.parametrize("interruption", [StopRequested, PauseRequested], ids=lambda e: e.__name__)
+def test_a_task_interruption_is_a_base_exception_that_except_exception_does_not_catch(interruption):
+    assert issubclass(interruption, BaseException)
+    assert not issubclass(interruption, Exception)
+    assert interruption.__name__ in flask_jobmonitor.__all__
 
 
 def test_lookup_errors_are_lookup_errors_and_bad_arguments_type_errors():

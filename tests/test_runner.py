@@ -15,7 +15,8 @@ from flask_jobmonitor import JobStatus
 from flask_jobmonitor.records.models import JobLog, JobNotification, JobStep, job_table
 from flask_jobmonitor.records.transitions import apply_transition
 from flask_jobmonitor.state import get_state
-from flask_jobmonitor.worker.runner import HORSE_COMPLETED, HORSE_NOT_STARTED, HORSE_STARTED, claim, settle_after_horse
+from flask_jobmonitor.worker.handover import HORSE_COMPLETED, HORSE_NOT_STARTED, HORSE_STARTED
+from flask_jobmonitor.worker.runner import claim, settle_after_horse
 
 from . import tasks
 from .app_factory import db, jobmonitor
@@ -194,7 +195,7 @@ def test_second_claim_after_requeue_keeps_the_first_start_time(app, engine):
     assert (row.started_at, row.worker_name, row.ended_at) == (first_start, "worker-2", None)
 
 
-# -- a forking worker settles the run its horse ran (runner.horse_outcome) -------------------------
+# -- a forking worker settles the run its horse ran (HandOver.horse_outcome) -------------------------
 
 
 def _claimed_by_a_forking_worker(app, task):  # type: ignore[no-untyped-def]

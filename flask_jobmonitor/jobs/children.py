@@ -19,7 +19,7 @@ from contextlib import contextmanager, suppress
 import sqlalchemy as sa
 from redis.exceptions import LockError, RedisError
 
-from ..keys import PREFIX
+from ..keys import children_lock_key
 from ..records.models import job_table
 from ..records.status import JobStatus
 from ..state import JobMonitorState
@@ -32,13 +32,15 @@ _IN_FLIGHT = [JobStatus.RUNNING.value, JobStatus.STOPPING.value, JobStatus.PAUSE
 #: is never released: stopping the parent cancels it (control.stop_children), and releasing it
 #: first would start it in that moment's gap.
 _PARENT_ENDING = [JobStatus.STOPPING.value, JobStatus.STOPPED.value, JobStatus.CANCELLED.value]
+#: The job table again, as a child's parent (families.py names its own alias ``child``).
+_parent = job_table.alias("parent")
 
 
 @contextmanager
 def root_lock(state: JobMonitorState, root_id: str) -> Iterator[None]:
     """Serialise hold/release decisions of one root job across processes (best effort without Redis)."""
     try:
-        lock = state.redis.lock(f"{PREFIX}children-lock:{root_id}", timeout=10, blocking_timeout=10)
+        lock = state.redis.lock(children_lock_key(root_id), timeout=10, blocking_timeout=10)
         acquired = lock.acquire()
     except RedisError as error:
         log.warning("root %s: children lock unavailable (%s); deciding without it", root_id, error)
@@ -75,11 +77,10 @@ def holds_children(connection: sa.Connection, root_id: str) -> bool:
 def release(state: JobMonitorState, root_id: str) -> list[str]:
     """Release the oldest held children of ``root_id`` into the queue, up to the limit."""
     c = job_table.c
-    parent = job_table.alias("parent")
     # a waiting parent someone asked to stop (stop_family) is ending too
-    stopping_family = sa.and_(parent.c.status == JobStatus.WAITING.value, parent.c.stop_requested_at.is_not(None))
+    stopping_family = sa.and_(_parent.c.status == JobStatus.WAITING.value, _parent.c.stop_requested_at.is_not(None))
     parent_ending = sa.exists().where(
-        parent.c.id == c.parent_id, sa.or_(parent.c.status.in_(_PARENT_ENDING), stopping_family)
+        _parent.c.id == c.parent_id, sa.or_(_parent.c.status.in_(_PARENT_ENDING), stopping_family)
     )
     released: list[str] = []
     with root_lock(state, root_id):

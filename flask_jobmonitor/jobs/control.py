@@ -27,8 +27,9 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job as RQJob
 from sqlalchemy.orm import Session
 
-from ..errors import EnqueueError, JobMonitorError, JobNotFound, TransitionRefused, UnknownTask
+from ..errors import ActionNotAllowed, EnqueueError, JobNotFound, PermissionDenied, TransitionRefused, UnknownTask
 from ..records.bulkwrite import in_chunks
+from ..records.journal import close_running_step, write_log
 from ..records.models import Job, file_table, job_table, log_table, notification_table, step_table, subtask_table
 from ..records.notifications import notify_end
 from ..records.status import DELETABLE_STATUSES, FINISHED_STATUSES, RESTARTABLE_STATUSES, TRANSITIONS, JobStatus
@@ -38,6 +39,7 @@ from ..stats import cache as stats_cache
 from ..storage import job_of
 from ..timeutil import utcnow
 from ..users import describe_user
+from . import rq as rq_internals
 from .actions import Action, ActionLook, ActionResult, always
 from .children import release as release_children
 from .enqueue import JobRequest, enqueue_job, requeue
@@ -45,32 +47,16 @@ from .families import active_child, child_ended
 from .signals import clear_signal, send_signal
 
 log = logging.getLogger("flask_jobmonitor.internal.control")
+#: The logger named in the lines that actions write into a job's own log (who did what).
+_LOG_AS = "flask_jobmonitor.control"
 #: Most jobs one bulk request acts on; "all matching the filters" takes the newest this many
 #: (the page says so), which keeps one request's work bounded.
 BULK_LIMIT = 1000
 PRIORITY_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.STOPPED, JobStatus.PAUSED})
 
 
-class PermissionDenied(JobMonitorError):
-    """The user may see the job but not do this to it."""
-
-
-class ActionNotAllowed(JobMonitorError):
-    """The action does not fit the job (its status, or a task that cannot resume)."""
-
-
 def _actor_name(user: Any) -> str:
     return describe_user(user)[1] or "the system"
-
-
-def _audit(connection: sa.Connection, job_id: str, message: str, level: int = logging.INFO) -> None:
-    _audit_all(connection, [job_id], message, level)
-
-
-def _audit_all(connection: sa.Connection, job_ids: list[str], message: str, level: int = logging.INFO) -> None:
-    """Write who did what into each job's own log (one INSERT for all of them)."""
-    entry = {"created_at": utcnow(), "level": level, "logger": "flask_jobmonitor.control", "message": message}
-    connection.execute(sa.insert(log_table), [{"job_id": job_id, **entry} for job_id in job_ids])
 
 
 def _load(state: JobMonitorState, job_id: str) -> Job:
@@ -99,7 +85,7 @@ def stop(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
                 raise
             apply_transition(connection, job_id, "stop_family", now=now, values={"stop_requested_at": now})
             waiting = True
-        _audit(connection, job_id, f"Stop requested by {_actor_name(user)}; work already done is kept.")
+        write_log(connection, _LOG_AS, [job_id], f"Stop requested by {_actor_name(user)}; work already done is kept.")
     # the children before the signal: the parent, once stopped, stops the children it spawned
     # meanwhile, and those are then recorded as stopped by this request's user, not "the system"
     stop_children(state, job_id, user)
@@ -130,8 +116,8 @@ def force_stop(state: JobMonitorState, job_id: str, user: Any = None) -> ActionR
             now=now,
             values={"ended_at": now, "stop_forced": True, "stop_requested_at": job.stop_requested_at or now},
         )
-        sa_update_running_step(connection, job_id, "stopped", now)
-        _audit(connection, job_id, f"Force-stopped by {_actor_name(user)}.", logging.WARNING)
+        close_running_step(connection, job_id, "stopped", now)
+        write_log(connection, _LOG_AS, [job_id], f"Force-stopped by {_actor_name(user)}.", logging.WARNING)
         notify_end(state, connection, job.run_by_id, job_id, "stopped", root_id=job.root_id)
     # the cooperative signal too: a SimpleWorker cannot be killed, its task stops at its next tick
     send_signal(state, job_id, "stop")
@@ -144,15 +130,6 @@ def force_stop(state: JobMonitorState, job_id: str, user: Any = None) -> ActionR
     stop_children(state, job_id, user, force=True)
     child_ended(state, job.parent_id)
     return ActionResult(job_id, "force_stop", "The job was force-stopped.")
-
-
-def sa_update_running_step(connection: sa.Connection, job_id: str, status: str, now: Any) -> None:
-    """Close the step that was running when the job was ended from outside."""
-    connection.execute(
-        sa.update(step_table)
-        .where(step_table.c.job_id == job_id, step_table.c.status == "running")
-        .values(status=status, ended_at=now)
-    )
 
 
 def resume(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
@@ -171,7 +148,7 @@ def resume(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResul
     resumed, left = _resume_stopped_children(state, job_id, user)
     requeue(state, job_id, "resume")  # the move itself refuses a job that is no longer stopped
     with state.engine.begin() as connection:
-        _audit(connection, job_id, f"Resumed by {_actor_name(user)}.")
+        write_log(connection, _LOG_AS, [job_id], f"Resumed by {_actor_name(user)}.")
     message = "The job is queued again and will continue from its checkpoint."
     if resumed:
         message += (
@@ -214,7 +191,7 @@ def _resume_stopped_children(state: JobMonitorState, job_id: str, user: Any) -> 
             except TransitionRefused:
                 continue  # someone else resumed or cancelled it meanwhile
             with state.engine.begin() as connection:
-                _audit(connection, child.id, f"Resumed with its parent by {_actor_name(user)}.")
+                write_log(connection, _LOG_AS, [child.id], f"Resumed with its parent by {_actor_name(user)}.")
             resumed += 1
     return resumed, left
 
@@ -232,10 +209,12 @@ def cancel(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResul
                 raise
             now = utcnow()
             apply_transition(connection, job_id, "request_cancel", now=now, values={"stop_requested_at": now})
-            _audit(connection, job_id, f"Cancel requested by {_actor_name(user)}; work already done is kept.")
+            write_log(
+                connection, _LOG_AS, [job_id], f"Cancel requested by {_actor_name(user)}; work already done is kept."
+            )
             running = True
         else:
-            _audit(connection, job_id, f"Cancelled by {_actor_name(user)}.")
+            write_log(connection, _LOG_AS, [job_id], f"Cancelled by {_actor_name(user)}.")
             running = False
     if running:
         stop_children(state, job_id, user)
@@ -280,7 +259,7 @@ def restart(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResu
     with state.engine.begin() as connection:
         # no id: everyone who may see this job reads its log, and the new job may be one they may
         # not open (the detail page's "Restarted as" links it for those who may)
-        _audit(connection, job_id, f"Restarted by {_actor_name(user)}.")
+        write_log(connection, _LOG_AS, [job_id], f"Restarted by {_actor_name(user)}.")
     return ActionResult(job_id, "restart", "A new job was started with the same parameters.", new_job.id)
 
 
@@ -366,7 +345,9 @@ def set_priority(state: JobMonitorState, job_id: str, low: bool, user: Any = Non
         if row is None:
             job = _load(state, job_id)
             raise TransitionRefused(job_id, JobStatus(job.status), "change priority")
-        _audit(connection, job_id, f"Set to {'low' if low else 'normal'} priority by {_actor_name(user)}.")
+        write_log(
+            connection, _LOG_AS, [job_id], f"Set to {'low' if low else 'normal'} priority by {_actor_name(user)}."
+        )
     if row.status == JobStatus.QUEUED.value:
         _move_between_queues(state, job_id, priority)
     return ActionResult(job_id, "set_low_priority" if low else "set_normal_priority", f"Priority set to {priority}.")
@@ -375,17 +356,9 @@ def set_priority(state: JobMonitorState, job_id: str, low: bool, user: Any = Non
 def _move_between_queues(state: JobMonitorState, job_id: str, priority: str) -> None:
     """Take the job off whichever queue holds it and push it on the one for ``priority``.
 
-    LREM tells whether it was still queued: if a worker took it meanwhile, it is not pushed
-    again, so it can never run twice.
+    If a worker took it meanwhile, it is not pushed again, so it can never run twice.
     """
-    target = state.queue(priority)
-    removed = 0
-    for name in state.settings.queue_names.values():
-        if name != target.name:
-            removed += int(state.redis.lrem(f"rq:queue:{name}", 0, job_id))
-    if removed:
-        state.redis.hset(RQJob.key_for(job_id), "origin", target.name)
-        target.push_job_id(job_id)
+    rq_internals.move_queued_job(state.redis, job_id, state.settings.queue_names.values(), state.queue(priority))
 
 
 def _active_children(state: JobMonitorState, parent_ids: list[str], created_since: datetime | None = None) -> list[str]:
@@ -447,7 +420,7 @@ def _cancel_waiting_children(
                 connection, "cancel", condition, values={"ended_at": now}, now=now, returning=(c.enqueued_at, c.root_id)
             )
             if rows:
-                _audit_all(connection, [row.id for row in rows], message)
+                write_log(connection, _LOG_AS, [row.id for row in rows], message)
         for row in rows:
             cancelled.append(row.id)
             if row.enqueued_at is not None:  # released into RQ (held children never were)
@@ -785,10 +758,8 @@ __all__ = [
     "ACTIONS",
     "PAST_TENSE",
     "REGISTRY",
-    "ActionNotAllowed",
     "ActionResult",
     "BulkSummary",
-    "PermissionDenied",
     "allowed_actions",
     "cancel",
     "delete",

@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..records.models import job_table, log_table
+from ..records.journal import write_log
+from ..records.models import job_table
 from ..records.notifications import notify_end
 from ..records.status import ACTIVE_STATUSES, JobStatus
 from ..records.transitions import apply_transition_where
@@ -50,7 +51,10 @@ if TYPE_CHECKING:
     from ..worker.context import RunInfo
 
 log = logging.getLogger("flask_jobmonitor.internal.families")
+#: The logger named in the lines this module writes into a parent's own log.
+_LOG_AS = "flask_jobmonitor.families"
 _ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
+#: The job table again, as a parent's child (children.py names its own alias ``parent``).
 _child = job_table.alias("child")
 #: How many waiting parents one recovery pass looks at.
 _BATCH = 500
@@ -87,7 +91,7 @@ def start_waiting(state: JobMonitorState, run: RunInfo) -> bool:
             connection, "wait_for_children", sa.and_(c.id == run.job_id, c.attempt == run.attempt, has_child)
         )
         if moved and connection.execute(sa.select(active_child(run.job_id, run.root_id or run.job_id))).scalar():
-            _note(connection, run.job_id, "Its own work is done; it waits for its child jobs to end.")
+            write_log(connection, _LOG_AS, [run.job_id], "Its own work is done; it waits for its child jobs to end.")
     if not moved:
         return False
     child_ended(state, run.job_id)  # its children may all have ended already
@@ -153,7 +157,9 @@ def _end_family(state: JobMonitorState, parent_id: str) -> Any:
         text = f"All {sum(counts.values())} child jobs have ended ({summary})."
         if message:
             text = f"{text} {message.capitalize()}."
-        _note(connection, parent_id, text, logging.INFO if action == "family_completed" else logging.WARNING)
+        write_log(
+            connection, _LOG_AS, [parent_id], text, logging.INFO if action == "family_completed" else logging.WARNING
+        )
         notify_end(state, connection, row.run_by_id, parent_id, row.status, root_id=row.root_id)
     log.info("family of job %s ended: %s", parent_id, row.status)
     return row
@@ -177,11 +183,3 @@ def end_stuck_families(state: JobMonitorState) -> list[str]:
     for parent_id in stuck:
         ended.extend(child_ended(state, parent_id))
     return ended
-
-
-def _note(connection: sa.Connection, job_id: str, message: str, level: int = logging.INFO) -> None:
-    connection.execute(
-        sa.insert(log_table).values(
-            job_id=job_id, created_at=utcnow(), level=level, logger="flask_jobmonitor.families", message=message
-        )
-    )

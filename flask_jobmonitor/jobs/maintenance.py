@@ -29,13 +29,15 @@ from rq.job import Job as RQJob
 from rq.job import JobStatus as RQStatus
 
 from ..errors import JobNotFound, TransitionRefused
-from ..keys import PREFIX
-from ..records.models import job_table, log_table, step_table
+from ..keys import RECOVERY_LOCK
+from ..records.journal import close_running_step, write_log
+from ..records.models import job_table
 from ..records.notifications import notify_end
 from ..records.status import FINISHED_STATUSES, JobStatus
 from ..records.transitions import apply_transition
 from ..state import JobMonitorState, get_state
 from ..timeutil import utcnow
+from . import rq as rq_internals
 from .children import release, roots_with_held_children
 from .control import delete
 from .families import child_ended, end_stuck_families
@@ -43,7 +45,8 @@ from .signals import read_signal
 from .submit import resubmit_by_id
 
 log = logging.getLogger("flask_jobmonitor.internal.maintenance")
-RECOVERY_LOCK = f"{PREFIX}recovery-lock"
+#: The logger named in the lines recovery writes into a job's own log.
+_LOG_AS = "flask_jobmonitor.maintenance"
 _RQ_WAITING = {RQStatus.QUEUED, RQStatus.STARTED, RQStatus.SCHEDULED, RQStatus.DEFERRED}
 _BATCH = 500
 
@@ -72,14 +75,6 @@ class RecoveryReport:
         )
 
 
-def _note(connection: sa.Connection, job_id: str, message: str, level: int) -> None:
-    connection.execute(
-        sa.insert(log_table).values(
-            job_id=job_id, created_at=utcnow(), level=level, logger="flask_jobmonitor.maintenance", message=message
-        )
-    )
-
-
 def abandon_run(
     state: JobMonitorState,
     job: Any,
@@ -104,18 +99,25 @@ def abandon_run(
                 apply_transition(
                     connection, job.id, "cancelled_at_checkpoint", attempt=job.attempt, values={"ended_at": now}
                 )
-                _close_running_step(connection, job.id, "stopped", now)
-                _note(
+                close_running_step(connection, job.id, "stopped", now)
+                write_log(
                     connection,
-                    job.id,
+                    _LOG_AS,
+                    [job.id],
                     f"{reason}; it was being cancelled, so it is recorded cancelled.",
                     logging.WARNING,
                 )
                 outcome, bucket = "cancelled", report.stopped
             elif job.status == JobStatus.STOPPING.value:
                 apply_transition(connection, job.id, "stopped", attempt=job.attempt, values={**fence, "ended_at": now})
-                _close_running_step(connection, job.id, "stopped", now)
-                _note(connection, job.id, f"{reason}; it was stopping, so it is recorded stopped.", logging.WARNING)
+                close_running_step(connection, job.id, "stopped", now)
+                write_log(
+                    connection,
+                    _LOG_AS,
+                    [job.id],
+                    f"{reason}; it was stopping, so it is recorded stopped.",
+                    logging.WARNING,
+                )
                 notify_end(state, connection, job.run_by_id, job.id, "stopped", root_id=root_id)
                 outcome, bucket = "stopped", report.stopped
             elif can_run_again and (job.recoveries or 0) < state.settings.max_recoveries:
@@ -126,9 +128,9 @@ def abandon_run(
                     attempt=job.attempt,
                     values={**fence, "recoveries": job_table.c.recoveries + 1},
                 )
-                _close_running_step(connection, job.id, "stopped", now)
+                close_running_step(connection, job.id, "stopped", now)
                 again = "to continue from its checkpoint" if work_started else "(its work had not begun)"
-                _note(connection, job.id, f"{reason}; queued again {again}.", logging.WARNING)
+                write_log(connection, _LOG_AS, [job.id], f"{reason}; queued again {again}.", logging.WARNING)
                 outcome, bucket = "requeued", report.requeued
             else:
                 message = reason if not can_run_again else f"{reason} (after {job.recoveries or 0} recoveries)"
@@ -144,8 +146,8 @@ def abandon_run(
                         "error_count": job_table.c.error_count + 1,
                     },
                 )
-                _close_running_step(connection, job.id, "failed", now)
-                _note(connection, job.id, message, logging.ERROR)
+                close_running_step(connection, job.id, "failed", now)
+                write_log(connection, _LOG_AS, [job.id], message, logging.ERROR)
                 notify_end(state, connection, job.run_by_id, job.id, "failed", root_id=root_id)
                 outcome, bucket = "failed", report.failed
         except (TransitionRefused, JobNotFound) as refused:
@@ -158,14 +160,6 @@ def abandon_run(
         child_ended(state, getattr(job, "parent_id", None))
     log.warning("job %s %s: %s", job.id, outcome, reason)
     return outcome
-
-
-def _close_running_step(connection: sa.Connection, job_id: str, status: str, now: Any) -> None:
-    connection.execute(
-        sa.update(step_table)
-        .where(step_table.c.job_id == job_id, step_table.c.status == "running")
-        .values(status=status, ended_at=now)
-    )
 
 
 def recover(state: JobMonitorState) -> RecoveryReport:
@@ -221,14 +215,11 @@ def _rq_statuses(state: JobMonitorState, job_ids: Sequence[str]) -> dict[str, st
     if not job_ids:
         return {}
     try:
-        pipeline = state.redis.pipeline()
-        for job_id in job_ids:
-            pipeline.hget(RQJob.key_for(job_id), "status")
-        raw = pipeline.execute()
+        statuses = rq_internals.job_statuses(state.redis, job_ids)
     except RedisError as error:
         log.warning("cannot read RQ statuses: %s", error)
         return {}
-    return {job_id: value.decode() if value else None for job_id, value in zip(job_ids, raw, strict=True)}
+    return dict(zip(job_ids, statuses, strict=True))
 
 
 def _a_run_completed_in_rq(state: JobMonitorState, job_id: str) -> bool:
@@ -252,8 +243,14 @@ def _record_late_success(state: JobMonitorState, job: Any) -> bool:
             apply_transition(connection, job.id, "finish", attempt=job.attempt, values={"ended_at": now})
         except (TransitionRefused, JobNotFound):
             return False
-        _close_running_step(connection, job.id, "completed", now)
-        _note(connection, job.id, "Its worker stopped responding, but RQ recorded the job as finished.", logging.INFO)
+        close_running_step(connection, job.id, "completed", now)
+        write_log(
+            connection,
+            _LOG_AS,
+            [job.id],
+            "Its worker stopped responding, but RQ recorded the job as finished.",
+            logging.INFO,
+        )
         notify_end(state, connection, job.run_by_id, job.id, "completed", root_id=job.root_id)
     log.warning("job %s: RQ finished it but its worker did not record it; recorded by recovery", job.id)
     child_ended(state, job.parent_id)
@@ -263,15 +260,11 @@ def _record_late_success(state: JobMonitorState, job: Any) -> bool:
 def _resubmit_forgotten(state: JobMonitorState, rows: Sequence[Any], report: RecoveryReport) -> None:
     """Queued (or paused) in SQL but unknown to RQ: put them back, oldest first."""
     try:
-        pipeline = state.redis.pipeline()
-        for row in rows:
-            pipeline.hget(RQJob.key_for(row.id), "status")
-        statuses = pipeline.execute()
+        statuses = rq_internals.job_statuses(state.redis, [row.id for row in rows])
     except RedisError as error:
         log.warning("cannot compare queued jobs with RQ: %s", error)
         return
-    for row, raw in zip(rows, statuses, strict=True):
-        rq_status = raw.decode() if raw else None
+    for row, rq_status in zip(rows, statuses, strict=True):
         if row.status == JobStatus.PAUSED.value:
             try:
                 with state.engine.begin() as connection:
@@ -297,11 +290,9 @@ def _really_waiting(state: JobMonitorState, job_id: str, rq_status: str) -> bool
     if rq_status != "queued":
         return True  # scheduled or deferred: RQ holds it elsewhere
     try:
-        origin = state.redis.hget(RQJob.key_for(job_id), "origin")
-        if not origin:
-            return False
-        name = origin.decode() if isinstance(origin, bytes) else str(origin)
-        return state.redis.lpos(f"rq:queue:{name}", job_id) is not None
+        return RQJob.fetch(job_id, connection=state.redis).get_position() is not None
+    except NoSuchJobError:
+        return False  # RQ forgot it meanwhile
     except RedisError:
         return True  # cannot tell: do not queue it twice
 

@@ -36,28 +36,26 @@ from typing import Any
 import sqlalchemy as sa
 from flask import g, has_app_context
 from redis.exceptions import RedisError
-from rq.suspension import WORKERS_SUSPENDED, resume, suspend
+from rq.suspension import resume, suspend
 
-from ..errors import JobMonitorError, JobNotFound, TransitionRefused
+from ..errors import JobMonitorError, JobNotFound, PauseAllUnavailable, TransitionRefused
 from ..keys import PAUSE_ALL_KEY, PAUSED_BY_PAUSE_ALL_KEY, control_key
 from ..records.estimates import jobs_time_left
-from ..records.models import job_table, log_table
+from ..records.journal import write_log
+from ..records.models import job_table
 from ..records.status import JobStatus
 from ..state import JobMonitorState
 from ..timeutil import utcnow
 from ..users import describe_user
+from . import rq as rq_internals
 from .enqueue import requeue
 from .signals import send_signal
 
 log = logging.getLogger("flask_jobmonitor.internal.pause_all")
+#: The logger named in the lines a pause writes into each job's own log.
+_LOG_AS = "flask_jobmonitor.pause_all"
 #: Statuses of a job that holds a worker now.
 _RUNNING = (JobStatus.RUNNING.value, JobStatus.STOPPING.value)
-
-
-class PauseAllUnavailable(JobMonitorError):
-    """Redis, where the pause lives, cannot be reached (nothing was paused or resumed), or the
-    database could not be reached after the workers were suspended or resumed (the message
-    says what took effect)."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +135,7 @@ def current(state: JobMonitorState) -> PauseState | None:
     try:
         with state.redis.pipeline(transaction=False) as pipeline:
             pipeline.hgetall(PAUSE_ALL_KEY)
-            pipeline.exists(WORKERS_SUSPENDED)
+            rq_internals.check_suspension(pipeline)
             record, suspended = pipeline.execute()
     except RedisError as error:
         log.warning("cannot tell whether jobs are paused: %s", error)
@@ -282,15 +280,16 @@ def resume_all(state: JobMonitorState, user: Any = None) -> ResumeReport:
     name = describe_user(user)[1] or "the system"
     try:
         with state.redis.pipeline() as pipeline:
-            pipeline.exists(WORKERS_SUSPENDED, PAUSE_ALL_KEY)
+            rq_internals.check_suspension(pipeline)
+            pipeline.exists(PAUSE_ALL_KEY)
             pipeline.hgetall(PAUSED_BY_PAUSE_ALL_KEY)
             resume(pipeline)
             pipeline.delete(PAUSE_ALL_KEY, PAUSED_BY_PAUSE_ALL_KEY)
-            existed, paused, *_ = pipeline.execute()
+            suspended, existed, paused, *_ = pipeline.execute()
     except RedisError as error:
         raise PauseAllUnavailable(f"jobs could not be resumed: Redis is unreachable ({error})") from error
     _forget_cached_state()
-    report = ResumeReport(was_paused=bool(existed))
+    report = ResumeReport(was_paused=bool(suspended or existed))
     if not report.was_paused:
         return report
     log.info("jobs resumed by %s", name)
@@ -350,9 +349,8 @@ def _continuing(state: JobMonitorState, job_ids: list[str]) -> list[str]:
 
 def _note(state: JobMonitorState, job_ids: list[str], message: str) -> None:
     """Say ``message`` in each job's own log."""
-    entry = {"created_at": utcnow(), "level": logging.INFO, "logger": "flask_jobmonitor.pause_all", "message": message}
     with state.engine.begin() as connection:
-        connection.execute(sa.insert(log_table), [{"job_id": job_id, **entry} for job_id in job_ids])
+        write_log(connection, _LOG_AS, job_ids, message)
 
 
 def _forget_cached_state() -> None:
@@ -361,7 +359,6 @@ def _forget_cached_state() -> None:
 
 
 __all__ = [
-    "PauseAllUnavailable",
     "PauseState",
     "Progress",
     "ResumeReport",

@@ -25,10 +25,10 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Worker
 
+from ..errors import InvalidFilter
 from ..records.models import job_table
 from ..records.status import ACTIVE_STATUSES, JobStatus
-from ..timeutil import utcnow
-from ..web.listing import InvalidFilter, day_after, parse_date
+from ..timeutil import day_after, parse_date, utcnow
 from . import cache as stats_cache
 
 log = logging.getLogger("flask_jobmonitor.internal.stats")

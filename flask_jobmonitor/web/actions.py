@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, TypeGuard
 
-from ..errors import EnqueueError, TransitionRefused, UnknownTask
+from ..errors import ActionNotAllowed, EnqueueError, PermissionDenied, TransitionRefused, UnknownTask
 from ..jobs import control
 from ..jobs.actions import ActionResult
 from ..records.models import Job
@@ -40,9 +40,9 @@ def act(state: JobMonitorState, action: str, job: Job, user: Any) -> ActionResul
     nothing changed then."""
     try:
         return control.perform(state, action, job, user)
-    except control.PermissionDenied as denied:
+    except PermissionDenied as denied:
         return Refusal(403, str(denied))
-    except (TransitionRefused, control.ActionNotAllowed, UnknownTask) as refused:
+    except (TransitionRefused, ActionNotAllowed, UnknownTask) as refused:
         return Refusal(409, str(refused))
     except EnqueueError as error:
         return Refusal(503, str(error))

@@ -13,8 +13,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..errors import InvalidFilter
 from ..records.models import file_table, job_table, log_table, subtask_table
-from .listing import InvalidFilter
 
 GRID_PAGE_SIZE = 50
 LOG_LEVELS: Mapping[str, int] = {"debug": 10, "info": 20, "warning": 30, "error": 40}

@@ -45,9 +45,10 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ..errors import InvalidFilter
 from ..records.models import Job, file_table, job_table
 from ..records.status import FINISHED_STATUSES, JobStatus
-from ..timeutil import utcnow
+from ..timeutil import day_after, parse_date, utcnow
 from . import search
 
 PAGE_SIZES = (20, 50, 100, 200)
@@ -78,10 +79,6 @@ INDEXED_SORTS = frozenset({"created"})
 _WINDOW_COLUMNS = ("id", "created_at", "started_at", "ended_at", *sorted(set(SORTABLE.values()) - {"created_at"}))
 _CURSOR = re.compile(r"^(\d{8}T\d{6}\.\d{6})_([0-9A-Za-z-]{1,36})$")
 _CURSOR_TIME = "%Y%m%dT%H%M%S.%f"
-
-
-class InvalidFilter(ValueError):
-    """A query parameter of the job list has a value that cannot be used; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -199,27 +196,6 @@ def _integer(args: Mapping[str, str], name: str, default: int, low: int, high: i
     if not low <= value <= high:
         raise InvalidFilter(f"{name} must be between {low} and {high}, got {value}")
     return value
-
-
-def parse_date(args: Mapping[str, str], name: str) -> datetime | None:
-    """The date in query parameter ``name`` (``YYYY-MM-DD``), None if empty; InvalidFilter if malformed."""
-    raw = (args.get(name, "") or "").strip()
-    if not raw:
-        return None
-    try:
-        value = datetime.strptime(raw[:10], "%Y-%m-%d")
-    except ValueError:
-        raise InvalidFilter(f"{name} must be a date like 2026-01-31, got {raw!r}") from None
-    return value
-
-
-def day_after(value: datetime, name: str) -> datetime:
-    """The start of the day after ``value`` (an inclusive "to" date), or InvalidFilter at the
-    end of the calendar."""
-    try:
-        return value + timedelta(days=1)
-    except OverflowError:
-        raise InvalidFilter(f"{name} must be a date before 9999-12-31") from None
 
 
 def _choice(args: Mapping[str, str], name: str, allowed: Sequence[str]) -> str:

@@ -47,7 +47,7 @@ from typing import IO, TYPE_CHECKING, Any
 import sqlalchemy as sa
 from redis.exceptions import RedisError
 
-from ..errors import FileNotInJob, JobMonitorError
+from ..errors import FileNotInJob, PauseRequested, RunSuperseded, StopRequested
 from ..jobs.enqueue import JobRequest, enqueue_job
 from ..keys import control_key
 from ..records import live
@@ -80,26 +80,6 @@ _IMPATIENT_SQLITE_MS = 50
 _RETRY_SQL_SECONDS = 2.0
 _OWNED_STATUSES = (JobStatus.RUNNING.value, JobStatus.STOPPING.value, JobStatus.STOPPED.value)
 internal_log = logging.getLogger("flask_jobmonitor.internal.context")
-_job_table = job_table
-_step_table = step_table
-_subtask_table = subtask_table
-_log_table = log_table
-
-
-class RunSuperseded(JobMonitorError):
-    """This run no longer owns its job (another attempt took over, or the job was deleted)."""
-
-
-class StopRequested(BaseException):
-    """Raised inside a task at its next checkpoint or progress tick after someone asked it to stop.
-
-    A ``BaseException`` (like ``KeyboardInterrupt``) so that a task's own ``except Exception``
-    blocks do not swallow it; ``finally`` blocks and context managers still run.
-    """
-
-
-class PauseRequested(BaseException):
-    """Raised inside a resumable task at its next tick when its worker is shutting down (deploy)."""
 
 
 #: Key in the stored checkpoint under which the context keeps each step's progress at the
@@ -405,7 +385,7 @@ class JobContext:
         if self._steps is None:
             with self._engine.connect() as connection:
                 rows = connection.execute(
-                    sa.select(_step_table).where(_step_table.c.job_id == self.job_id).order_by(_step_table.c.position)
+                    sa.select(step_table).where(step_table.c.job_id == self.job_id).order_by(step_table.c.position)
                 ).all()
             self._steps = {}
             for r in rows:
@@ -421,9 +401,9 @@ class JobContext:
         with self._engine.begin() as connection:
             self._fence(connection, {"step_count": position})
             step_id = connection.execute(
-                sa.insert(_step_table)
+                sa.insert(step_table)
                 .values(job_id=self.job_id, position=position, name=name, status="pending", done=0, counters={})
-                .returning(_step_table.c.id)
+                .returning(step_table.c.id)
             ).scalar_one()
         return Step(self, step_id, position, name, "pending", 0, None, {})
 
@@ -602,9 +582,9 @@ class JobContext:
         while True:
             with self._engine.connect() as connection:
                 rows = connection.execute(
-                    sa.select(_job_table.c.status, sa.func.count())
-                    .where(_job_table.c.parent_id == self.job_id)
-                    .group_by(_job_table.c.status)
+                    sa.select(job_table.c.status, sa.func.count())
+                    .where(job_table.c.parent_id == self.job_id)
+                    .group_by(job_table.c.status)
                 ).all()
             counts = {status: int(count) for status, count in rows}
             if all(status in finished for status in counts):
@@ -789,9 +769,9 @@ class JobContext:
         if current is not None:
             job_values.update(progress_done=current.done, progress_total=current.total, current_step=current.position)
         if self._errors:
-            job_values["error_count"] = _job_table.c.error_count + self._errors
+            job_values["error_count"] = job_table.c.error_count + self._errors
         if self._warnings:
-            job_values["warning_count"] = _job_table.c.warning_count + self._warnings
+            job_values["warning_count"] = job_table.c.warning_count + self._warnings
         if self._checkpoint_dirty:
             job_values["checkpoint"] = {**self.checkpoint, _STEPS_KEY: dict(self._checkpoint_steps)}
         if not (subtasks or logs or steps or job_values):
@@ -817,9 +797,9 @@ class JobContext:
                     if step.started_at is not None:
                         values["started_at"] = step.started_at
                     values["ended_at"] = step.ended_at
-                    connection.execute(sa.update(_step_table).where(_step_table.c.id == step.id).values(values))
-                insert_rows(connection, _subtask_table, subtasks)
-                insert_rows(connection, _log_table, logs)
+                    connection.execute(sa.update(step_table).where(step_table.c.id == step.id).values(values))
+                insert_rows(connection, subtask_table, subtasks)
+                insert_rows(connection, log_table, logs)
         except BaseException:
             # keep what was not written, in order, for the next try
             self._subtasks[:0] = subtasks
@@ -840,13 +820,13 @@ class JobContext:
         """Update the job row only if this run still owns it (same attempt, and still running or
         stopping: a run that recovery requeued or failed owns nothing) and return its status;
         raise RunSuperseded otherwise."""
-        statement = sa.update(_job_table).where(
-            _job_table.c.id == self.job_id,
-            _job_table.c.attempt == self.attempt,
-            _job_table.c.status.in_(_OWNED_STATUSES),
+        statement = sa.update(job_table).where(
+            job_table.c.id == self.job_id,
+            job_table.c.attempt == self.attempt,
+            job_table.c.status.in_(_OWNED_STATUSES),
         )
-        statement = statement.values(**values) if values else statement.values(attempt=_job_table.c.attempt)
-        status = connection.execute(statement.returning(_job_table.c.status)).scalar()
+        statement = statement.values(**values) if values else statement.values(attempt=job_table.c.attempt)
+        status = connection.execute(statement.returning(job_table.c.status)).scalar()
         if status is None:
             raise RunSuperseded(f"job {self.job_id}: attempt {self.attempt} no longer owns the job")
         return str(status)

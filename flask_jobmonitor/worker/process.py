@@ -33,7 +33,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,9 +41,9 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, SpawnWorker, Worker
 from rq.suspension import is_suspended
-from rq.utils import now as rq_now
 from rq.worker import BaseWorker
 
+from ..jobs import rq as rq_internals
 from ..jobs.maintenance import RecoveryLoop, abandon_run
 from ..jobs.signals import send_signal
 from ..jobs.submit import RUNNER_PATHS, resubmit_by_id
@@ -53,6 +52,7 @@ from ..records.status import JobStatus
 from ..state import get_state
 from . import runner, shutdown
 from .context import RunInfo
+from .handover import hand_over
 
 
 class AppWorkerMixin:
@@ -102,7 +102,7 @@ class AppWorkerMixin:
             if gap < shutdown.DUPLICATE_WITHIN:
                 return
             # no duplicate rule for this one: as if the first had come longer ago than it
-            self._shutdown_requested_date = rq_now() - timedelta(seconds=shutdown.DUPLICATE_WITHIN + 1)
+            rq_internals.date_shutdown_request(self, shutdown.DUPLICATE_WITHIN + 1)
         elif shutdown.defer(signum):
             return
         super().request_force_stop(signum, frame)  # type: ignore[misc]
@@ -123,7 +123,7 @@ class AppWorkerMixin:
         """Wrap the pops of this worker's own Redis client (RQ's ``Queue.lpop``/``Queue.lmove``
         call them) so that the hold starts as soon as a job id has left its queue."""
         connection: Any = self.connection  # type: ignore[attr-defined]
-        for name, timeout_at in (("blpop", 1), ("lpop", None), ("blmove", 2), ("lmove", None)):
+        for name, timeout_at in rq_internals.POP_COMMANDS:
             pop = getattr(connection, name)
             if not getattr(pop, "_jobmonitor_holds_signals", False):
                 setattr(connection, name, self._holding_on_pop(pop, timeout_at))
@@ -173,10 +173,7 @@ class AppWorkerMixin:
         claim, or the workers are suspended): put it back at the front, untouched (RQ's
         intermediate list too, where one queue moved it)."""
         self.log.info("job %s: %s; back at the front of %s", job.id, why, queue.name)  # type: ignore[attr-defined]
-        with self.connection.pipeline() as pipeline:  # type: ignore[attr-defined]
-            pipeline.lrem(queue.intermediate_queue_key, 1, job.id)
-            queue.push_job_id(job.id, pipeline=pipeline, at_front=True)
-            pipeline.execute()
+        rq_internals.put_back_at_front(self.connection, queue, job.id)  # type: ignore[attr-defined]
 
     def handle_warm_shutdown_request(self) -> None:
         """SIGTERM (a deploy): ask the running job to pause at its next checkpoint (resumable
@@ -214,7 +211,7 @@ class AppWorkerMixin:
             finally:
                 self._release_signals()  # the job is back: a signal held since its pop acts now
             self.check_for_suspension(burst=timeout is None)  # type: ignore[attr-defined]
-            if self._stop_requested:  # type: ignore[attr-defined]
+            if rq_internals.stop_requested(self):
                 return None
 
     def _give_up_job(self, job_id: str) -> None:
@@ -283,18 +280,15 @@ class AppWorkerMixin:
                     self.log.warning("job %s: claim before fork failed (%s); the horse claims it", job_id, error)  # type: ignore[attr-defined]
                     return super().execute_job(job, queue)  # type: ignore[misc]
             claimed = True
-            runner.preclaimed[job_id] = run
-            runner.settling_parent_pid = os.getpid()
             outcome = self._horse_outcome_byte()
-            outcome[0] = 0
-            runner.horse_outcome = outcome
+            hand_over.give(job_id, run, outcome)
             self._last_horse_wait_status = None
             return super().execute_job(job, queue)  # type: ignore[misc]
         finally:
             self._hold_signals()
             try:
                 if claimed:
-                    runner.preclaimed.pop(job.args[0], None)
+                    hand_over.take_back(job.args[0])
                 if run is not None:
                     with self.app.app_context():
                         runner.settle_after_horse(state, run, outcome[0], _describe_exit(self._last_horse_wait_status))
@@ -312,7 +306,7 @@ class AppWorkerMixin:
             try:
                 with state.engine.connect() as connection:
                     status = connection.execute(sa.select(job_table.c.status).where(job_table.c.id == job_id)).scalar()
-                if status == JobStatus.QUEUED.value and self.connection.lpos(queue.key, job_id) is None:  # type: ignore[attr-defined]
+                if status == JobStatus.QUEUED.value and queue.get_job_position(job_id) is None:
                     resubmit_by_id(state, job_id, at_front=True)
                     self.log.info("job %s: given back during the shutdown; back at the front of %s", job_id, queue.name)  # type: ignore[attr-defined]
             except (sa.exc.SQLAlchemyError, RedisError) as error:
@@ -335,14 +329,14 @@ class AppWorkerMixin:
 
     def perform_job(self, *args: Any, **kwargs: Any) -> Any:
         with self.app.app_context():
-            runner.deferred_callbacks_supported = True
+            hand_over.deferred_callbacks_supported = True
             try:
                 return super().perform_job(*args, **kwargs)  # type: ignore[misc]
             finally:
                 with shutdown.critical_section():  # a paused job is queued again before a stop
                     runner.run_after_job_callbacks()
-                runner.deferred_callbacks_supported = False
-                if getattr(self, "_is_horse", False) and os.getpid() in _pids_that_connected:
+                hand_over.deferred_callbacks_supported = False
+                if self.is_horse and os.getpid() in _pids_that_connected:  # type: ignore[attr-defined]
                     # the horse ends with os._exit(): close the connections it opened, cleanly
                     for engine in get_state(self.app).db.engines.values():
                         engine.dispose()

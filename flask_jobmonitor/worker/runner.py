@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import mmap
 import os
 import socket
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from rq import get_current_job
 
-from ..errors import JobNotFound, TransitionRefused, UnknownTask
+from ..errors import JobNotFound, PauseRequested, RunSuperseded, StopRequested, TransitionRefused, UnknownTask
 from ..jobs import families
 from ..jobs.children import release as release_children
 from ..jobs.control import stop_children
@@ -42,35 +41,35 @@ from ..state import JobMonitorState, get_state
 from ..tasks import TrackedTask
 from ..timeutil import utcnow
 from . import shutdown
-from .context import JobContext, PauseRequested, RunInfo, RunSuperseded, StopRequested, follow_task_sessions
+from .context import JobContext, RunInfo, follow_task_sessions
+from .handover import HORSE_COMPLETED, HORSE_NOT_STARTED, HORSE_STARTED, hand_over
 from .heartbeat import Heartbeat
 from .retry import retry_db
 
 log = logging.getLogger("flask_jobmonitor.internal.runner")
-_job = job_table
 _CLAIM_COLUMNS = (
-    _job.c.attempt,
-    _job.c.name,
-    _job.c.task,
-    _job.c.params,
-    _job.c.checkpoint,
-    _job.c.root_id,
-    _job.c.run_by_id,
-    _job.c.run_by_name,
-    _job.c.is_system,
-    _job.c.run_at_url,
-    _job.c.parent_id,
+    job_table.c.attempt,
+    job_table.c.name,
+    job_table.c.task,
+    job_table.c.params,
+    job_table.c.checkpoint,
+    job_table.c.root_id,
+    job_table.c.run_by_id,
+    job_table.c.run_by_name,
+    job_table.c.is_system,
+    job_table.c.run_at_url,
+    job_table.c.parent_id,
 )
 _ABANDON_COLUMNS = (
-    _job.c.id,
-    _job.c.attempt,
-    _job.c.task,
-    _job.c.status,
-    _job.c.worker_name,
-    _job.c.run_by_id,
-    _job.c.recoveries,
-    _job.c.parent_id,
-    _job.c.root_id,
+    job_table.c.id,
+    job_table.c.attempt,
+    job_table.c.task,
+    job_table.c.status,
+    job_table.c.worker_name,
+    job_table.c.run_by_id,
+    job_table.c.recoveries,
+    job_table.c.parent_id,
+    job_table.c.root_id,
 )
 _RUNNING = ("running", "stopping")
 #: How long before a stop request a child may have been spawned yet missed by the request's own
@@ -78,33 +77,17 @@ _RUNNING = ("running", "stopping")
 _SPAWN_RACE = timedelta(seconds=2)
 
 
-#: Process id of the forking worker that settles pre-claimed runs (the horse compares it with
-#: its parent: an orphaned horse records its own result).
-settling_parent_pid = 0
-#: Runs that a forking worker claimed before it forked (the work horse inherits this dict).
-#: Such a run's outcome "completed" is then recorded by the worker once the horse has exited,
-#: so a small job costs the horse no database connection at all (see worker.py).
-preclaimed: dict[str, RunInfo | None] = {}
-#: One byte that a forking worker shares with its work horse (an anonymous shared mapping the
-#: worker makes before it forks): the horse sets it once the pre-claimed run has completed and
-#: its progress is written. The worker settles the run from this byte, not from RQ's job hash:
-#: a second RQ entry of the same job (a duplicate resubmission) that another worker dequeued and
-#: refused to run also writes "finished" to that one hash, which says nothing about this run.
-horse_outcome: mmap.mmap | None = None
-HORSE_NOT_STARTED, HORSE_STARTED, HORSE_COMPLETED = 0, 1, 2
-
-
 def run_job(job_id: str) -> str:
     """Run tracked job ``job_id``; RQ calls this inside the app context the worker provides."""
     state = get_state()
-    parent_settles = job_id in preclaimed
+    parent_settles = job_id in hand_over.preclaimed
     # In a SimpleWorker the job runs in the worker itself: a cold shutdown's signal during the
     # claim waits (shutdown.py) until the task has begun, where it fails the run it interrupts,
     # instead of leaving the job claimed with nobody to run it. _execute ends the section.
     shutdown.enter()
     executing = False
     try:
-        run = preclaimed.pop(job_id) if parent_settles else claim(state, job_id, _worker_name())
+        run = hand_over.preclaimed.pop(job_id) if parent_settles else claim(state, job_id, _worker_name())
         if run is None:
             return "not run: the job was no longer queued"
         try:
@@ -131,8 +114,8 @@ def run_job(job_id: str) -> str:
 def _execute(state: JobMonitorState, run: RunInfo, task: TrackedTask, ctx: JobContext, parent_settles: bool) -> str:
     """Run the task and record its outcome: completed, failed, stopped or paused."""
     job_id = run.job_id
-    if parent_settles and horse_outcome is not None:
-        horse_outcome[0] = HORSE_STARTED
+    if parent_settles:
+        hand_over.report(HORSE_STARTED)
     try:
         shutdown.leave()  # signals held back since the claim act now (see run_job)
     except BaseException:
@@ -175,10 +158,9 @@ def _execute(state: JobMonitorState, run: RunInfo, task: TrackedTask, ctx: JobCo
         _retrying(state, "recording the failure", lambda: _record_failure(state, run, ctx, failure))
         raise
     ctx.end_run()
-    if parent_settles and os.getppid() == settling_parent_pid and not ctx.has_unawaited_children:
+    if parent_settles and os.getppid() == hand_over.settling_parent_pid and not ctx.has_unawaited_children:
         _retrying(state, "writing the last progress", lambda: ctx.flush(honour_stop=False))
-        if horse_outcome is not None:
-            horse_outcome[0] = HORSE_COMPLETED
+        hand_over.report(HORSE_COMPLETED)
     else:
         # no worker will settle it (SimpleWorker, or the worker that forked this horse died), or
         # it has children to wait for (the worker would not know): record the result here
@@ -188,7 +170,7 @@ def _execute(state: JobMonitorState, run: RunInfo, task: TrackedTask, ctx: JobCo
 
 def settle_after_horse(state: JobMonitorState, run: RunInfo, outcome: int, horse_detail: str) -> None:
     """In a forking worker, after the horse of a pre-claimed run exited: record ``completed`` if
-    the horse said so (:data:`horse_outcome`); if the horse died without recording anything
+    the horse said so (:attr:`HandOver.horse_outcome`); if the horse died without recording anything
     (killed, out of memory, or RQ's own bookkeeping failed because Redis went away before the
     task began), end the run now instead of waiting for its heartbeat to expire. A run whose
     task never began is queued again whatever the task: nothing of it was done."""
@@ -216,7 +198,7 @@ def _abandon(state: JobMonitorState, run: RunInfo, reason: str, work_started: bo
     with state.engine.connect() as connection:
         row = connection.execute(
             sa.select(*_ABANDON_COLUMNS).where(
-                _job.c.id == run.job_id, _job.c.attempt == run.attempt, _job.c.status.in_(_RUNNING)
+                job_table.c.id == run.job_id, job_table.c.attempt == run.attempt, job_table.c.status.in_(_RUNNING)
             )
         ).first()
     if row is not None:
@@ -330,7 +312,7 @@ def _record_failure(state: JobMonitorState, run: RunInfo, ctx: JobContext | None
     if ctx is not None:
         ctx.flush(honour_stop=False)
     else:
-        values["error_count"] = _job.c.error_count + 1
+        values["error_count"] = job_table.c.error_count + 1
     with state.engine.begin() as connection:
         try:
             apply_transition(connection, run.job_id, "fail", attempt=run.attempt, values=values)
@@ -357,7 +339,7 @@ def _record_stop(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None:
                 "cancelled_at_checkpoint" if cancelled else "stopped",
                 attempt=run.attempt,
                 values={"ended_at": utcnow()},
-                returning=(_job.c.stop_requested_at,),
+                returning=(job_table.c.stop_requested_at,),
             )
         except TransitionRefused as refused:
             # already force-stopped (or cancelled) by a person: their record stands
@@ -390,8 +372,6 @@ def _record_pause(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None
 
 
 _after_rq_job: list[Callable[[], Any]] = []
-#: Set by the worker mixin: it runs the after-job callbacks once RQ has closed the execution.
-deferred_callbacks_supported = False
 
 
 def after_rq_job(callback: Callable[[], Any]) -> None:
@@ -401,7 +381,7 @@ def after_rq_job(callback: Callable[[], Any]) -> None:
     bookkeeping ("finished") overwrite the new "queued" state; the worker runs these callbacks
     right after. Outside a jobmonitor worker there is no such hook, so it runs at once.
     """
-    if deferred_callbacks_supported:
+    if hand_over.deferred_callbacks_supported:
         _after_rq_job.append(callback)
     else:
         callback()

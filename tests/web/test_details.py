@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from flask_jobmonitor.errors import InvalidFilter
 from flask_jobmonitor.records.estimates import (
     ESTIMATE_SAMPLE,
     job_remaining_seconds,
@@ -25,7 +26,6 @@ from flask_jobmonitor.web.details import (
     subtask_grid,
     time_left_text,
 )
-from flask_jobmonitor.web.listing import InvalidFilter
 from flask_jobmonitor.web.presenters import step_json
 
 from .conftest import add_job, at, recorded_statements

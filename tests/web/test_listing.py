@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from flask_jobmonitor.errors import InvalidFilter
 from flask_jobmonitor.timeutil import utcnow
 from flask_jobmonitor.web.listing import (
     DEFAULT_PAGE_SIZE,
     SORTABLE,
-    InvalidFilter,
     JobPage,
     ListFilters,
     children_progress,

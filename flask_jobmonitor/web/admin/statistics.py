@@ -15,12 +15,12 @@ from markupsafe import Markup, escape
 from werkzeug.datastructures import MultiDict
 
 from ... import csvsafe
+from ...errors import InvalidFilter, PauseAllUnavailable
 from ...jobs import pause_all
 from ...state import get_state
 from ...stats.charts import PALETTE, Series, bar_chart, line_chart
 from ...stats.figures import RANGE_PARAMS, compute, format_duration, parse_range, queue_health
 from ...timeutil import utcnow
-from ..listing import InvalidFilter
 from ..presenters import iso
 from ..requests import current_user, require_csrf
 from .views import _back, _JobViewBase
@@ -138,7 +138,7 @@ class QueueHealthView(_StatisticsBase):
         user = self._may_pause_all()
         try:
             running = pause_all.pause_all(get_state(), user)
-        except pause_all.PauseAllUnavailable as error:
+        except PauseAllUnavailable as error:
             flash(str(error), "error")
         else:
             flash(Markup("Jobs are paused: workers take no new job; ") + _summary_html(running) + ".", "success")
@@ -150,7 +150,7 @@ class QueueHealthView(_StatisticsBase):
         user = self._may_pause_all()
         try:
             report = pause_all.resume_all(get_state(), user)
-        except pause_all.PauseAllUnavailable as error:
+        except PauseAllUnavailable as error:
             flash(str(error), "error")
         else:
             flash(report.message, "success" if report.was_paused else "info")

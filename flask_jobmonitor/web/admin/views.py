@@ -16,6 +16,9 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
+from ...errors import (
+    InvalidFilter,
+)
 from ...jobs import control
 from ...links import same_site_path
 from ...records.estimates import job_remaining_seconds, jobs_time_left, steps_with_estimates
@@ -43,7 +46,6 @@ from ..listing import (
     STATUS_GROUPS,
     USER_CHOICES,
     Cursor,
-    InvalidFilter,
     ListFilters,
     family_progress,
     fetch_page,
