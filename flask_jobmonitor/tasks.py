@@ -1,4 +1,4 @@
-"""Tracked tasks: functions that a worker runs with a :class:`~flask_jobmonitor.context.JobContext`.
+"""Tracked tasks: functions that a worker runs with a :class:`~flask_jobmonitor.worker.context.JobContext`.
 
 A task is registered by name. A job row stores only that name and JSON parameters, so a job
 created by one release can be run, restarted or inspected by the next one as long as the name

@@ -197,7 +197,7 @@ def recover(state: JobMonitorState) -> RecoveryReport:
             and _record_late_success(state, job)
         ):
             # the work was done: by an orphaned work horse after its worker died, or by a horse
-            # whose worker died before it recorded the completion (see worker.py)
+            # whose worker died before it recorded the completion (see worker/process.py)
             report.completed.append(job.id)
             continue
         abandon_run(state, job, f"worker {job.worker_name or '(unknown)'} stopped responding", report)

@@ -7,7 +7,7 @@ The rules:
   suspend`` does): one Redis key that every RQ worker on that Redis checks before it takes a
   job, on every machine. It suspends *every* RQ worker of that Redis, tracked jobs or not.
   (RQ checks it only before it starts waiting for a job; the worker mixin puts back a job
-  that an already waiting worker received meanwhile: worker.py.)
+  that an already waiting worker received meanwhile: worker/process.py.)
 * **Running jobs of resumable tasks are asked to pause** at their next checkpoint (the
   ``pause`` signal of signals.py, as a worker's warm shutdown does): they go ``paused`` and
   back to the front of their queue, where they wait. A job someone asked to stop keeps its stop.

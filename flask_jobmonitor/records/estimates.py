@@ -102,7 +102,7 @@ def jobs_time_left(
     or whose time left is unknown.
 
     ``jobs``: objects with ``id``, ``task``, ``status`` and ``attempt`` (``Job`` rows loaded for
-    the page). ``live``: :func:`flask_jobmonitor.live.read_live` for those ids, read before the
+    the page). ``live``: :func:`flask_jobmonitor.records.live.read_live` for those ids, read before the
     jobs were loaded, or None for SQL values only. Two indexed statements whatever the number
     of jobs: the steps of the running jobs (unique index on ``(job_id, position)``), and the
     step durations of the last ``ESTIMATE_SAMPLE`` completed runs of each of their tasks (one

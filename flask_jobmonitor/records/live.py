@@ -1,6 +1,6 @@
 """A running job's progress, kept in Redis while its SQL record cannot be written.
 
-Why it exists: a job's progress reaches SQL through its :class:`~flask_jobmonitor.context.JobContext`
+Why it exists: a job's progress reaches SQL through its :class:`~flask_jobmonitor.worker.context.JobContext`
 at most once per ``JOBMONITOR_FLUSH_INTERVAL``. On SQLite only one connection writes at a time,
 and a task's own ``db.session`` holds that write lock from its first INSERT/UPDATE until it
 commits. The context writes from the task's own thread, so it cannot wait for that lock (the

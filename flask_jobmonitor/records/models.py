@@ -257,7 +257,7 @@ class JobNotification(Base):
 
 class StatsBucket(Base):
     """The statistics page's figures of one closed hour or day, kept so that a long range is not
-    aggregated from its raw jobs on every view (see stats_cache.py for when a row is written,
+    aggregated from its raw jobs on every view (see stats/cache.py for when a row is written,
     trusted and dropped). One row per granularity, "system jobs shown", type filter ('' for every
     type) and bucket; empty buckets get a row too."""
 

@@ -18,7 +18,7 @@ kept one must be dropped the moment it would show something else than the jobs d
 * :data:`MARGIN` covers a change stamped just before a computation but committed just after it,
   a page view racing another, and app servers whose clocks differ by less than it.
 
-Every function here is best effort for its caller: :func:`stats.compute` falls back to the jobs
+Every function here is best effort for its caller: :func:`flask_jobmonitor.stats.figures.compute` falls back to the jobs
 when the cache cannot be read or written (a SQLite file busy with a worker's write, say).
 """
 

@@ -2,7 +2,7 @@
 
 Every query is bounded by a ``created_at`` range (an index range scan), so the page costs what
 the chosen range holds, not what the whole table holds; and with the cache of closed hours and
-days (stats_cache.py) what it holds beyond them: the tail that can still change, and buckets a
+days (stats/cache.py) what it holds beyond them: the tail that can still change, and buckets a
 recent status change made stale. The p95 duration is PostgreSQL's
 ``percentile_cont``; SQLite has no percentile function, so there the same interpolation is
 computed in Python from the durations of the range (SQLite serves small single-machine installs).
@@ -207,7 +207,7 @@ def compute(
     now: datetime | None = None,
 ) -> Statistics:
     """All figures of ``stats_range``. With ``cache``, closed buckets come from
-    ``jobmonitor_stats_bucket`` (see stats_cache.py) and only the others are aggregated from the
+    ``jobmonitor_stats_bucket`` (see stats/cache.py) and only the others are aggregated from the
     jobs, in two grouped queries (plus the p95 on SQLite), which are then kept if closed; the
     cache's writes are committed on ``connection``, so pass one without a transaction of its own
     (``engine.connect()``, not ``engine.begin()``)."""

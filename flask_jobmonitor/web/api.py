@@ -65,7 +65,7 @@ def _fragment_names() -> list[str]:
 def jobs_summary() -> Response:
     """``?ids=a,b,c``: status, progress, durations, time left and ``actions`` (what this user
     may do to each now) of those jobs the user may see, and in ``html`` the parts ``html=``
-    asks for (:data:`~flask_jobmonitor.presenters.JOB_FRAGMENTS`) as the page's macros render them."""
+    asks for (:data:`~flask_jobmonitor.web.presenters.JOB_FRAGMENTS`) as the page's macros render them."""
     user = require_access()
     raw = request.args.get("ids", "")
     ids = [part for part in raw.split(",") if part][: MAX_IDS + 1]

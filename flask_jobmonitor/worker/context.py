@@ -23,7 +23,7 @@ itself. The rules:
   commits, when the lock is free: a task that commits in batches has its progress in SQL
   within one flush interval plus one batch.
 - While a write is overdue, each flush interval publishes the progress to Redis instead
-  (:mod:`flask_jobmonitor.live`: one ``SET``; the pages overlay it), so even a task holding
+  (:mod:`flask_jobmonitor.records.live`: one ``SET``; the pages overlay it), so even a task holding
   one transaction open for a whole step shows that step moving. The next SQL write deletes it.
   While SQL writes succeed there is no Redis round trip: the per-job cost is unchanged.
 - After a write gave way for another reason (another process writing, a database outage) SQL

@@ -8,7 +8,7 @@ wrong: claimed with nobody to run it, taken from RQ's queue but not claimed, or 
 not in SQL (and a driver that turns the interruption into a database error made the write's
 retry loop swallow the shutdown).
 
-Rules (the worker mixin in worker.py and the runner keep them):
+Rules (the worker mixin in process.py and the runner keep them):
 
 * **Critical sections.** A worker defers SIGTERM and SIGINT while it does work on a job that must
   not be cut in two: from the moment a job id leaves RQ's queue until the job is either back at
