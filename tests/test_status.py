@@ -21,7 +21,7 @@ from flask_jobmonitor.records.status import (
     is_allowed,
 )
 
-from .conftest import insert_job, job_row
+from .support.rows import insert_job, job_row
 
 # The machine of DESIGN.md, written out independently of status.py so that a change to the
 # table there has to be a deliberate change here too.

@@ -28,8 +28,11 @@ from flask_jobmonitor.state import get_state
 from flask_jobmonitor.timeutil import utcnow
 
 from .. import tasks
-from ..app_factory import QUEUE_NAMES
-from .conftest import USERS, add_job, csrf_token, enqueue
+from ..support.extensions import QUEUE_NAMES, db
+from ..support.rows import add_job
+from ..support.users import USERS, csrf_token
+from ..support.web import enqueue
+from ..support.workers import run_worker
 
 # -- the expectation table -------------------------------------------------------------------------
 #
@@ -369,23 +372,19 @@ def test_form_action_permission_matrix(app, engine, client_for, caplog, action, 
 
 def test_a_restart_by_the_owner_runs_as_a_real_job(app, engine, client_for):
     """The job a restart queues is a real RQ job that a worker runs to completion."""
-    from .conftest import run_jobs
-
     job_id = make_job(app, engine, "restart", "clerk_a")
     response = post_json(client_for("clerk_a"), job_id, "restart")
     new_job_id = response.get_json()["new_job_id"]
-    run_jobs(app)
+    run_worker(app)
     assert row_of(engine, new_job_id).status == "completed"
     assert row_of(engine, job_id).status == "completed"
 
 
 def test_a_cancelled_queued_job_is_never_run(app, engine, client_for):
-    from .conftest import run_jobs
-
     job_id = make_job(app, engine, "cancel", "clerk_a")
     kept = make_job(app, engine, "cancel", "clerk_a")
     assert post_json(client_for("clerk_a"), job_id, "cancel").status_code == 200
-    run_jobs(app)
+    run_worker(app)
     assert (row_of(engine, job_id).status, row_of(engine, job_id).started_at) == ("cancelled", None)
     assert row_of(engine, kept).status == "completed"
 
@@ -460,8 +459,6 @@ def test_a_csrf_token_of_another_session_is_refused(app, engine, client_for):
 def test_without_csrf_protection_actions_need_no_token(make_app, client_for):
     app = make_app(WTF_CSRF_ENABLED=False)
     with app.app_context():
-        from ..app_factory import db
-
         engine = db.engine
     client = app.test_client()
     client.get("/_test/login/clerk_a")

@@ -25,7 +25,9 @@ from flask_jobmonitor.web.details import (
 )
 from flask_jobmonitor.web.listing import InvalidFilter
 
-from .conftest import add_job, at, recorded_statements
+from ..support.databases import recorded_statements
+from ..support.rows import add_job
+from ..support.web import at
 
 TASK = "tests.tasks.import_rows"
 

@@ -12,7 +12,9 @@ from flask_jobmonitor import ConfigError
 from flask_jobmonitor.config import DEFAULTS, apply_defaults, read_settings
 
 from .. import tasks
-from .conftest import add_job, enqueue, run_jobs
+from ..support.rows import add_job
+from ..support.web import enqueue
+from ..support.workers import run_worker
 
 LABELS = {"running": "In progress", "queued": "Pending", "completed": "Done"}
 
@@ -63,7 +65,7 @@ def test_renamed_labels_are_the_jsons_status_label(labelled):
 def test_notifications_carry_the_renamed_label(labelled):
     done = enqueue(labelled, tasks.noop, "clerk_a", name="Quick one")
     failed = enqueue(labelled, tasks.fails, "clerk_a", name="Bad one")
-    run_jobs(labelled)
+    run_worker(labelled)
     items = _login(labelled, "clerk_a").get("/jobmonitor/api/notifications").get_json()["items"]
     assert {(item["job_id"], item["event"], item["status_label"], item["status_colour"]) for item in items} == {
         (done, "completed", "Done", "success"),
