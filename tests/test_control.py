@@ -205,29 +205,12 @@ def test_stop_noticed_by_a_write_instead_of_the_signal_still_ends_the_job(app, e
 
 
 # -- refusals ------------------------------------------------------------------------------------
+# (an action that does not fit the status: web/test_actions.py checks every one, with its message,
+# through the JSON API and the form, and that nothing changes)
 
 
 def _snapshot(engine: sa.Engine, job_id: str) -> tuple[Any, ...]:
     return (tuple(job_row(engine, job_id)), log_messages(engine, job_id), notifications(engine, job_id))
-
-
-def test_actions_that_do_not_fit_the_status_are_refused_and_change_nothing(app, engine, state):
-    completed = insert_job(engine, task=ct.ticks.name, status="completed", run_by_id="7")
-    running = insert_job(engine, task=ct.ticks.name, status="running", run_by_id="7", attempt=1)
-    stopped = insert_job(engine, task=ct.ticks.name, status="stopped", run_by_id="7", attempt=1)
-    before = {job_id: _snapshot(engine, job_id) for job_id in (completed, running, stopped)}
-
-    with pytest.raises(TransitionRefused, match="This job has already completed; it can no longer be stopped"):
-        control.stop(state, completed, ADA)
-    with pytest.raises(TransitionRefused, match="This job is running; it cannot be deleted now"):
-        control.delete(state, running, ADA)
-    with pytest.raises(TransitionRefused, match="This job is running; it cannot be cancelled now"):
-        control.cancel(state, running, ADA)  # ``ticks`` did not declare cancel_running
-    with pytest.raises(ActionNotAllowed, match="This job cannot continue where it stopped; restart it instead"):
-        control.resume(state, stopped, ADA)  # ``ticks`` is not resumable
-
-    assert {job_id: _snapshot(engine, job_id) for job_id in before} == before
-    assert not any(state.redis.exists(control_key(job_id)) for job_id in before)
 
 
 def test_a_task_declared_not_stoppable_is_offered_no_stop_and_refuses_one(app, engine, state):
@@ -846,39 +829,6 @@ def test_bulk_summary_counts_done_and_skipped_with_reasons(app, engine, state):
     fresh = jobmonitor.enqueue(ct.records_run, marker="bulk").id
     summary = control.perform_bulk(state, "cancel", orm_jobs(engine, [completed, *more, fresh]), ADA)
     assert summary.message == "1 cancelled, 3 skipped: 2 already completed; already running"
-
-
-def test_json_and_admin_actions(app, engine, state):
-    client = app.test_client()
-    headers = {"X-User": "1"}
-    queued = jobmonitor.enqueue(ct.records_run, marker="web").id
-    completed = insert_job(engine, status="completed")
-
-    answer = client.post(f"/jobmonitor/api/jobs/{completed}/stop", headers=headers)
-    assert answer.status_code == 409
-    assert answer.get_json()["error"] == "This job has already completed; it can no longer be stopped."
-    answer = client.post(f"/jobmonitor/api/jobs/{queued}/set_low_priority", headers=headers)
-    assert answer.status_code == 200 and answer.get_json()["status"] == "queued"
-    assert rq_ids(state, "low") == [queued]
-
-    answer = client.post(
-        "/jobmonitor/api/jobs/bulk", json={"action": "cancel", "ids": [queued, completed]}, headers=headers
-    )
-    assert answer.status_code == 200
-    assert answer.get_json()["message"] == "1 cancelled, 1 skipped: already completed"
-    assert rq_ids(state, "low") == []
-
-    other = jobmonitor.enqueue(ct.records_run, marker="web").id
-    answer = client.post(f"/admin/jobs/{other}/action", data={"action": "cancel"}, headers=headers)
-    assert answer.status_code == 302
-    answer = client.post(
-        "/admin/jobs/bulk", data={"action": "delete", "ids": [queued, other, completed]}, headers=headers
-    )
-    assert answer.status_code == 302
-    with client.session_transaction() as session:
-        flashes = [message for _category, message in session.get("_flashes", [])]
-    assert flashes == ["The job was cancelled.", "3 deleted"]
-    assert fetch_all(engine, sa.select(job_table.c.id).where(job_table.c.id.in_([queued, other, completed]))) == []
 
 
 # -- parents and children ------------------------------------------------------------------------
