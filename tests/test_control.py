@@ -63,7 +63,7 @@ from .support.rows import (
 from .support.storage import files_under
 from .support.users import User
 from .support.waiting import wait_for, wait_row, wait_status
-from .support.workers import run_worker, worker_thread
+from .support.workers import run_worker, stop_pubsub_listener_first, worker_thread
 
 #: The stop signal is read every 20 ms here (default 0.25 s), so tasks that tick every 20 ms
 #: stop within a tick or two and the races below have a narrow, real window.
@@ -749,7 +749,7 @@ def test_delete_removes_the_job_its_children_and_everything_recorded(app, engine
     other = jobmonitor.enqueue(ct.leaves_traces, user=OWNER)
     # only the parent runs: its children stay queued
     worker = create_worker(app, worker_class=SimpleWorker)
-    ct._stop_pubsub_listener_first(worker)
+    stop_pubsub_listener_first(worker)
     worker.work(burst=True, max_jobs=1)
     assert status_of(engine, parent.id) == "waiting"  # for its children
     children = [r.id for r in fetch_all(engine, sa.select(job_table.c.id).where(job_table.c.parent_id == parent.id))]
