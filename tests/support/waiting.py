@@ -47,11 +47,13 @@ def wait_row(
         return current if condition(current) else None
 
     try:
-        return wait_for(check, timeout, what or f"job {job_id}", interval)
+        found = wait_for(check, timeout, what or f"job {job_id}", interval)
     except AssertionError as error:
         current = last[0] if last else None
         details = "" if current is None else f" status={current.status} attempt={current.attempt}"
         raise AssertionError(f"{error}{details} error={getattr(current, 'error_message', None)!r}") from None
+    assert found is not None
+    return found
 
 
 def wait_status(
