@@ -97,14 +97,17 @@ class WorkerProcess:
         self.horses: list[tuple[int, int]] = []  # (pid, start time) of every horse seen
 
     def wait_ready(self, timeout: float = 60) -> WorkerProcess:
-        """Wait until the worker registered itself in Redis (it then listens to its queues)."""
+        """Wait until the worker works: registered in Redis and past RQ's bootstrap (its state is
+        idle, busy or suspended). RQ registers a worker before it installs its signal handlers;
+        a SIGTERM in between would kill it outright instead of starting a warm shutdown."""
 
-        def registered() -> bool:
+        def working() -> bool:
             if self.process.poll() is not None:
                 raise AssertionError(f"worker {self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
-            return bool(self.env.redis.exists(f"rq:worker:{self.name}"))
+            state = self.env.redis.hget(f"rq:worker:{self.name}", "state")
+            return state in (b"idle", b"busy", b"suspended")
 
-        wait_for(registered, timeout, f"worker {self.name} to start")
+        wait_for(working, timeout, f"worker {self.name} to start", interval=0.05)
         return self
 
     @property
