@@ -37,8 +37,9 @@ from soak import prepare_database  # noqa: E402
 
 from flask_jobmonitor.records.models import job_table  # noqa: E402
 from tests import reliability_tasks as rt  # noqa: E402
-from tests.app_factory import jobmonitor  # noqa: E402
-from tests.reliability_support import ReliabilityEnv, wait_status  # noqa: E402
+from tests.support.extensions import jobmonitor  # noqa: E402
+from tests.support.reliability import ReliabilityEnv  # noqa: E402
+from tests.support.waiting import wait_status  # noqa: E402
 
 DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/jobmonitor_bench_children"
 BASELINE_IN_FLIGHT = 10_000

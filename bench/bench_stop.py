@@ -61,7 +61,9 @@ from flask_jobmonitor.jobs import control  # noqa: E402
 from flask_jobmonitor.records.models import Base, job_table  # noqa: E402
 from flask_jobmonitor.state import JobMonitorState, get_state  # noqa: E402
 from tests import control_tasks as ct  # noqa: E402
-from tests.app_factory import db, jobmonitor  # noqa: E402
+from tests.support.extensions import db, jobmonitor  # noqa: E402
+from tests.support.processes import process_alive  # noqa: E402
+from tests.support.workers import worker_thread  # noqa: E402
 
 DEFAULT_DATABASE_URL = os.environ.get(
     "JOBMONITOR_BENCH_STOP_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/jobmonitor_bench_stop"
@@ -147,7 +149,7 @@ def cooperative_cycle(state: JobMonitorState) -> float:
 def cooperative(app: Flask, state: JobMonitorState, worker_class: type[Any], runs: int) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {"stopped_in_sql": []}
     look_cycle = cooperative_cycle(state)
-    with ct.worker_thread(app, worker_class, timeout=30, idle=2, logging_level="WARNING"):
+    with worker_thread(app, worker_class, timeout=30, idle=2, logging_level="WARNING"):
         for _ in range(runs):
             job = jobmonitor.enqueue(ct.ticks, user=PERSON, seconds=60, interval=TICK_SECONDS)
             status = status_reader(state.engine, job.id)
@@ -162,7 +164,7 @@ def cooperative(app: Flask, state: JobMonitorState, worker_class: type[Any], run
 
 def forced(app: Flask, state: JobMonitorState, runs: int) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {"stopped_in_sql": [], "horse_gone": [], "rq_stopped": []}
-    with ct.worker_thread(app, Worker, timeout=30, idle=2, logging_level="WARNING") as running:
+    with worker_thread(app, Worker, timeout=30, idle=2, logging_level="WARNING") as running:
         for _ in range(runs):
             job = jobmonitor.enqueue(ct.sleeps_without_ticking, user=PERSON, seconds=60)
             if ct.wait_arrival("sleeping", timeout=30) != job.id:
@@ -174,7 +176,7 @@ def forced(app: Flask, state: JobMonitorState, runs: int) -> dict[str, list[floa
             called = time.monotonic()
             control.force_stop(state, job.id, PERSON)
             in_sql = wait_until(lambda: status() == "stopped", 10, "the row to read stopped")  # noqa: B023
-            gone = wait_until(lambda: ct.process_gone(horse), 10, "the horse to go")  # noqa: B023
+            gone = wait_until(lambda: not process_alive(horse), 10, "the horse to go")  # noqa: B023
             in_rq = wait_until(
                 lambda: rq_job.get_status(refresh=True) == RQJobStatus.STOPPED,  # noqa: B023
                 10,
@@ -189,7 +191,7 @@ def forced(app: Flask, state: JobMonitorState, runs: int) -> dict[str, list[floa
 def bare_rq(app: Flask, state: JobMonitorState, runs: int) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {"rq_stopped": [], "horse_gone": []}
     queue = state.queue("default")
-    with ct.worker_thread(app, Worker, timeout=30, idle=2, logging_level="WARNING") as running:
+    with worker_thread(app, Worker, timeout=30, idle=2, logging_level="WARNING") as running:
         for _ in range(runs):
             rq_job = queue.enqueue(ct.plain_ticks, 60, TICK_SECONDS, job_timeout=300)
             wait_until(
@@ -206,7 +208,7 @@ def bare_rq(app: Flask, state: JobMonitorState, runs: int) -> dict[str, list[flo
                 10,
                 "RQ to report it stopped",
             )
-            gone = wait_until(lambda: ct.process_gone(horse), 10, "the horse to go")  # noqa: B023
+            gone = wait_until(lambda: not process_alive(horse), 10, "the horse to go")  # noqa: B023
             samples["rq_stopped"].append(stopped - called)
             samples["horse_gone"].append(gone - called)
     return samples

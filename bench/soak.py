@@ -31,8 +31,8 @@ from measured import revision  # noqa: E402
 from ownredis import RedisServer  # noqa: E402
 
 from flask_jobmonitor.records.models import Base  # noqa: E402
-from tests.reliability_support import ReliabilityEnv  # noqa: E402
 from tests.soak_driver import Soak, describe  # noqa: E402
+from tests.support.reliability import ReliabilityEnv  # noqa: E402
 
 DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/jobmonitor_soak"
 

@@ -1,5 +1,6 @@
 """Tasks of the job-control tests (``tests/test_control.py``) and the stop benchmark
-(``bench/bench_stop.py``), and a way to run a real RQ worker in a thread of the test process.
+(``bench/bench_stop.py``), and the Redis keys through which a test meets them
+(the worker that runs them in a thread of the test process: ``tests/support/workers.py``).
 
 The tasks are registered on the shared test ``jobmonitor`` when this module is imported; the
 test module and the benchmark import it before any worker starts, so a forked work horse
@@ -11,23 +12,14 @@ no polling delay between the task reaching the point and the test acting.
 from __future__ import annotations
 
 import os
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any, TypeVar
-
-from flask import Flask
-from rq import SimpleWorker
-from rq.timeouts import BaseDeathPenalty
+from typing import Any
 
 from flask_jobmonitor import JobContext
 from flask_jobmonitor.state import get_state
-from flask_jobmonitor.worker.process import create_worker
 
-from .app_factory import jobmonitor
+from .support.extensions import jobmonitor
 
-T = TypeVar("T")
 #: Redis keys the tasks write (side effects the tests look for); each test run uses its own pid.
 _PREFIX = f"jm-control-test:{os.getpid()}:"
 
@@ -215,120 +207,7 @@ def plain_ticks(seconds: float = 30.0, interval: float = 0.1) -> None:
         time.sleep(interval)
 
 
-# -- workers in a thread --------------------------------------------------------------------------
-
-
-class NoDeathPenalty(BaseDeathPenalty):
-    """RQ's default job timeout uses SIGALRM, which only the main thread may set up. Workers run
-    in a thread here, and no test relies on RQ's timeout."""
-
-    def setup_death_penalty(self) -> None:
-        pass
-
-    def cancel_death_penalty(self) -> None:
-        pass
-
-
-_thread_classes: dict[type[Any], type[Any]] = {}
-
-
-def thread_worker_class(base: type[Any]) -> type[Any]:
-    """``base`` (``rq.Worker`` or ``rq.SimpleWorker``) made runnable outside the main thread: no
-    signal handlers (SIGINT/SIGTERM stay the test runner's), no SIGALRM timeout."""
-    if base not in _thread_classes:
-        _thread_classes[base] = type(
-            f"Threaded{base.__name__}",
-            (base,),
-            {"death_penalty_class": NoDeathPenalty, "_install_signal_handlers": lambda self: None},
-        )
-    return _thread_classes[base]
-
-
-class WorkerThread:
-    """A real RQ worker working the app's queues in a background thread: a burst worker (quits
-    once the queues are empty), or with ``idle`` seconds, one that waits for work and quits after
-    ``idle`` seconds without any. ``queues``: priorities to listen to (default: all three)."""
-
-    def __init__(
-        self,
-        app: Flask,
-        worker_class: type[Any] = SimpleWorker,
-        queues: tuple[str, ...] = ("high", "default", "low"),
-        idle: int | None = None,
-        logging_level: str = "INFO",
-    ) -> None:
-        names = [get_state(app).settings.queue_names[priority] for priority in queues]
-        self.worker = create_worker(app, names, worker_class=thread_worker_class(worker_class))
-        _stop_pubsub_listener_first(self.worker)
-        self.idle = idle
-        self.logging_level = logging_level
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._work, name=f"rq-{self.worker.name}", daemon=True)
-
-    def _work(self) -> None:
-        try:
-            if self.idle is None:
-                self.worker.work(burst=True, logging_level=self.logging_level)
-            else:
-                self.worker.work(burst=False, max_idle_time=self.idle, logging_level=self.logging_level)
-        except BaseException as error:  # reported by join()
-            self.error = error
-
-    def start(self) -> WorkerThread:
-        self.thread.start()
-        return self
-
-    def join(self, timeout: float = 30.0) -> None:
-        """Wait for the burst worker to finish the queues and quit (raises if it does not)."""
-        self.thread.join(timeout)
-        if self.thread.is_alive():
-            raise AssertionError(f"worker {self.worker.name} still busy after {timeout} s")
-        if self.error is not None:
-            raise self.error
-
-    @property
-    def horse_pid(self) -> int:
-        return int(getattr(self.worker, "horse_pid", 0) or 0)
-
-
-def _stop_pubsub_listener_first(worker: Any) -> None:
-    """Same as the conftest helper: a burst worker's exit is prompt when its command listener
-    thread is stopped before it unsubscribes."""
-    unsubscribe = worker.unsubscribe
-
-    def stop_then_unsubscribe() -> None:
-        if worker.pubsub_thread is not None:
-            worker.pubsub_thread.stop()
-        unsubscribe()
-
-    worker.unsubscribe = stop_then_unsubscribe
-
-
-@contextmanager
-def worker_thread(
-    app: Flask, worker_class: type[Any] = SimpleWorker, timeout: float = 30.0, **options: Any
-) -> Iterator[WorkerThread]:
-    """Start a worker thread (see :class:`WorkerThread`); on leaving the block wait for it to quit."""
-    running = WorkerThread(app, worker_class, **options).start()
-    try:
-        yield running
-    finally:
-        running.join(timeout)
-
-
 # -- waiting ----------------------------------------------------------------------------------
-
-
-def wait_for(predicate: Callable[[], T], timeout: float = 10.0, message: str = "", interval: float = 0.005) -> T:
-    """Call ``predicate`` until it returns something truthy (returned) or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    value = predicate()
-    while not value:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s: {message} (last value: {value!r})")
-        time.sleep(interval)
-        value = predicate()
-    return value
 
 
 def wait_arrival(name: str, timeout: float = 10.0) -> str:
@@ -337,13 +216,3 @@ def wait_arrival(name: str, timeout: float = 10.0) -> str:
     if popped is None:
         raise AssertionError(f"no task reached {name!r} within {timeout} s")
     return popped[1].decode()
-
-
-def process_gone(pid: int) -> bool:
-    """True once ``pid`` no longer runs (gone, or a zombie nobody reaped yet)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            data = stat.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return data[data.rindex(")") + 2] in "ZX"

@@ -18,7 +18,7 @@ from redis import Redis
 from flask_jobmonitor import JobContext
 from flask_jobmonitor.errors import EnqueueError
 
-from .app_factory import jobmonitor
+from .support.extensions import jobmonitor
 
 #: While set, the test's SQLAlchemy event hook makes every statement of the engine fail with
 #: OperationalError (the database "is unreachable"); the outage tasks set and clear it.

@@ -35,8 +35,8 @@ from flask_jobmonitor.records.models import job_table, log_table, subtask_table
 from flask_jobmonitor.timeutil import utcnow
 
 from . import reliability_tasks as rt
-from .app_factory import jobmonitor
-from .reliability_support import QUEUES, TERMINAL, ReliabilityEnv, WorkerProcess
+from .support.extensions import jobmonitor
+from .support.reliability import QUEUES, TERMINAL, ReliabilityEnv, WorkerProcess
 
 log = logging.getLogger("tests.soak")
 CHILDREN_PER_FAMILY = 8

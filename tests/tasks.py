@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from flask_jobmonitor import JobContext, JobFailed
 
-from .app_factory import jobmonitor
+from .support.extensions import jobmonitor
 
 foreign_logger = logging.getLogger("tests.some_library")
 
@@ -129,7 +129,7 @@ def waits_for_completion_of(ctx: JobContext, other_id: str, timeout: float = 10.
     the status it saw last: when a worker records the end of the job before this one."""
     from flask_jobmonitor.records.models import job_table
 
-    from .app_factory import db
+    from .support.extensions import db
 
     deadline = time.monotonic() + timeout
     status = None
@@ -147,7 +147,7 @@ def backend_pid(ctx: JobContext) -> None:
     """Records the database backend of the process that ran it (fork-safety test)."""
     import os
 
-    from .app_factory import db
+    from .support.extensions import db
 
     with db.engine.connect() as connection:
         if connection.dialect.name == "postgresql":
@@ -244,7 +244,7 @@ def superseded_while_running(ctx: JobContext) -> None:
     """Another attempt takes the job over while this run still works on it."""
     from flask_jobmonitor.records.models import job_table
 
-    from .app_factory import db
+    from .support.extensions import db
 
     with db.engine.begin() as connection:
         connection.execute(
@@ -272,7 +272,7 @@ def release_key(job_id: str) -> str:
 def _saves_until_released(ctx: JobContext, commit_every: int, row_delay: float, timeout: float) -> None:
     from flask_jobmonitor.state import get_state
 
-    from .app_factory import db
+    from .support.extensions import db
 
     redis = get_state().redis
     deadline = time.monotonic() + timeout

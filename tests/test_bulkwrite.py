@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask_jobmonitor.records.bulkwrite import insert_rows
 from flask_jobmonitor.records.models import subtask_table
 
-from .conftest import insert_job
+from .support.rows import insert_job
 
 AWKWARD = [
     "plain",

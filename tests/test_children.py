@@ -18,20 +18,12 @@ from flask_jobmonitor.records.models import Job, job_table
 from flask_jobmonitor.timeutil import utcnow
 
 from . import reliability_tasks as rt
-from .app_factory import jobmonitor
-from .conftest import insert_job, recorded_statements, run_worker
-from .reliability_support import (
-    QUEUES,
-    TERMINAL,
-    ReliabilityEnv,
-    checkpoint_of,
-    children,
-    log_messages,
-    reliability_env,
-    row,
-    wait_for,
-    wait_status,
-)
+from .support.databases import recorded_statements
+from .support.extensions import jobmonitor
+from .support.reliability import QUEUES, TERMINAL, ReliabilityEnv, reliability_env
+from .support.rows import children, insert_job, job_row, log_messages, task_checkpoint
+from .support.waiting import wait_for, wait_status
+from .support.workers import run_worker
 
 
 @pytest.fixture
@@ -81,11 +73,11 @@ def test_no_more_than_children_in_flight_are_released_while_two_workers_drain(re
         with rel.engine.connect() as connection:
             statuses = connection.execute(sa.select(job_table.c.status).where(job_table.c.root_id == root.id)).scalars()
             done = [s for s in statuses if s in TERMINAL]
-        if len(done) == 30 and row(rel.engine, root.id).status in TERMINAL:
+        if len(done) == 30 and job_row(rel.engine, root.id).status in TERMINAL:
             break
         time.sleep(0.02)
 
-    assert row(rel.engine, root.id).status == "completed"
+    assert job_row(rel.engine, root.id).status == "completed"
     assert sorted(c.status for c in children(rel.engine, root.id)) == ["completed"] * 30, rel.worker_logs()
     assert len(samples) > 50
     assert max(s[0] for s in samples) == 4, samples  # the limit was reached, never exceeded
@@ -105,7 +97,7 @@ def test_wait_for_children_returns_how_many_ended_in_each_status(rel):
     done = wait_status(rel.engine, parent.id, ("completed", "failed"), 90)
 
     assert done.status == "completed", f"{done.error_message}\n{rel.worker_logs()}"
-    assert checkpoint_of(done)["counts"] == {"completed": 4, "failed": 2}
+    assert task_checkpoint(done)["counts"] == {"completed": 4, "failed": 2}
     assert {c.name: c.status for c in children(rel.engine, parent.id) if c.status == "failed"} == {
         "child 001": "failed",
         "child 004": "failed",
@@ -287,14 +279,14 @@ def test_stopping_a_parent_cancels_its_waiting_children_down_the_tree_in_a_few_s
     cancelled = [released_child, paused, *held, *grandchildren]
     assert {i: status[i] for i in cancelled} == dict.fromkeys(cancelled, "cancelled")
     assert (status[running], status[completed]) == ("stopping", "completed")
-    assert row(rel.engine, root_id).status == "stopping"
+    assert job_row(rel.engine, root_id).status == "stopping"
     for job_id in cancelled:
         assert log_messages(rel.engine, job_id)[-1] == "Cancelled by Ops."
-        assert row(rel.engine, job_id).ended_at is not None
+        assert job_row(rel.engine, job_id).ended_at is not None
     assert log_messages(rel.engine, running)[-1] == "Stop requested by Ops; work already done is kept."
     assert rel.state.queue().job_ids == []  # the released child left its RQ queue
     run_worker(rel.app, SimpleWorker)
-    assert row(rel.engine, released_child).started_at is None
+    assert job_row(rel.engine, released_child).started_at is None
 
 
 def set_status(engine: sa.Engine, job_id: str, status: str, **values: object) -> None:
@@ -314,13 +306,13 @@ def test_spawn_while_redis_is_down_fails_the_child_with_the_reason(rel, catch):
     assert child.error_message == "Redis is unreachable"  # host and port: in the detail only
     assert "ConnectionError" in child.error_detail
     assert child.started_at is None
-    done = row(rel.engine, parent.id)
+    done = job_row(rel.engine, parent.id)
     if catch:
         # the task carried on, but the family has a failed member: its outcome is failed
         assert done.status == "failed", done.error_message
         assert done.error_message == "1 of 1 child jobs failed"
-        assert checkpoint_of(done)["child"] == child.id
-        assert checkpoint_of(done)["reason"] == child.error_message
+        assert task_checkpoint(done)["child"] == child.id
+        assert task_checkpoint(done)["reason"] == child.error_message
     else:
         assert done.status == "failed"
         assert "(EnqueueError)" in done.error_message

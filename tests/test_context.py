@@ -28,8 +28,11 @@ from flask_jobmonitor.worker import context as context_module
 from flask_jobmonitor.worker.runner import WARM_UP_ACTIONS, claim
 
 from . import tasks as tasks_module
-from .app_factory import QUEUE_NAMES, db, jobmonitor
-from .conftest import build_app, count_rows, job_row, pushed, recorded_statements, run_worker, task_checkpoint
+from .support.apps import build_app
+from .support.databases import count_rows, pushed, recorded_statements
+from .support.extensions import QUEUE_NAMES, db, jobmonitor
+from .support.rows import job_row, task_checkpoint
+from .support.workers import run_worker
 from .tasks import (
     advances_for,
     checkpoints,

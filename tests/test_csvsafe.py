@@ -19,7 +19,9 @@ from flask_jobmonitor import csvsafe
 from flask_jobmonitor.records.models import file_table
 from flask_jobmonitor.state import get_state
 
-from .conftest import run_worker
+from .support.databases import dispose_engines
+from .support.examples import build_catalogue
+from .support.workers import run_worker
 
 HYPERLINK = '=HYPERLINK("http://evil.example","x")'
 
@@ -74,19 +76,11 @@ def test_the_statistics_csv_escapes_text_cells() -> None:
 
 @pytest.fixture
 def catalogue(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Flask]:
-    from example_app import create_app
     from example_app.extensions import db
     from example_app.models import Product
 
     Redis.from_url(redis_url).flushdb()
-    app = create_app(
-        {
-            "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "JOBMONITOR_REDIS_URL": redis_url,
-            "JOBMONITOR_STORAGE_PATH": str(tmp_path / "files"),
-        }
-    )
+    app = build_catalogue(database_url, redis_url, tmp_path / "files", init_db=False, seed=False)
     with app.app_context():
         db.create_all()
         db.session.execute(sa.delete(Product))
@@ -94,9 +88,7 @@ def catalogue(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Fla
         yield app
         db.session.execute(sa.delete(Product))
         db.session.commit()
-        db.session.remove()
-        for engine in db.engines.values():
-            engine.dispose()
+    dispose_engines(app)
 
 
 def _file_text(app: Flask, job_id: str, filename: str) -> list[list[str]]:

@@ -14,17 +14,10 @@ import sqlalchemy as sa
 from flask_jobmonitor.records.models import step_table
 
 from . import reliability_tasks as rt
-from .app_factory import jobmonitor
-from .reliability_support import (
-    ReliabilityEnv,
-    checkpoint_of,
-    log_messages,
-    reliability_env,
-    row,
-    subtasks,
-    wait_row,
-    wait_status,
-)
+from .support.extensions import jobmonitor
+from .support.reliability import ReliabilityEnv, reliability_env
+from .support.rows import job_row, log_messages, subtasks, task_checkpoint
+from .support.waiting import wait_row, wait_status
 from .tasks import noop
 
 pytestmark = pytest.mark.slow
@@ -77,7 +70,7 @@ def test_sigterm_pauses_a_resumable_job_which_a_new_worker_resumes_first(rel, wo
     assert took < GRACE, f"pausing took {took:.1f} s"
     assert old.wait_exit(timeout=GRACE + 5) == 0, old.log_tail()
     assert rel.state.queue().job_ids == [job.id] + [j.id for j in later]  # at the front
-    stopped_at = checkpoint_of(paused)["next"]
+    stopped_at = task_checkpoint(paused)["next"]
     assert 5 <= stopped_at < 40
     assert [n for n, _attempt in items_by_attempt(rel, job.id)] == list(range(stopped_at))
     with rel.engine.connect() as connection:
@@ -110,7 +103,7 @@ def test_sigterm_waits_for_a_job_that_cannot_pause_but_ends_within_the_grace_per
     old.terminate()
 
     assert old.wait_exit(timeout=GRACE + 5) == 0, old.log_tail()
-    done = row(rel.engine, job.id)
+    done = job_row(rel.engine, job.id)
     assert (done.status, done.attempt, done.error_message) == ("completed", 1, None)
 
 
@@ -140,7 +133,7 @@ def test_resumable_job_that_cannot_pause_in_time_is_queued_again_and_finished(re
     rel.start()
     old = rel.worker("rq.Worker")
     job = jobmonitor.enqueue(rt.resumable_blocks, seconds=120.0)  # its first run blocks, unpausable
-    wait_row(rel.engine, job.id, lambda r: checkpoint_of(r).get("runs") == 1, 60, "the first run to block")
+    wait_row(rel.engine, job.id, lambda r: task_checkpoint(r).get("runs") == 1, 60, "the first run to block")
 
     old.terminate()
 
@@ -150,4 +143,4 @@ def test_resumable_job_that_cannot_pause_in_time_is_queued_again_and_finished(re
     rel.worker("rq.Worker")
     done = wait_status(rel.engine, job.id, ("completed", "failed"), 60)
     assert done.status == "completed", done.error_message
-    assert checkpoint_of(done)["runs"] >= 2
+    assert task_checkpoint(done)["runs"] >= 2

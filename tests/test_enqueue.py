@@ -19,8 +19,13 @@ from flask_jobmonitor.jobs.submit import RUNNER_PATH
 from flask_jobmonitor.records.models import Job, file_table, job_table, step_table
 from flask_jobmonitor.state import get_state
 
-from .app_factory import QUEUE_NAMES, create_app, db, jobmonitor
-from .conftest import count_rows, files_under, job_row, pushed, rq_queue_sizes, run_worker, task_checkpoint
+from .support.apps import build_app
+from .support.databases import count_rows, pushed
+from .support.extensions import QUEUE_NAMES, db, jobmonitor
+from .support.queues import rq_queue_sizes
+from .support.rows import job_row, task_checkpoint
+from .support.storage import files_under
+from .support.workers import run_worker
 from .tasks import greets, import_rows, noop, records_param, with_options
 
 
@@ -408,7 +413,7 @@ def test_an_explicit_url_of_another_host_keeps_only_its_path(app, engine):
 
 
 def test_an_explicit_url_of_an_allowed_host_is_kept_whole(app, database_url, redis_url, tmp_path):
-    application = create_app(
+    application = build_app(
         database_url, redis_url, str(tmp_path / "files"), JOBMONITOR_RUN_AT_HOSTS=["Shop.Example.com"]
     )
     with pushed(application):
@@ -466,7 +471,7 @@ def test_invalid_arguments_are_refused_and_nothing_is_written(app, args, kwargs)
 
 
 def test_enqueue_with_redis_down_marks_the_job_failed_and_raises(app, database_url, tmp_path):
-    down = create_app(database_url, "redis://127.0.0.1:1/0", str(tmp_path / "files"))
+    down = build_app(database_url, "redis://127.0.0.1:1/0", str(tmp_path / "files"))
     with pushed(down):
         with pytest.raises(EnqueueError) as refused:
             jobmonitor.enqueue(noop, user=("7", "Ann"), files={"a.txt": b"kept for the record"})

@@ -15,42 +15,33 @@ import pytest
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 
+from .support.databases import dispose_engines
+from .support.examples import build_catalogue
+
 
 @pytest.fixture
 def make_catalogue(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Flask]]:
     """``make_catalogue(instance_path=..., **config)``: the example app on a SQLite file of its
     own, seeded (demo users log in with their user name as password)."""
-    from example_app import create_app
-    from example_app.extensions import db
-
     monkeypatch.delenv("EXAMPLE_SECRET_KEY", raising=False)
     built: list[Flask] = []
 
     def build(instance_path: Path | None = None, seed: bool = True, **config: Any) -> Flask:
-        app = create_app(
-            {
-                "TESTING": True,
-                "WTF_CSRF_ENABLED": False,
-                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'catalogue.db'}",
-                "JOBMONITOR_REDIS_URL": redis_url,
-                "JOBMONITOR_STORAGE_PATH": str(tmp_path / "files"),
-                **config,
-            },
-            instance_path=str(instance_path or tmp_path / "instance"),
+        app = build_catalogue(
+            f"sqlite:///{tmp_path / 'catalogue.db'}",
+            redis_url,
+            tmp_path / "files",
+            init_db=seed,
+            seed=seed,
+            instance_path=instance_path or tmp_path / "instance",
+            **config,
         )
         built.append(app)
-        if seed:
-            runner = app.test_cli_runner()
-            for args in (["jobmonitor", "init-db"], ["seed"]):
-                result = runner.invoke(args=args)
-                assert result.exit_code == 0, result.output
         return app
 
     yield build
     for app in built:
-        with app.app_context():
-            for engine in db.engines.values():
-                engine.dispose()
+        dispose_engines(app)
 
 
 def _admin_id(app: Flask) -> int:

@@ -16,56 +16,32 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from flask import Flask
-from flask.testing import FlaskClient
-from redis import Redis
-from rq import SimpleWorker
 
 from flask_jobmonitor.records.models import job_table, subtask_table
-from flask_jobmonitor.worker.process import create_worker
+
+from .support.databases import dispose_engines
+from .support.examples import build_catalogue, log_in
+from .support.queues import empty_queues
+from .support.workers import run_worker
 
 
 @pytest.fixture
 def catalogue(redis_url: str, tmp_path: Path) -> Iterator[Flask]:
-    from example_app import create_app
-    from example_app.extensions import db
-
-    app = create_app(
-        {
-            "TESTING": True,
-            "WTF_CSRF_ENABLED": False,
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'catalogue.db'}",
-            "JOBMONITOR_REDIS_URL": redis_url,
-            "JOBMONITOR_STORAGE_PATH": str(tmp_path / "files"),
-        }
-    )
-    runner = app.test_cli_runner()
-    for args in (["jobmonitor", "init-db"], ["seed"]):
-        result = runner.invoke(args=args)
-        assert result.exit_code == 0, result.output
-    redis = Redis.from_url(redis_url)
-    redis.delete(*(f"rq:queue:{name}" for name in ("high", "default", "low")))
+    app = build_catalogue(f"sqlite:///{tmp_path / 'catalogue.db'}", redis_url, tmp_path / "files")
+    empty_queues(redis_url, ("high", "default", "low"))
     yield app
-    with app.app_context():
-        for engine in db.engines.values():
-            engine.dispose()
-
-
-def _logged_in(app: Flask, who: str) -> FlaskClient:
-    client = app.test_client()
-    response = client.post("/login", data={"username": who, "password": who})
-    assert response.status_code == 302
-    return client
+    dispose_engines(app)
 
 
 def _import(app: Flask, csv_text: str | bytes) -> dict[str, Any]:
     """Import ``csv_text`` (bytes: as they are) as the clerk, run it with a real worker; the job's row."""
     from example_app.extensions import db
 
-    clerk = _logged_in(app, "clerk")
+    clerk = log_in(app, "clerk")
     content = csv_text.encode() if isinstance(csv_text, str) else csv_text
     data = {"file": (io.BytesIO(content), "products.csv")}
     assert clerk.post("/import", data=data, content_type="multipart/form-data").status_code == 302
-    create_worker(app, worker_class=SimpleWorker).work(burst=True)
+    run_worker(app)
     with app.app_context(), db.engine.connect() as connection:
         return dict(connection.execute(sa.select(job_table)).mappings().one())
 
@@ -105,10 +81,10 @@ def test_a_file_without_a_price_column_fails_with_a_message_the_clerk_reads(cata
 
     message = "The file has no column price: its first line must name the columns sku, name, price."
     assert (job["status"], job["error_message"]) == ("failed", message)
-    page = unescape(_logged_in(catalogue, "clerk").get(f"/admin/jobs/{job['id']}/").get_data(as_text=True))
+    page = unescape(log_in(catalogue, "clerk").get(f"/admin/jobs/{job['id']}/").get_data(as_text=True))
     assert message in page
     assert "Traceback" not in page and "Error details" not in page
-    admin_page = _logged_in(catalogue, "admin").get(f"/admin/jobs/{job['id']}/").get_data(as_text=True)
+    admin_page = log_in(catalogue, "admin").get(f"/admin/jobs/{job['id']}/").get_data(as_text=True)
     assert "Error details" in admin_page and "Traceback" in admin_page
 
 

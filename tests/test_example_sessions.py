@@ -15,51 +15,28 @@ from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 
-REDIS_URL = os.environ.get("JOBMONITOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+from .support.databases import dispose_engines
+from .support.examples import build_catalogue, log_in
+from .support.services import REDIS_URL
+
 QUEUES = ("high", "default", "low")
 
 
 def _catalogue(root: Path, **config: object) -> Flask:
-    from example_app import create_app
-
-    app = create_app(
-        {
-            "TESTING": True,
-            "WTF_CSRF_ENABLED": False,
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{root / 'catalogue.db'}",
-            "JOBMONITOR_REDIS_URL": REDIS_URL,
-            "JOBMONITOR_STORAGE_PATH": str(root / "files"),
-            "JOBMONITOR_QUEUE_NAMES": {level: f"jm-example-sessions-{os.getpid()}-{level}" for level in QUEUES},
-            **config,
-        }
+    return build_catalogue(
+        f"sqlite:///{root / 'catalogue.db'}",
+        REDIS_URL,
+        root / "files",
+        JOBMONITOR_QUEUE_NAMES={level: f"jm-example-sessions-{os.getpid()}-{level}" for level in QUEUES},
+        **config,
     )
-    runner = app.test_cli_runner()
-    for args in (["jobmonitor", "init-db"], ["seed"]):
-        result = runner.invoke(args=args)
-        assert result.exit_code == 0, result.output
-    return app
 
 
 @pytest.fixture
 def catalogue(tmp_path: Path) -> Iterator[Flask]:
     app = _catalogue(tmp_path)
     yield app
-    _dispose(app)
-
-
-def _dispose(app: Flask) -> None:
-    from example_app.extensions import db
-
-    with app.app_context():
-        for engine in db.engines.values():
-            engine.dispose()
-
-
-def _log_in(app: Flask, username: str) -> FlaskClient:
-    client = app.test_client()
-    response = client.post("/login", data={"username": username, "password": username})
-    assert response.status_code == 302, response.get_data(as_text=True)[:300]
-    return client
+    dispose_engines(app)
 
 
 def _session_cookie(client: FlaskClient) -> str:
@@ -91,7 +68,7 @@ def test_over_https_the_session_cookie_is_secure(tmp_path, monkeypatch):
         )
         assert "Secure" in response.headers["Set-Cookie"]
     finally:
-        _dispose(app)
+        dispose_engines(app)
 
 
 def test_session_protection_is_strong(catalogue):
@@ -101,7 +78,7 @@ def test_session_protection_is_strong(catalogue):
 
 
 def test_a_session_cookie_copied_before_logout_is_refused_after_it(catalogue):
-    admin = _log_in(catalogue, "admin")
+    admin = log_in(catalogue, "admin")
     copied = _session_cookie(admin)
     # the copy works while the session lasts (the test would prove nothing otherwise)
     assert _with_cookie(catalogue, copied).get("/admin/jobs/").status_code == 200
@@ -115,13 +92,13 @@ def test_a_session_cookie_copied_before_logout_is_refused_after_it(catalogue):
 
 
 def test_a_logout_ends_the_users_other_sessions_and_a_new_login_works(catalogue):
-    laptop, phone = _log_in(catalogue, "clerk"), _log_in(catalogue, "clerk")
+    laptop, phone = log_in(catalogue, "clerk"), log_in(catalogue, "clerk")
     assert phone.get("/admin/jobs/").status_code == 200
     laptop.post("/logout")
     assert phone.get("/admin/jobs/").status_code == 302, "logging out ends every session of the user"
-    again = _log_in(catalogue, "clerk")
+    again = log_in(catalogue, "clerk")
     assert again.get("/admin/jobs/").status_code == 200
-    assert _log_in(catalogue, "admin").get("/admin/jobs/").status_code == 200, "other users are not affected"
+    assert log_in(catalogue, "admin").get("/admin/jobs/").status_code == 200, "other users are not affected"
 
 
 @pytest.mark.parametrize(
@@ -140,13 +117,13 @@ def test_a_forged_session_is_nobody(catalogue, user_id, token):
 
 def test_a_job_stays_its_owners_across_logouts(catalogue):
     """The session token is not part of the user's id: the id stored on a job stays the same."""
-    clerk = _log_in(catalogue, "clerk")
+    clerk = log_in(catalogue, "clerk")
     response = clerk.post("/report")
     assert response.status_code == 302
     job_id = re.search(r"/admin/jobs/([0-9a-f-]{36})/", clerk.get("/admin/jobs/").get_data(as_text=True))
     assert job_id, "the clerk's job is listed"
     clerk.post("/logout")
-    again = _log_in(catalogue, "clerk")
+    again = log_in(catalogue, "clerk")
     assert again.get(f"/admin/jobs/{job_id.group(1)}/").status_code == 200
     Redis.from_url(REDIS_URL).delete(*(f"rq:queue:jm-example-sessions-{os.getpid()}-{level}" for level in QUEUES))
 
@@ -163,6 +140,6 @@ def test_seed_adds_the_session_token_column_to_a_catalogue_made_before_it(tmp_pa
     old.dispose()
     app = _catalogue(tmp_path)
     try:
-        assert _log_in(app, "clerk").get("/admin/jobs/").status_code == 200
+        assert log_in(app, "clerk").get("/admin/jobs/").status_code == 200
     finally:
-        _dispose(app)
+        dispose_engines(app)

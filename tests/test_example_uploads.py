@@ -16,44 +16,36 @@ from redis import Redis
 
 from flask_jobmonitor.records.models import file_table, job_table
 
-from .conftest import files_under
+from .support.databases import dispose_engines
+from .support.examples import build_catalogue, log_in
+from .support.storage import files_under
 
 LIMIT = 4096
 
 
 @pytest.fixture
 def catalogue(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Flask]:
-    from example_app import create_app
     from example_app.extensions import db
 
     Redis.from_url(redis_url).flushdb()
-    app = create_app(
-        {
-            "TESTING": True,
-            "WTF_CSRF_ENABLED": False,
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "JOBMONITOR_REDIS_URL": redis_url,
-            "JOBMONITOR_STORAGE_PATH": str(tmp_path / "files"),
-            "JOBMONITOR_MAX_UPLOAD_BYTES": LIMIT,  # and so MAX_CONTENT_LENGTH = LIMIT + 64 KB
-        }
+    app = build_catalogue(
+        database_url,
+        redis_url,
+        tmp_path / "files",
+        init_db=False,
+        JOBMONITOR_MAX_UPLOAD_BYTES=LIMIT,  # and so MAX_CONTENT_LENGTH = LIMIT + 64 KB
     )
-    result = app.test_cli_runner().invoke(args=["seed"])
-    assert result.exit_code == 0, result.output
     with app.app_context():
         with db.engine.begin() as connection:
             connection.execute(sa.delete(file_table))
             connection.execute(sa.delete(job_table))
         yield app
-        db.session.remove()
-        for engine in db.engines.values():
-            engine.dispose()
+    dispose_engines(app)
 
 
 @pytest.fixture
 def clerk(catalogue: Flask) -> FlaskClient:
-    client = catalogue.test_client()
-    assert client.post("/login", data={"username": "clerk", "password": "clerk"}).status_code == 302
-    return client
+    return log_in(catalogue, "clerk")
 
 
 def _jobs_and_files(app: Flask) -> tuple[int, int, list[Path]]:
@@ -100,8 +92,7 @@ def test_an_upload_within_the_limit_starts_the_import(catalogue: Flask, clerk: F
 def test_submit_again_stores_no_second_copy_of_the_input(catalogue: Flask) -> None:
     from example_app.extensions import db
 
-    admin = catalogue.test_client()
-    assert admin.post("/login", data={"username": "admin", "password": "admin"}).status_code == 302
+    admin = log_in(catalogue, "admin")
     data = {"file": (io.BytesIO(b"sku,name,price,stock\nA-1,A,1,1\n"), "products.csv")}
     assert admin.post("/import", data=data, content_type="multipart/form-data").status_code == 302
     with db.engine.connect() as connection:
@@ -145,23 +136,16 @@ def test_an_import_profile_upload_past_the_limit_is_said_on_its_page(catalogue: 
 
 
 def test_a_413_without_an_upload_limit_is_no_500(database_url: str, redis_url: str, tmp_path: Path) -> None:
-    from example_app import create_app
-
-    app = create_app(
-        {
-            "TESTING": True,
-            "WTF_CSRF_ENABLED": False,
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "JOBMONITOR_REDIS_URL": redis_url,
-            "JOBMONITOR_STORAGE_PATH": str(tmp_path / "files"),
-            "JOBMONITOR_MAX_UPLOAD_BYTES": None,
-            "MAX_FORM_MEMORY_SIZE": 1024,
-        }
+    app = build_catalogue(
+        database_url,
+        redis_url,
+        tmp_path / "files",
+        init_db=False,
+        JOBMONITOR_MAX_UPLOAD_BYTES=None,
+        MAX_FORM_MEMORY_SIZE=1024,
     )
     assert app.config["MAX_CONTENT_LENGTH"] is None
-    assert app.test_cli_runner().invoke(args=["seed"]).exit_code == 0
-    client = app.test_client()
-    assert client.post("/login", data={"username": "clerk", "password": "clerk"}).status_code == 302
+    client = log_in(app, "clerk")
     # a text field past Flask's form memory limit: a 413 whose limit is not the package's
     response = client.post("/mass-edit", data={"percent": "5", "note": "x" * 4096}, content_type="multipart/form-data")
     assert response.status_code == 413

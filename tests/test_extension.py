@@ -17,16 +17,11 @@ from flask_jobmonitor.config import DEFAULTS
 from flask_jobmonitor.records.models import Base, Job, job_table
 from flask_jobmonitor.storage import LocalStorage
 
-from .app_factory import QUEUE_NAMES, db, jobmonitor
-from .conftest import (
-    POSTGRES_URL,
-    _drop_postgres_database,
-    _ensure_postgres_database,
-    build_app,
-    count_rows,
-    job_row,
-    pushed,
-)
+from .support.apps import build_app
+from .support.databases import count_rows, drop_postgres_database, ensure_postgres_database, pushed
+from .support.extensions import QUEUE_NAMES, db, jobmonitor
+from .support.rows import job_row
+from .support.services import POSTGRES_URL
 from .tasks import noop
 
 
@@ -44,9 +39,9 @@ def empty_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
         return
     base = sa.make_url(POSTGRES_URL)
     url = base.set(database=f"{base.database}_empty_{os.getpid()}").render_as_string(hide_password=False)
-    _ensure_postgres_database(url)
+    ensure_postgres_database(url)
     yield url
-    _drop_postgres_database(url)
+    drop_postgres_database(url)
 
 
 # -- init_app and settings -----------------------------------------------------------------------

@@ -18,18 +18,10 @@ from flask_jobmonitor.records.transitions import apply_transition
 from flask_jobmonitor.timeutil import utcnow
 
 from . import reliability_tasks as rt
-from .app_factory import jobmonitor
-from .conftest import insert_job
-from .reliability_support import (
-    QUEUES,
-    TERMINAL,
-    children,
-    log_messages,
-    reliability_env,
-    row,
-    wait_for,
-    wait_status,
-)
+from .support.extensions import jobmonitor
+from .support.reliability import QUEUES, TERMINAL, reliability_env
+from .support.rows import children, insert_job, job_row, log_messages
+from .support.waiting import wait_for, wait_status
 
 ANN = ("7", "Ann")
 WAITS = "Its own work is done; it waits for its child jobs to end."
@@ -83,7 +75,7 @@ def test_a_parent_waits_for_its_children_and_ends_with_the_familys_outcome(
     wait_for(
         lambda: statuses(rel.engine, parent.id).count("running") == 2, 60, f"two children running{rel.worker_logs()}"
     )
-    assert row(rel.engine, parent.id).status == "waiting"
+    assert job_row(rel.engine, parent.id).status == "waiting"
     assert notifications(rel.engine) == []
 
     rel.state.redis.set(gate, 1)
@@ -125,7 +117,7 @@ def test_two_children_ending_at_once_on_two_workers_end_the_parent_once(rel):
         wait_for(
             lambda parent_id=parent.id: (
                 statuses(rel.engine, parent_id) == ["running", "running"]
-                and row(rel.engine, parent_id).status == "waiting"
+                and job_row(rel.engine, parent_id).status == "waiting"
             ),
             60,
             f"both children running, the parent waiting{rel.worker_logs()}",
@@ -152,7 +144,7 @@ def test_children_ending_at_the_same_instant_in_two_threads_end_the_parent_exact
         errors = _end_at_once(rel, parent, kids)
 
         assert errors == []
-        assert row(rel.engine, parent).status == "completed"
+        assert job_row(rel.engine, parent).status == "completed"
         assert len(family_end_notes(rel.engine, parent)) == 1
         assert [n for n in notifications(rel.engine) if n[0] == parent] == [(parent, "completed")]
 
@@ -195,12 +187,15 @@ def test_recovery_ends_a_waiting_parent_whose_children_all_ended_and_its_own_par
     report = maintenance.recover(rel.state)
 
     assert sorted(report.families_ended) == sorted([middle, root])
-    assert (row(rel.engine, middle).status, row(rel.engine, middle).error_message) == (
+    assert (job_row(rel.engine, middle).status, job_row(rel.engine, middle).error_message) == (
         "failed",
         "1 of 3 child jobs failed",
     )
-    assert (row(rel.engine, root).status, row(rel.engine, root).error_message) == ("failed", "1 of 1 child jobs failed")
-    assert row(rel.engine, busy).status == "waiting"
+    assert (job_row(rel.engine, root).status, job_row(rel.engine, root).error_message) == (
+        "failed",
+        "1 of 1 child jobs failed",
+    )
+    assert job_row(rel.engine, busy).status == "waiting"
     assert report.failed == [] and report.requeued == []
     assert notifications(rel.engine) == [(root, "failed")]  # the middle one is a child: no notification
     assert maintenance.recover(rel.state).families_ended == []
@@ -219,7 +214,7 @@ def test_nested_families_end_bottom_up_with_one_notification(rel):
         60,
         f"both middle children waiting for theirs{rel.worker_logs()}",
     )
-    assert row(rel.engine, root.id).status == "waiting"
+    assert job_row(rel.engine, root.id).status == "waiting"
     rel.state.redis.set(gate, 1)
 
     assert wait_status(rel.engine, root.id, TERMINAL, 60).status == "completed"
@@ -227,7 +222,7 @@ def test_nested_families_end_bottom_up_with_one_notification(rel):
     assert [m.status for m in middle] == ["completed", "completed"]
     for m in middle:
         assert statuses(rel.engine, m.id) == ["completed", "completed"]
-        assert m.ended_at <= row(rel.engine, root.id).ended_at  # bottom up
+        assert m.ended_at <= job_row(rel.engine, root.id).ended_at  # bottom up
     assert notifications(rel.engine) == [(root.id, "completed")]
 
 
@@ -240,14 +235,14 @@ def test_stopping_a_waiting_parent_stops_its_children_and_ends_the_family_stoppe
     parent = jobmonitor.enqueue(rt.spawns_at_gate, gate=a_gate(), count=4, user=ANN)  # the gate never opens
     wait_for(
         lambda: (
-            statuses(rel.engine, parent.id).count("running") == 2 and row(rel.engine, parent.id).status == "waiting"
+            statuses(rel.engine, parent.id).count("running") == 2 and job_row(rel.engine, parent.id).status == "waiting"
         ),
         60,
         f"two children running, the parent waiting{rel.worker_logs()}",
     )
     if force:
         control.force_stop(rel.state, parent.id, user=("1", "Ops"))
-        assert row(rel.engine, parent.id).status == "stopped"  # at once
+        assert job_row(rel.engine, parent.id).status == "stopped"  # at once
     else:
         result = control.stop(rel.state, parent.id, user=("1", "Ops"))
         assert "child jobs will stop" in result.message
@@ -273,20 +268,20 @@ def test_a_parent_whose_children_ended_before_its_task_returned_still_ends_with_
 
     assert families.start_waiting(rel.state, _run_info(rel, parent)) is True
 
-    assert (row(rel.engine, parent).status, row(rel.engine, parent).error_message) == (
+    assert (job_row(rel.engine, parent).status, job_row(rel.engine, parent).error_message) == (
         "failed",
         "1 of 2 child jobs failed",
     )
     assert notifications(rel.engine) == [(parent, "failed")]
     lonely = insert_job(rel.engine, status="running", attempt=1, task=rt.spawns_family.name)
     assert families.start_waiting(rel.state, _run_info(rel, lonely)) is False  # no children
-    assert row(rel.engine, lonely).status == "running"
+    assert job_row(rel.engine, lonely).status == "running"
 
 
 def _run_info(rel, job_id: str):
     from flask_jobmonitor.worker.context import RunInfo
 
-    r = row(rel.engine, job_id)
+    r = job_row(rel.engine, job_id)
     return RunInfo(
         job_id=job_id,
         attempt=r.attempt,

@@ -30,21 +30,11 @@ from flask_jobmonitor.timeutil import utcnow
 from flask_jobmonitor.web.listing import ListFilters, fetch_page
 
 from . import reliability_tasks as rt
-from .app_factory import jobmonitor
-from .conftest import insert_job, run_worker
-from .reliability_support import (
-    QUEUES,
-    ReliabilityEnv,
-    checkpoint_of,
-    children,
-    log_messages,
-    reliability_env,
-    row,
-    subtasks,
-    wait_for,
-    wait_row,
-    wait_status,
-)
+from .support.extensions import jobmonitor
+from .support.reliability import QUEUES, ReliabilityEnv, reliability_env
+from .support.rows import children, insert_job, job_row, log_messages, subtasks, task_checkpoint
+from .support.waiting import wait_for, wait_row, wait_status
+from .support.workers import run_worker
 from .tasks import import_rows, noop
 
 pytestmark = pytest.mark.slow
@@ -114,13 +104,13 @@ def test_lost_machine_job_is_failed_by_the_recover_command(rel):
 
     # its heartbeat is still fresh: a recovery pass right away leaves it alone
     assert not recover(rel.state)
-    assert row(rel.engine, job.id).status == "running"
+    assert job_row(rel.engine, job.id).status == "running"
     time.sleep(ABANDONED_AFTER + 0.5)
     result = rel.cli("jobmonitor", "recover")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("recovery: 0 requeued, "), result.stdout
     assert re.search(r"\b1 failed, 0 stopped, 0 resubmitted\b", result.stdout), result.stdout
-    failed = row(rel.engine, job.id)
+    failed = job_row(rel.engine, job.id)
     assert (failed.status, failed.error_message) == ("failed", f"worker {doomed.name} stopped responding")
 
 
@@ -135,21 +125,21 @@ def test_recover_requeues_a_resumable_job_of_a_lost_machine_at_the_front(rel):
     report = wait_for(lambda: recover(rel.state), ABANDONED_AFTER + 5, "recovery to notice the dead run")
 
     assert (report.requeued, report.failed) == ([job.id], [])
-    requeued = row(rel.engine, job.id)
+    requeued = job_row(rel.engine, job.id)
     assert requeued.status == "queued"
     assert rel.state.queue().job_ids == [job.id, waiting.id]  # at the front, ahead of later work
-    done_before = checkpoint_of(requeued)["next"]
+    done_before = task_checkpoint(requeued)["next"]
     assert item_numbers(rel.engine, job.id) == list(range(done_before))  # subtasks match the checkpoint
 
     run_worker(rel.app)
 
-    finished = row(rel.engine, job.id)
+    finished = job_row(rel.engine, job.id)
     assert finished.status == "completed", finished.error_message
     assert item_numbers(rel.engine, job.id) == list(range(25))  # none lost, none repeated
     attempts = [attempt_of(s) for s in subtasks(rel.engine, job.id)]
     assert finished.attempt != 1
     assert attempts == [1] * done_before + [finished.attempt] * (25 - done_before)
-    assert row(rel.engine, waiting.id).started_at >= finished.started_at
+    assert job_row(rel.engine, waiting.id).started_at >= finished.started_at
 
 
 def test_resumable_job_of_a_lost_machine_is_finished_by_another_worker_from_its_checkpoint(rel):
@@ -179,7 +169,7 @@ def test_resumable_job_fails_once_its_recoveries_are_used_up(rel):
     rel.start(MAX_RECOVERIES=2)
     job = jobmonitor.enqueue(rt.resumable_items, count=400, item_seconds=0.1)
     runs = 0
-    while row(rel.engine, job.id).status != "failed" and runs < 5:
+    while job_row(rel.engine, job.id).status != "failed" and runs < 5:
         worker = rel.worker("rq.Worker")
         wait_row(rel.engine, job.id, lambda r: r.status == "running", 60, "the next run to start")
         runs += 1
@@ -188,7 +178,7 @@ def test_resumable_job_fails_once_its_recoveries_are_used_up(rel):
         worker.kill_machine()
         wait_for(lambda: recover(rel.state), ABANDONED_AFTER + 5, "recovery of the dead run")
 
-    failed = row(rel.engine, job.id)
+    failed = job_row(rel.engine, job.id)
     assert failed.status == "failed"
     assert runs == 3, f"the job was failed after {runs} runs with JOBMONITOR_MAX_RECOVERIES=2"
     assert failed.error_message.endswith("stopped responding (after 2 recoveries)")
@@ -207,7 +197,7 @@ def test_orphaned_work_horse_keeps_its_job_alive_and_completes_it(rel):
 
     # well past ABANDONED_AFTER: the horse still beats, so nobody recovers the job
     time.sleep(ABANDONED_AFTER + 2 * RECOVERY_INTERVAL + 0.5)
-    alive = row(rel.engine, job.id)
+    alive = job_row(rel.engine, job.id)
     assert (alive.status, alive.attempt) == ("running", 1)
     assert alive.heartbeat_at > utcnow() - timedelta(seconds=ABANDONED_AFTER)
     finished = wait_status(rel.engine, job.id, ("completed", "failed", "queued"), 30)
@@ -252,10 +242,10 @@ def test_queued_job_that_redis_forgot_is_resubmitted_by_recover_and_completes(re
 
     assert report.resubmitted == [lost.id]  # the job RQ still holds is not queued twice
     assert sorted(rel.state.queue().job_ids) == sorted([lost.id, kept.id])
-    assert row(rel.engine, lost.id).status == "queued"
+    assert job_row(rel.engine, lost.id).status == "queued"
     run_worker(rel.app)
-    assert row(rel.engine, lost.id).status == "completed", row(rel.engine, lost.id).error_message
-    assert row(rel.engine, kept.id).status == "completed"
+    assert job_row(rel.engine, lost.id).status == "completed", job_row(rel.engine, lost.id).error_message
+    assert job_row(rel.engine, kept.id).status == "completed"
     assert rel.state.queue().count == 0
 
 
@@ -277,9 +267,9 @@ def test_paused_job_that_redis_forgot_is_queued_again_by_recover(rel):
     report = recover(rel.state)
 
     assert report.resubmitted == [job_id]
-    assert row(rel.engine, job_id).status == "queued"
+    assert job_row(rel.engine, job_id).status == "queued"
     run_worker(rel.app)
-    done = row(rel.engine, job_id)
+    done = job_row(rel.engine, job_id)
     assert done.status == "completed", done.error_message
     assert item_numbers(rel.engine, job_id) == [1, 2]  # it continued from its checkpoint
 
@@ -305,7 +295,7 @@ def test_job_a_dead_worker_dequeued_but_never_claimed_is_run_by_another_worker(r
     finally:
         transaction.rollback()
         blocker.close()
-    assert row(rel.engine, job_id).status == "queued"
+    assert job_row(rel.engine, job_id).status == "queued"
     # RQ still calls it queued (or started), but no queue holds it and no worker runs it
     assert rel.redis.hget(RQJob.key_for(job_id), "status") in (b"queued", b"started")
     assert job_id not in rel.state.queue().job_ids
@@ -348,12 +338,12 @@ def test_a_dead_run_is_not_recorded_completed_because_a_duplicate_rq_entry_finis
     submit_to_rq(rel.state, job)  # the duplicate entry
     run_worker(rel.app)  # its claim is refused: "not run", and RQ says finished
     assert rel.redis.hget(RQJob.key_for(job_id), "status") == b"finished"
-    assert row(rel.engine, job_id).status == "running"
+    assert job_row(rel.engine, job_id).status == "running"
 
     doomed.kill_machine()
     wait_for(lambda: recover(rel.state), ABANDONED_AFTER + 5, "recovery of the dead run")
 
-    after = row(rel.engine, job_id)
+    after = job_row(rel.engine, job_id)
     done_items = item_numbers(rel.engine, job_id)
     assert after.status != "completed" or done_items == list(range(30)), (
         f"recorded completed with {len(done_items)} of 30 items done"
@@ -417,7 +407,7 @@ def test_database_outage_in_the_middle_of_a_job_loses_nothing(rel, database_outa
 
     assert failures, "the outage did not happen while the job wrote"
     assert not rt.DB_OUTAGE.is_set()
-    done = row(rel.engine, job.id)
+    done = job_row(rel.engine, job.id)
     assert done.status == "completed", done.error_message
     assert [s.name for s in subtasks(rel.engine, job.id)] == [f"item {i}" for i in range(40)]
     assert (done.progress_done, done.progress_total) == (40, 40)
@@ -443,7 +433,7 @@ def test_database_outage_when_a_step_or_the_job_ends_is_waited_out(rel, database
     run_worker(rel.app)
 
     assert failures, "the outage did not happen while the job wrote"
-    done = row(rel.engine, job.id)
+    done = job_row(rel.engine, job.id)
     assert done.status == "completed", done.error_message
     expected = [f"first {i}" for i in range(3)] + [f"second {i}" for i in range(3)]
     if task is rt.db_outage_at_the_end:
@@ -584,7 +574,7 @@ def test_recover_leaves_a_healthy_long_running_job_alone(rel):
     time.sleep(ABANDONED_AFTER + 0.5)
 
     assert not recover(rel.state)
-    assert (row(rel.engine, job.id).status, row(rel.engine, job.id).attempt) == ("running", 1)
+    assert (job_row(rel.engine, job.id).status, job_row(rel.engine, job.id).attempt) == ("running", 1)
     assert rel.state.queue().count == 0  # not resubmitted either
     assert wait_status(rel.engine, job.id, ("completed", "failed"), 30).status == "completed"
 
@@ -604,7 +594,7 @@ def test_recovery_ends_a_dead_stopping_job_cancelled_when_a_person_cancelled_it(
     report = recover(rel.state)
 
     assert sorted(report.stopped) == sorted([cancelled, stopped])
-    assert (row(rel.engine, cancelled).status, row(rel.engine, stopped).status) == ("cancelled", "stopped")
+    assert (job_row(rel.engine, cancelled).status, job_row(rel.engine, stopped).status) == ("cancelled", "stopped")
     assert "it was being cancelled, so it is recorded cancelled" in log_messages(rel.engine, cancelled)[-1]
     with rel.engine.connect() as connection:
         told = connection.execute(sa.select(notification_table.c.job_id, notification_table.c.event)).all()

@@ -14,7 +14,8 @@ from flask_jobmonitor.records.migrate import current_revision, include_object, u
 from flask_jobmonitor.records.models import Base, file_table, job_table
 from flask_jobmonitor.web.listing import fetch_page, parse_filters
 
-from .conftest import POSTGRES_URL, REQUIRE_POSTGRES, _drop_postgres_database, _ensure_postgres_database
+from .support.databases import drop_postgres_database, ensure_postgres_database
+from .support.services import POSTGRES_URL, REQUIRE_POSTGRES
 
 
 def _differences(engine: sa.Engine) -> list[object]:
@@ -27,8 +28,8 @@ def test_migrations_upgrade_an_empty_postgresql_database_to_the_models() -> None
     url = sa.make_url(POSTGRES_URL)
     url = url.set(database=f"{url.database}_migrate_{os.getpid()}").render_as_string(hide_password=False)
     try:
-        _drop_postgres_database(url)
-        _ensure_postgres_database(url)
+        drop_postgres_database(url)
+        ensure_postgres_database(url)
     except sa.exc.OperationalError as error:
         if REQUIRE_POSTGRES:
             raise
@@ -48,7 +49,7 @@ def test_migrations_upgrade_an_empty_postgresql_database_to_the_models() -> None
         assert current_revision(engine) == "0006"
     finally:
         engine.dispose()
-        _drop_postgres_database(url)
+        drop_postgres_database(url)
 
 
 def test_migrations_upgrade_an_empty_sqlite_database_to_the_models(tmp_path) -> None:

@@ -19,8 +19,9 @@ from flask_jobmonitor.records.models import (
     subtask_table,
 )
 
-from .app_factory import db
-from .conftest import count_rows, insert_job
+from .support.databases import count_rows
+from .support.extensions import db
+from .support.rows import insert_job
 
 T0 = datetime(2024, 1, 1, 12, 0, 0)
 CHILD_TABLES = [step_table, subtask_table, log_table, file_table, notification_table]

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from flask_jobmonitor.records.models import notification_table
 from flask_jobmonitor.records.notifications import NOTIFIED_EVENTS, add_notification
 
-from .conftest import insert_job
+from .support.rows import insert_job
 
 
 def notifications(engine: sa.Engine) -> list[tuple[str, str, str]]:

@@ -13,8 +13,9 @@ from flask_jobmonitor.jobs.submit import LEGACY_RUNNER_PATH, RUNNER_PATH
 from flask_jobmonitor.records.models import job_table
 from flask_jobmonitor.state import get_state
 
-from .app_factory import jobmonitor
-from .conftest import insert_job, job_row, run_worker
+from .support.extensions import jobmonitor
+from .support.rows import insert_job, job_row
+from .support.workers import run_worker
 
 
 def test_a_job_queued_under_the_old_runner_path_runs(app, engine, worker_class):

@@ -31,18 +31,10 @@ from flask_jobmonitor.jobs.signals import read_signal, send_signal
 from flask_jobmonitor.keys import PAUSE_ALL_KEY, PAUSED_BY_PAUSE_ALL_KEY
 
 from . import reliability_tasks as rt
-from .app_factory import jobmonitor
-from .conftest import insert_job
-from .reliability_support import (
-    ROOT,
-    ReliabilityEnv,
-    log_messages,
-    row,
-    subtasks,
-    wait_for,
-    wait_row,
-    wait_status,
-)
+from .support.extensions import jobmonitor
+from .support.reliability import ROOT, ReliabilityEnv
+from .support.rows import insert_job, job_row, log_messages, subtasks
+from .support.waiting import wait_for, wait_row, wait_status
 from .tasks import noop
 
 pytestmark = pytest.mark.slow
@@ -153,11 +145,11 @@ def test_pause_waits_until_nothing_runs_and_resume_lets_the_paused_job_continue(
 
     assert pause.wait(timeout=120) == 0, f"{pause.output}\n{rel.worker_logs()}"
     assert "nothing runs: ready for maintenance" in pause.output
-    assert row(rel.engine, plain.id).status == "completed"
+    assert job_row(rel.engine, plain.id).status == "completed"
     for worker in workers:  # both take no job: RQ's suspension
         wait_for(lambda w=worker: worker_state(rel, w) == "suspended", 60, f"{worker.name} suspended")
-    assert row(rel.engine, launched.id).status == "queued"
-    assert row(rel.engine, resumable.id).status == "queued"
+    assert job_row(rel.engine, launched.id).status == "queued"
+    assert job_row(rel.engine, resumable.id).status == "queued"
     assert rel.state.queue().job_ids == [resumable.id, launched.id]  # the paused job first
     paused_at = items(rel, resumable.id)[-1][0] + 1
 
@@ -173,7 +165,7 @@ def test_pause_waits_until_nothing_runs_and_resume_lets_the_paused_job_continue(
     written = items(rel, resumable.id)
     assert [n for n, _attempt in written] == list(range(len(written)))  # none lost, none repeated
     assert {a for n, a in written if n >= paused_at} == {done.attempt} != {written[0][1]}
-    assert row(rel.engine, stopped_by_hand).status == "stopped"  # a person's stop stays
+    assert job_row(rel.engine, stopped_by_hand).status == "stopped"  # a person's stop stays
     assert any("resumed by" in m and "after the maintenance" in m for m in log_messages(rel.engine, resumable.id))
     assert "Jobs were not paused; nothing to resume." in rel.cli("jobmonitor", "resume").stdout  # harmless again
 
@@ -211,7 +203,7 @@ def test_an_idle_worker_takes_no_job_queued_during_the_pause(rel, worker_class):
     launched = jobmonitor.enqueue(noop, name="Launched during the pause")
 
     wait_for(lambda: worker_state(rel, worker) == "suspended", 60, f"the worker to be suspended\n{worker.log_tail()}")
-    assert row(rel.engine, launched.id).status == "queued"
+    assert job_row(rel.engine, launched.id).status == "queued"
     assert rel.state.queue().job_ids == [launched.id]
 
     assert rel.cli("jobmonitor", "resume").returncode == 0
@@ -224,13 +216,13 @@ def test_a_paused_job_cancelled_during_the_maintenance_stays_cancelled(rel):
     job = jobmonitor.enqueue(rt.resumable_until_gate, gate=gate(), name="Resumable import")
     wait_row(rel.engine, job.id, lambda r: len(subtasks(rel.engine, r.id)) >= 1, 60, rel.worker_logs())
     assert rel.cli("jobmonitor", "pause", "--timeout", "120").returncode == 0
-    assert row(rel.engine, job.id).status == "queued"
+    assert job_row(rel.engine, job.id).status == "queued"
 
     control.cancel(rel.state, job.id, (None, "Pat Person"))
     result = rel.cli("jobmonitor", "resume")
 
     assert "0 jobs paused for the maintenance continue" in result.stdout
-    assert row(rel.engine, job.id).status == "cancelled"
+    assert job_row(rel.engine, job.id).status == "cancelled"
 
 
 def test_resume_withdraws_the_pause_requests_no_run_has_read(rel):

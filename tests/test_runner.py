@@ -19,8 +19,9 @@ from flask_jobmonitor.worker.handover import HORSE_COMPLETED, HORSE_NOT_STARTED,
 from flask_jobmonitor.worker.runner import claim, settle_after_horse
 
 from . import tasks
-from .app_factory import db, jobmonitor
-from .conftest import job_row, run_worker
+from .support.extensions import db, jobmonitor
+from .support.rows import job_row
+from .support.workers import run_worker
 from .tasks import fails, fails_for_people, fails_revealing, noop, records_param
 
 

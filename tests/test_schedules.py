@@ -16,9 +16,11 @@ from flask_jobmonitor.jobs.schedules import LAUNCHER_PATH, create_scheduler, sch
 from flask_jobmonitor.tasks import SCHEDULE_ID_PREFIX
 
 from . import reliability_tasks as rt
-from .app_factory import jobmonitor
-from .conftest import run_worker
-from .reliability_support import QUEUES, checkpoint_of, reliability_env, row, wait_status
+from .support.extensions import jobmonitor
+from .support.reliability import QUEUES, reliability_env
+from .support.rows import job_row, task_checkpoint
+from .support.waiting import wait_status
+from .support.workers import run_worker
 
 NAME = "reliability.greet"
 
@@ -90,7 +92,7 @@ def test_a_scheduled_launch_run_by_a_worker_creates_a_normal_tracked_job(rel, sc
         "completed",
         False,
     )
-    assert checkpoint_of(row(rel.engine, job.id))["greeting"] == "hi"
+    assert task_checkpoint(job_row(rel.engine, job.id))["greeting"] == "hi"
     assert held(scheduler)[entry.id] == "* * * * *"  # and it stays scheduled for the next minute
 
 
@@ -111,7 +113,7 @@ def test_a_delayed_job_runs_after_its_delay_only_with_a_worker_running_rqs_sched
     first = jobmonitor.enqueue(rt.greets_on_schedule, delay=1, greeting="later")
 
     time.sleep(3)
-    waiting = row(rel.engine, first.id)
+    waiting = job_row(rel.engine, first.id)
     assert (waiting.status, waiting.started_at) == ("queued", None)
     assert first.id in ScheduledJobRegistry(QUEUES["default"], connection=rel.redis).get_job_ids()
 
@@ -125,7 +127,7 @@ def test_a_delayed_job_runs_after_its_delay_only_with_a_worker_running_rqs_sched
     # its delay ends, and RQ's scheduler looks every second
     due = math.floor(_timestamp(done.created_at) + 1)
     assert due <= _timestamp(done.started_at) < due + 3, (done.created_at, done.started_at)
-    assert checkpoint_of(done)["greeting"] == "soon"
+    assert task_checkpoint(done)["greeting"] == "soon"
 
 
 def _timestamp(naive_utc: datetime) -> float:

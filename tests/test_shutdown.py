@@ -19,9 +19,10 @@ import sqlalchemy as sa
 
 from flask_jobmonitor.records.models import job_table
 
-from .app_factory import jobmonitor
-from .reliability_support import QUEUES, ReliabilityEnv, reliability_env, wait_for
 from .sigterm_hooks import WINDOWS
+from .support.extensions import jobmonitor
+from .support.reliability import QUEUES, ReliabilityEnv, reliability_env
+from .support.waiting import wait_for
 from .tasks import noop
 
 pytestmark = pytest.mark.slow

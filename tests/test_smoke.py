@@ -1,8 +1,8 @@
 from flask_jobmonitor import JobStatus
 from flask_jobmonitor.records.models import Job
 
-from .app_factory import db, jobmonitor
-from .conftest import run_worker
+from .support.extensions import db, jobmonitor
+from .support.workers import run_worker
 from .tasks import import_rows
 
 

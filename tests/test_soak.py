@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from .reliability_support import reliability_env
 from .soak_driver import Soak, describe
+from .support.reliability import reliability_env
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from flask_jobmonitor.records.status import (
 )
 from flask_jobmonitor.records.transitions import apply_transition, apply_transition_where
 
-from .conftest import insert_job, job_row
+from .support.rows import insert_job, job_row
 
 # The machine of docs/reference.md ("Job statuses"), written out independently of status.py so
 # that a change to the table there has to be a deliberate change here too.

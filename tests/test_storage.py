@@ -11,7 +11,7 @@ import pytest
 from flask_jobmonitor import StorageError
 from flask_jobmonitor.storage import LocalStorage, Storage
 
-from .conftest import files_under
+from .support.storage import files_under
 
 JOB_ID = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 

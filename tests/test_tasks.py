@@ -11,7 +11,7 @@ from flask_jobmonitor import InvalidJobArguments, JobContext, JobMonitor, Tracke
 from flask_jobmonitor.tasks import TaskRegistry, default_task_name
 
 from . import tasks
-from .app_factory import jobmonitor
+from .support.extensions import jobmonitor
 
 
 @pytest.fixture

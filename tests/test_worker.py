@@ -19,8 +19,9 @@ from flask_jobmonitor.timeutil import utcnow
 from flask_jobmonitor.worker import runner
 from flask_jobmonitor.worker.process import AppWorkerMixin, _use_fresh_pool, create_worker, worker_class_for
 
-from .app_factory import QUEUE_NAMES, db, jobmonitor
-from .conftest import job_row, run_worker
+from .support.extensions import QUEUE_NAMES, db, jobmonitor
+from .support.rows import job_row
+from .support.workers import run_worker
 from .tasks import backend_pid, noop, waits_for_completion_of
 
 

@@ -4,9 +4,9 @@
     JM_REL_QUEUES='{"high": ..., "default": ..., "low": ...}' JM_REL_CONFIG='{"JOBMONITOR_...": ...}' \\
     python -m flask --app tests.worker_app:create_app jobmonitor worker --name w1
 
-The test process builds its own app with :func:`build_app` and the same values, and hands them
-to the subprocesses with :func:`environment`, so both sides agree on database, Redis, queue
-names and every ``JOBMONITOR_*`` setting. The tasks are those of ``tests/tasks.py`` and
+The test process builds its own app with ``tests.support.apps.build_app`` and the same values
+(``name=APP_NAME``), and hands them to the subprocesses with :func:`environment`, so both sides
+agree on database, Redis, queue names and every ``JOBMONITOR_*`` setting. The tasks are those of ``tests/tasks.py`` and
 ``tests/reliability_tasks.py``, registered on the shared test ``jobmonitor``.
 """
 
@@ -19,32 +19,11 @@ from typing import Any
 
 from flask import Flask
 
-from .app_factory import db, jobmonitor
+from .support.apps import build_app
 
 _PREFIX = "JM_REL_"
-
-
-def build_app(
-    database_url: str, redis_url: str, storage_path: str, queue_names: Mapping[str, str], **config: Any
-) -> Flask:
-    """The host app of the reliability tests (same objects in the test process and the workers)."""
-    app = Flask("jobmonitor_reliability")
-    settings: dict[str, Any] = {
-        "TESTING": True,
-        "SECRET_KEY": "test",
-        "SQLALCHEMY_DATABASE_URI": database_url,
-        "JOBMONITOR_REDIS_URL": redis_url,
-        "JOBMONITOR_STORAGE_PATH": storage_path,
-        "JOBMONITOR_QUEUE_NAMES": dict(queue_names),
-        "JOBMONITOR_FLUSH_INTERVAL": 0.2,
-    }
-    settings.update(config)
-    app.config.update(settings)
-    db.init_app(app)
-    jobmonitor.init_app(app)
-    from . import reliability_tasks, tasks  # noqa: F401  (register the tasks)
-
-    return app
+#: The name of the reliability tests' app, in the test process and in the workers.
+APP_NAME = "jobmonitor_reliability"
 
 
 def environment(
@@ -67,6 +46,7 @@ def create_app() -> Flask:
         env[f"{_PREFIX}DATABASE_URL"],
         env[f"{_PREFIX}REDIS_URL"],
         env[f"{_PREFIX}STORAGE_PATH"],
-        json.loads(env[f"{_PREFIX}QUEUES"]),
+        name=APP_NAME,
+        queue_names=json.loads(env[f"{_PREFIX}QUEUES"]),
         **json.loads(env.get(f"{_PREFIX}CONFIG", "{}")),
     )

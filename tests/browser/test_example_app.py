@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import LiveApp
+from ..support.browser import LiveApp
 from .test_process_tracker import JOB_TIMEOUT_MS, _started_job_id, log_in, products_csv
 
 pytestmark = pytest.mark.slow

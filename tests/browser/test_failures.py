@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import LiveApp
+from ..support.browser import LiveApp
 from .test_process_tracker import JOB_TIMEOUT_MS, log_in, start_import
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import LiveApp
+from ..support.browser import LiveApp
 from .test_process_tracker import JOB_TIMEOUT_MS, _started_job_id, log_in, open_bell_menu
 
 pytestmark = pytest.mark.slow

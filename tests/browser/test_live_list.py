@@ -19,7 +19,7 @@ from playwright.sync_api import Page, expect
 
 from flask_jobmonitor.records.models import job_table
 
-from .conftest import LiveApp
+from ..support.browser import LiveApp
 from .test_process_tracker import JOB_TIMEOUT_MS, job_row, log_in, open_bell_menu, products_csv, start_import
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import LiveApp
+from ..support.browser import LiveApp
 from .test_process_tracker import JOB_TIMEOUT_MS, log_in, products_csv, start_import, wait_for_detail_page_final
 
 pytestmark = pytest.mark.slow

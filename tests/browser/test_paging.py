@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 
 from flask_jobmonitor.records.models import job_table
 
-from .conftest import LiveApp
+from ..support.browser import LiveApp
 from .test_process_tracker import log_in
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ from rq.suspension import WORKERS_SUSPENDED
 
 from flask_jobmonitor.keys import PAUSE_ALL_KEY, PAUSED_BY_PAUSE_ALL_KEY
 
-from .conftest import REDIS_URL, LiveApp
+from ..support.browser import REDIS_URL, LiveApp
 from .test_process_tracker import JOB_TIMEOUT_MS, log_in
 
 pytestmark = pytest.mark.slow

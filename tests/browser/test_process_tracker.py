@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import REFRESH_INTERVAL, REPO_ROOT, LiveApp
+from ..support.browser import REFRESH_INTERVAL, REPO_ROOT, LiveApp
 
 JOB_TIMEOUT_MS = 60_000  # each test starts with an idle worker (see conftest)
 SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"

@@ -28,8 +28,11 @@ from flask_jobmonitor.state import get_state
 from flask_jobmonitor.timeutil import utcnow
 
 from .. import tasks
-from ..app_factory import QUEUE_NAMES
-from .conftest import USERS, add_job, csrf_token, enqueue
+from ..support.extensions import QUEUE_NAMES, db
+from ..support.rows import add_job, log_messages
+from ..support.users import USERS, csrf_token
+from ..support.web import enqueue
+from ..support.workers import run_worker
 
 # -- the expectation table -------------------------------------------------------------------------
 #
@@ -206,15 +209,6 @@ def row_of(engine, job_id: str):
         return connection.execute(sa.select(job_table).where(job_table.c.id == job_id)).first()
 
 
-def log_lines(engine, job_id: str) -> list[str]:
-    with engine.connect() as connection:
-        return list(
-            connection.execute(
-                sa.select(log_table.c.message).where(log_table.c.job_id == job_id).order_by(log_table.c.id)
-            ).scalars()
-        )
-
-
 def restarts_of(engine, job_id: str) -> list[str]:
     with engine.connect() as connection:
         return list(
@@ -255,7 +249,7 @@ def assert_effect(app, engine, action: str, job_id: str, who: str, before: dict[
     name = USERS[who].name
     row = row_of(engine, job_id)
     rq = queues(app)
-    lines = log_lines(engine, job_id)
+    lines = log_messages(engine, job_id)
     new_job_id = None
     if action == "delete":
         assert row is None
@@ -369,25 +363,12 @@ def test_form_action_permission_matrix(app, engine, client_for, caplog, action, 
 
 def test_a_restart_by_the_owner_runs_as_a_real_job(app, engine, client_for):
     """The job a restart queues is a real RQ job that a worker runs to completion."""
-    from .conftest import run_jobs
-
     job_id = make_job(app, engine, "restart", "clerk_a")
     response = post_json(client_for("clerk_a"), job_id, "restart")
     new_job_id = response.get_json()["new_job_id"]
-    run_jobs(app)
+    run_worker(app)
     assert row_of(engine, new_job_id).status == "completed"
     assert row_of(engine, job_id).status == "completed"
-
-
-def test_a_cancelled_queued_job_is_never_run(app, engine, client_for):
-    from .conftest import run_jobs
-
-    job_id = make_job(app, engine, "cancel", "clerk_a")
-    kept = make_job(app, engine, "cancel", "clerk_a")
-    assert post_json(client_for("clerk_a"), job_id, "cancel").status_code == 200
-    run_jobs(app)
-    assert (row_of(engine, job_id).status, row_of(engine, job_id).started_at) == ("cancelled", None)
-    assert row_of(engine, kept).status == "completed"
 
 
 # -- POST only, CSRF -----------------------------------------------------------------------------
@@ -460,8 +441,6 @@ def test_a_csrf_token_of_another_session_is_refused(app, engine, client_for):
 def test_without_csrf_protection_actions_need_no_token(make_app, client_for):
     app = make_app(WTF_CSRF_ENABLED=False)
     with app.app_context():
-        from ..app_factory import db
-
         engine = db.engine
     client = app.test_client()
     client.get("/_test/login/clerk_a")
@@ -694,7 +673,7 @@ def test_json_bulk_cancel_by_a_manager_with_mixed_jobs(app, engine, client_for, 
     assert [item["reason"] for item in body["skipped"] if not item["id"]] == ["not found", "not found"]
     for key in ("own_queued", "own_queued_2"):
         assert row_of(engine, mixed[key]).status == "cancelled"
-        assert log_lines(engine, mixed[key]) == ["Cancelled by Max Manager."]
+        assert log_messages(engine, mixed[key]) == ["Cancelled by Max Manager."]
     for key in mixed.keys() - {"own_queued", "own_queued_2"}:
         now = snapshot(app, engine, mixed[key])
         assert (now["row"], now["logs"]) == (before[key]["row"], before[key]["logs"]), key
@@ -718,7 +697,7 @@ def test_json_bulk_stop_by_a_manager_stops_others_jobs(app, engine, client_for, 
     )
     assert row_of(engine, mixed["a_running"]).status == "stopping"
     assert row_of(engine, mixed["b_running"]).status == "stopping"
-    assert log_lines(engine, mixed["b_running"]) == ["Stop requested by Max Manager; work already done is kept."]
+    assert log_messages(engine, mixed["b_running"]) == ["Stop requested by Max Manager; work already done is kept."]
     assert row_of(engine, mixed["own_queued"]).status == "queued"
 
 
@@ -756,7 +735,7 @@ def test_form_bulk_on_selected_jobs_flashes_the_summary(app, engine, client_for,
         Counter({"not permitted": 1, "already running": 1, "already completed": 1}),
     )
     assert row_of(engine, mixed["own_queued"]).status == "cancelled"
-    assert log_lines(engine, mixed["own_queued"]) == ["Cancelled by Max Manager."]
+    assert log_messages(engine, mixed["own_queued"]) == ["Cancelled by Max Manager."]
     for key in ("a_queued", "own_running", "own_completed"):
         assert snapshot(app, engine, mixed[key])["row"] == before[key]["row"]
 
@@ -837,8 +816,8 @@ def test_bulk_matching_applies_to_the_filtered_set_only(app, engine, client_for,
         "b_export": "queued",
         "system_import": "queued",  # system jobs only with system=1
     }
-    assert log_lines(engine, filtered["b_import"]) == ["Cancelled by Ada Admin."]
-    assert log_lines(engine, filtered["a_export"]) == []
+    assert log_messages(engine, filtered["b_import"]) == ["Cancelled by Ada Admin."]
+    assert log_messages(engine, filtered["a_export"]) == []
 
 
 def test_bulk_matching_of_a_clerk_covers_only_its_own_jobs(app, engine, client_for, filtered):

@@ -13,7 +13,10 @@ import sqlalchemy as sa
 from flask_jobmonitor.records.models import file_table, job_table
 
 from .. import tasks
-from .conftest import USERS, add_job, at, csrf_token, enqueue, listed_ids, run_jobs
+from ..support.rows import add_job
+from ..support.users import USERS, csrf_token
+from ..support.web import at, enqueue, listed_ids
+from ..support.workers import run_worker
 
 
 def page_text(response) -> str:
@@ -206,7 +209,7 @@ def finished_import(app, engine) -> dict[str, str]:
         files={"rows.csv": b"a,1\nb,2\nc,3\nd,4\ne,5\nf,6\n"},
         bad_every=3,
     )
-    run_jobs(app)
+    run_worker(app)
     child = add_job(
         engine, owner="clerk_a", name="Post-process rows", parent_id=job_id, root_id=job_id, status="completed"
     )

@@ -17,7 +17,10 @@ from flask_jobmonitor.state import get_state
 from flask_jobmonitor.timeutil import utcnow
 
 from .. import tasks
-from .conftest import add_job, at, csrf_token, enqueue, run_jobs
+from ..support.rows import add_job
+from ..support.users import csrf_token
+from ..support.web import at, enqueue
+from ..support.workers import run_worker
 from .test_details import TASK, add_step
 
 
@@ -231,7 +234,7 @@ def ended_jobs(app) -> dict[str, str]:
         "b_completed": enqueue(app, tasks.noop, "clerk_b", name="B completes"),
         "nobody": enqueue(app, tasks.noop, None, name="Nobody's"),
     }
-    run_jobs(app)
+    run_worker(app)
     return ids
 
 
@@ -372,7 +375,7 @@ def import_files(app, engine) -> dict[str, object]:
     job_id = enqueue(
         app, tasks.import_rows, "clerk_a", files={"rows.csv": b"a,1\nb,2\nc,3\n"}, bad_every=2, name="Import"
     )
-    run_jobs(app)
+    run_worker(app)
     with engine.connect() as connection:
         rows = connection.execute(sa.select(file_table).where(file_table.c.job_id == job_id)).all()
     return {"job": job_id, **{row.filename: row for row in rows}}

@@ -28,7 +28,9 @@ from flask_jobmonitor.web.details import (
 )
 from flask_jobmonitor.web.presenters import step_json
 
-from .conftest import add_job, at, recorded_statements
+from ..support.databases import recorded_statements
+from ..support.rows import add_job
+from ..support.web import at
 
 TASK = "tests.tasks.import_rows"
 

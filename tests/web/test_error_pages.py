@@ -8,7 +8,8 @@ import html
 
 import pytest
 
-from .conftest import add_job, csrf_token
+from ..support.rows import add_job
+from ..support.users import csrf_token
 
 
 def _page(response) -> str:

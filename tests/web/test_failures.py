@@ -16,7 +16,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from .. import tasks
-from .conftest import add_job, enqueue, recorded_statements, run_jobs
+from ..support.databases import recorded_statements
+from ..support.rows import add_job
+from ..support.web import enqueue
+from ..support.workers import run_worker
 
 UNEXPECTED = "The job failed because of an unexpected error (RuntimeError). An administrator can see the details."
 #: What none but a permitted user may read: the statement, its parameters, the server's paths.
@@ -43,7 +46,7 @@ def _everything_shown(client: FlaskClient, job_id: str) -> dict[str, str]:
 @pytest.fixture
 def revealing_failure(app: Flask) -> str:
     job_id = enqueue(app, tasks.fails_revealing, who="clerk_a")
-    run_jobs(app)
+    run_worker(app)
     return job_id
 
 
@@ -86,7 +89,7 @@ def test_a_job_failed_message_is_shown_to_its_owner_as_is(
     app: Flask, client_for: Callable[[str | None], FlaskClient]
 ) -> None:
     job_id = enqueue(app, tasks.fails_for_people, who="clerk_a", message="line 17: price <b>x</b> is not a number")
-    run_jobs(app)
+    run_worker(app)
     client = client_for("clerk_a")
 
     page = client.get(f"/admin/jobs/{job_id}/").get_data(as_text=True)

@@ -12,7 +12,9 @@ from werkzeug.datastructures import FileStorage
 
 from flask_jobmonitor.records.models import file_table
 
-from .conftest import csrf_token, enqueue, run_jobs
+from ..support.users import csrf_token
+from ..support.web import enqueue
+from ..support.workers import run_worker
 
 
 def _upload() -> FileStorage:
@@ -43,11 +45,11 @@ def test_a_restart_keeps_the_uploaded_name_and_the_task_still_finds_its_file(app
     from .. import tasks
 
     job_id = enqueue(app, tasks.reads_input, "clerk_a", filename="products.csv", files={"products.csv": _upload()})
-    run_jobs(app)
+    run_worker(app)
     client = client_for("clerk_a")
     answer = client.post(f"/jobmonitor/api/jobs/{job_id}/restart", headers={"X-CSRFToken": csrf_token(client)})
     new_job_id = answer.get_json()["new_job_id"]
-    run_jobs(app)
+    run_worker(app)
     with engine.connect() as connection:
         row = connection.execute(
             sa.select(file_table.c.filename, file_table.c.original_name, file_table.c.content_type).where(

@@ -10,7 +10,8 @@ import pytest
 
 from flask_jobmonitor import same_site_path
 
-from .conftest import add_job, csrf_token
+from ..support.rows import add_job
+from ..support.users import csrf_token
 
 OFF_SITE = [
     "//evil.example/",

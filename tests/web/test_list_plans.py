@@ -44,7 +44,7 @@ from flask_jobmonitor.web.listing import (
     users_with_jobs,
 )
 
-from ..app_factory import db
+from ..support.extensions import db
 
 JOBS = 1500
 OWNER = "3"  # clara, own jobs only

@@ -20,7 +20,10 @@ from flask_jobmonitor.web.listing import (
     parse_filters,
 )
 
-from .conftest import USERS, add_job, at, recorded_statements
+from ..support.databases import recorded_statements
+from ..support.rows import add_job
+from ..support.users import USERS
+from ..support.web import at
 
 # -- parse_filters ---------------------------------------------------------------------------------
 

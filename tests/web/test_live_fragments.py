@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import add_job, at
+from ..support.rows import add_job
+from ..support.web import at
 from .test_details import add_step, past_run
 
 TASK = "tests.tasks.import_rows"

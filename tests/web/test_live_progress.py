@@ -23,7 +23,8 @@ from flask_jobmonitor.keys import live_key
 from flask_jobmonitor.records.models import job_table
 
 from .. import tasks
-from .conftest import enqueue, run_jobs
+from ..support.web import enqueue
+from ..support.workers import run_worker
 
 WATCH_SECONDS = 45  # how long the watcher waits for progress before it gives up (and fails)
 
@@ -59,7 +60,7 @@ def run_while_watching(app: Flask, redis_url: str, job_id: str, saw: Callable[[]
     watcher = threading.Thread(target=watch, name="watcher")
     watcher.start()
     try:
-        run_jobs(app)
+        run_worker(app)
     finally:
         redis.set(tasks.release_key(job_id), 1, ex=600)
         watcher.join()

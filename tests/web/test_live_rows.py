@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from flask_jobmonitor.records.models import job_table
 from flask_jobmonitor.web.listing import Cursor
 
-from .conftest import add_job, at
+from ..support.rows import add_job
+from ..support.web import at
 
 ROW = re.compile(r'<tr data-job-id="([0-9a-f-]{36})"')
 BUTTON = re.compile(r'data-jm-action-button="([a-z_]+)"')

@@ -15,7 +15,8 @@ from flask_jobmonitor.keys import PAUSE_ALL_KEY, PAUSED_BY_PAUSE_ALL_KEY
 from flask_jobmonitor.permissions import ACCESS, VIEW_ALL, VIEW_STATISTICS
 
 from .. import tasks
-from .conftest import csrf_token, enqueue
+from ..support.users import csrf_token
+from ..support.web import enqueue
 
 BANNER = "Jobs are paused for maintenance since"
 

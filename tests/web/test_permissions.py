@@ -19,7 +19,9 @@ from flask_jobmonitor.permissions import (
     JobPermissions,
 )
 
-from .conftest import ROLE_PERMISSIONS, USERS, Role, User, add_job
+from ..support.extensions import db
+from ..support.rows import add_job
+from ..support.users import ROLE_PERMISSIONS, USERS, Role, User
 
 ANONYMOUS = AnonymousUserMixin()
 
@@ -249,8 +251,6 @@ def test_permission_checker_from_config_decides_the_pages(make_app):
 
     app = make_app(JOBMONITOR_PERMISSION_CHECKER=checker)
     with app.app_context():
-        from ..app_factory import db
-
         engine = db.engine
     foreign = add_job(engine, owner="clerk_b")
     clerk_a = app.test_client()

@@ -14,7 +14,10 @@ from werkzeug.datastructures import FileStorage
 
 from flask_jobmonitor.config import DEFAULTS
 
-from .conftest import add_job, csrf_token, enqueue, run_jobs
+from ..support.rows import add_job
+from ..support.users import csrf_token
+from ..support.web import enqueue
+from ..support.workers import run_worker
 
 POLICY = DEFAULTS["JOBMONITOR_CONTENT_SECURITY_POLICY"]
 EXPECTED = {
@@ -43,7 +46,7 @@ def test_every_kind_of_page_and_json_answer_carries_the_headers(app, engine, cli
 
     upload = FileStorage(io.BytesIO(b"sku,name\nA-1,x\n"), filename="products.csv", content_type="text/csv")
     job_id = enqueue(app, tasks.reads_input, "admin", filename="products.csv", files={"products.csv": upload})
-    run_jobs(app)
+    run_worker(app)
     client = client_for("admin")
     detail = client.get(f"/admin/jobs/{job_id}/")
     file_link = re.search(r'href="(/jobmonitor/files/\d+)"', detail.get_data(as_text=True))

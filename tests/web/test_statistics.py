@@ -38,8 +38,10 @@ from flask_jobmonitor.stats.figures import Bucket, StatsRange, compute, parse_ra
 from flask_jobmonitor.timeutil import utcnow
 
 from .. import tasks
-from ..app_factory import QUEUE_NAMES
-from .conftest import add_job, enqueue, recorded_statements
+from ..support.databases import recorded_statements
+from ..support.extensions import QUEUE_NAMES, db
+from ..support.rows import add_job
+from ..support.web import enqueue
 
 
 def t(day: int, hour: int, minute: int = 0, second: int = 0, month: int = 3) -> datetime:
@@ -747,7 +749,6 @@ def test_no_wait_warning_below_the_threshold(app, engine, client_for, worker):
 
 def test_the_wait_warning_follows_the_setting(make_app, worker):
     app = make_app(JOBMONITOR_WAIT_WARNING_SECONDS=120)
-    from ..app_factory import db
 
     with app.app_context():
         engine = db.engine
@@ -820,10 +821,7 @@ def test_a_job_scheduled_for_later_is_not_reported_as_waiting(make_app, worker):
     client = app.test_client()
     client.get("/_test/login/admin")
     body = html.unescape(client.get("/admin/queues/").get_data(as_text=True))
-    with app.app_context():
-        from ..app_factory import db
-
-        with db.engine.connect() as connection:
-            status = connection.execute(sa.select(job_table.c.status).where(job_table.c.id == job_id)).scalar()
+    with app.app_context(), db.engine.connect() as connection:
+        status = connection.execute(sa.select(job_table.c.status).where(job_table.c.id == job_id)).scalar()
     assert status == "queued"
     assert "consider starting more workers" not in body

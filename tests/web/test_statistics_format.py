@@ -12,7 +12,8 @@ import pytest
 from flask_jobmonitor.stats.charts import Series, bar_chart, line_chart
 from flask_jobmonitor.stats.figures import format_duration
 
-from .conftest import add_job, at
+from ..support.rows import add_job
+from ..support.web import at
 
 _TICK = re.compile(r'<text x="[\d.]+" y="[\d.]+" text-anchor="end" font-size="11" fill="#6c757d">([^<]*)</text>')
 

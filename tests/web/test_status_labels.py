@@ -12,7 +12,10 @@ from flask_jobmonitor import ConfigError
 from flask_jobmonitor.config import DEFAULTS, apply_defaults, read_settings
 
 from .. import tasks
-from .conftest import add_job, enqueue, run_jobs
+from ..support.rows import add_job
+from ..support.users import log_in
+from ..support.web import enqueue
+from ..support.workers import run_worker
 
 LABELS = {"running": "In progress", "queued": "Pending", "completed": "Done"}
 
@@ -22,12 +25,6 @@ def labelled(make_app):
     return make_app(JOBMONITOR_STATUS_LABELS=LABELS)
 
 
-def _login(app, who: str):
-    client = app.test_client()
-    assert client.get(f"/_test/login/{who}").status_code == 200
-    return client
-
-
 def test_renamed_labels_show_in_the_badges_and_the_status_filter(labelled):
     with labelled.app_context():
         from flask_jobmonitor.state import get_state
@@ -35,7 +32,7 @@ def test_renamed_labels_show_in_the_badges_and_the_status_filter(labelled):
         engine = get_state(labelled).engine
     running = add_job(engine, owner="clerk_a", status="running", name="Busy one")
     add_job(engine, owner="clerk_a", status="queued", name="Waiting one")
-    page = html.unescape(_login(labelled, "clerk_a").get("/admin/jobs/").get_data(as_text=True))
+    page = html.unescape(log_in(labelled.test_client(), "clerk_a").get("/admin/jobs/").get_data(as_text=True))
 
     row = page[page.index(f'<tr data-job-id="{running}"') :]
     row = row[: row.index("</tr>")]
@@ -53,18 +50,18 @@ def test_renamed_labels_are_the_jsons_status_label(labelled):
 
         engine = get_state(labelled).engine
     running = add_job(engine, owner="clerk_a", status="running")
-    body = _login(labelled, "clerk_a").get(f"/jobmonitor/api/jobs?ids={running}").get_json()
+    body = log_in(labelled.test_client(), "clerk_a").get(f"/jobmonitor/api/jobs?ids={running}").get_json()
     [job] = body["jobs"]
     assert (job["status"], job["status_label"]) == ("running", "In progress")
-    detail = _login(labelled, "clerk_a").get(f"/jobmonitor/api/jobs/{running}").get_json()
+    detail = log_in(labelled.test_client(), "clerk_a").get(f"/jobmonitor/api/jobs/{running}").get_json()
     assert detail["status_label"] == "In progress"
 
 
 def test_notifications_carry_the_renamed_label(labelled):
     done = enqueue(labelled, tasks.noop, "clerk_a", name="Quick one")
     failed = enqueue(labelled, tasks.fails, "clerk_a", name="Bad one")
-    run_jobs(labelled)
-    items = _login(labelled, "clerk_a").get("/jobmonitor/api/notifications").get_json()["items"]
+    run_worker(labelled)
+    items = log_in(labelled.test_client(), "clerk_a").get("/jobmonitor/api/notifications").get_json()["items"]
     assert {(item["job_id"], item["event"], item["status_label"], item["status_colour"]) for item in items} == {
         (done, "completed", "Done", "success"),
         (failed, "failed", "Failed", "danger"),

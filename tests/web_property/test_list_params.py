@@ -30,6 +30,9 @@ from flask_jobmonitor.records.status import JobStatus
 from flask_jobmonitor.timeutil import utcnow
 from flask_jobmonitor.web.listing import SORTABLE, STATUS_GROUPS
 
+from ..support.databases import dispose_engines
+from ..support.examples import build_catalogue, log_in
+
 LIST_PARAMS = (
     "q",
     "type",
@@ -231,39 +234,21 @@ def _insert_jobs(engine: sa.Engine) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def catalogue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Flask, dict[str, str]]]:
-    from example_app import create_app
+def catalogue(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[tuple[Flask, dict[str, str]]]:
     from example_app.extensions import db
 
     root: Path = tmp_path_factory.mktemp("web_property")
-    app = create_app(
-        {
-            "TESTING": True,
-            "WTF_CSRF_ENABLED": False,
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{root / 'catalogue.db'}",
-            "JOBMONITOR_REDIS_URL": "redis://127.0.0.1:6379/13",
-            "JOBMONITOR_STORAGE_PATH": str(root / "files"),
-        }
-    )
-    runner = app.test_cli_runner()
-    for args in (["jobmonitor", "init-db"], ["seed"]):
-        result = runner.invoke(args=args)
-        assert result.exit_code == 0, result.output
+    app = build_catalogue(f"sqlite:///{root / 'catalogue.db'}", redis_url, root / "files")
     with app.app_context():
         ids = _insert_jobs(db.engine)
     yield app, ids
-    with app.app_context():
-        for engine in db.engines.values():
-            engine.dispose()
+    dispose_engines(app)
 
 
 @pytest.fixture
 def admin(catalogue: tuple[Flask, dict[str, str]]) -> FlaskClient:
     app, _ids = catalogue
-    client = app.test_client()
-    response = client.post("/login", data={"username": "admin", "password": "admin"})
-    assert response.status_code == 302, response.get_data(as_text=True)[:500]
-    return client
+    return log_in(app, "admin")
 
 
 @pytest.fixture

@@ -30,6 +30,9 @@ from werkzeug.security import generate_password_hash
 from flask_jobmonitor.records.models import job_table
 from flask_jobmonitor.timeutil import utcnow
 
+from ..support.databases import dispose_engines
+from ..support.examples import build_catalogue, log_in
+
 PROPERTY_SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -99,26 +102,17 @@ def browser_destination(location: str, request_url: str) -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def catalogue(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[tuple[Flask, str]]:
     """The example app on a SQLite file of its own, seeded, with one completed job of the admin."""
-    from example_app import create_app
     from example_app.auth import User
     from example_app.extensions import db
 
     root: Path = tmp_path_factory.mktemp("next_redirects")
-    app = create_app(
-        {
-            "TESTING": True,
-            "WTF_CSRF_ENABLED": False,  # CSRF is tested elsewhere; here every POST must reach the redirect
-            "SECRET_KEY": "next-redirects-test-key",
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{root / 'catalogue.db'}",
-            "JOBMONITOR_REDIS_URL": redis_url,
-            "JOBMONITOR_STORAGE_PATH": str(root / "files"),
-        },
-        instance_path=str(root / "instance"),
+    app = build_catalogue(
+        f"sqlite:///{root / 'catalogue.db'}",
+        redis_url,
+        root / "files",
+        instance_path=root / "instance",
+        SECRET_KEY="next-redirects-test-key",  # CSRF stays off: here every POST must reach the redirect
     )
-    runner = app.test_cli_runner()
-    for args in (["jobmonitor", "init-db"], ["seed"]):
-        result = runner.invoke(args=args)
-        assert result.exit_code == 0, result.output
     with app.app_context():
         # a cheap hash for the clerk, who logs in once per example (the demo's scrypt takes ~0.5 s)
         clerk = db.session.execute(db.select(User).filter_by(username="clerk")).scalar_one()
@@ -127,9 +121,7 @@ def catalogue(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Itera
         admin = db.session.execute(db.select(User).filter_by(username="admin")).scalar_one()
         job_id = _insert_completed_job(db.engine, str(admin.id), admin.name)
     yield app, job_id
-    with app.app_context():
-        for engine in db.engines.values():
-            engine.dispose()
+    dispose_engines(app)
 
 
 def _insert_completed_job(engine: sa.Engine, user_id: str, user_name: str) -> str:
@@ -168,9 +160,7 @@ def _insert_completed_job(engine: sa.Engine, user_id: str, user_name: str) -> st
 
 @pytest.fixture
 def admin(catalogue: tuple[Flask, str]) -> FlaskClient:
-    client = catalogue[0].test_client()
-    assert client.post("/login", data={"username": "admin", "password": "admin"}).status_code == 302
-    return client
+    return log_in(catalogue[0], "admin")
 
 
 def _assert_stays_on_site(response: Any, request_url: str, value: str) -> None:

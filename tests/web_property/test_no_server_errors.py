@@ -32,7 +32,9 @@ from werkzeug.routing import Rule
 
 from flask_jobmonitor.records.models import file_table, job_table
 
-from ..conftest import run_worker
+from ..support.databases import dispose_engines
+from ..support.examples import build_catalogue, log_in
+from ..support.workers import run_worker
 from .test_list_params import DETAIL_PARAMS, LIST_PARAMS, _insert_jobs, values
 
 #: Parameters some view reads, and generic ones a prober tries on every page.
@@ -107,26 +109,17 @@ class Site(NamedTuple):
 
 @pytest.fixture(scope="module")
 def site(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    from example_app import create_app
     from example_app.extensions import db, jobmonitor
     from example_app.tasks import change_prices, export_products, import_products
 
     Redis.from_url(redis_url).flushdb()
     root: Path = tmp_path_factory.mktemp("no_server_errors")
-    app = create_app(
-        {
-            "TESTING": True,
-            "PROPAGATE_EXCEPTIONS": False,  # a 500 is an answer here, recorded with its exception
-            "WTF_CSRF_ENABLED": False,
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "JOBMONITOR_REDIS_URL": redis_url,
-            "JOBMONITOR_STORAGE_PATH": str(root / "files"),
-        }
+    app = build_catalogue(
+        database_url,
+        redis_url,
+        root / "files",
+        PROPAGATE_EXCEPTIONS=False,  # a 500 is an answer here, recorded with its exception
     )
-    runner = app.test_cli_runner()
-    for args in (["jobmonitor", "init-db"], ["seed"]):
-        result = runner.invoke(args=args)
-        assert result.exit_code == 0, result.output
     with app.app_context():
         jobs = _insert_jobs(db.engine)
         csv_text = "sku,name,price,stock\nNEW-1,New,1.50,3\n,no sku,1,1\nNEW-2,Bad price,abc,1\n"
@@ -148,23 +141,12 @@ def site(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFac
     got_request_exception.connect(_remember_exception, app)
     yield Site(app, jobs, files)
     got_request_exception.disconnect(_remember_exception, app)
-    with app.app_context():
-        db.session.remove()
-        for engine in db.engines.values():
-            engine.dispose()
-
-
-def _client(site: Site, who: str) -> FlaskClient:
-    client = site.app.test_client()
-    if who != "anonymous":
-        response = client.post("/login", data={"username": who, "password": who})
-        assert response.status_code == 302, response.get_data(as_text=True)[:500]
-    return client
+    dispose_engines(app)
 
 
 @pytest.fixture(scope="module")
 def clients(site: Site) -> dict[str, FlaskClient]:
-    return {who: _client(site, who) for who in USERS}
+    return {who: log_in(site.app, None if who == "anonymous" else who) for who in USERS}
 
 
 def _path_values(site: Site, rule: Rule) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
-"""Helpers of the reliability tests: an app with short timeouts, real worker subprocesses that
-can be SIGKILLed or SIGTERMed, and polling of job rows.
+"""The reliability tests' environment: an app with short timeouts, and real worker subprocesses
+(``flask --app tests.worker_app:create_app jobmonitor worker``) that can be SIGKILLed or SIGTERMed.
+Job rows are read with ``rows`` and waited for with ``waiting``.
 
 Redis: the reliability tests use their own database on the test Redis server (default: number 14,
 ``JOBMONITOR_TEST_RELIABILITY_REDIS_URL`` overrides it), because what they exercise lives in keys
@@ -15,25 +16,29 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
 from redis import Redis
 
 from flask_jobmonitor.keys import RECOVERY_LOCK, control_key
-from flask_jobmonitor.records.models import Base, job_table, log_table, subtask_table
+from flask_jobmonitor.records.models import job_table
 from flask_jobmonitor.state import JobMonitorState, get_state
 
-from .app_factory import db
-from .worker_app import build_app, environment
+from ..worker_app import APP_NAME, environment
+from .apps import build_app
+from .databases import dispose_engines, empty_tables
+from .extensions import db
+from .processes import children_of, process_alive, process_group, start_time
+from .services import reliability_redis_url
+from .waiting import wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: RQ queues of this test process (pid in the name: two runs never share a queue).
 QUEUES = {level: f"jm-rel-{os.getpid()}-{level}" for level in ("high", "default", "low")}
 #: Short timeouts so that a dead worker is noticed in seconds: abandoned after 3 s (a heartbeat
@@ -46,58 +51,6 @@ BASE_CONFIG: dict[str, Any] = {
     "JOBMONITOR_DB_RETRY_SECONDS": 20,
 }
 TERMINAL = ("completed", "failed", "stopped", "cancelled")
-T = TypeVar("T")
-
-
-def reliability_redis_url(redis_url: str) -> str:
-    """The Redis database of the reliability tests: the test server, database 14."""
-    configured = os.environ.get("JOBMONITOR_TEST_RELIABILITY_REDIS_URL")
-    if configured:
-        return configured
-    base, _, _database = redis_url.rpartition("/")
-    return f"{base}/14"
-
-
-def wait_for(predicate: Callable[[], T], timeout: float, message: str = "", interval: float = 0.1) -> T:
-    """Call ``predicate`` until it returns something truthy (returned) or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    value = predicate()
-    while not value:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s: {message} (last value: {value!r})")
-        time.sleep(interval)
-        value = predicate()
-    return value
-
-
-# -- processes ------------------------------------------------------------------------------------
-
-
-def _stat(pid: int) -> tuple[str, int, int, int] | None:
-    """(state, ppid, pgid, start time) of a process, None if it does not exist."""
-    try:
-        data = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    fields = data[data.rindex(")") + 2 :].split()
-    return fields[0], int(fields[1]), int(fields[2]), int(fields[19])
-
-
-def process_alive(pid: int, start: int | None = None) -> bool:
-    """True if ``pid`` runs (not a zombie) and, given ``start``, is still the same process."""
-    stat = _stat(pid)
-    return stat is not None and stat[0] not in ("Z", "X") and (start is None or stat[3] == start)
-
-
-def children_of(pid: int) -> list[int]:
-    """Living child processes of ``pid``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            stat = _stat(int(entry.name))
-            if stat is not None and stat[1] == pid and stat[0] not in ("Z", "X"):
-                found.append(int(entry.name))
-    return found
 
 
 class WorkerProcess:
@@ -143,14 +96,17 @@ class WorkerProcess:
         self.horses: list[tuple[int, int]] = []  # (pid, start time) of every horse seen
 
     def wait_ready(self, timeout: float = 60) -> WorkerProcess:
-        """Wait until the worker registered itself in Redis (it then listens to its queues)."""
+        """Wait until the worker works: registered in Redis and past RQ's bootstrap (its state is
+        idle, busy or suspended). RQ registers a worker before it installs its signal handlers;
+        a SIGTERM in between would kill it outright instead of starting a warm shutdown."""
 
-        def registered() -> bool:
+        def working() -> bool:
             if self.process.poll() is not None:
                 raise AssertionError(f"worker {self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
-            return bool(self.env.redis.exists(f"rq:worker:{self.name}"))
+            state = self.env.redis.hget(f"rq:worker:{self.name}", "state")
+            return state in (b"idle", b"busy", b"suspended")
 
-        wait_for(registered, timeout, f"worker {self.name} to start")
+        wait_for(working, timeout, f"worker {self.name} to start", interval=0.05)
         return self
 
     @property
@@ -160,9 +116,9 @@ class WorkerProcess:
     def horse_pid(self) -> int | None:
         """The work horse running a job now (a forking worker's child in its own process group)."""
         for child in children_of(self.pid):
-            stat = _stat(child)
-            if stat is not None and stat[2] == child:
-                self.horses.append((child, stat[3]))
+            started = start_time(child)
+            if process_group(child) == child and started is not None:
+                self.horses.append((child, started))
                 return child
         return None
 
@@ -238,10 +194,12 @@ class ReliabilityEnv:
         assert self._app is None, "start() once per test"
         self.config = {**BASE_CONFIG, **{_key(k): v for k, v in config.items()}}
         self.environment = environment(self.database_url, self.redis_url, self.storage_path, QUEUES, self.config)
-        app = build_app(self.database_url, self.redis_url, self.storage_path, QUEUES, **self.config)
+        app = build_app(
+            self.database_url, self.redis_url, self.storage_path, name=APP_NAME, queue_names=QUEUES, **self.config
+        )
         self._stack.enter_context(app.app_context())
         self._app = app
-        _empty_tables(db.engine)
+        empty_tables(db.engine)
         self.clean_redis()
         return app
 
@@ -311,15 +269,16 @@ class ReliabilityEnv:
         if self._app is not None:
             with suppress(Exception):
                 self.clean_redis()
-            db.session.remove()
-            for engine in db.engines.values():
-                engine.dispose()
         self._stack.close()
+        if self._app is not None:
+            dispose_engines(self._app)
         self.redis.close()
 
 
 @contextmanager
 def reliability_env(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[ReliabilityEnv]:
+    """A :class:`ReliabilityEnv` on the reliability tests' Redis database; closed (workers killed,
+    keys deleted) when the block ends."""
     env = ReliabilityEnv(database_url, reliability_redis_url(redis_url), tmp_path)
     try:
         yield env
@@ -334,77 +293,3 @@ def _key(name: str) -> str:
 def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _empty_tables(engine: sa.Engine) -> None:
-    with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            names = ", ".join(t.name for t in Base.metadata.sorted_tables)
-            connection.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            for table in reversed(Base.metadata.sorted_tables):
-                connection.execute(table.delete())
-
-
-# -- reading jobs -------------------------------------------------------------------------------
-
-
-def row(engine: sa.Engine, job_id: str) -> sa.Row[Any]:
-    with engine.connect() as connection:
-        return connection.execute(sa.select(job_table).where(job_table.c.id == job_id)).one()
-
-
-def wait_row(
-    engine: sa.Engine, job_id: str, condition: Callable[[sa.Row[Any]], bool], timeout: float, what: str = ""
-) -> sa.Row[Any]:
-    """Poll the job's row until ``condition`` holds; return that row."""
-    last: list[sa.Row[Any]] = []
-
-    def check() -> sa.Row[Any] | None:
-        current = row(engine, job_id)
-        last[:] = [current]
-        return current if condition(current) else None
-
-    try:
-        return wait_for(check, timeout, what or f"job {job_id}")
-    except AssertionError as error:
-        current = last[0] if last else None
-        details = "" if current is None else f" status={current.status} attempt={current.attempt}"
-        raise AssertionError(f"{error}{details} error={getattr(current, 'error_message', None)!r}") from None
-
-
-def wait_status(engine: sa.Engine, job_id: str, statuses: str | Iterable[str], timeout: float) -> sa.Row[Any]:
-    wanted = {statuses} if isinstance(statuses, str) else set(statuses)
-    return wait_row(engine, job_id, lambda r: r.status in wanted, timeout, f"job {job_id} to become {sorted(wanted)}")
-
-
-def subtasks(engine: sa.Engine, job_id: str) -> list[sa.Row[Any]]:
-    with engine.connect() as connection:
-        return list(
-            connection.execute(
-                sa.select(subtask_table).where(subtask_table.c.job_id == job_id).order_by(subtask_table.c.id)
-            ).all()
-        )
-
-
-def log_messages(engine: sa.Engine, job_id: str) -> list[str]:
-    with engine.connect() as connection:
-        return list(
-            connection.execute(
-                sa.select(log_table.c.message).where(log_table.c.job_id == job_id).order_by(log_table.c.id)
-            ).scalars()
-        )
-
-
-def children(engine: sa.Engine, parent_id: str) -> list[sa.Row[Any]]:
-    with engine.connect() as connection:
-        return list(
-            connection.execute(
-                sa.select(job_table).where(job_table.c.parent_id == parent_id).order_by(job_table.c.name)
-            ).all()
-        )
-
-
-def checkpoint_of(job: sa.Row[Any]) -> dict[str, Any]:
-    """The checkpoint as the task saved it (without the package's ``_jobmonitor_*`` keys)."""
-    return {k: v for k, v in (job.checkpoint or {}).items() if not k.startswith("_jobmonitor")}

@@ -1,0 +1,23 @@
+"""RQ queues of the test hosts: emptied before a test, and how many jobs wait in each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from flask import Flask
+from redis import Redis
+
+from flask_jobmonitor.state import get_state
+
+from .extensions import QUEUE_NAMES
+
+
+def empty_queues(redis_url: str, names: Iterable[str] = QUEUE_NAMES.values()) -> None:
+    """Delete the RQ queues called ``names`` (default: this process's) on ``redis_url``."""
+    Redis.from_url(redis_url).delete(*(f"rq:queue:{name}" for name in names))
+
+
+def rq_queue_sizes(app: Flask) -> dict[str, int]:
+    """How many RQ jobs wait in each of the app's queues."""
+    state = get_state(app)
+    return {priority: state.queue(priority).count for priority in ("high", "default", "low")}
