@@ -97,7 +97,7 @@ _wrap(runner, "_execute", lambda *_args, **_kwargs: _signal_worker("running"))
 class _Hooks:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # under the worker's own wrapping of its pops (worker.py wraps them when it starts
+        # under the worker's own wrapping of its pops (worker/process.py wraps them when it starts
         # working): the signal lands inside the pop call, after Redis took the id off the queue
         for name in ("blpop", "lpop", "blmove", "lmove"):
             setattr(self.connection, name, _signal_after(getattr(self.connection, name)))  # type: ignore[attr-defined]

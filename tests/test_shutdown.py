@@ -1,4 +1,4 @@
-"""A SIGTERM at any moment of a worker's life (shutdown.py, worker.py) ends in exactly one of:
+"""A SIGTERM at any moment of a worker's life (worker/shutdown.py, worker/process.py) ends in exactly one of:
 the job not claimed and still in its RQ queue; the job run to its end (or paused); the job's
 end recorded. Never ``running`` with no process, never ``queued`` in SQL and absent from RQ,
 never ``failed`` for a task that never began; the worker exits within the shutdown grace.

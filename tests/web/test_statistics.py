@@ -3,7 +3,7 @@ health page, on SQLite and PostgreSQL, with jobs whose times and statuses are kn
 
 Every figure is checked against a value this module computes itself from the same rows. The
 95th percentile is PostgreSQL's ``percentile_cont`` (linear interpolation) on both databases:
-SQLite's is computed in Python the same way (see ``stats.py``). The data
+SQLite's is computed in Python the same way (see ``stats/figures.py``). The data
 hold buckets where the two agree (21 durations) and buckets where they differ, and each
 database is checked against its own definition.
 """
