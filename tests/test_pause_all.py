@@ -192,7 +192,7 @@ def test_pause_times_out_listing_the_job_that_cannot_pause(rel):
 @pytest.mark.parametrize("worker_class", ["rq.Worker", "rq.SimpleWorker"], ids=["forking", "simple"])
 def test_an_idle_worker_takes_no_job_queued_during_the_pause(rel, worker_class):
     """RQ looks at its suspension before it starts waiting for a job: a worker that was already
-    waiting puts the job back (worker.py) instead of running it."""
+    waiting puts the job back (worker/process.py) instead of running it."""
     rel.start()
     worker = rel.worker(worker_class)
     wait_for(lambda: worker_state(rel, worker) == "idle", 60, "the worker to wait for jobs")
