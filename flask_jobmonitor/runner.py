@@ -1,6 +1,7 @@
-"""Forwarding module: RQ jobs queued before the package was laid out in folders name
-``flask_jobmonitor.runner.run_job`` as their function; a worker still runs them. New jobs
-name :data:`flask_jobmonitor.jobs.submit.RUNNER_PATH`. Remove once no such job can be left.
+"""The stable name of the function RQ runs for every tracked job: RQ stores
+``flask_jobmonitor.runner.run_job`` in each job (jobs/submit.py ``RUNNER_PATH``), so jobs queued
+by any release, before or during a rolling restart, run on workers of any other. The function
+itself is in worker/runner.py.
 """
 
 from .worker.runner import run_job

@@ -1,7 +1,7 @@
-"""Forwarding module: rq-scheduler entries written before the package was laid out in folders
-name ``flask_jobmonitor.schedules.launch_scheduled``; until ``flask jobmonitor scheduler``
-rewrites them, they still launch. New entries name
-:data:`flask_jobmonitor.jobs.schedules.LAUNCHER_PATH`.
+"""The stable name of the schedules' launcher: rq-scheduler stores
+``flask_jobmonitor.schedules.launch_scheduled`` in each entry (jobs/schedules.py
+``LAUNCHER_PATH``), so entries written by any release launch on workers of any other. The
+function itself is in jobs/schedules.py.
 """
 
 from .jobs.schedules import launch_scheduled

@@ -31,10 +31,10 @@ from .maintenance import delete_old_jobs
 __all__ = ["LAUNCHER_PATH", "RETENTION_SCHEDULE", "Schedule", "create_scheduler", "launch_scheduled", "sync_schedules"]
 
 log = logging.getLogger("flask_jobmonitor.internal.schedules")
-LAUNCHER_PATH = "flask_jobmonitor.jobs.schedules.launch_scheduled"
-#: The launcher of schedules written before 0.2 (flask_jobmonitor/schedules.py forwards it);
-#: sync_schedules replaces such an entry with one that names LAUNCHER_PATH.
-LEGACY_LAUNCHER_PATH = "flask_jobmonitor.schedules.launch_scheduled"
+#: What rq-scheduler queues at a schedule's due time, by the name it stores: a stable entry point,
+#: flask_jobmonitor/schedules.py, which forwards to this module's launch_scheduled (see
+#: jobs/submit.py RUNNER_PATH for why). sync_schedules replaces an entry that names anything else.
+LAUNCHER_PATH = "flask_jobmonitor.schedules.launch_scheduled"
 RETENTION_SCHEDULE = "jobmonitor.retention"
 
 

@@ -24,12 +24,13 @@ from ..state import JobMonitorState
 from ..timeutil import utcnow
 from .signals import clear_signal
 
-#: The function RQ runs for every tracked job; it looks the job up by id.
-RUNNER_PATH = "flask_jobmonitor.worker.runner.run_job"
-#: The function name of jobs queued before 0.2 (flask_jobmonitor/runner.py forwards it).
-LEGACY_RUNNER_PATH = "flask_jobmonitor.runner.run_job"
-#: Every function name under which RQ holds a tracked job.
-RUNNER_PATHS = frozenset({RUNNER_PATH, LEGACY_RUNNER_PATH})
+#: The function RQ runs for every tracked job (it looks the job up by id), by the name RQ stores
+#: in the job. The name is a stable entry point, flask_jobmonitor/runner.py, which forwards to
+#: worker/runner.py: jobs queued by an earlier release keep their name, and during a rolling
+#: restart a worker of either release runs the jobs the other queued.
+RUNNER_PATH = "flask_jobmonitor.runner.run_job"
+#: Every function name under which RQ may hold a tracked job (the runner's own module path too).
+RUNNER_PATHS = frozenset({RUNNER_PATH, "flask_jobmonitor.worker.runner.run_job"})
 
 
 def resubmit_by_id(state: JobMonitorState, job_id: str, *, at_front: bool = False) -> None:
