@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 from redis.exceptions import RedisError
+from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus as RQStatus
@@ -290,9 +291,10 @@ def _really_waiting(state: JobMonitorState, job_id: str, rq_status: str) -> bool
     if rq_status != "queued":
         return True  # scheduled or deferred: RQ holds it elsewhere
     try:
-        return RQJob.fetch(job_id, connection=state.redis).get_position() is not None
-    except NoSuchJobError:
-        return False  # RQ forgot it meanwhile
+        origin = rq_internals.job_origin(state.redis, job_id)
+        if origin is None:
+            return False  # RQ forgot it meanwhile
+        return Queue(origin, connection=state.redis).get_job_position(job_id) is not None
     except RedisError:
         return True  # cannot tell: do not queue it twice
 

@@ -8,7 +8,9 @@ Everywhere else the package talks to RQ through its public API: ``Queue`` (``enq
 here, each with the internal it relies on and why:
 
 * **The fields of RQ's job hash** (``Job.key_for(id)``): ``status`` read for many jobs in one
-  pipeline (:func:`job_statuses`), and ``origin`` written alone (:func:`move_queued_job`).
+  pipeline (:func:`job_statuses`), ``origin`` read alone (:func:`job_origin`: recovery asks for
+  many jobs whether they still wait in their queue, and ``Job.fetch`` would decode every hash,
+  and raise on one it cannot decode) and written alone (:func:`move_queued_job`).
   ``Job.fetch_many`` restores whole hashes (results deserialised) and fails for all of them on
   one hash it cannot restore; ``Job.save`` writes every field, and would put back a status a
   worker changed meanwhile.
@@ -59,6 +61,15 @@ def job_statuses(connection: Redis, job_ids: Sequence[str]) -> list[str | None]:
             pipeline.hget(Job.key_for(job_id), "status")
         raw = pipeline.execute()
     return [value.decode() if value else None for value in raw]
+
+
+def job_origin(connection: Redis, job_id: str) -> str | None:
+    """The queue RQ's hash of ``job_id`` names as its origin; None without a hash or an origin.
+    One HGET. Raises RedisError."""
+    origin = connection.hget(Job.key_for(job_id), "origin")
+    if not origin:
+        return None
+    return origin.decode() if isinstance(origin, bytes) else str(origin)
 
 
 def move_queued_job(connection: Redis, job_id: str, queue_names: Iterable[str], target: Queue) -> bool:
