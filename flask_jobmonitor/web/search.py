@@ -32,7 +32,7 @@ import sqlalchemy as sa
 
 from ..records.models import DOCS_PER_MS, FTS_TABLE, KEY_TABLE, job_table, search_document
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("flask_jobmonitor.search")  # the name hosts configured before the move to web/
 _warned = False  # the LIKE fall-back is logged once per process
 _ID_PREFIX = re.compile(r"^[0-9a-f]{4,8}(-[0-9a-f]{0,12}){0,4}$")
 
