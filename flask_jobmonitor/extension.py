@@ -26,7 +26,7 @@ from .permissions import JobPermissions
 from .state import EXTENSION_KEY, JobMonitorState, get_state
 from .storage import LocalStorage, Storage
 from .tasks import Schedule, TaskRegistry, TrackedTask, default_task_name
-from .web.admin import add_admin_views
+from .web.admin.menu import add_admin_views
 from .web.blueprint import bp
 from .web.templating import register_template_helpers
 

@@ -2,10 +2,15 @@
 
 * no import cycles between the package's modules (imports under ``TYPE_CHECKING`` excepted:
   they never run);
-* no imports inside functions, except of an optional dependency, marked with a comment that
-  says so on the import's line (an import inside a function is how a cycle hides);
-* each folder imports only from the layers below it: a worker process never loads the web
-  side, and the SQL records know nothing of what is done with them.
+* no imports inside functions, except of an optional dependency or a lazy re-export, marked
+  with a comment that says so on the import's line (an import inside a function is how a cycle
+  hides);
+* each folder imports only from the layers below it: worker code never calls the web side, and
+  the SQL records know nothing of what is done with them.
+
+A module also depends on the ``__init__`` of its own folder (Python runs it first), so a
+folder's ``__init__`` that imported the folder's modules would close a cycle; the package's own
+``__init__`` (the public API) is the one exception, as it must import everything.
 
 Read from the files with :mod:`ast`, not by importing them: importing any module runs the
 package's ``__init__`` first, which imports everything in one fixed order and so would hide a
@@ -48,7 +53,8 @@ ALLOWED: dict[str, set[str]] = {
     "worker": {"base", "records", "state", "stats", "jobs", "worker"},
     "web": {"base", "records", "state", "stats", "jobs", "web"},
 }
-OPTIONAL_MARK = "optional"
+#: Words on an import line inside a function that say why it is there.
+ALLOWED_INNER = ("optional dependency", "lazy re-export")
 
 
 def _modules() -> dict[str, Path]:
@@ -72,6 +78,8 @@ def _layer(module: str) -> str | None:
         return parts[0]
     if not parts:
         return None
+    if parts[0] in ALLOWED:  # a folder's __init__
+        return parts[0]
     return LAYER_OF_TOP_LEVEL.get(parts[0])
 
 
@@ -107,7 +115,7 @@ def _imports(module: str, path: Path) -> tuple[set[str], list[tuple[int, str]]]:
                 continue
             if isinstance(child, (ast.Import, ast.ImportFrom)):
                 if in_function:
-                    if OPTIONAL_MARK not in lines[child.lineno - 1]:
+                    if not any(mark in lines[child.lineno - 1] for mark in ALLOWED_INNER):
                         inner.append((child.lineno, ast.unparse(child)))
                 else:
                     at_load.update(_targets(module, path, child))
@@ -115,6 +123,9 @@ def _imports(module: str, path: Path) -> tuple[set[str], list[tuple[int, str]]]:
             visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
 
     visit(tree, False)
+    parts = module.split(".")
+    folders = [".".join(parts[:i]) for i in range(2, len(parts) + (path.name == "__init__.py" and 0))]
+    at_load.update(folder for folder in folders if folder != module)  # run first: the folders' __init__
     at_load.discard(module)
     return {m for m in at_load if m in MODULES}, inner
 

@@ -1,4 +1,5 @@
-"""Flask-Admin pages of the process tracker."""
+"""The process tracker's pages in a host's Flask-Admin menu: the job list, "My jobs", statistics
+and queue health, under the configured category."""
 
 from __future__ import annotations
 

@@ -16,9 +16,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
-from ...errors import (
-    InvalidFilter,
-)
+from ...errors import InvalidFilter
 from ...jobs import control
 from ...links import same_site_path
 from ...records.estimates import job_remaining_seconds, jobs_time_left, steps_with_estimates
