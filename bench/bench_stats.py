@@ -22,7 +22,7 @@
    ``SELECT count(*)`` over the range. Rounds go over all cases in turn (every other round in
    reverse order) so that the load of the shared machine hits every case alike. A third baseline
    is the count with the page's own WHERE (range end, ``is_system IS false``), which can use an index.
-   The statistics cache (stats_cache.py) starts empty and the warm-up rounds fill it, as a site's
+   The statistics cache (stats/cache.py) starts empty and the warm-up rounds fill it, as a site's
    first views would; afterwards the default range, 90 days and a year are measured again in rounds
    of their own, each request with the cache emptied first ("cache empty": the first view).
 4. Prints median, p95, SQL time and the ratios page/naive and page/count; every statement of every

@@ -29,10 +29,12 @@ from .errors import (
 from .extension import JobMonitor
 from .jobs import control
 from .links import same_site_path
+from .permissions import JobPermissions
 from .records.migrate import stamp, upgrade
-from .records.models import Base, Job, JobFile, JobLog, JobNotification, JobStep, JobSubtask
+from .records.models import Base, Job, JobFile, JobLog, JobNotification, JobStep, JobSubtask, create_sqlite_search
 from .records.status import JobStatus
 from .state import JobMonitorState
+from .storage import LocalStorage, Storage
 from .tasks import TrackedTask
 from .worker.context import JobContext, Step
 from .worker.process import create_worker
@@ -55,25 +57,29 @@ __all__ = [
     "JobMonitorState",
     "JobNotFound",
     "JobNotification",
+    "JobPermissions",
     "JobStatus",
     "JobStep",
     "JobSubtask",
+    "LocalStorage",
     "NotInitialized",
     "PauseRequested",
     "PermissionDenied",
     "RunSuperseded",
     "Step",
     "StopRequested",
+    "Storage",
     "StorageError",
     "TrackedTask",
     "TransitionRefused",
     "UnknownTask",
     "UnsafeLink",
     "control",
+    "create_sqlite_search",
     "create_worker",
     "csvsafe",
     "same_site_path",
     "stamp",
     "upgrade",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

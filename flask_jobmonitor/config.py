@@ -256,7 +256,6 @@ def _positive_int_or_none(key: str, value: Any) -> int | None:
 def _cron_or_none(key: str, value: Any) -> str | None:
     if not value:
         return None
-
     if not isinstance(value, str) or not croniter.is_valid(value):
         raise ConfigError(f"{key} must be a cron expression like '17 3 * * *' or None, got {value!r}")
     return value

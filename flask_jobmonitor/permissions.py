@@ -74,7 +74,6 @@ class JobPermissions:
         """Flask-Login's ``current_user`` when a login manager is set up, else None."""
         if not has_request_context() or not hasattr(current_app, "login_manager"):
             return None
-
         return current_user._get_current_object()
 
     @staticmethod

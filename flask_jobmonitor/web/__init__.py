@@ -4,5 +4,6 @@ job list's queries, the detail page, how a job looks, template helpers, and the 
 views (``admin/``), with the templates and static files they render.
 
 Never imported by ``records``, ``jobs``, ``worker`` or ``stats`` (tests/test_architecture.py
-checks it): a worker process does not load the web side.
+checks it): the code a worker runs never calls into the web side (the package's ``__init__``
+still loads it, as the extension registers the blueprint).
 """

@@ -96,7 +96,6 @@ def look(status: str) -> StatusLook:
 
 
 def _status_labels() -> Mapping[str, str]:
-
     if not has_app_context():
         return {}
     state = current_app.extensions.get(EXTENSION_KEY)

@@ -350,7 +350,6 @@ def _record_stop(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None:
     clear_signal(state, run.job_id)
     # children spawned while the stop request travelled: stop or cancel them too (the older ones
     # are the business of whoever asked for the stop, whose name their log then shows)
-
     requested_at = stopped.stop_requested_at if stopped is not None else None
     since = requested_at - _SPAWN_RACE if requested_at is not None else None
     stop_children(state, run.job_id, None, created_since=since)

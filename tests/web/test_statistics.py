@@ -287,7 +287,7 @@ def test_a_range_without_jobs_is_all_zeros(engine, jobs):
     assert stats.by_type == []
 
 
-# -- the cache of closed buckets (stats_cache.py) -------------------------------------------------
+# -- the cache of closed buckets (stats/cache.py) -------------------------------------------------
 
 #: A moment long after the test data, so that every bucket of March 2026 counts as closed.
 LATER = datetime(2026, 6, 1)
