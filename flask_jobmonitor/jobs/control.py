@@ -32,7 +32,14 @@ from ..records.bulkwrite import in_chunks
 from ..records.journal import close_running_step, write_log
 from ..records.models import Job, file_table, job_table, log_table, notification_table, step_table, subtask_table
 from ..records.notifications import notify_end
-from ..records.status import DELETABLE_STATUSES, FINISHED_STATUSES, RESTARTABLE_STATUSES, TRANSITIONS, JobStatus
+from ..records.status import (
+    DELETABLE_STATUSES,
+    FINISHED_STATUSES,
+    RESTARTABLE_STATUSES,
+    STATUS_WORDS,
+    TRANSITIONS,
+    JobStatus,
+)
 from ..records.transitions import apply_transition, apply_transition_where
 from ..state import JobMonitorState
 from ..stats import cache as stats_cache
@@ -731,13 +738,15 @@ def perform_bulk(
     action: str,
     jobs: Iterable[Job],
     user: Any,
-    status_word: Callable[[JobStatus], str] = str,
+    status_word: Callable[[JobStatus], str] | None = None,
 ) -> BulkSummary:
     """Apply ``action`` to each job it fits and is permitted for; report the rest as skipped.
 
-    A job whose status does not fit is skipped as "already <status>", the status named by
-    ``status_word`` (default: its stored value; the pages pass the word their badges show,
-    ``JOBMONITOR_STATUS_LABELS`` included)."""
+    A job whose status does not fit is skipped as "already <status>", the status named as the
+    pages' badges name it (``JOBMONITOR_STATUS_LABELS``, else ``STATUS_WORDS``), or by
+    ``status_word`` when given."""
+    labels = state.settings.status_labels
+    word = status_word or (lambda status: labels.get(status.value) or STATUS_WORDS.get(status.value, status.value))
     _known(action)
     summary = BulkSummary(action)
     for job in jobs:
@@ -746,7 +755,7 @@ def perform_bulk(
         except PermissionDenied:
             summary.skipped.append((job.id, "not permitted"))
         except TransitionRefused as refused:
-            summary.skipped.append((job.id, f"already {status_word(refused.status).lower()}"))
+            summary.skipped.append((job.id, f"already {word(refused.status).lower()}"))
         except (ActionNotAllowed, JobNotFound, UnknownTask) as error:
             summary.skipped.append((job.id, str(error).split(": ", 1)[-1]))
         except EnqueueError:

@@ -41,6 +41,19 @@ FINISHED_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.
 RESTARTABLE_STATUSES = FINISHED_STATUSES
 #: Statuses whose job can be deleted with its records.
 DELETABLE_STATUSES = FINISHED_STATUSES
+#: What each status is called where a person reads it: a badge, the list's filter, "already
+#: waiting for children". An app's ``JOBMONITOR_STATUS_LABELS`` replaces any of them.
+STATUS_WORDS: Mapping[str, str] = {
+    JobStatus.QUEUED.value: "Queued",
+    JobStatus.RUNNING.value: "Running",
+    JobStatus.STOPPING.value: "Stopping",
+    JobStatus.PAUSED.value: "Paused",
+    JobStatus.WAITING.value: "Waiting for children",
+    JobStatus.COMPLETED.value: "Completed",
+    JobStatus.FAILED.value: "Failed",
+    JobStatus.STOPPED.value: "Stopped",
+    JobStatus.CANCELLED.value: "Cancelled",
+}
 
 
 @dataclass(frozen=True)

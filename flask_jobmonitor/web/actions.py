@@ -16,9 +16,7 @@ from ..errors import ActionNotAllowed, EnqueueError, PermissionDenied, Transitio
 from ..jobs import control
 from ..jobs.actions import ActionResult
 from ..records.models import Job
-from ..records.status import JobStatus
 from ..state import JobMonitorState
-from .presenters import look
 from .requests import visible_ids
 
 
@@ -48,18 +46,13 @@ def act(state: JobMonitorState, action: str, job: Job, user: Any) -> ActionResul
         return Refusal(503, str(error))
 
 
-def _status_word(status: JobStatus) -> str:
-    """A status as the pages' badges name it (``JOBMONITOR_STATUS_LABELS``), not its stored value."""
-    return look(status.value).label
-
-
 def act_on_many(state: JobMonitorState, action: str, ids: list[str], user: Any) -> control.BulkSummary:
     """Take ``action`` on each of the jobs ``ids`` that ``user`` may see ("3 stopped, 1 skipped:
     already completed"). An id that is unknown or not the user's to see is reported as "not
     found", not silently dropped (and the two are not told apart: whether someone else's job
     exists is not the user's business)."""
     jobs = visible_ids(state, ids)
-    summary = control.perform_bulk(state, action, jobs, user, status_word=_status_word)
+    summary = control.perform_bulk(state, action, jobs, user)
     summary.skipped.extend(("", "not found") for _ in range(len(set(ids)) - len(jobs)))
     return summary
 

@@ -24,7 +24,7 @@ from ..jobs.actions import ActionLook
 from ..jobs.control import REGISTRY
 from ..records.estimates import StepView
 from ..records.models import Job
-from ..records.status import ACTIVE_STATUSES, JobStatus
+from ..records.status import ACTIVE_STATUSES, STATUS_WORDS, JobStatus
 from ..state import EXTENSION_KEY
 
 
@@ -37,15 +37,15 @@ class StatusLook(NamedTuple):
 
 
 STATUS_LOOKS: Mapping[str, StatusLook] = {
-    JobStatus.QUEUED.value: StatusLook("fa-clock-o", "secondary", "Queued"),
-    JobStatus.RUNNING.value: StatusLook("fa-spinner fa-spin", "primary", "Running"),
-    JobStatus.STOPPING.value: StatusLook("fa-hourglass-half", "warning", "Stopping"),
-    JobStatus.PAUSED.value: StatusLook("fa-pause", "info", "Paused"),
-    JobStatus.WAITING.value: StatusLook("fa-sitemap", "info", "Waiting for children"),
-    JobStatus.COMPLETED.value: StatusLook("fa-check", "success", "Completed"),
-    JobStatus.FAILED.value: StatusLook("fa-times", "danger", "Failed"),
-    JobStatus.STOPPED.value: StatusLook("fa-stop", "warning", "Stopped"),
-    JobStatus.CANCELLED.value: StatusLook("fa-ban", "secondary", "Cancelled"),
+    JobStatus.QUEUED.value: StatusLook("fa-clock-o", "secondary", STATUS_WORDS[JobStatus.QUEUED.value]),
+    JobStatus.RUNNING.value: StatusLook("fa-spinner fa-spin", "primary", STATUS_WORDS[JobStatus.RUNNING.value]),
+    JobStatus.STOPPING.value: StatusLook("fa-hourglass-half", "warning", STATUS_WORDS[JobStatus.STOPPING.value]),
+    JobStatus.PAUSED.value: StatusLook("fa-pause", "info", STATUS_WORDS[JobStatus.PAUSED.value]),
+    JobStatus.WAITING.value: StatusLook("fa-sitemap", "info", STATUS_WORDS[JobStatus.WAITING.value]),
+    JobStatus.COMPLETED.value: StatusLook("fa-check", "success", STATUS_WORDS[JobStatus.COMPLETED.value]),
+    JobStatus.FAILED.value: StatusLook("fa-times", "danger", STATUS_WORDS[JobStatus.FAILED.value]),
+    JobStatus.STOPPED.value: StatusLook("fa-stop", "warning", STATUS_WORDS[JobStatus.STOPPED.value]),
+    JobStatus.CANCELLED.value: StatusLook("fa-ban", "secondary", STATUS_WORDS[JobStatus.CANCELLED.value]),
 }
 #: Button text, Bootstrap colour and confirmation question of each action, from its one
 #: definition (``control.REGISTRY``, see jobs/actions.py).
