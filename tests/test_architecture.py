@@ -112,6 +112,8 @@ def _imports(module: str, path: Path) -> tuple[set[str], list[tuple[int, str]]]:
     def visit(node: ast.AST, in_function: bool) -> None:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.If) and isinstance(child.test, ast.Name) and child.test.id == "TYPE_CHECKING":
+                for branch in child.orelse:  # the ``else:`` of TYPE_CHECKING does run
+                    visit(ast.Module(body=[branch], type_ignores=[]), in_function)
                 continue
             if isinstance(child, (ast.Import, ast.ImportFrom)):
                 if in_function:
