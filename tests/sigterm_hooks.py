@@ -37,6 +37,10 @@ WINDOWS = (
     "horse-exited",  # the horse exited; its outcome is not yet recorded (forking worker only)
     "recording",  # inside the recording of the job's end, before its UPDATE
     "between",  # after a job, before the next dequeue
+    # after a job, while a reply of Redis is still on its way to the worker's client: RQ's handler
+    # raises StopRequested between a command's send and its read, and the connection goes back to
+    # the pool with the reply unread (forced here: a command is sent, its connection released)
+    "mid-command",
 )
 
 _AT = os.environ.get("JM_SIGTERM_AT", "")
@@ -121,6 +125,13 @@ class _Hooks:
 
     def dequeue_job_and_maintain_ttl(self, *args: Any, **kwargs: Any) -> Any:
         _signal_worker("between", nth=2)
+        if _AT == "mid-command" and _seen.get("dequeues", 0) == 1:
+            pool = self.connection.connection_pool  # type: ignore[attr-defined]
+            connection = pool.get_connection()
+            connection.send_command("BLPOP", "jobmonitor:test:never", 0.3)  # its reply comes later
+            pool.release(connection)
+            _signal_worker("mid-command")
+        _seen["dequeues"] = _seen.get("dequeues", 0) + 1
         return super().dequeue_job_and_maintain_ttl(*args, **kwargs)  # type: ignore[misc]
 
 

@@ -94,6 +94,14 @@ class AppWorkerMixin:
         if not shutdown.defer(signum):
             super().request_stop(signum, frame)  # type: ignore[misc]
 
+    def teardown(self) -> None:
+        # RQ's handler raises StopRequested wherever an idle worker is, also between a command's
+        # send and its read: that connection went back to the pool with its reply unread, and
+        # the teardown's own pipeline (register_death) would read it and fail. Its last writes
+        # start on fresh connections (idle ones only: the pub/sub listener keeps its own).
+        self.connection.connection_pool.disconnect(inuse_connections=False)  # type: ignore[attr-defined]
+        super().teardown()  # type: ignore[misc]
+
     def request_force_stop(self, signum: int, frame: Any) -> None:
         gap = shutdown.replay_after_first()
         if gap is not None:
