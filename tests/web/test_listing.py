@@ -718,10 +718,10 @@ def test_sqlite_without_the_search_tables_falls_back_to_like_and_says_so(tmp_pat
         add_job(engine, name="Import products.csv", created_at=at(0))
         add_job(engine, name="Export prices", created_at=at(1))
         monkeypatch.setattr(search, "_warned", False)
-        with caplog.at_level("WARNING", logger="flask_jobmonitor.web.search"):
+        with caplog.at_level("WARNING", logger="flask_jobmonitor.search"):
             assert names_of(engine, q="duct") == ["Import products.csv"]  # LIKE: any part of a word
             assert names_of(engine, q="prices") == ["Export prices"]
-        warnings = [r.getMessage() for r in caplog.records if r.name == "flask_jobmonitor.web.search"]
+        warnings = [r.getMessage() for r in caplog.records if r.name == "flask_jobmonitor.search"]
         assert len(warnings) == 1 and "reads every job" in warnings[0]
     finally:
         engine.dispose()
