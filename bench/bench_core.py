@@ -52,6 +52,7 @@ from flask_jobmonitor.records.models import Base, job_table, subtask_table  # no
 from flask_jobmonitor.state import get_state  # noqa: E402
 from flask_jobmonitor.timeutil import utcnow  # noqa: E402
 from flask_jobmonitor.worker.process import create_worker  # noqa: E402
+from tests.support.databases import ensure_postgres_database  # noqa: E402
 
 BENCHMARKS = ("throughput", "advance", "writes", "subtasks")
 # Redis databases this benchmark flushes; the test suites use 13, 14 and 15 (--redis-dbs changes them).
@@ -147,20 +148,6 @@ class Store:
         if row.status != "completed":
             raise RuntimeError(f"bench task {task.name} ended {row.status}: {row.error_message}")
         return dict(row.checkpoint)
-
-
-def ensure_postgres_database(url: str) -> None:
-    target = sa.make_url(url)
-    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            exists = connection.execute(
-                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
-            ).scalar()
-            if not exists:
-                connection.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
-    finally:
-        admin.dispose()
 
 
 def machine_info(stores: list[Store]) -> dict[str, Any]:

@@ -73,6 +73,7 @@ from flask_jobmonitor.records.models import (  # noqa: E402
     subtask_table,
 )
 from flask_jobmonitor.web.listing import SORTABLE, Cursor  # noqa: E402
+from tests.support.databases import ensure_postgres_database as ensure_database  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/jobmonitor_bench_list"
 REDIS_URL = "redis://127.0.0.1:6379/14"  # nothing on these pages should touch Redis; db 14 if it does
@@ -101,21 +102,6 @@ SORT_KEYS = [key for key in SORTABLE if key != "created"]
 
 
 # -- database ----------------------------------------------------------------------------------
-
-
-def ensure_database(url: str) -> None:
-    """Create the benchmark's own database if it does not exist."""
-    target = sa.make_url(url)
-    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            exists = connection.execute(
-                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
-            ).scalar()
-            if not exists:
-                connection.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
-    finally:
-        admin.dispose()
 
 
 def seed_marker(rows: int) -> str:

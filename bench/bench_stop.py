@@ -61,6 +61,7 @@ from flask_jobmonitor.jobs import control  # noqa: E402
 from flask_jobmonitor.records.models import Base, job_table  # noqa: E402
 from flask_jobmonitor.state import JobMonitorState, get_state  # noqa: E402
 from tests import control_tasks as ct  # noqa: E402
+from tests.support.databases import ensure_postgres_database  # noqa: E402
 from tests.support.extensions import db, jobmonitor  # noqa: E402
 from tests.support.processes import process_alive  # noqa: E402
 from tests.support.workers import worker_thread  # noqa: E402
@@ -92,20 +93,6 @@ def create_app(database_url: str, redis_url: str, storage_path: str) -> Flask:
     db.init_app(app)
     jobmonitor.init_app(app)
     return app
-
-
-def ensure_postgres_database(url: str) -> None:
-    target = sa.make_url(url)
-    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            exists = connection.execute(
-                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
-            ).scalar()
-            if not exists:
-                connection.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
-    finally:
-        admin.dispose()
 
 
 # -- measuring ----------------------------------------------------------------------------------
