@@ -52,6 +52,12 @@ MEASURES: dict[str, tuple[str, ...]] = {
             "records/live.py",
             "jobs/actions.py",
             "jobs/control.py",  # allowed_actions for every row
+            "web/templating.py",  # the templates' helpers: _jm, the script's words
+            "i18n.py",  # every label of a row and its times, in the viewer's language
+            "timeutil.py",  # dates in the viewer's zone
+            "permissions.py",  # every row's actions, the user picker
+            "web/admin/menu.py",  # the menu of every page: each entry's access is checked
+            "web/admin/audit.py",  # one of those entries (the audit trail's)
         )
     ),
     "stats": tuple(
@@ -62,6 +68,9 @@ MEASURES: dict[str, tuple[str, ...]] = {
             "stats/charts.py",
             "records/models.py",
             "web/admin/statistics.py",
+            "web/templates/jobmonitor/statistics.html",
+            "i18n.py",  # labels, numbers and durations in the viewer's language
+            "timeutil.py",  # buckets in the viewer's zone
         )
     ),
     "core": tuple(
@@ -72,6 +81,7 @@ MEASURES: dict[str, tuple[str, ...]] = {
             "worker/handover.py",
             "worker/context.py",
             "worker/heartbeat.py",
+            "events.py",  # the claim, each step's end and each end send a signal
             "jobs/enqueue.py",
             "jobs/submit.py",
             "jobs/rq.py",
@@ -86,6 +96,7 @@ MEASURES: dict[str, tuple[str, ...]] = {
             "jobs/control.py",
             "jobs/actions.py",
             "jobs/signals.py",
+            "events.py",  # the stop's and the end's signals
             "jobs/rq.py",
             "records/journal.py",
             "worker/context.py",
@@ -94,7 +105,8 @@ MEASURES: dict[str, tuple[str, ...]] = {
         )
     ),
     "children": tuple(
-        _PACKAGE + name for name in ("jobs/children.py", "jobs/enqueue.py", "jobs/submit.py", "jobs/families.py")
+        _PACKAGE + name
+        for name in ("jobs/children.py", "jobs/enqueue.py", "jobs/submit.py", "jobs/families.py", "events.py")
     ),
     "soak": tuple(
         _PACKAGE + name

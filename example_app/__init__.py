@@ -23,7 +23,7 @@ from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 from werkzeug.wrappers import Response
 
-from . import auth, views
+from . import alerts, auth, language, views
 from .admin_views import CatalogueHome, ExportProfilesView, ImportProfilesView, ProductView
 from .auth import ROLE_PERMISSIONS
 from .auth import bp as auth_bp
@@ -65,6 +65,7 @@ def create_app(config: dict[str, Any] | None = None, instance_path: str | None =
     db.init_app(app)
     csrf.init_app(app)
     auth.init_app(app)
+    language.init_app(app)  # Flask-Babel before the package: its pages follow the same locale
     admin = Admin(
         name="Catalogue",
         theme=Bootstrap4Theme(base_template="catalogue_base.html", fluid=True),
@@ -72,6 +73,7 @@ def create_app(config: dict[str, Any] | None = None, instance_path: str | None =
     )
     admin.init_app(app)
     jobmonitor.init_app(app, admin=admin)
+    alerts.init_app(app)  # a webhook when a job fails (EXAMPLE_FAILURE_WEBHOOK_URL)
     # Flask refuses a larger request before reading it (a 413); the files a job keeps are
     # counted again where they are stored (JOBMONITOR_MAX_UPLOAD_BYTES, validated by the
     # package): the form's own fields and the multipart framing are what the 64 KB leave room

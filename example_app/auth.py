@@ -43,9 +43,10 @@ ROLE_PERMISSIONS = {
         "jobmonitor.view_statistics",
         "jobmonitor.pause_all",
         "jobmonitor.view_tracebacks",
+        "jobmonitor.view_audit",
     ],
     "manager": ["jobmonitor.view_all", "jobmonitor.stop"],
-    "auditor": ["jobmonitor.view_all"],
+    "auditor": ["jobmonitor.view_all", "jobmonitor.view_audit"],
     "clerk": [],
 }
 DEMO_USERS = [

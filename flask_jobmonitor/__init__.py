@@ -26,6 +26,7 @@ from .errors import (
     UnknownTask,
     UnsafeLink,
 )
+from .events import job_deleted, job_ended, job_queued, job_started, job_stopped, step_finished
 from .extension import JobMonitor
 from .jobs import control
 from .links import same_site_path
@@ -78,8 +79,14 @@ __all__ = [
     "create_sqlite_search",
     "create_worker",
     "csvsafe",
+    "job_deleted",
+    "job_ended",
+    "job_queued",
+    "job_started",
+    "job_stopped",
     "same_site_path",
     "stamp",
+    "step_finished",
     "upgrade",
 ]
 __version__ = "0.2.0"

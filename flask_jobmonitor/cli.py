@@ -12,6 +12,7 @@ from flask.cli import with_appcontext
 from rq.utils import import_attribute
 from rq.worker import BaseWorker
 
+from .jobs import audit
 from .jobs import pause_all as pausing
 from .jobs.maintenance import delete_old_jobs, recover
 from .jobs.schedules import create_scheduler
@@ -120,7 +121,12 @@ def cleanup(days: int | None) -> None:
     """Delete finished jobs older than the retention period, with their records and files."""
     state = get_state()
     keep = days or state.settings.retention_days
-    click.echo(f"deleted {delete_old_jobs(state, keep)} jobs older than {keep} days")
+    with audit.acting_from(audit.COMMAND_LINE):
+        deleted = delete_old_jobs(state, keep, user=_cli_user())
+    click.echo(f"deleted {deleted} jobs older than {keep} days")
+    if state.settings.audit_retention_days is not None:
+        pruned = audit.prune(state)
+        click.echo(f"deleted {pruned} audit entries older than {state.settings.audit_retention_days} days")
 
 
 #: Exit status of ``flask jobmonitor pause`` when jobs still run at the end of ``--timeout``.
@@ -158,7 +164,8 @@ def pause_command(timeout: float, no_wait: bool) -> None:
     --timeout seconds. Pausing again is harmless. Undo with ``flask jobmonitor resume``."""
     state = get_state()
     try:
-        found = pausing.pause_all(state, _cli_user())
+        with audit.acting_from(audit.COMMAND_LINE):
+            found = pausing.pause_all(state, _cli_user())
     except pausing.PauseAllUnavailable as error:
         raise click.ClickException(str(error)) from None
     paused = pausing.current(state)
@@ -193,7 +200,8 @@ def resume_command() -> None:
     take jobs again, the jobs the pause paused continue from their checkpoints. Jobs stopped or
     cancelled by people stay as they are. Resuming again is harmless."""
     try:
-        report = pausing.resume_all(get_state(), _cli_user())
+        with audit.acting_from(audit.COMMAND_LINE):
+            report = pausing.resume_all(get_state(), _cli_user())
     except pausing.PauseAllUnavailable as error:
         raise click.ClickException(str(error)) from None
     click.echo(report.message)

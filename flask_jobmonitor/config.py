@@ -15,12 +15,15 @@ import os
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from datetime import tzinfo
 from typing import Any
 
 from croniter import croniter
 
 from .errors import ConfigError
+from .i18n import N_
 from .records.status import JobStatus
+from .timeutil import as_zone
 
 DEFAULTS: dict[str, Any] = {
     # Redis that RQ uses. Jobs are executed through it; nothing a person sees lives only there.
@@ -49,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "JOBMONITOR_DB_RETRY_SECONDS": 60,
     # Finished jobs older than this many days are deleted by the daily retention job.
     "JOBMONITOR_RETENTION_DAYS": 90,
+    # Entries of the audit trail older than this many days are deleted by the retention job
+    # (and `flask jobmonitor cleanup`); None keeps them for ever.
+    "JOBMONITOR_AUDIT_RETENTION_DAYS": 400,
     # Cron expression (UTC) of the daily retention job; None switches it off.
     "JOBMONITOR_RETENTION_CRON": "17 3 * * *",
     # Queue health warns when the oldest queued job has waited longer than this (seconds).
@@ -67,8 +73,8 @@ DEFAULTS: dict[str, Any] = {
     "JOBMONITOR_PERMISSION_CHECKER": None,
     # Role name -> permission names, used when users have roles and no checker is set; None: admin has all.
     "JOBMONITOR_ROLE_PERMISSIONS": None,
-    # Flask-Admin menu category of the job pages.
-    "JOBMONITOR_ADMIN_CATEGORY": "Activity",
+    # Flask-Admin menu category of the job pages (looked up in the catalogues, as every label).
+    "JOBMONITOR_ADMIN_CATEGORY": N_("Activity"),
     # Seconds between two live refreshes of the list and detail pages.
     "JOBMONITOR_REFRESH_INTERVAL": 3,
     # URL prefix of the JSON endpoints, downloads and static files.
@@ -87,9 +93,20 @@ DEFAULTS: dict[str, Any] = {
     # Status -> the word people see for it (badges, the status filter, notifications, the JSON's
     # status_label), e.g. {"running": "In progress", "queued": "Pending"}; others keep theirs.
     "JOBMONITOR_STATUS_LABELS": {},
+    # Directories of the host's own catalogues for the domain "flask_jobmonitor"
+    # (<dir>/<lang>/LC_MESSAGES/flask_jobmonitor.mo), relative to the app's root_path or absolute:
+    # a language the package does not ship, or texts renamed in any language (i18n.py).
+    "JOBMONITOR_TRANSLATION_DIRECTORIES": [],
     # Hosts whose http(s) URLs are kept whole as "the page where a job was run", e.g.
     # ["shop.example.com"]; any other URL keeps only its path and query (links.py).
     "JOBMONITOR_RUN_AT_HOSTS": [],
+    # Time zone the pages show times in and count days and hours in (the list's date filters,
+    # the statistics' buckets): an IANA name such as "Europe/Paris". Stored times stay UTC.
+    "JOBMONITOR_TIMEZONE": "UTC",
+    # Callable () -> zone name, tzinfo or None, called once per request to pick the viewer's own
+    # zone (like Flask-Babel's timezone selector); None, or a None answer: JOBMONITOR_TIMEZONE.
+    # The same as decorating a function with @jobmonitor.timezone_selector.
+    "JOBMONITOR_TIMEZONE_SELECTOR": None,
     # Send the security headers below (and nosniff, X-Frame-Options, Referrer-Policy) on the
     # package's pages, JSON, downloads and static files; a header the host already set is kept.
     "JOBMONITOR_SECURITY_HEADERS": True,
@@ -118,6 +135,7 @@ class Settings:
     db_retry_seconds: float
     retention_days: int
     retention_cron: str | None
+    audit_retention_days: int | None
     wait_warning_seconds: float
     stop_check_interval: float
     flush_max_rows: int
@@ -134,11 +152,14 @@ class Settings:
     flash_on_enqueue: bool
     stats_cache: bool
     status_labels: Mapping[str, str]
+    translation_directories: tuple[str, ...]
     notify_children: bool
     system_jobs_stoppable: bool
     run_at_hosts: frozenset[str]
     security_headers: bool
     content_security_policy: str | None
+    timezone: tzinfo
+    timezone_selector: Callable[[], Any] | None
 
     @property
     def queues_in_priority_order(self) -> list[str]:
@@ -183,8 +204,9 @@ def _queue_names(value: Any) -> Mapping[str, str]:
     return dict(value)
 
 
-def read_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
-    """Validate the app's ``JOBMONITOR_*`` values and return them as :class:`Settings`."""
+def read_settings(config: Mapping[str, Any], instance_path: str, root_path: str = "") -> Settings:
+    """Validate the app's ``JOBMONITOR_*`` values and return them as :class:`Settings`
+    (``root_path``: the app's, which relative translation directories start from)."""
     redis_url = config["JOBMONITOR_REDIS_URL"]
     if not isinstance(redis_url, str) or not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"JOBMONITOR_REDIS_URL must be a redis://, rediss:// or unix:// URL, got {redis_url!r}")
@@ -202,6 +224,9 @@ def read_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
         db_retry_seconds=_positive("JOBMONITOR_DB_RETRY_SECONDS", config["JOBMONITOR_DB_RETRY_SECONDS"], float),
         retention_days=_positive("JOBMONITOR_RETENTION_DAYS", config["JOBMONITOR_RETENTION_DAYS"], int),
         retention_cron=_cron_or_none("JOBMONITOR_RETENTION_CRON", config["JOBMONITOR_RETENTION_CRON"]),
+        audit_retention_days=_positive_int_or_none(
+            "JOBMONITOR_AUDIT_RETENTION_DAYS", config["JOBMONITOR_AUDIT_RETENTION_DAYS"], "days"
+        ),
         wait_warning_seconds=_positive(
             "JOBMONITOR_WAIT_WARNING_SECONDS", config["JOBMONITOR_WAIT_WARNING_SECONDS"], float
         ),
@@ -224,11 +249,16 @@ def read_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
         flash_on_enqueue=bool(config["JOBMONITOR_FLASH_ON_ENQUEUE"]),
         stats_cache=bool(config["JOBMONITOR_STATS_CACHE"]),
         status_labels=_status_labels(config["JOBMONITOR_STATUS_LABELS"]),
+        translation_directories=_directories(
+            "JOBMONITOR_TRANSLATION_DIRECTORIES", config["JOBMONITOR_TRANSLATION_DIRECTORIES"], root_path
+        ),
         notify_children=_bool("JOBMONITOR_NOTIFY_CHILDREN", config["JOBMONITOR_NOTIFY_CHILDREN"]),
         system_jobs_stoppable=_bool("JOBMONITOR_SYSTEM_JOBS_STOPPABLE", config["JOBMONITOR_SYSTEM_JOBS_STOPPABLE"]),
         run_at_hosts=_host_names("JOBMONITOR_RUN_AT_HOSTS", config["JOBMONITOR_RUN_AT_HOSTS"]),
         security_headers=_bool("JOBMONITOR_SECURITY_HEADERS", config["JOBMONITOR_SECURITY_HEADERS"]),
         content_security_policy=_policy_or_none(config["JOBMONITOR_CONTENT_SECURITY_POLICY"]),
+        timezone=_zone("JOBMONITOR_TIMEZONE", config["JOBMONITOR_TIMEZONE"]),
+        timezone_selector=_selector_or_none("JOBMONITOR_TIMEZONE_SELECTOR", config["JOBMONITOR_TIMEZONE_SELECTOR"]),
     )
 
 
@@ -245,11 +275,11 @@ def _non_negative_int(key: str, value: Any) -> int:
     return value
 
 
-def _positive_int_or_none(key: str, value: Any) -> int | None:
+def _positive_int_or_none(key: str, value: Any, unit: str = "bytes") -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{key} must be a whole number of bytes greater than zero, or None, got {value!r}")
+        raise ConfigError(f"{key} must be a whole number of {unit} greater than zero, or None, got {value!r}")
     return value
 
 
@@ -264,6 +294,21 @@ def _cron_or_none(key: str, value: Any) -> str | None:
 def _callable_or_none(key: str, value: Any) -> Any:
     if value is not None and not callable(value):
         raise ConfigError(f"{key} must be a callable (user, permission) -> bool or None, got {value!r}")
+    return value
+
+
+def _zone(key: str, value: Any) -> tzinfo:
+    """An IANA zone name (or a tzinfo), checked against the machine's zone database now rather
+    than on the first page view."""
+    try:
+        return as_zone(value)
+    except ValueError as error:
+        raise ConfigError(f"{key}: {error}") from None
+
+
+def _selector_or_none(key: str, value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise ConfigError(f"{key} must be a callable () -> zone name, tzinfo or None, or None; got {value!r}")
     return value
 
 
@@ -287,6 +332,23 @@ def _status_labels(value: Any) -> Mapping[str, str]:
         if not isinstance(label, str) or not label.strip():
             raise ConfigError(f"{key}[{status!r}] must be a non-empty text, got {label!r}")
     return {status: label.strip() for status, label in value.items()}
+
+
+def _directories(key: str, value: Any, root_path: str) -> tuple[str, ...]:
+    """Existing directories, relative ones taken from ``root_path``."""
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, Collection):
+        raise ConfigError(f"{key} must be a list of directories, e.g. ['translations'], got {value!r}")
+    found = []
+    for entry in value:
+        if not isinstance(entry, (str, os.PathLike)) or not str(entry).strip():
+            raise ConfigError(f"{key} must hold directory paths, got {entry!r}")
+        path = os.path.join(root_path, os.fspath(entry))
+        if not os.path.isdir(path):
+            raise ConfigError(f"{key}: {path} is not a directory")
+        found.append(path)
+    return tuple(found)
 
 
 def _host_names(key: str, value: Any) -> frozenset[str]:

@@ -4,14 +4,18 @@ is about.
 Grouped by kind: the base class; setup and settings; enqueueing and tasks; people's actions on
 jobs; a running task's interruptions; files; the pages' query parameters. The public ones are
 exported from the package (``flask_jobmonitor.__init__``). This module imports nothing from the
-package (but a type for annotations), so every layer may import it.
+package but i18n.py (a base module: the refusals a person reads are translated when raised in a
+request) and a type for annotations, so every layer may import it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from werkzeug.exceptions import RequestEntityTooLarge
+
+from .i18n import N_, format_file_size, gettext
 
 if TYPE_CHECKING:
     from .records.status import JobStatus
@@ -59,37 +63,42 @@ class JobNotFound(JobMonitorError, LookupError):
         self.job_id = job_id
 
 
-#: "This job ..." for each status, as a refusal tells a person (no internal status names).
-_STATUS_PHRASES = {
-    "queued": "is still waiting for a worker",
-    "running": "is running",
-    "stopping": "is already stopping",
-    "paused": "is paused",
-    "waiting": "is waiting for its child jobs",
-    "completed": "has already completed",
-    "failed": "has already failed",
-    "stopped": "has already been stopped",
-    "cancelled": "has been cancelled",
+#: The first clause of a refusal, for each status, as a person is told it (no internal status
+#: names). Each clause is whole, so a translation agrees with itself ("This job" is its subject).
+_STATUS_CLAUSES = {
+    "queued": N_("This job is still waiting for a worker"),
+    "running": N_("This job is running"),
+    "stopping": N_("This job is already stopping"),
+    "paused": N_("This job is paused"),
+    "waiting": N_("This job is waiting for its child jobs"),
+    "completed": N_("This job has already completed"),
+    "failed": N_("This job has already failed"),
+    "stopped": N_("This job has already been stopped"),
+    "cancelled": N_("This job has been cancelled"),
 }
-#: "... it cannot ..." for each refused move (the status machine's names, then control's).
-_ACTION_PHRASES = {
-    "request_stop": "be stopped",
-    "force_stop": "be force-stopped",
-    "cancel": "be cancelled",
-    "resume": "be resumed",
-    "restart": "be restarted",
-    "delete": "be deleted",
-    "change priority": "change priority",
+#: The second clause for each refused move (the status machine's names, then control's): the
+#: first form for a finished job ("no longer"), the second for one that may change ("now").
+_MOVE_CLAUSES = {
+    "request_stop": (N_("it can no longer be stopped"), N_("it cannot be stopped now")),
+    "stop_family": (N_("it can no longer be stopped"), N_("it cannot be stopped now")),
+    "force_stop": (N_("it can no longer be force-stopped"), N_("it cannot be force-stopped now")),
+    "cancel": (N_("it can no longer be cancelled"), N_("it cannot be cancelled now")),
+    "request_cancel": (N_("it can no longer be cancelled"), N_("it cannot be cancelled now")),
+    "resume": (N_("it can no longer be resumed"), N_("it cannot be resumed now")),
+    "restart": (N_("it can no longer be restarted"), N_("it cannot be restarted now")),
+    "delete": (N_("it can no longer be deleted"), N_("it cannot be deleted now")),
+    "change priority": (N_("it can no longer change priority"), N_("it cannot change priority now")),
+}
+#: The moves only the package makes (a worker, recovery), named in logs, never to people.
+_INTERNAL_MOVES = {
     "start": "start",
     "finish": "finish",
     "fail": "be marked failed",
     "stopped": "be marked stopped",
     "pause": "be paused",
     "requeue": "be queued again",
-    "request_cancel": "be cancelled",
     "cancelled_at_checkpoint": "be marked cancelled",
     "wait_for_children": "wait for its child jobs",
-    "stop_family": "be stopped",
     "family_completed": "be marked completed",
     "family_failed": "be marked failed",
     "family_stopped": "be marked stopped",
@@ -98,15 +107,19 @@ _FINISHED = frozenset({"completed", "failed", "stopped", "cancelled"})
 
 
 def refusal_text(status: str, action: str) -> str:
-    """A refusal in plain words: "This job has already completed; it can no longer be stopped."
+    """A refusal in plain words, in the request's language: "This job has already completed;
+    it can no longer be stopped."
 
     No job id and no internal status name: this is what the person who clicked is shown.
     """
-    what = _STATUS_PHRASES.get(status, "has changed meanwhile")
-    move = _ACTION_PHRASES.get(action, action.replace("_", " "))
-    if status in _FINISHED:
-        return f"This job {what}; it can no longer {move}."
-    return f"This job {what}; it cannot {move} now."
+    finished = status in _FINISHED
+    what = gettext(_STATUS_CLAUSES.get(status, N_("This job has changed meanwhile")))
+    if action in _MOVE_CLAUSES:
+        move = gettext(_MOVE_CLAUSES[action][0 if finished else 1])
+    else:
+        internal = _INTERNAL_MOVES.get(action, action.replace("_", " "))
+        move = f"it can no longer {internal}" if finished else f"it cannot {internal} now"
+    return gettext("%(status)s; %(move)s.", status=what, move=move)
 
 
 class TransitionRefused(JobMonitorError):
@@ -125,7 +138,9 @@ class TransitionRefused(JobMonitorError):
         expected_attempt: int | None = None,
     ) -> None:
         if expected_attempt is not None and current_attempt != expected_attempt:
-            move = _ACTION_PHRASES.get(action, action.replace("_", " "))
+            move = _INTERNAL_MOVES.get(action) or _MOVE_CLAUSES.get(action, ("", action))[1].removeprefix(
+                "it cannot "
+            ).removesuffix(" now")
             text = (
                 f"This job was run again meanwhile (it is on attempt {current_attempt}); "
                 f"attempt {expected_attempt} cannot {move}."
@@ -214,6 +229,18 @@ class PauseRequested(BaseException):
 class InvalidFilter(ValueError):
     """A query parameter of the job list has a value that cannot be used; the message says which."""
 
+    @classmethod
+    def not_one_of(cls, name: str, choices: Iterable[str], value: str) -> InvalidFilter:
+        """``name`` must take one of ``choices``, and ``value`` is none of them."""
+        return cls(
+            gettext(
+                "%(name)s must be one of %(choices)s; got %(value)s",
+                name=name,
+                choices=", ".join(choices),
+                value=repr(value),
+            )
+        )
+
 
 # -- files -------------------------------------------------------------------------------------
 
@@ -236,17 +263,11 @@ class FileTooLarge(JobMonitorError, RequestEntityTooLarge):
     """
 
     def __init__(self, limit: int) -> None:
-        text = f"The file is too large: the files of one job may hold at most {format_bytes(limit)}."
+        text = gettext(
+            "The file is too large: the files of one job may hold at most %(limit)s.", limit=format_file_size(limit)
+        )
         RequestEntityTooLarge.__init__(self, description=text)
         self.limit = limit
 
     def __str__(self) -> str:
         return str(self.description)
-
-
-def format_bytes(size: int) -> str:
-    """``10 MB``, ``512 KB``, ``900 bytes``: a size as people read it (binary multiples)."""
-    for unit, factor in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
-        if size >= factor:
-            return f"{size / factor:.3g} {unit}"
-    return f"{size} bytes"

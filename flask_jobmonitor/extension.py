@@ -17,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar, overload
 import sqlalchemy as sa
 from flask import Flask
 
+from . import i18n
 from .cli import jobmonitor_cli
 from .config import Settings, apply_defaults, read_settings
 from .errors import ConfigError
@@ -60,6 +61,7 @@ class JobMonitor:
         self.tasks = TaskRegistry()
         self.schedules: dict[str, Schedule] = {}
         self._storage_factory = storage
+        self.timezone_selector_func: Callable[[], Any] | None = None
         if app is not None:
             self.init_app(app, admin=admin)
 
@@ -73,7 +75,7 @@ class JobMonitor:
         if "sqlalchemy" not in app.extensions:
             raise ConfigError("call db.init_app(app) before JobMonitor.init_app(app)")
         apply_defaults(app.config)
-        settings = read_settings(app.config, app.instance_path)
+        settings = read_settings(app.config, app.instance_path, app.root_path)
         storage = self._storage_factory(app, settings) if self._storage_factory else LocalStorage(settings.storage_path)
         permissions = JobPermissions(settings.permission_checker, settings.role_permissions)
         state = JobMonitorState(
@@ -86,6 +88,7 @@ class JobMonitor:
 
         self._register_retention(settings)
         app.register_blueprint(bp, url_prefix=settings.url_prefix)
+        i18n.install(app, settings.translation_directories)
         register_template_helpers(app)
         app.cli.add_command(jobmonitor_cli)
         if admin is not None:
@@ -205,6 +208,16 @@ class JobMonitor:
                 job_name="Delete old jobs",
                 is_system=True,
             )
+
+    # -- time zone -----------------------------------------------------------------------------
+
+    def timezone_selector(self, func: F) -> F:
+        """Register ``func`` (no arguments, called once per request) as the picker of the viewer's
+        time zone, as Flask-Babel's ``timezone_selector``: it returns a zone name such as
+        ``"Europe/Paris"``, a ``tzinfo``, or None for ``JOBMONITOR_TIMEZONE``. An unknown name is
+        logged and the default used. ``JOBMONITOR_TIMEZONE_SELECTOR``, if set, comes first."""
+        self.timezone_selector_func = func
+        return func
 
     # -- jobs ----------------------------------------------------------------------------------
 

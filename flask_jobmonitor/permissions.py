@@ -15,7 +15,8 @@ and their own jobs, and may stop and manage their own jobs. Seeing other people'
 re-prioritising them ``jobmonitor.manage``. Pausing and resuming all jobs for maintenance (the
 queue health page, pause_all.py) needs ``jobmonitor.pause_all``. Reading why a job failed beyond
 the message meant for people (the exception's text and traceback, failures.py) needs
-``jobmonitor.view_tracebacks``.
+``jobmonitor.view_tracebacks``. Reading the audit trail (who did what to which jobs, audit.py)
+needs ``jobmonitor.view_audit``.
 """
 
 from __future__ import annotations
@@ -39,9 +40,21 @@ VIEW_SYSTEM = "jobmonitor.view_system"
 VIEW_STATISTICS = "jobmonitor.view_statistics"
 PAUSE_ALL = "jobmonitor.pause_all"
 VIEW_TRACEBACKS = "jobmonitor.view_tracebacks"
+VIEW_AUDIT = "jobmonitor.view_audit"
 
 #: Every permission the extension asks about.
-PERMISSIONS = (ACCESS, VIEW_ALL, STOP, MANAGE, DELETE, VIEW_SYSTEM, VIEW_STATISTICS, PAUSE_ALL, VIEW_TRACEBACKS)
+PERMISSIONS = (
+    ACCESS,
+    VIEW_ALL,
+    STOP,
+    MANAGE,
+    DELETE,
+    VIEW_SYSTEM,
+    VIEW_STATISTICS,
+    PAUSE_ALL,
+    VIEW_TRACEBACKS,
+    VIEW_AUDIT,
+)
 #: Default ``JOBMONITOR_ROLE_PERMISSIONS``: admins hold everything, other roles nothing extra.
 DEFAULT_ROLE_PERMISSIONS: Mapping[str, Iterable[str]] = {"admin": PERMISSIONS}
 
@@ -122,6 +135,10 @@ class JobPermissions:
     def can_view_statistics(self, user: Any) -> bool:
         """May ``user`` open the statistics and queue health pages?"""
         return self.can_access(user) and self.has(user, VIEW_STATISTICS)
+
+    def can_view_audit(self, user: Any) -> bool:
+        """May ``user`` read the audit trail: every action on every job, by whom, from where?"""
+        return self.can_access(user) and self.has(user, VIEW_AUDIT)
 
     def can_pause_all(self, user: Any) -> bool:
         """May ``user`` pause every job for maintenance, and resume them (queue health page)?"""

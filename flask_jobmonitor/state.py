@@ -10,8 +10,9 @@ above everything else (docs/architecture.md, "Layers").
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app
@@ -49,6 +50,12 @@ class JobMonitorState:
     def tasks(self) -> TaskRegistry:
         """The registry of tasks, shared by every app of the same extension object."""
         return self.extension.tasks
+
+    @property
+    def timezone_selector(self) -> Callable[[], Any] | None:
+        """The host's picker of the viewer's zone: JOBMONITOR_TIMEZONE_SELECTOR, else the function
+        decorated with ``@jobmonitor.timezone_selector``, else None."""
+        return self.settings.timezone_selector or self.extension.timezone_selector_func
 
     @property
     def engine(self) -> sa.Engine:

@@ -20,9 +20,9 @@ def describe_user(user: Any) -> tuple[str | None, str | None]:
     """
     if user is None or getattr(user, "is_anonymous", False):
         return None, None
-    if isinstance(user, tuple):
+    if isinstance(user, tuple):  # (id, name); (None, name): someone with no id (the command line)
         user_id, name = user
-        return str(user_id), str(name)
+        return (None if user_id is None else str(user_id)), (None if name is None else str(name))
     if isinstance(user, str | int):
         return str(user), str(user)
     get_id = getattr(user, "get_id", None)

@@ -171,7 +171,8 @@ class Soak:
 
     def run(self, timeout: float, stall_seconds: float = 60.0) -> SoakResult:
         """Start the workers, enqueue everything, cause trouble, and wait until every job ended
-        (or ``timeout`` passed, or no job ended for ``stall_seconds``: something is stuck)."""
+        (or ``timeout`` passed, or the number of active jobs stayed the same for ``stall_seconds``:
+        something is stuck)."""
         self.start_workers()
         started = time.monotonic()
         self.enqueue_all()
@@ -310,10 +311,7 @@ class Soak:
         if active:
             problems.append(f"{len(active)} jobs not in a final status: {Counter(r.status for r in active)}")
             for job in active[:10]:
-                rq_status = self.env.redis.hget(RQJob.key_for(job.id), "status")
-                problems.append(
-                    f"  still {job.status}: job {job.id} ({self.kind_of.get(job.id, 'child')}), RQ {rq_status!r}"
-                )
+                problems.append(self._what_holds(job.id))
         for job in active:
             if job.status == "queued" and job.enqueued_at is not None:
                 rq_status = self.env.redis.hget(RQJob.key_for(job.id), "status")
@@ -325,6 +323,35 @@ class Soak:
         if any(waiting.values()) and not active:
             problems.append(f"RQ still holds jobs though SQL has none waiting: {waiting}")
         return problems
+
+    def _what_holds(self, job_id: str) -> str:
+        """One line on a job that did not end: its status, RQ's, its run and heartbeat, and the
+        last lines of its log (what recovery or the worker last wrote)."""
+        c = job_table.c
+        with self.env.engine.connect() as connection:
+            job = connection.execute(
+                sa.select(c.status, c.attempt, c.worker_name, c.heartbeat_at, c.status_changed_at, c.recoveries).where(
+                    c.id == job_id
+                )
+            ).first()
+            if job is None:
+                return f"  job {job_id} ({self.kind_of.get(job_id, 'child')}): deleted meanwhile"
+            lines = connection.execute(
+                sa.select(log_table.c.message)
+                .where(log_table.c.job_id == job_id)
+                .order_by(log_table.c.id.desc())
+                .limit(3)
+            ).scalars()
+            last = " | ".join(reversed([" ".join(str(message).split())[:120] for message in lines]))
+        rq_status = self.env.redis.hget(RQJob.key_for(job_id), "status")
+        now = utcnow()
+        beat = "never" if job.heartbeat_at is None else f"{(now - job.heartbeat_at).total_seconds():.1f} s ago"
+        changed = (now - job.status_changed_at).total_seconds()
+        return (
+            f"  still {job.status} ({changed:.1f} s): job {job_id} ({self.kind_of.get(job_id, 'child')}), "
+            f"RQ {rq_status!r}, attempt {job.attempt} on {job.worker_name}, heartbeat {beat}, "
+            f"recoveries {job.recoveries}; log: {last}"
+        )
 
     def check_kinds(self, by_kind: dict[str, Counter[str]]) -> list[str]:
         """Each kind ended the way it can end; resumed jobs recorded each item exactly once."""

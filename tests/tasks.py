@@ -301,3 +301,15 @@ def saves_in_batches(ctx: JobContext, commit_every: int = 10, row_delay: float =
     """Like ``saves_in_one_transaction`` but commits every ``commit_every`` rows; each commit is
     followed at once by the next row's write, so the lock is free only between the two."""
     _saves_until_released(ctx, commit_every, row_delay, timeout)
+
+
+@jobmonitor.task(type="test", steps=["Write", "Commit"])
+def writes_across_a_step(ctx: JobContext) -> None:
+    """Writes a row through ``db.session`` in one step and commits it in the next: the end of the
+    first step (and its signal) comes between the write and its commit."""
+    from .support.extensions import db
+
+    with ctx.step("Write"):
+        db.session.execute(sa.insert(scratch_table).values(job_id=ctx.job_id, item=1))
+    with ctx.step("Commit"):
+        db.session.commit()

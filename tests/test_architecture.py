@@ -32,6 +32,7 @@ NAME = PACKAGE.name
 #: forwarding modules) wire everything together and may import anything.
 LAYER_OF_TOP_LEVEL = {
     "errors": "base",
+    "i18n": "base",
     "timeutil": "base",
     "keys": "base",
     "links": "base",
@@ -42,6 +43,7 @@ LAYER_OF_TOP_LEVEL = {
     "tasks": "base",
     "permissions": "state",
     "state": "state",
+    "events": "state",
 }
 ALLOWED: dict[str, set[str]] = {
     "base": {"base"},

@@ -334,6 +334,37 @@ def test_cancel_of_a_running_job_stops_it_at_its_checkpoint_and_ends_it_cancelle
 # -- force stop ----------------------------------------------------------------------------------
 
 
+def test_a_cancel_whose_signal_comes_after_the_run_read_stopping_still_ends_cancelled(app, engine, state, monkeypatch):
+    """The request writes "stopping" to SQL, stops the children, then sets its "cancel" signal; a
+    run whose write read "stopping" in between learns from the signal that it is a cancel, by
+    waiting for it (runner._record_stop). Under load that window was wide enough for the run to
+    end "stopped". The interleaving is made: the request stops the children once the run waits."""
+    waiting = threading.Event()
+    real_await = runner.await_signal
+    real_stop_children = control.stop_children
+
+    def noted(*args: Any, **kwargs: Any) -> Any:
+        waiting.set()
+        return real_await(*args, **kwargs)
+
+    def once_the_run_waits(*args: Any, **kwargs: Any) -> Any:
+        waiting.wait(10)
+        return real_stop_children(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "await_signal", noted, raising=False)
+    monkeypatch.setattr(control, "stop_children", once_the_run_waits)
+    job = jobmonitor.enqueue(ct.ticks_cancellable, user=OWNER, seconds=30, interval=0.02)
+    with worker_thread(app, SimpleWorker, timeout=10) as running:
+        wait_progress(engine, job.id, 3)
+        control.perform(state, "cancel", orm_jobs(engine, [job.id])[0], ADA)
+        row = wait_status(engine, job.id, ("cancelled", "stopped"), timeout=10, interval=POLL)
+        running.join(10)
+
+    assert row.status == "cancelled"
+    assert waiting.is_set(), "the run did not wait for the request's signal"
+    assert notifications(engine, job.id) == []  # a person who cancels a job needs no news of it
+
+
 def test_force_stop_kills_a_forked_task_that_never_ticks(app, engine, state):
     job = jobmonitor.enqueue(ct.sleeps_without_ticking, user=OWNER, seconds=30)
     with worker_thread(app, Worker, timeout=10) as running:

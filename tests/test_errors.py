@@ -95,8 +95,8 @@ def test_no_refusal_names_an_internal_status_or_the_job_id(status, action):
 def test_every_status_and_every_move_has_its_plain_words():
     """A status or move added to the machine without words would be refused as "has changed
     meanwhile" or with its internal name: the wording grows with the machine."""
-    from flask_jobmonitor.errors import _ACTION_PHRASES, _STATUS_PHRASES
+    from flask_jobmonitor.errors import _INTERNAL_MOVES, _MOVE_CLAUSES, _STATUS_CLAUSES
     from flask_jobmonitor.records.status import TRANSITIONS
 
-    assert set(_STATUS_PHRASES) == {status.value for status in JobStatus}
-    assert set(TRANSITIONS) <= set(_ACTION_PHRASES)
+    assert set(_STATUS_CLAUSES) == {status.value for status in JobStatus}
+    assert set(TRANSITIONS) <= set(_MOVE_CLAUSES) | set(_INTERNAL_MOVES)

@@ -125,3 +125,60 @@ def test_login_follows_a_next_path_of_this_site(make_catalogue):
     )
 
     assert response.headers["Location"] == "/admin/jobs/?status=failed"
+
+
+def _log_in(client, who: str = "clerk") -> None:
+    response = client.post("/login", data={"username": who, "password": who})
+    assert response.status_code == 302
+
+
+def test_the_language_menu_switches_flask_admin_and_the_job_pages_together(make_catalogue):
+    """The demo's menu offers English, Français and Deutsch; a choice holds for the session and
+    both Flask-Admin's own words and the job pages follow it."""
+    client = make_catalogue().test_client()
+    _log_in(client)
+    page = client.get("/admin/jobs/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Show child jobs" in page and ">English</a>" not in page
+    for code, name in (("en", "English"), ("fr", "Français"), ("de", "Deutsch")):
+        assert f'name="language" value="{code}" lang="{code}"' in page and f">{name}</button>" in page
+
+    response = client.post(
+        "/language", data={"language": "de"}, headers={"Referer": "http://localhost/admin/jobs/?status=failed"}
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/jobs/?status=failed"
+    german = client.get("/admin/jobs/", headers={"Accept-Language": "fr"}).get_data(as_text=True)
+    assert "Unterjobs anzeigen" in german and "Show child jobs" not in german  # ours
+    assert "Startseite" in german or "Start" in german  # Flask-Admin's "Home"
+    assert 'lang="de" aria-current="true">Deutsch<' in german
+
+    client.post("/language", data={"language": "fr", "next": "/admin/my-jobs/"})
+    assert "Mes tâches" in client.get("/admin/my-jobs/").get_data(as_text=True)
+
+
+def test_without_a_choice_the_browsers_language_decides(make_catalogue):
+    client = make_catalogue().test_client()
+    _log_in(client)
+    assert "Afficher les sous-tâches" in client.get("/admin/jobs/", headers={"Accept-Language": "fr-CH"}).get_data(
+        as_text=True
+    )
+    assert "Show child jobs" in client.get("/admin/jobs/", headers={"Accept-Language": "es"}).get_data(as_text=True)
+
+
+@pytest.mark.parametrize("next_value", ["//evil.example/", "https://evil.example/"])
+def test_the_language_menu_sends_back_only_to_a_page_of_this_site(make_catalogue, next_value):
+    client = make_catalogue().test_client()
+    response = client.post("/language", data={"language": "fr", "next": next_value})
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/"
+    response = client.post("/language", data={"language": "fr"}, headers={"Referer": "https://evil.example/admin/x"})
+    assert response.headers["Location"] == "/admin/"
+
+
+def test_an_unknown_language_or_a_get_is_refused(make_catalogue):
+    client = make_catalogue().test_client()
+    assert client.post("/language", data={"language": "xx"}).status_code == 400
+    assert client.get("/language?language=fr").status_code == 405
+
+
+def test_changing_the_language_needs_the_csrf_token(make_catalogue):
+    client = make_catalogue(WTF_CSRF_ENABLED=True).test_client()
+    assert client.post("/language", data={"language": "fr"}).status_code == 400

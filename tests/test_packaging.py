@@ -53,6 +53,7 @@ def _package_data_in_tree() -> list[str]:
     found = [p.relative_to(package).as_posix() for p in (package / "web" / "templates" / "jobmonitor").glob("*.html")]
     found += [p.relative_to(package).as_posix() for p in (package / "web" / "static").iterdir() if p.is_file()]
     found += [p.relative_to(package).as_posix() for p in (package / "records" / "migrations" / "versions").glob("*.py")]
+    found += [p.relative_to(package).as_posix() for p in (package / "translations").rglob("*.[pm]o")]
     return sorted(found)
 
 
@@ -468,6 +469,7 @@ def test_wheel_installs_into_a_clean_virtualenv_and_runs_a_fresh_app(
     list_page, detail_page = pages["list"][1], pages["detail"][1]
     assert "Summarise members" in list_page and enqueued["job_id"] in list_page
     assert "/jobmonitor/static/jobmonitor.js" in list_page
+    assert "Process tracker" in list_page and "Show child jobs" in list_page  # English, without Flask-Babel
     for text in ("Summarise members", "Read members", "Write summary", "members.csv", "summary.txt"):
         assert text in detail_page, f"{text!r} not on the job detail page"
     assert result["js_matches_installed"], "the served jobmonitor.js differs from the installed one"

@@ -18,7 +18,9 @@ def test_short_soak_ends_every_job_and_reconciles_sql_with_rq(database_url, redi
         env.start(CHILDREN_IN_FLIGHT=4, MAX_RECOVERIES=5)
         soak = Soak(env, 300, kills=4, redis_loss_at=0.4, progress=print)
 
-        result = soak.run(timeout=75, stall_seconds=25)
+        # no total time to meet (the machine may be busy with other work): only a soak in which no
+        # job ends for stall_seconds is stuck; timeout is a backstop
+        result = soak.run(timeout=600, stall_seconds=45)
 
         print(describe(result))
         assert result.drained, f"{describe(result)}\n{env.worker_logs()}"

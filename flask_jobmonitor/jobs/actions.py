@@ -65,7 +65,8 @@ class Action:
     decides who may take it (``can_stop``, ``can_manage``, ``can_delete``). It fits a job whose
     status is one of ``statuses`` and for which ``condition`` holds. ``run(state, job_id, user)``
     does it, without permission checks. ``past_tense`` names it in bulk summaries ("3 asked to
-    stop"), ``refused_words`` in a refusal ("You may not force-stop this job."). ``interrupts``
+    stop": the singular and plural forms, with ``%(num)s``), ``denied`` is the refusal of a
+    person without the permission ("You may not force-stop this job."). ``interrupts``
     tells whether it would interrupt the job's work; ``forbidden_by`` is the task option that
     can forbid it whatever the status, with the reason said then.
     """
@@ -74,8 +75,8 @@ class Action:
     permission: str
     statuses: frozenset[JobStatus]
     run: Callable[[JobMonitorState, str, Any], ActionResult]
-    past_tense: str
-    refused_words: str
+    past_tense: tuple[str, str]
+    denied: str
     look: ActionLook
     condition: JobPredicate = always
     interrupts: JobPredicate = never

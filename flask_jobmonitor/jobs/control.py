@@ -27,16 +27,18 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job as RQJob
 from sqlalchemy.orm import Session
 
+from .. import events
 from ..errors import ActionNotAllowed, EnqueueError, JobNotFound, PermissionDenied, TransitionRefused, UnknownTask
+from ..i18n import N_, N_plural, format_number, gettext, ngettext
 from ..records.bulkwrite import in_chunks
 from ..records.journal import close_running_step, write_log
 from ..records.models import Job, file_table, job_table, log_table, notification_table, step_table, subtask_table
 from ..records.notifications import notify_end
 from ..records.status import (
+    ALREADY_WORDS,
     DELETABLE_STATUSES,
     FINISHED_STATUSES,
     RESTARTABLE_STATUSES,
-    STATUS_WORDS,
     TRANSITIONS,
     JobStatus,
 )
@@ -46,6 +48,7 @@ from ..stats import cache as stats_cache
 from ..storage import job_of
 from ..timeutil import utcnow
 from ..users import describe_user
+from . import audit
 from . import rq as rq_internals
 from .actions import Action, ActionLook, ActionResult, always
 from .children import release as release_children
@@ -98,7 +101,10 @@ def stop(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
     stop_children(state, job_id, user)
     if waiting:
         child_ended(state, job_id)  # its children may all have been cancelled just now
-        return ActionResult(job_id, "stop", "Its child jobs will stop at their next checkpoint, and the job with them.")
+        events.send(state, events.job_stopped, job_id, action="stop", user=user)
+        return ActionResult(
+            job_id, "stop", gettext("Its child jobs will stop at their next checkpoint, and the job with them.")
+        )
     send_signal(state, job_id, "stop")
     # the task may have read "stopping" from SQL and ended before the signal was set: the
     # signal would then wait for no run (until it expires). Read after setting it, so that a
@@ -108,7 +114,9 @@ def stop(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
         ended = connection.execute(sa.select(job_table.c.status).where(job_table.c.id == job_id)).scalar()
     if ended is None or JobStatus(ended) in FINISHED_STATUSES:
         clear_signal(state, job_id)
-    return ActionResult(job_id, "stop", "The job will stop at its next checkpoint. Work already done is kept.")
+    # last: a slow receiver must not hold back the signal (the job may have ended meanwhile)
+    events.send(state, events.job_stopped, job_id, action="stop", user=user)
+    return ActionResult(job_id, "stop", gettext("The job will stop at its next checkpoint. Work already done is kept."))
 
 
 def force_stop(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
@@ -134,9 +142,12 @@ def force_stop(state: JobMonitorState, job_id: str, user: Any = None) -> ActionR
         pass  # RQ is not executing it (any more): the SQL record is what counts
     except RedisError as error:
         log.warning("job %s: RQ stop command not sent: %s", job_id, error)
+    # after the kill (a slow receiver must not delay it), before the children and the family
+    events.send(state, events.job_stopped, job_id, action="force_stop", user=user)
+    events.send(state, events.job_ended, job_id, outcome=JobStatus.STOPPED)
     stop_children(state, job_id, user, force=True)
     child_ended(state, job.parent_id)
-    return ActionResult(job_id, "force_stop", "The job was force-stopped.")
+    return ActionResult(job_id, "force_stop", gettext("The job was force-stopped."))
 
 
 def resume(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
@@ -149,25 +160,27 @@ def resume(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResul
     the answer says how many."""
     job = _load(state, job_id)
     if not state.tasks.get(job.task).resumable:
-        raise ActionNotAllowed("This job cannot continue where it stopped; restart it instead.")
+        raise ActionNotAllowed(gettext("This job cannot continue where it stopped; restart it instead."))
     if job.status != JobStatus.STOPPED.value:
         raise TransitionRefused(job_id, JobStatus(job.status), "resume")
     resumed, left = _resume_stopped_children(state, job_id, user)
     requeue(state, job_id, "resume")  # the move itself refuses a job that is no longer stopped
     with state.engine.begin() as connection:
         write_log(connection, _LOG_AS, [job_id], f"Resumed by {_actor_name(user)}.")
-    message = "The job is queued again and will continue from its checkpoint."
+    sentences = [gettext("The job is queued again and will continue from its checkpoint.")]
     if resumed:
-        message += (
-            " 1 stopped child job continues too." if resumed == 1 else f" {resumed} stopped child jobs continue too."
+        sentences.append(
+            ngettext("%(num)s stopped child job continues too.", "%(num)s stopped child jobs continue too.", resumed)
         )
     if left:
-        message += (
-            " 1 stopped child job cannot continue (submit it again)."
-            if left == 1
-            else f" {left} stopped child jobs cannot continue (submit them again)."
+        sentences.append(
+            ngettext(
+                "%(num)s stopped child job cannot continue (submit it again).",
+                "%(num)s stopped child jobs cannot continue (submit them again).",
+                left,
+            )
         )
-    return ActionResult(job_id, "resume", message)
+    return ActionResult(job_id, "resume", " ".join(sentences))
 
 
 def _resume_stopped_children(state: JobMonitorState, job_id: str, user: Any) -> tuple[int, int]:
@@ -226,14 +239,17 @@ def cancel(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResul
     if running:
         stop_children(state, job_id, user)
         send_signal(state, job_id, "cancel")
-        return ActionResult(job_id, "cancel", "The job will stop at its next checkpoint and end cancelled.")
+        events.send(state, events.job_stopped, job_id, action="cancel", user=user)
+        return ActionResult(job_id, "cancel", gettext("The job will stop at its next checkpoint and end cancelled."))
     _remove_from_rq(state, job_id)
+    events.send(state, events.job_stopped, job_id, action="cancel", user=user)
+    events.send(state, events.job_ended, job_id, outcome=JobStatus.CANCELLED)
     stop_children(state, job_id, user)
     job = _load(state, job_id)
     if job.root_id:
         release_children(state, job.root_id)  # its slot among the root's children is free
     child_ended(state, job.parent_id)  # it may have been the last active child of a waiting parent
-    return ActionResult(job_id, "cancel", "The job was cancelled.")
+    return ActionResult(job_id, "cancel", gettext("The job was cancelled."))
 
 
 def restart(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
@@ -267,7 +283,7 @@ def restart(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResu
         # no id: everyone who may see this job reads its log, and the new job may be one they may
         # not open (the detail page's "Restarted as" links it for those who may)
         write_log(connection, _LOG_AS, [job_id], f"Restarted by {_actor_name(user)}.")
-    return ActionResult(job_id, "restart", "A new job was started with the same parameters.", new_job.id)
+    return ActionResult(job_id, "restart", gettext("A new job was started with the same parameters."), new_job.id)
 
 
 def delete(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResult:
@@ -277,13 +293,14 @@ def delete(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResul
         raise TransitionRefused(job_id, JobStatus(job.status), "delete")
     family = [job_id, *_descendants(state, job_id)]
     deletable = [s.value for s in DELETABLE_STATUSES]
+    records = events.records_before(state, events.job_deleted, family)
     with state.engine.begin() as connection:
         active = connection.execute(
             sa.select(job_table.c.id).where(job_table.c.id.in_(family), job_table.c.status.not_in(deletable)).limit(1)
         ).first()
         if active is not None:
             raise ActionNotAllowed(
-                "This job has a child job that is still active; it can be deleted once all have ended."
+                gettext("This job has a child job that is still active; it can be deleted once all have ended.")
             )
         keys = set(
             connection.execute(sa.select(file_table.c.storage_key).where(file_table.c.job_id.in_(family))).scalars()
@@ -303,14 +320,16 @@ def delete(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResul
             .returning(job_table.c.created_at)
         ).all()
         if len(deleted) != len(family):
-            raise ActionNotAllowed("This job changed while it was being deleted; nothing was deleted.")
+            raise ActionNotAllowed(gettext("This job changed while it was being deleted; nothing was deleted."))
         _forget_statistics(connection, [row.created_at for row in deleted])
     _delete_files(state, family, keys, shared)
     for member in family:
         with contextlib.suppress(NoSuchJobError, RedisError):
             RQJob.fetch(member, connection=state.redis).delete()
     log.info("job %s and %d children deleted by %s", job_id, len(family) - 1, _actor_name(user))
-    return ActionResult(job_id, "delete", "The job and everything recorded about it were deleted.")
+    for member in family:
+        events.send(state, events.job_deleted, member, job=records.get(member), user=user)
+    return ActionResult(job_id, "delete", gettext("The job and everything recorded about it were deleted."))
 
 
 def _delete_files(state: JobMonitorState, family: list[str], keys: set[str], shared: set[str]) -> None:
@@ -357,7 +376,8 @@ def set_priority(state: JobMonitorState, job_id: str, low: bool, user: Any = Non
         )
     if row.status == JobStatus.QUEUED.value:
         _move_between_queues(state, job_id, priority)
-    return ActionResult(job_id, "set_low_priority" if low else "set_normal_priority", f"Priority set to {priority}.")
+    message = gettext("Priority set to low.") if low else gettext("Priority set to normal.")
+    return ActionResult(job_id, "set_low_priority" if low else "set_normal_priority", message)
 
 
 def _move_between_queues(state: JobMonitorState, job_id: str, priority: str) -> None:
@@ -434,6 +454,8 @@ def _cancel_waiting_children(
                 _remove_from_rq(state, row.id)
                 if row.root_id:
                     roots.add(row.root_id)
+        events.send_each(state, events.job_stopped, [row.id for row in rows], action="cancel", user=user)
+        events.send_each(state, events.job_ended, [row.id for row in rows], outcome=JobStatus.CANCELLED)
     return cancelled
 
 
@@ -521,11 +543,11 @@ def refusal(state: JobMonitorState, action: str, job: Job) -> str | None:
         return None
     interrupts = entry.interrupts(state, job)
     if interrupts and not _task_allows(state, job, "stoppable"):
-        return "Jobs of this kind cannot be stopped."
+        return gettext("Jobs of this kind cannot be stopped.")
     if interrupts and job.is_system and not state.settings.system_jobs_stoppable:
-        return "System jobs cannot be stopped."
+        return gettext("System jobs cannot be stopped.")
     if entry.forbidden_by is not None and not _task_allows(state, job, entry.forbidden_by[0]):
-        return entry.forbidden_by[1]
+        return gettext(entry.forbidden_by[1])
     return None
 
 
@@ -588,7 +610,6 @@ def _is_low_priority(state: JobMonitorState, job: Job) -> bool:
     return bool(job.low_priority)
 
 
-_KEPT = "Work already done is kept, not reverted."
 #: Every action people take on jobs, in the order the pages offer them (actions.py says what
 #: each field means). The statuses come from the status machine's moves where an action makes one.
 REGISTRY: Mapping[str, Action] = {
@@ -600,20 +621,26 @@ REGISTRY: Mapping[str, Action] = {
             statuses=TRANSITIONS["request_stop"].sources | TRANSITIONS["stop_family"].sources,
             condition=_not_asked_to_stop,
             run=stop,
-            past_tense="asked to stop",
-            refused_words="stop",
+            past_tense=N_plural("%(num)s asked to stop", "%(num)s asked to stop"),
+            denied=N_("You may not stop this job."),
             interrupts=always,
-            look=ActionLook("Stop", "warning", f"Stop this job at its next checkpoint? {_KEPT}"),
+            look=ActionLook(
+                N_("Stop"),
+                "warning",
+                N_("Stop this job at its next checkpoint? Work already done is kept, not reverted."),
+            ),
         ),
         Action(
             "force_stop",
             permission="can_stop",
             statuses=TRANSITIONS["force_stop"].sources,
             run=force_stop,
-            past_tense="force-stopped",
-            refused_words="force-stop",
+            past_tense=N_plural("%(num)s force-stopped", "%(num)s force-stopped"),
+            denied=N_("You may not force-stop this job."),
             interrupts=always,
-            look=ActionLook("Force stop", "danger", f"Kill this job's work now? {_KEPT}"),
+            look=ActionLook(
+                N_("Force stop"), "danger", N_("Kill this job's work now? Work already done is kept, not reverted.")
+            ),
         ),
         Action(
             "resume",
@@ -621,9 +648,9 @@ REGISTRY: Mapping[str, Action] = {
             statuses=frozenset({JobStatus.STOPPED}),  # a paused job is resumed automatically
             condition=_is_resumable,
             run=resume,
-            past_tense="resumed",
-            refused_words="resume",
-            look=ActionLook("Resume", "primary", ""),
+            past_tense=N_plural("%(num)s resumed", "%(num)s resumed"),
+            denied=N_("You may not resume this job."),
+            look=ActionLook(N_("Resume"), "primary", ""),
         ),
         Action(
             "cancel",
@@ -631,10 +658,10 @@ REGISTRY: Mapping[str, Action] = {
             statuses=TRANSITIONS["cancel"].sources | TRANSITIONS["request_cancel"].sources,
             condition=_cancel_fits,
             run=cancel,
-            past_tense="cancelled",
-            refused_words="cancel",
+            past_tense=N_plural("%(num)s cancelled", "%(num)s cancelled"),
+            denied=N_("You may not cancel this job."),
             interrupts=_cancel_interrupts,
-            look=ActionLook("Cancel", "secondary", "Cancel this job for good?"),
+            look=ActionLook(N_("Cancel"), "secondary", N_("Cancel this job for good?")),
         ),
         Action(
             "restart",
@@ -642,19 +669,21 @@ REGISTRY: Mapping[str, Action] = {
             statuses=RESTARTABLE_STATUSES,
             condition=_task_known,
             run=restart,
-            past_tense="restarted",
-            refused_words="restart",
-            forbidden_by=("restartable", "Jobs of this kind cannot be submitted again."),
-            look=ActionLook("Submit again", "primary", ""),
+            past_tense=N_plural("%(num)s restarted", "%(num)s restarted"),
+            denied=N_("You may not restart this job."),
+            forbidden_by=("restartable", N_("Jobs of this kind cannot be submitted again.")),
+            look=ActionLook(N_("Submit again"), "primary", ""),
         ),
         Action(
             "delete",
             permission="can_delete",
             statuses=DELETABLE_STATUSES,
             run=delete,
-            past_tense="deleted",
-            refused_words="delete",
-            look=ActionLook("Delete", "danger", "Delete this job with its logs and files? This cannot be undone."),
+            past_tense=N_plural("%(num)s deleted", "%(num)s deleted"),
+            denied=N_("You may not delete this job."),
+            look=ActionLook(
+                N_("Delete"), "danger", N_("Delete this job with its logs and files? This cannot be undone.")
+            ),
         ),
         Action(
             "set_low_priority",
@@ -662,9 +691,9 @@ REGISTRY: Mapping[str, Action] = {
             statuses=PRIORITY_STATUSES,
             condition=_is_normal_priority,
             run=_set_low_priority,
-            past_tense="set to low priority",
-            refused_words="change the priority of",
-            look=ActionLook("Low priority", "light", ""),
+            past_tense=N_plural("%(num)s set to low priority", "%(num)s set to low priority"),
+            denied=N_("You may not change the priority of this job."),
+            look=ActionLook(N_("Low priority"), "light", ""),
         ),
         Action(
             "set_normal_priority",
@@ -672,16 +701,16 @@ REGISTRY: Mapping[str, Action] = {
             statuses=PRIORITY_STATUSES,
             condition=_is_low_priority,
             run=_set_normal_priority,
-            past_tense="set to normal priority",
-            refused_words="change the priority of",
-            look=ActionLook("Normal priority", "light", ""),
+            past_tense=N_plural("%(num)s set to normal priority", "%(num)s set to normal priority"),
+            denied=N_("You may not change the priority of this job."),
+            look=ActionLook(N_("Normal priority"), "light", ""),
         ),
     )
 }
 #: The action names, in the registry's order.
 ACTIONS = tuple(REGISTRY)
-#: What each action is called in messages ("3 stopped, 1 skipped").
-PAST_TENSE: Mapping[str, str] = {name: action.past_tense for name, action in REGISTRY.items()}
+#: What each action is called in messages ("3 stopped, 1 skipped"): singular and plural forms.
+PAST_TENSE: Mapping[str, tuple[str, str]] = {name: action.past_tense for name, action in REGISTRY.items()}
 
 
 def _known(action: str) -> Action:
@@ -702,15 +731,29 @@ def perform(state: JobMonitorState, action: str, job: Job, user: Any) -> ActionR
     """Do ``action`` to ``job`` for ``user`` after checking permission.
 
     Raises PermissionDenied, TransitionRefused or ActionNotAllowed (status does not fit; nothing
-    changed), JobNotFound, or ValueError for an unknown action.
+    changed), JobNotFound, or ValueError for an unknown action. What was done is written to the
+    audit trail (audit.py).
     """
+    return _perform(state, action, job, user, batch=None)
+
+
+def _perform(state: JobMonitorState, action: str, job: Job, user: Any, batch: str | None) -> ActionResult:
     entry = _known(action)
     if not may(state, action, job, user):
-        raise PermissionDenied(f"You may not {entry.refused_words} this job.")
+        raise PermissionDenied(gettext(entry.denied))
     reason = refusal(state, action, job)
     if reason is not None:
         raise ActionNotAllowed(reason)
-    return entry.run(state, job.id, user)
+    try:
+        result = entry.run(state, job.id, user)
+    except EnqueueError as refused:
+        # done, then refused by Redis: a restart's new job, a resumed job, is recorded failed
+        refusal_detail = f"Redis refused the job {refused.job_id}: it is recorded failed"
+        audit.record(state, action, user, [audit.JobNamed.of(job)], batch=batch, detail=refusal_detail)
+        raise
+    new_job = f"new job {result.new_job_id}" if result.new_job_id else None
+    audit.record(state, action, user, [audit.JobNamed.of(job)], batch=batch, detail=new_job)
+    return result
 
 
 @dataclass
@@ -723,13 +766,24 @@ class BulkSummary:
 
     @property
     def message(self) -> str:
-        text = f"{len(self.done)} {PAST_TENSE.get(self.action, self.action)}"
+        """The summary in the request's language (the reasons were translated when recorded)."""
+        singular, plural = PAST_TENSE.get(self.action, (self.action, self.action))
+        text = ngettext(singular, plural, len(self.done))
         if self.skipped:
             reasons: dict[str, int] = {}
             for _job_id, reason in self.skipped:
                 reasons[reason] = reasons.get(reason, 0) + 1
-            detail = "; ".join(f"{count} {reason}" if count > 1 else reason for reason, count in reasons.items())
-            text += f", {len(self.skipped)} skipped: {detail}"
+            detail = gettext("; ").join(
+                gettext("%(count)s %(reason)s", count=format_number(count), reason=reason) if count > 1 else reason
+                for reason, count in reasons.items()
+            )
+            text = ngettext(
+                "%(done)s, %(num)s skipped: %(detail)s",
+                "%(done)s, %(num)s skipped: %(detail)s",
+                len(self.skipped),
+                done=text,
+                detail=detail,
+            )
         return text
 
 
@@ -742,24 +796,31 @@ def perform_bulk(
 ) -> BulkSummary:
     """Apply ``action`` to each job it fits and is permitted for; report the rest as skipped.
 
-    A job whose status does not fit is skipped as "already <status>", the status named as the
-    pages' badges name it (``JOBMONITOR_STATUS_LABELS``, else ``STATUS_WORDS``), or by
-    ``status_word`` when given."""
+    A job whose status does not fit is skipped as "already completed" (``ALREADY_WORDS``), or
+    "already <label>" with the status named as the pages' badges name it when the app renamed it
+    (``JOBMONITOR_STATUS_LABELS``) or by ``status_word`` when given; translated for the request."""
     labels = state.settings.status_labels
-    word = status_word or (lambda status: labels.get(status.value) or STATUS_WORDS.get(status.value, status.value))
+
+    def already(status: JobStatus) -> str:
+        label = status_word(status) if status_word else labels.get(status.value)
+        if label is None and status.value in ALREADY_WORDS:
+            return gettext(ALREADY_WORDS[status.value])
+        return gettext("already %(status)s", status=gettext(label or status.value).lower())
+
     _known(action)
     summary = BulkSummary(action)
+    batch = audit.new_batch()
     for job in jobs:
         try:
-            summary.done.append(perform(state, action, job, user))
+            summary.done.append(_perform(state, action, job, user, batch))
         except PermissionDenied:
-            summary.skipped.append((job.id, "not permitted"))
+            summary.skipped.append((job.id, gettext("not permitted")))
         except TransitionRefused as refused:
-            summary.skipped.append((job.id, f"already {word(refused.status).lower()}"))
+            summary.skipped.append((job.id, already(refused.status)))
         except (ActionNotAllowed, JobNotFound, UnknownTask) as error:
             summary.skipped.append((job.id, str(error).split(": ", 1)[-1]))
         except EnqueueError:
-            summary.skipped.append((job.id, "Redis unreachable"))
+            summary.skipped.append((job.id, gettext("Redis unreachable")))
     return summary
 
 

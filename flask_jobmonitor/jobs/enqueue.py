@@ -27,7 +27,9 @@ from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
 from werkzeug.routing import BuildError
 
+from .. import events
 from ..errors import EnqueueError, FileTooLarge, InvalidJobArguments, UnsafeLink
+from ..i18n import gettext
 from ..links import run_at_link
 from ..records.models import Job, JobFile, JobStep, file_table, job_table
 from ..records.status import JobStatus
@@ -168,7 +170,10 @@ def enqueue_job(state: JobMonitorState, job_request: JobRequest) -> Job:
         if release_now and root_id:
             release(state, root_id)  # the oldest held children, this one only in its turn
             job.enqueued_at = _enqueued_at(state, job_id)
+        events.send(state, events.job_queued, job_id, again=False)
         return job
+    # before RQ has it: a worker's job_started cannot come first
+    events.send(state, events.job_queued, job_id, again=False)
     submit_to_rq(state, job, timeout=task.timeout, delay=job_request.delay)
     # a child is announced by its parent's page, a restart by the restart action's own message
     announced_elsewhere = parent is not None or job_request.restarted_from is not None
@@ -187,9 +192,11 @@ def _flash_started(job: Job) -> None:
     try:
         link = url_for("jobmonitor_jobs.detail", job_id=job.id)
     except BuildError:  # no Flask-Admin views registered: a plain message
-        flash(f"Job “{job.name}” started.", "info")
+        flash(gettext("Job “%(name)s” started.", name=job.name), "info")
         return
-    flash(Markup(f'Job “{escape(job.name)}” started. <a href="{escape(link)}">Follow it</a>.'), "info")
+    started = escape(gettext("Job “%(name)s” started.")) % {"name": job.name}
+    follow = escape(gettext("Follow it"))
+    flash(started + Markup(' <a href="%s">%s</a>.') % (link, follow), "info")
 
 
 def requeue(state: JobMonitorState, job_id: str, action: str, *, at_front: bool = False) -> Job:
@@ -205,6 +212,7 @@ def requeue(state: JobMonitorState, job_id: str, action: str, *, at_front: bool 
         session.expunge(job)
     clear_signal(state, job_id)  # an old stop request must not stop the resumed run
     task = state.tasks.get(job.task)
+    events.send(state, events.job_queued, job_id, again=True)
     submit_to_rq(state, job, timeout=task.timeout, at_front=at_front)
     return job
 

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from .. import events
 from ..records.journal import write_log
 from ..records.models import job_table
 from ..records.notifications import notify_end
@@ -162,6 +163,7 @@ def _end_family(state: JobMonitorState, parent_id: str) -> Any:
         )
         notify_end(state, connection, row.run_by_id, parent_id, row.status, root_id=row.root_id)
     log.info("family of job %s ended: %s", parent_id, row.status)
+    events.send(state, events.job_ended, parent_id, outcome=JobStatus(row.status))
     return row
 
 

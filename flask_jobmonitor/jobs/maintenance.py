@@ -29,6 +29,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus as RQStatus
 
+from .. import events
 from ..errors import JobNotFound, TransitionRefused
 from ..keys import RECOVERY_LOCK
 from ..records.journal import close_running_step, write_log
@@ -38,6 +39,7 @@ from ..records.status import FINISHED_STATUSES, JobStatus
 from ..records.transitions import apply_transition
 from ..state import JobMonitorState, get_state
 from ..timeutil import utcnow
+from . import audit
 from . import rq as rq_internals
 from .children import release, roots_with_held_children
 from .control import delete
@@ -156,8 +158,10 @@ def abandon_run(
             return "skipped"
     bucket.append(job.id)
     if outcome == "requeued":
+        events.send(state, events.job_queued, job.id, again=True)
         resubmit_by_id(state, job.id, at_front=True)
     else:
+        events.send(state, events.job_ended, job.id, outcome=JobStatus(outcome))
         child_ended(state, getattr(job, "parent_id", None))
     log.warning("job %s %s: %s", job.id, outcome, reason)
     return outcome
@@ -254,6 +258,7 @@ def _record_late_success(state: JobMonitorState, job: Any) -> bool:
         )
         notify_end(state, connection, job.run_by_id, job.id, "completed", root_id=job.root_id)
     log.warning("job %s: RQ finished it but its worker did not record it; recorded by recovery", job.id)
+    events.send(state, events.job_ended, job.id, outcome=JobStatus.COMPLETED)
     child_ended(state, job.parent_id)
     return True
 
@@ -274,6 +279,8 @@ def _resubmit_forgotten(state: JobMonitorState, rows: Sequence[Any], report: Rec
                 continue
         elif rq_status in _RQ_WAITING and _really_waiting(state, row.id, rq_status):
             continue
+        if row.status == JobStatus.PAUSED.value:  # a queued one was queued already: no news
+            events.send(state, events.job_queued, row.id, again=True)
         resubmit_by_id(state, row.id, at_front=True)
         report.resubmitted.append(row.id)
         log.warning("job %s was %s in SQL but not waiting in RQ (%s): resubmitted", row.id, row.status, rq_status)
@@ -339,32 +346,39 @@ class RecoveryLoop:
                     log.exception("recovery pass failed")
 
 
-def delete_old_jobs(state: JobMonitorState, older_than_days: int, batch: int = 500) -> int:
+def delete_old_jobs(state: JobMonitorState, older_than_days: int, batch: int = 500, user: Any = None) -> int:
     """Delete finished jobs created more than ``older_than_days`` ago, with all their records and
-    files; return how many jobs were deleted. Works in batches so it never holds long locks."""
+    files; return how many jobs were deleted (top-level jobs: each with its children). Works in
+    batches so it never holds long locks. The audit trail says how many went, and who asked
+    (``user``; None: the system), even when a later batch fails (audit.py)."""
     cutoff = utcnow() - timedelta(days=older_than_days)
     c = job_table.c
     finished = [s.value for s in FINISHED_STATUSES]
     total = 0
-    while True:
-        with state.engine.connect() as connection:
-            ids = list(
-                connection.execute(
-                    sa.select(c.id)
-                    .where(c.created_at < cutoff, c.status.in_(finished), c.parent_id.is_(None))
-                    .order_by(c.created_at)
-                    .limit(batch)
-                ).scalars()
-            )
-        if not ids:
-            return total
-        deleted_now = 0
-        for job_id in ids:
-            try:
-                delete(state, job_id)
-                deleted_now += 1
-            except Exception as error:  # one job that cannot go must not stop the clean-up
-                log.warning("retention: job %s kept: %s", job_id, error)
-        total += deleted_now
-        if deleted_now == 0:
-            return total
+    try:
+        while True:
+            with state.engine.connect() as connection:
+                ids = list(
+                    connection.execute(
+                        sa.select(c.id)
+                        .where(c.created_at < cutoff, c.status.in_(finished), c.parent_id.is_(None))
+                        .order_by(c.created_at)
+                        .limit(batch)
+                    ).scalars()
+                )
+            if not ids:
+                return total
+            deleted_now = 0
+            for job_id in ids:
+                try:
+                    delete(state, job_id)
+                    deleted_now += 1
+                    total += 1
+                except Exception as error:  # one job that cannot go must not stop the clean-up
+                    log.warning("retention: job %s kept: %s", job_id, error)
+            if deleted_now == 0:
+                return total
+    finally:
+        if total:  # also when a later batch failed: the jobs deleted before are gone
+            detail = f"{total} finished jobs (with their children) older than {older_than_days} days deleted"
+            audit.record(state, audit.RETENTION, user, detail=detail)

@@ -39,6 +39,7 @@ from redis.exceptions import RedisError
 from rq.suspension import resume, suspend
 
 from ..errors import JobMonitorError, JobNotFound, PauseAllUnavailable, TransitionRefused
+from ..i18n import N_, format_number, gettext, ngettext
 from ..keys import PAUSE_ALL_KEY, PAUSED_BY_PAUSE_ALL_KEY, control_key
 from ..records.estimates import jobs_time_left
 from ..records.journal import write_log
@@ -47,6 +48,7 @@ from ..records.status import JobStatus
 from ..state import JobMonitorState
 from ..timeutil import utcnow
 from ..users import describe_user
+from . import audit
 from . import rq as rq_internals
 from .enqueue import requeue
 from .signals import send_signal
@@ -56,6 +58,15 @@ log = logging.getLogger("flask_jobmonitor.internal.pause_all")
 _LOG_AS = "flask_jobmonitor.pause_all"
 #: Statuses of a job that holds a worker now.
 _RUNNING = (JobStatus.RUNNING.value, JobStatus.STOPPING.value)
+
+#: The kinds of running job during a pause, as a person reads them (translated where shown).
+KIND_NAMES = {"pausing": N_("pausing"), "stopping": N_("stopping"), "not resumable": N_("not resumable")}
+#: "2 pausing": the count of each kind in the pause's summary.
+KIND_COUNTS = {
+    "pausing": N_("%(count)s pausing"),
+    "stopping": N_("%(count)s stopping"),
+    "not resumable": N_("%(count)s not resumable"),
+}
 
 
 @dataclass(frozen=True)
@@ -96,28 +107,28 @@ class Progress:
     def summary(self, time_text: Callable[[datetime], str]) -> str:
         """ "2 running: 1 pausing, 1 not resumable, expected end 14:07" (times through ``time_text``)."""
         if self.idle:
-            return "nothing runs"
+            return gettext("nothing runs")
         parts = []
-        for kind in ("pausing", "stopping", "not resumable"):
+        for kind, words in KIND_COUNTS.items():
             jobs = self.by_kind(kind)
             if jobs:
-                parts.append(f"{len(jobs)} {kind}")
+                parts.append(gettext(words, count=format_number(len(jobs))))
         not_resumable = self.by_kind("not resumable")
         if not_resumable:
-            parts[-1] += f", {_expected_end_text(not_resumable, time_text)}"
-        return f"{len(self.running)} running: {', '.join(parts)}"
+            parts[-1] += ", " + _expected_end_text(not_resumable, time_text)
+        return gettext("%(count)s running: %(parts)s", count=format_number(len(self.running)), parts=", ".join(parts))
 
 
 def _expected_end_text(jobs: list[RunningJob], time_text: Callable[[datetime], str]) -> str:
     ends = [job.expected_end for job in jobs]
     if any(end is None for end in ends):
-        return "expected end unknown"
-    return f"expected end {time_text(max(end for end in ends if end is not None))}"
+        return gettext("expected end unknown")
+    return gettext("expected end %(time)s", time=time_text(max(end for end in ends if end is not None)))
 
 
 def describe_job(job: RunningJob, time_text: Callable[[datetime], str]) -> str:
     """One line about one job: "<id> Import (not resumable, expected end 14:07)"."""
-    detail = job.kind
+    detail = gettext(KIND_NAMES[job.kind])
     if job.kind == "not resumable":
         detail += ", " + _expected_end_text([job], time_text)
     return f"{job.id} {job.name} ({detail})"
@@ -200,15 +211,20 @@ def pause_all(state: JobMonitorState, user: Any = None) -> Progress:
             pipeline.hsetnx(PAUSE_ALL_KEY, "by", name)
             pipeline.execute()
     except RedisError as error:
-        raise PauseAllUnavailable(f"jobs could not be paused: Redis is unreachable ({error})") from error
+        log.warning("jobs not paused: Redis is unreachable (%s)", error)
+        raise PauseAllUnavailable(gettext("Jobs could not be paused: Redis is unreachable.")) from error
     _forget_cached_state()
     log.info("jobs paused by %s", name)
+    audit.record(state, audit.PAUSE_ALL, user)
     try:
         return ask_running_jobs_to_pause(state, name)
     except sa.exc.SQLAlchemyError as error:
+        log.warning("running jobs not asked to pause: the database is unreachable (%s)", error)
         raise PauseAllUnavailable(
-            "workers take no new job, but the running jobs could not be asked to pause: the database"
-            f" is unreachable ({type(error).__name__}); pause again once it is back"
+            gettext(
+                "Workers take no new job, but the running jobs could not be asked to pause: the database is"
+                " unreachable. Pause again once it is back."
+            )
         ) from error
 
 
@@ -265,12 +281,16 @@ class ResumeReport:
     @property
     def message(self) -> str:
         if not self.was_paused:
-            return "Jobs were not paused; nothing to resume."
-        count = len(self.continuing)
-        paused = (
-            f"{count} job{'s' if count != 1 else ''} paused for the maintenance continue{'s' if count == 1 else ''}"
+            return gettext("Jobs were not paused; nothing to resume.")
+        if not self.continuing:
+            return gettext("Jobs resumed: workers take jobs again.")
+        return ngettext(
+            "Jobs resumed: workers take jobs again; %(num)s job paused for the maintenance continues from its"
+            " checkpoint.",
+            "Jobs resumed: workers take jobs again; %(num)s jobs paused for the maintenance continue from their"
+            " checkpoint.",
+            len(self.continuing),
         )
-        return f"Jobs resumed: workers take jobs again; {paused} from {'its' if count == 1 else 'their'} checkpoint."
 
 
 def resume_all(state: JobMonitorState, user: Any = None) -> ResumeReport:
@@ -287,12 +307,14 @@ def resume_all(state: JobMonitorState, user: Any = None) -> ResumeReport:
             pipeline.delete(PAUSE_ALL_KEY, PAUSED_BY_PAUSE_ALL_KEY)
             suspended, existed, paused, *_ = pipeline.execute()
     except RedisError as error:
-        raise PauseAllUnavailable(f"jobs could not be resumed: Redis is unreachable ({error})") from error
+        log.warning("jobs not resumed: Redis is unreachable (%s)", error)
+        raise PauseAllUnavailable(gettext("Jobs could not be resumed: Redis is unreachable.")) from error
     _forget_cached_state()
     report = ResumeReport(was_paused=bool(suspended or existed))
     if not report.was_paused:
         return report
     log.info("jobs resumed by %s", name)
+    audit.record(state, audit.RESUME_ALL, user)
     asked = [job_id.decode() for job_id, _when in sorted(paused.items(), key=lambda item: item[1])]
     _withdraw_pause_signals(state, asked)
     try:
@@ -300,9 +322,12 @@ def resume_all(state: JobMonitorState, user: Any = None) -> ResumeReport:
         if report.continuing:
             _note(state, report.continuing, f"Jobs resumed by {name} after the maintenance.")
     except sa.exc.SQLAlchemyError as error:
+        log.warning("paused jobs not looked at after the resume: the database is unreachable (%s)", error)
         raise PauseAllUnavailable(
-            "workers take jobs again, but the jobs the pause paused could not be looked at: the database"
-            f" is unreachable ({type(error).__name__}); recovery queues any left paused again"
+            gettext(
+                "Workers take jobs again, but the jobs the pause paused could not be looked at: the database is"
+                " unreachable. Recovery queues any left paused again."
+            )
         ) from error
     return report
 

@@ -26,6 +26,7 @@ from ..records.models import Job
 from ..state import JobMonitorState, get_state
 from ..stats.figures import prepare_days
 from ..tasks import SCHEDULE_ID_PREFIX, Schedule
+from . import audit
 from .maintenance import delete_old_jobs
 
 __all__ = ["LAUNCHER_PATH", "RETENTION_SCHEDULE", "Schedule", "create_scheduler", "launch_scheduled", "sync_schedules"]
@@ -99,9 +100,14 @@ def retention_task(ctx: Any, days: int | None = None) -> None:
         deleted = delete_old_jobs(state, keep)
         step.count("deleted", deleted)
     ctx.log.info("deleted %d finished jobs older than %d days", deleted, keep)
+    if state.settings.audit_retention_days is not None:
+        with ctx.step("Delete old audit entries") as step:
+            pruned = audit.prune(state)
+            step.count("deleted", pruned)
+        ctx.log.info("deleted %d audit entries older than %d days", pruned, state.settings.audit_retention_days)
     if state.settings.stats_cache:
         with ctx.step("Prepare statistics") as step, state.engine.connect() as connection:
-            kept = prepare_days(connection)
+            kept = prepare_days(connection, zone=state.settings.timezone)
             step.count("days kept", kept)
         ctx.log.info("statistics of %d closed days of the last year are kept", kept)
 

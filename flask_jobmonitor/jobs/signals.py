@@ -12,6 +12,7 @@ to the queue, so a resumed run never stops on an old request.
 from __future__ import annotations
 
 import logging
+import time
 
 from redis.exceptions import RedisError
 
@@ -35,11 +36,32 @@ def read_signal(state: JobMonitorState, job_id: str) -> str | None:
     """The signal waiting for ``job_id`` (``stop``, ``cancel`` or ``pause``), or None (also when
     Redis cannot be read: the caller then acts on what the SQL status says)."""
     try:
-        value = state.redis.get(control_key(job_id))
+        return _read(state, job_id)
     except RedisError as error:
         log.warning("job %s: could not read its control signal: %s", job_id, error)
         return None
+
+
+def _read(state: JobMonitorState, job_id: str) -> str | None:
+    value = state.redis.get(control_key(job_id))
     return value.decode() if isinstance(value, bytes) else value
+
+
+def await_signal(state: JobMonitorState, job_id: str, seconds: float, poll: float = 0.02) -> str | None:
+    """The signal of ``job_id`` once there is one, waiting up to ``seconds`` for it; None if none
+    came (or Redis cannot be read: then at once, and the caller acts on the SQL status).
+
+    A request to stop or cancel a running job writes ``stopping`` to SQL first and sets its
+    signal after: a run that read ``stopping`` before the signal was set learns from it which of
+    the two it was asked for (runner._record_stop)."""
+    deadline = time.monotonic() + seconds
+    try:
+        while (value := _read(state, job_id)) is None and time.monotonic() < deadline:
+            time.sleep(poll)
+    except RedisError as error:
+        log.warning("job %s: could not read its control signal: %s", job_id, error)
+        return None
+    return value
 
 
 def clear_signal(state: JobMonitorState, job_id: str) -> None:

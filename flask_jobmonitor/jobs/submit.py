@@ -15,6 +15,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 
+from .. import events
 from ..errors import EnqueueError
 from ..records.failures import describe as describe_failure
 from ..records.models import Job
@@ -77,4 +78,5 @@ def submit_to_rq(
             apply_transition(connection, job.id, "fail", values=values)
         job.status = JobStatus.FAILED.value
         job.error_message = reason
+        events.send(state, events.job_ended, job.id, outcome=JobStatus.FAILED)
         raise EnqueueError(job.id, reason) from error

@@ -305,6 +305,39 @@ class StatsWatermark(Base):
     checked_at: Mapped[datetime] = mapped_column(sa.DateTime)
 
 
+class AuditEntry(Base):
+    """One thing a person (or the system) did to a job, or to all jobs: who, what, which job,
+    when, from where. Append-only (jobs/audit.py); no foreign key to the job, whose name, task and
+    owner are copied here, so the entry outlives the job's deletion."""
+
+    __tablename__ = "jobmonitor_audit"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    # None: the system (the retention job); a command line user has a name but no id
+    actor_id: Mapped[str | None] = mapped_column(sa.String(64))
+    actor_name: Mapped[str | None] = mapped_column(sa.String(255))
+    action: Mapped[str] = mapped_column(sa.String(32))
+    job_id: Mapped[str | None] = mapped_column(sa.String(36))
+    job_name: Mapped[str | None] = mapped_column(sa.String(255))
+    job_task: Mapped[str | None] = mapped_column(sa.String(255))
+    job_owner: Mapped[str | None] = mapped_column(sa.String(255))
+    # the entries of one bulk request share it
+    batch: Mapped[str | None] = mapped_column(sa.String(36))
+    # the request's remote address, "command line", or "code"
+    origin: Mapped[str | None] = mapped_column(sa.String(255))
+    detail: Mapped[str | None] = mapped_column(sa.Text)
+
+    __table_args__ = (
+        # newest first is (created_at, id) descending: each filter's index ends with both, so a
+        # page is an ordered walk and a day a range of it (web/admin/audit.py)
+        sa.Index("ix_jobmonitor_audit_created", "created_at", "id"),
+        sa.Index("ix_jobmonitor_audit_actor", "actor_name", "created_at", "id"),
+        sa.Index("ix_jobmonitor_audit_action", "action", "created_at", "id"),
+        sa.Index("ix_jobmonitor_audit_job", "job_id", "created_at", "id"),
+    )
+
+
 #: File kinds a job can hold.
 FILE_KINDS = ("input", "output", "error_report")
 #: Step statuses, in the order a step passes through them.
@@ -321,6 +354,7 @@ notification_table = cast(sa.Table, JobNotification.__table__)
 stats_bucket_table = cast(sa.Table, StatsBucket.__table__)
 stats_watermark_table = cast(sa.Table, StatsWatermark.__table__)
 stats_stale_table = cast(sa.Table, StatsStaleHour.__table__)
+audit_table = cast(sa.Table, AuditEntry.__table__)
 
 
 def search_document(table: sa.Table = job_table) -> sa.ColumnElement[Any]:

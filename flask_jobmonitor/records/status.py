@@ -11,6 +11,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..i18n import N_
+
 
 class JobStatus(str, enum.Enum):
     """Where a tracked job is in its life. The values are what the database stores."""
@@ -42,17 +44,33 @@ RESTARTABLE_STATUSES = FINISHED_STATUSES
 #: Statuses whose job can be deleted with its records.
 DELETABLE_STATUSES = FINISHED_STATUSES
 #: What each status is called where a person reads it: a badge, the list's filter, "already
-#: waiting for children". An app's ``JOBMONITOR_STATUS_LABELS`` replaces any of them.
+#: waiting for children". An app's ``JOBMONITOR_STATUS_LABELS`` replaces any of them; either
+#: goes through gettext where shown (i18n.py), so a catalogue may rename or translate them.
 STATUS_WORDS: Mapping[str, str] = {
-    JobStatus.QUEUED.value: "Queued",
-    JobStatus.RUNNING.value: "Running",
-    JobStatus.STOPPING.value: "Stopping",
-    JobStatus.PAUSED.value: "Paused",
-    JobStatus.WAITING.value: "Waiting for children",
-    JobStatus.COMPLETED.value: "Completed",
-    JobStatus.FAILED.value: "Failed",
-    JobStatus.STOPPED.value: "Stopped",
-    JobStatus.CANCELLED.value: "Cancelled",
+    JobStatus.QUEUED.value: N_("Queued"),
+    JobStatus.RUNNING.value: N_("Running"),
+    JobStatus.STOPPING.value: N_("Stopping"),
+    JobStatus.PAUSED.value: N_("Paused"),
+    JobStatus.WAITING.value: N_("Waiting for children"),
+    JobStatus.COMPLETED.value: N_("Completed"),
+    JobStatus.FAILED.value: N_("Failed"),
+    JobStatus.STOPPED.value: N_("Stopped"),
+    JobStatus.CANCELLED.value: N_("Cancelled"),
+}
+
+#: "already completed": why a bulk action skipped a job, for each status (a whole phrase per
+#: status, so that each language words it its own way). A status renamed by the app reads
+#: "already <its label>" instead.
+ALREADY_WORDS: Mapping[str, str] = {
+    JobStatus.QUEUED.value: N_("already queued"),
+    JobStatus.RUNNING.value: N_("already running"),
+    JobStatus.STOPPING.value: N_("already stopping"),
+    JobStatus.PAUSED.value: N_("already paused"),
+    JobStatus.WAITING.value: N_("already waiting for children"),
+    JobStatus.COMPLETED.value: N_("already completed"),
+    JobStatus.FAILED.value: N_("already failed"),
+    JobStatus.STOPPED.value: N_("already stopped"),
+    JobStatus.CANCELLED.value: N_("already cancelled"),
 }
 
 

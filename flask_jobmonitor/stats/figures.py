@@ -7,6 +7,11 @@ recent status change made stale. The p95 duration is PostgreSQL's
 ``percentile_cont``; SQLite has no percentile function, so there the same interpolation is
 computed in Python from the durations of the range (SQLite serves small single-machine installs).
 
+Hours and days are those of a time zone (:class:`StatsRange` ``zone``, the viewer's): a bucket
+is a range of UTC moments, from one local midnight (or hour) to the next, so a day is 23 or 25
+hours long when clocks change, and the grouping in SQL follows the zone's offset
+(``cache.bucket_expression``). In UTC the queries are exactly those without zones.
+
 The page writes every duration with :func:`format_duration`, in its tables, its chart tooltips
 and its chart axes alike, so a wait of 0.2 s reads "0.2s" in the table as on the chart.
 """
@@ -15,9 +20,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,14 +31,17 @@ from redis.exceptions import RedisError
 from rq import Queue, Worker
 
 from ..errors import InvalidFilter
+from ..i18n import N_, decimal_symbol, format_number, gettext, ngettext
 from ..records.models import job_table
 from ..records.status import ACTIVE_STATUSES, JobStatus
-from ..timeutil import day_after, parse_date, utcnow
+from ..timeutil import UTC, day_start, local_date, offset_segments, parse_date, to_local, utcnow
 from . import cache as stats_cache
 
 log = logging.getLogger("flask_jobmonitor.internal.stats")
 
 GRANULARITIES = stats_cache.GRANULARITIES
+#: RQ's worker states, marked for the catalogues (the queue health page shows them translated).
+WORKER_STATES = (N_("idle"), N_("busy"), N_("suspended"), N_("started"))
 MAX_BUCKETS = 24 * 62  # two months of hours, or 4 years of days
 DEFAULT_DAYS = 14
 
@@ -54,7 +62,7 @@ def format_duration(seconds: float | None, decimals: int | None = None) -> str:
         text = f"{seconds:.{places}f}"
         if "." in text:
             text = text.rstrip("0").rstrip(".")
-        return f"{text}s"
+        return f"{text.replace('.', decimal_symbol())}s"
     whole = round(seconds)
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
@@ -67,25 +75,56 @@ def format_duration(seconds: float | None, decimals: int | None = None) -> str:
 
 @dataclass(frozen=True)
 class StatsRange:
-    """The period and granularity the page shows."""
+    """The period and granularity the page shows: [``start``, ``end``) in naive UTC, from one
+    midnight of ``zone`` to another."""
 
     start: datetime
     end: datetime
     granularity: str
     type: str = ""
+    zone: tzinfo = UTC
 
     @property
     def step(self) -> timedelta:
+        """The usual length of a bucket (a day of 23 or 25 hours is the exception)."""
         return timedelta(hours=1) if self.granularity == "hour" else timedelta(days=1)
 
+    def spans(self) -> list[tuple[datetime, datetime]]:
+        """Every bucket of the range as [start, end) in naive UTC, so empty hours or days show
+        as zero: local days from midnight to midnight, hours of an hour each (a local hour is
+        an hour of UTC whatever the offset; the hour clocks skip has no bucket, the hour they
+        repeat has two)."""
+        if self.granularity == "hour":
+            first = _truncate(self.start, "hour") if self.zone is UTC else self.start
+            starts = []
+            while first < self.end:
+                starts.append(first)
+                first += self.step
+        else:
+            day = local_date(self.start, self.zone)
+            starts = []
+            while (moment := day_start(day, self.zone)) < self.end:
+                starts.append(moment)
+                day += timedelta(days=1)
+        return list(zip(starts, [*starts[1:], self.end], strict=True))
+
     def buckets(self) -> list[datetime]:
-        """Start of every bucket in the range, so empty hours or days show as zero."""
-        first = _truncate(self.start, self.granularity)
-        out = []
-        while first < self.end:
-            out.append(first)
-            first += self.step
-        return out
+        """Start of every bucket in the range (naive UTC)."""
+        return [start for start, _ in self.spans()]
+
+    def local(self, moment: datetime) -> datetime:
+        """A naive UTC moment (a bucket's start) in the range's zone."""
+        return to_local(moment, self.zone)
+
+    @property
+    def first_day(self) -> date:
+        """The range's first day, in its zone (the page's "from")."""
+        return local_date(self.start, self.zone)
+
+    @property
+    def last_day(self) -> date:
+        """The range's last day, in its zone (the page's "to", inclusive)."""
+        return local_date(self.end - timedelta(microseconds=1), self.zone)
 
 
 def _truncate(value: datetime, granularity: str) -> datetime:
@@ -97,23 +136,41 @@ def _truncate(value: datetime, granularity: str) -> datetime:
 RANGE_PARAMS = ("from", "to", "granularity", "type")
 
 
-def parse_range(args: Any, now: datetime) -> StatsRange:
-    """Read ``from``, ``to`` (dates, inclusive), ``granularity`` and ``type``; raise InvalidFilter."""
+def parse_range(args: Any, now: datetime, zone: tzinfo = UTC) -> StatsRange:
+    """Read ``from``, ``to`` (days of ``zone``, inclusive; default: the 14 days up to today
+    there), ``granularity`` and ``type``; raise InvalidFilter."""
     granularity = args.get("granularity", "") or "day"
     if granularity not in GRANULARITIES:
-        raise InvalidFilter(f"granularity must be one of {', '.join(GRANULARITIES)}; got {granularity!r}")
+        raise InvalidFilter.not_one_of("granularity", GRANULARITIES, granularity)
 
-    end = day_after((parse_date(args, "to") or now).replace(hour=0, minute=0, second=0, microsecond=0), "to")
+    to_value = parse_date(args, "to")
+    last_day = to_value.date() if to_value else local_date(now, zone)
+    from_value = parse_date(args, "from")
     try:
-        start = parse_date(args, "from") or end - timedelta(days=DEFAULT_DAYS)
+        first_day = from_value.date() if from_value else last_day - timedelta(days=DEFAULT_DAYS - 1)
     except OverflowError:  # "to" in the first days of year 1: no default period before it
-        raise InvalidFilter(f"with no from, to must be {DEFAULT_DAYS} days after 0001-01-01 or later") from None
-    if start >= end:
-        raise InvalidFilter("from must be on or before to")
-    result = StatsRange(start, end, granularity, (args.get("type", "") or "").strip()[:64])
+        raise InvalidFilter(
+            gettext("with no from, to must be %(days)s days after 0001-01-01 or later", days=DEFAULT_DAYS)
+        ) from None
+    if first_day > last_day:
+        raise InvalidFilter(gettext("from must be on or before to"))
+    try:
+        start = day_start(first_day, zone)
+    except OverflowError:
+        raise InvalidFilter(gettext("%(name)s must be a date between 0001-01-02 and 9999-12-30", name="from")) from None
+    try:
+        end = day_start(last_day + timedelta(days=1), zone)
+    except OverflowError:
+        raise InvalidFilter(gettext("%(name)s must be a date before 9999-12-31", name="to")) from None
+    result = StatsRange(start, end, granularity, (args.get("type", "") or "").strip()[:64], zone)
     # counted, not listed: a range from year 1 per hour would be millions of buckets
     if (end - _truncate(start, granularity)) / result.step > MAX_BUCKETS:
-        raise InvalidFilter(f"that range has more than {MAX_BUCKETS} {granularity}s; choose a shorter range or per day")
+        too_long = (
+            N_("that range has more than %(count)s hours; choose a shorter range or per day")
+            if granularity == "hour"
+            else N_("that range has more than %(count)s days; choose a shorter range or per day")
+        )
+        raise InvalidFilter(gettext(too_long, count=MAX_BUCKETS))
     return result
 
 
@@ -141,26 +198,33 @@ class Statistics:
     buckets: list[Bucket]
     by_type: list[dict[str, Any]] = field(default_factory=list)
 
+    #: The CSV's header, in the request's language (the values stay machine-readable: ISO
+    #: times, decimal points, seconds).
     CSV_COLUMNS = (
-        "start",
-        "created",
-        "started",
-        "failed",
-        "stopped",
-        "wait_avg_s",
-        "wait_min_s",
-        "wait_max_s",
-        "duration_avg_s",
-        "duration_p95_s",
+        N_("Start"),
+        N_("Created"),
+        N_("Started"),
+        N_("Failed"),
+        N_("Stopped"),
+        N_("Average wait (s)"),
+        N_("Shortest wait (s)"),
+        N_("Longest wait (s)"),
+        N_("Average duration (s)"),
+        N_("95th percentile duration (s)"),
     )
 
+    def local_start(self, bucket: Bucket) -> datetime:
+        """When ``bucket`` starts, in the range's zone (an aware datetime)."""
+        return self.range.local(bucket.start)
+
     def csv_rows(self) -> list[list[Any]]:
-        """The figures as CSV rows (header first)."""
-        rows: list[list[Any]] = [list(self.CSV_COLUMNS)]
+        """The figures as CSV rows (header first); each bucket's start in the range's zone, with
+        its offset ("2026-03-29 00:00:00+01:00")."""
+        rows: list[list[Any]] = [[gettext(column) for column in self.CSV_COLUMNS]]
         for b in self.buckets:
             rows.append(
                 [
-                    b.start.isoformat(sep=" "),
+                    self.local_start(b).isoformat(sep=" "),
                     b.created,
                     b.started,
                     b.failed,
@@ -212,12 +276,14 @@ def compute(
     cache's writes are committed on ``connection``, so pass one without a transaction of its own
     (``engine.connect()``, not ``engine.begin()``)."""
     now = now or utcnow()
-    starts = stats_range.buckets()
-    cached = _read_cache(connection, stats_range, include_system, now) if cache else {}
+    ends = dict(stats_range.spans())
+    starts = list(ends)
+    codes = {start: stats_cache.cache_code(stats_range.granularity, start, end) for start, end in ends.items()}
+    cached = _read_cache(connection, stats_range, include_system, now, codes) if cache else {}
     missing = [start for start in starts if start not in cached]
-    live = _compute_live(connection, stats_range, include_system, missing)
+    live = _compute_live(connection, stats_range, include_system, [(start, ends[start]) for start in missing])
     if cache and missing:
-        _write_cache(connection, stats_range, include_system, missing, live, now)
+        _write_cache(connection, stats_range, include_system, [(start, ends[start]) for start in missing], live, now)
     buckets: list[Bucket] = []
     totals: dict[str, list[float]] = {}
     for start in starts:
@@ -251,25 +317,42 @@ def compute(
 PREPARED_DAYS = 365
 
 
-def prepare_days(connection: sa.Connection, now: datetime | None = None, days: int = PREPARED_DAYS) -> int:
-    """Compute (and keep) the per-day figures of the last ``days`` days, as the statistics page
-    with its default filters would; return how many of them are kept. Days already kept cost
-    nothing; the daily retention job calls this so that people seldom meet a cold range."""
+def prepare_days(
+    connection: sa.Connection, now: datetime | None = None, days: int = PREPARED_DAYS, zone: tzinfo = UTC
+) -> int:
+    """Compute (and keep) the per-day figures of the last ``days`` days of ``zone``, as the
+    statistics page with its default filters would; return how many of them are kept. Days
+    already kept cost nothing; the daily retention job calls this (for JOBMONITOR_TIMEZONE) so
+    that people seldom meet a cold range."""
     now = now or utcnow()
-    end = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-    stats_range = StatsRange(end - timedelta(days=days), end, "day")
+    today = local_date(now, zone)
+    stats_range = StatsRange(
+        day_start(today - timedelta(days=days - 1), zone), day_start(today + timedelta(days=1), zone), "day", zone=zone
+    )
     compute(connection, stats_range, cache=True, now=now)
-    return len(stats_cache.load(connection, "day", False, "", stats_range.start, stats_range.end))
+    codes = {start: code for start, end in stats_range.spans() if (code := stats_cache.cache_code("day", start, end))}
+    return len(stats_cache.load(connection, "day", False, "", stats_range.start, stats_range.end, codes))
 
 
 def _read_cache(
-    connection: sa.Connection, stats_range: StatsRange, include_system: bool, now: datetime
+    connection: sa.Connection,
+    stats_range: StatsRange,
+    include_system: bool,
+    now: datetime,
+    codes: dict[datetime, str | None],
 ) -> dict[datetime, sa.Row[Any]]:
+    kept = {start: code for start, code in codes.items() if code is not None}
     try:
         stats_cache.drop_stale(connection, now)
         connection.commit()
         return stats_cache.load(
-            connection, stats_range.granularity, include_system, stats_range.type, stats_range.start, stats_range.end
+            connection,
+            stats_range.granularity,
+            include_system,
+            stats_range.type,
+            stats_range.start,
+            stats_range.end,
+            kept,
         )
     except sa.exc.DBAPIError as error:  # table not migrated yet, database busy: the jobs still answer
         connection.rollback()
@@ -281,19 +364,20 @@ def _write_cache(
     connection: sa.Connection,
     stats_range: StatsRange,
     include_system: bool,
-    missing: list[datetime],
+    missing: list[tuple[datetime, datetime]],
     live: dict[datetime, _LiveBucket],
     now: datetime,
 ) -> None:
     closed_before = stats_cache.closed_before(now)
     rows = []
-    for start in missing:
+    for start, end in missing:
         computed = live.get(start) or _LiveBucket(Bucket(start))
-        if start + stats_range.step > closed_before or computed.active:
+        code = stats_cache.cache_code(stats_range.granularity, start, end)
+        if code is None or end > closed_before or computed.active:
             continue
         rows.append(
             {
-                "granularity": stats_range.granularity,
+                "granularity": code,
                 "include_system": include_system,
                 "type": stats_range.type,
                 "bucket_start": start,
@@ -310,31 +394,41 @@ def _write_cache(
         log.warning("statistics cache not written (%s); the next view computes these buckets again", error)
 
 
-def _spans(starts: list[datetime], step: timedelta) -> list[tuple[datetime, datetime]]:
-    """Consecutive bucket starts joined into [start, end) spans."""
+def _spans(buckets: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """Consecutive [start, end) buckets joined into [start, end) spans."""
     spans: list[tuple[datetime, datetime]] = []
-    for start in starts:
+    for start, end in buckets:
         if spans and spans[-1][1] == start:
-            spans[-1] = (spans[-1][0], start + step)
+            spans[-1] = (spans[-1][0], end)
         else:
-            spans.append((start, start + step))
+            spans.append((start, end))
     if len(spans) > _MAX_SPANS:
         spans = [(spans[0][0], spans[-1][1])]
     return spans
 
 
 def _compute_live(
-    connection: sa.Connection, stats_range: StatsRange, include_system: bool, starts: list[datetime]
+    connection: sa.Connection,
+    stats_range: StatsRange,
+    include_system: bool,
+    buckets: list[tuple[datetime, datetime]],
 ) -> dict[datetime, _LiveBucket]:
-    """The buckets at ``starts`` aggregated from the jobs (those with no job are left out)."""
-    if not starts:
+    """The ``buckets`` ([start, end) in UTC) aggregated from the jobs (those with no job are
+    left out), keyed by start."""
+    if not buckets:
         return {}
     dialect = connection.dialect.name
     c = job_table.c
-    bucket = stats_cache.bucket_expression(dialect, c.created_at, stats_range.granularity).label("bucket")
+    spans = _spans(buckets)
+    granularity, zone = stats_range.granularity, stats_range.zone
+    segments = offset_segments(zone, spans[0][0], spans[-1][1]) if zone is not UTC else []
+    bucket = stats_cache.bucket_expression(dialect, c.created_at, granularity, segments).label("bucket")
+
+    def start_of(raw: Any) -> datetime:
+        return stats_cache.bucket_start(raw, granularity, zone)
+
     waiting = _seconds(dialect, c.created_at, c.started_at)
     duration = _seconds(dialect, c.started_at, c.ended_at)
-    spans = _spans(starts, stats_range.step)
     conditions: list[Any] = [
         sa.or_(*(sa.and_(c.created_at >= start, c.created_at < end) for start, end in spans))
         if len(spans) > 1
@@ -359,10 +453,10 @@ def _compute_live(
     ]
     if dialect == "postgresql":
         columns.append(sa.func.percentile_cont(0.95).within_group(duration).label("duration_p95"))
-    wanted = set(starts)
+    wanted = {start for start, _ in buckets}
     found: dict[datetime, _LiveBucket] = {}
     for row in connection.execute(sa.select(*columns).where(*conditions).group_by(bucket)):
-        start = stats_cache.as_datetime(row.bucket)
+        start = start_of(row.bucket)
         if start not in wanted:  # one span over several runs also reads cached buckets between them
             continue
         found[start] = _LiveBucket(
@@ -381,14 +475,14 @@ def _compute_live(
             active=int(row.active or 0),
         )
     if dialect != "postgresql" and found:
-        _p95_in_python(connection, bucket, duration, conditions, found)
+        _p95_in_python(connection, bucket, duration, conditions, found, start_of)
     per_type = sa.select(
         bucket, c.type, sa.func.count(), sa.func.sum(failed), sa.func.sum(duration), sa.func.count(duration)
     ).where(*conditions)
     for raw, job_type, created, failures, duration_sum, durations in connection.execute(
         per_type.group_by(bucket, c.type)
     ):
-        computed = found.get(stats_cache.as_datetime(raw))
+        computed = found.get(start_of(raw))
         if computed is not None:
             computed.by_type[job_type] = [int(created), int(failures or 0), float(duration_sum or 0.0), int(durations)]
     return found
@@ -400,13 +494,14 @@ def _p95_in_python(
     duration: Any,
     conditions: Sequence[Any],
     found: dict[datetime, _LiveBucket],
+    start_of: Callable[[Any], datetime],
 ) -> None:
     values: dict[datetime, list[float]] = {}
     query = sa.select(bucket, duration).where(
         *conditions, job_table.c.ended_at.is_not(None), job_table.c.started_at.is_not(None)
     )
     for raw, seconds in connection.execute(query):
-        values.setdefault(stats_cache.as_datetime(raw), []).append(float(seconds))
+        values.setdefault(start_of(raw), []).append(float(seconds))
     for start, durations in values.items():
         if start in found:
             found[start].bucket.duration_p95 = percentile_cont(durations, 0.95)
@@ -476,24 +571,36 @@ def queue_health(
                 }
             )
     except RedisError as error:
-        redis_error = f"Redis is unreachable: {error}"
+        log.warning("queue health without Redis: %s", error)
+        redis_error = gettext("Redis is unreachable: the queues and workers cannot be read.")
         warnings.append(redis_error)
     for name in queue_names:
         count, oldest = sql_waiting.get(name, (0, None))
         age = (now - oldest).total_seconds() if oldest else None
         queues.append({"name": name, "rq_length": rq_lengths.get(name), "sql_queued": count, "oldest_wait": age})
         if age is not None and age > wait_warning_seconds:
-            warnings.append(f"Jobs in {name} wait {age / 60:.0f} minutes; consider starting more workers.")
+            warnings.append(
+                ngettext(
+                    "Jobs in %(queue)s wait %(num)s minute; consider starting more workers.",
+                    "Jobs in %(queue)s wait %(num)s minutes; consider starting more workers.",
+                    round(age / 60),
+                    queue=name,
+                )
+            )
     busy = sum(1 for w in workers if w["state"] == "busy")
     if queues and workers and busy == len(workers) and any(q["sql_queued"] for q in queues):
-        warnings.append("Every worker is busy and jobs are waiting.")
+        warnings.append(gettext("Every worker is busy and jobs are waiting."))
     if not workers and redis_error is None:
-        warnings.append("No worker is running: queued jobs will not start.")
+        warnings.append(gettext("No worker is running: queued jobs will not start."))
     per_minute = _per_minute(connection, now)
     waits = _recent_waits(connection, now)
     if waits[0] is not None and waits[1] is not None and waits[0] > 2 * waits[1] and waits[0] > 30:
         warnings.append(
-            f"Waits are growing: {waits[0]:.0f} s on average in the last 15 minutes, {waits[1]:.0f} s before."
+            gettext(
+                "Waits are growing: %(recent)s s on average in the last 15 minutes, %(before)s s before.",
+                recent=format_number(round(waits[0])),
+                before=format_number(round(waits[1])),
+            )
         )
     return QueueHealth(queues, len(workers), busy, workers, per_minute, warnings, redis_error)
 

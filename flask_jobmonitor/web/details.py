@@ -14,10 +14,29 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..errors import InvalidFilter
+from ..i18n import N_, gettext
 from ..records.models import file_table, job_table, log_table, subtask_table
 
 GRID_PAGE_SIZE = 50
 LOG_LEVELS: Mapping[str, int] = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+#: The words of the log levels (translated where shown).
+LEVEL_WORDS: Mapping[int, str] = {
+    10: N_("Debug"),
+    20: N_("Info"),
+    30: N_("Warning"),
+    40: N_("Error"),
+    50: N_("Critical"),
+}
+#: The subtask statuses the package and the example tasks use, marked for the catalogues: a
+#: subtask's status is the task's own word, shown through gettext so a host may translate its own.
+SUBTASK_WORDS = (N_("done"), N_("error"), N_("failed"), N_("warning"), N_("skipped"), N_("created"), N_("updated"))
+
+
+def level_name(level: int | str) -> str:
+    """A log level (10 ... 50, or its name in ``LOG_LEVELS``) in the request's language."""
+    number = LOG_LEVELS.get(level, 0) if isinstance(level, str) else level
+    word = LEVEL_WORDS.get(number)
+    return gettext(word) if word else str(level)
 
 
 @dataclass
@@ -35,9 +54,19 @@ def _page(value: str | None, name: str) -> int:
     try:
         page = int(value)
     except ValueError:
-        raise InvalidFilter(f"{name} must be a whole number, got {value!r}") from None
+        raise InvalidFilter(
+            gettext("%(name)s must be a whole number, got %(value)s", name=name, value=repr(value))
+        ) from None
     if not 1 <= page <= 1_000_000:
-        raise InvalidFilter(f"{name} must be between 1 and 1000000, got {page}")
+        raise InvalidFilter(
+            gettext(
+                "%(name)s must be between %(low)s and %(high)s, got %(value)s",
+                name=name,
+                low=1,
+                high=1000000,
+                value=page,
+            )
+        )
     return page
 
 
@@ -46,12 +75,14 @@ def time_left_text(seconds: float | None) -> str:
     if seconds is None:
         return ""
     if seconds < 45:
-        return "Less than a minute left"
+        return gettext("Less than a minute left")
     minutes = max(1, round(seconds / 60))
     if minutes < 90:
-        return f"About {minutes} min left"
+        return gettext("About %(minutes)s min left", minutes=minutes)
     hours, rest = divmod(5 * round(minutes / 5), 60)
-    return f"About {hours} h {rest} min left" if rest else f"About {hours} h left"
+    if rest:
+        return gettext("About %(hours)s h %(minutes)s min left", hours=hours, minutes=rest)
+    return gettext("About %(hours)s h left", hours=hours)
 
 
 #: The query parameters of the detail page's grids (below): the ones its own links carry.
@@ -65,9 +96,11 @@ def subtask_grid(connection: sa.Connection, job_id: str, status: str, page_arg: 
     query = sa.select(subtask_table).where(t.job_id == job_id)
     if status:
         if len(status) > 32:
-            raise InvalidFilter("subtask_status is longer than 32 characters")
+            raise InvalidFilter(
+                gettext("%(name)s is longer than %(limit)s characters", name="subtask_status", limit=32)
+            )
         if "\x00" in status:
-            raise InvalidFilter("subtask_status contains a NUL character")
+            raise InvalidFilter(gettext("%(name)s contains a NUL character", name="subtask_status"))
         query = query.where(t.status == status)
     return _grid(connection, query.order_by(t.id), page)
 
@@ -86,13 +119,13 @@ def log_grid(connection: sa.Connection, job_id: str, level: str, text: str, page
     query = sa.select(log_table).where(t.job_id == job_id)
     if level:
         if level not in LOG_LEVELS:
-            raise InvalidFilter(f"log_level must be one of {', '.join(LOG_LEVELS)}; got {level!r}")
+            raise InvalidFilter.not_one_of("log_level", LOG_LEVELS, level)
         query = query.where(t.level >= LOG_LEVELS[level])
     if text:
         if len(text) > 200:
-            raise InvalidFilter("log_q is longer than 200 characters")
+            raise InvalidFilter(gettext("%(name)s is longer than %(limit)s characters", name="log_q", limit=200))
         if "\x00" in text:
-            raise InvalidFilter("log_q contains a NUL character")
+            raise InvalidFilter(gettext("%(name)s contains a NUL character", name="log_q"))
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(t.message.ilike(pattern, escape="\\"))
     return _grid(connection, query.order_by(t.id), page)

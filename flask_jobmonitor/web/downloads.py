@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Response, send_file
 
+from ..i18n import gettext
 from ..records.models import file_table
 from ..state import get_state
 from .requests import abort_json, require_access, visible_job_or_404
@@ -17,17 +18,17 @@ def download(file_id: int) -> Response:
     """Send a job file by id, as an attachment, if the user may see its job."""
     require_access()
     if file_id > MAX_FILE_ID:
-        abort_json(404, f"no file with id {file_id}")
+        abort_json(404, gettext("no file with id %(id)s", id=file_id))
     state = get_state()
     with state.engine.connect() as connection:
         row = connection.execute(sa.select(file_table).where(file_table.c.id == file_id)).first()
     if row is None:
-        abort_json(404, f"no file with id {file_id}")
+        abort_json(404, gettext("no file with id %(id)s", id=file_id))
     visible_job_or_404(row.job_id, state)
     try:
         handle = state.storage.open(row.storage_key)
     except FileNotFoundError:
-        abort_json(410, f"file {row.filename!r} is no longer stored")
+        abort_json(410, gettext("the file “%(name)s” is no longer stored", name=row.filename))
 
     # send_file writes an ASCII filename= and a UTF-8 filename*= for names like "März €.csv"
     response = send_file(

@@ -39,16 +39,17 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidFilter
+from ..i18n import N_, gettext
 from ..records.models import Job, file_table, job_table
 from ..records.status import FINISHED_STATUSES, JobStatus
-from ..timeutil import day_after, parse_date, utcnow
+from ..timeutil import UTC, local_date, parse_day_bound, utcnow
 from . import search
 
 PAGE_SIZES = (20, 50, 100, 200)
@@ -60,6 +61,10 @@ STATUS_GROUPS: Mapping[str, frozenset[str]] = {
     "processed": frozenset(s.value for s in FINISHED_STATUSES),
     "unprocessed": frozenset(s.value for s in JobStatus if s not in FINISHED_STATUSES),
 }
+#: The words of the groups in the list's filter (translated where shown).
+GROUP_LABELS: Mapping[str, str] = {"processed": N_("Processed"), "unprocessed": N_("Unprocessed")}
+#: The list's quick date filters: a label and how many days before today (in the viewer's zone).
+QUICK_DAYS: tuple[tuple[str, int], ...] = ((N_("Today"), 0), (N_("Yesterday"), 1))
 #: Sort keys and the column each one reads ("duration" and "waiting" are computed from two).
 SORTABLE: Mapping[str, str] = {
     "created": "created_at",
@@ -104,7 +109,7 @@ class Cursor:
             return cls(datetime.strptime(match.group(1), _CURSOR_TIME), match.group(2))
         except ValueError:
             raise InvalidFilter(
-                f"{name} is not a position in the job list; open the list from its first page"
+                gettext("%(name)s is not a position in the job list; open the list from its first page", name=name)
             ) from None
 
     @classmethod
@@ -122,8 +127,8 @@ class ListFilters:
     status: str = ""
     group: str = ""
     category: str = ""
-    date_from: datetime | None = None
-    date_to: datetime | None = None
+    date_from: datetime | None = None  # naive UTC: the start of the "from" day in ``zone``
+    date_to: datetime | None = None  # naive UTC: the end of the (inclusive) "to" day in ``zone``
     show_system: bool = False
     parent: str = ""
     show_children: bool = False  # child jobs shown at the top level too (else under their parent)
@@ -134,6 +139,7 @@ class ListFilters:
     after: Cursor | None = None  # the jobs that come after this one in the list's order
     before: Cursor | None = None  # the jobs that come before it
     last: bool = False  # the last page
+    zone: tzinfo = UTC  # the viewer's zone, whose days "from" and "to" name
 
     @property
     def top_level_only(self) -> bool:
@@ -149,9 +155,9 @@ class ListFilters:
             if getattr(filters, name):
                 args[name] = getattr(filters, name)
         if filters.date_from:
-            args["from"] = filters.date_from.date().isoformat()
+            args["from"] = local_date(filters.date_from, filters.zone).isoformat()
         if filters.date_to:
-            args["to"] = (filters.date_to - timedelta(days=1)).date().isoformat()
+            args["to"] = (local_date(filters.date_to, filters.zone) - timedelta(days=1)).isoformat()
         if filters.show_system:
             args["system"] = "1"
         if filters.show_children:
@@ -175,6 +181,16 @@ class ListFilters:
         """Query parameters of the first page of these filters with ``changes`` (no page, no cursor)."""
         return self.to_args(**{"page": 1, "after": None, "before": None, "last": False, **changes})
 
+    def one_day_args(self, day: date) -> dict[str, Any]:
+        """Query parameters of the first page of these filters narrowed to ``day``, a day of the
+        viewer's zone (``from`` and ``to`` both that day)."""
+        return {**self.first_page_args(), "from": day.isoformat(), "to": day.isoformat()}
+
+    def is_one_day(self, day: date) -> bool:
+        """True if the list shows ``day`` (of the viewer's zone) and no other."""
+        args = self.to_args()
+        return args.get("from") == args.get("to") == day.isoformat()
+
     @property
     def is_filtered(self) -> bool:
         """True if anything but sorting and paging narrows the list."""
@@ -185,6 +201,13 @@ class ListFilters:
         return self.page == 1 and self.after is None and self.before is None and not self.last
 
 
+def quick_days(now: datetime, zone: tzinfo) -> list[tuple[str, date]]:
+    """The days of :data:`QUICK_DAYS` (translated label, day) as they are in ``zone`` at ``now``
+    (naive UTC): at 23:30 UTC, "Today" is already tomorrow in Tokyo."""
+    today = local_date(now, zone)
+    return [(gettext(label), today - timedelta(days=back)) for label, back in QUICK_DAYS]
+
+
 def _integer(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     raw = args.get(name, "")
     if raw == "":
@@ -192,16 +215,26 @@ def _integer(args: Mapping[str, str], name: str, default: int, low: int, high: i
     try:
         value = int(raw)
     except ValueError:
-        raise InvalidFilter(f"{name} must be a whole number, got {raw!r}") from None
+        raise InvalidFilter(
+            gettext("%(name)s must be a whole number, got %(value)s", name=name, value=repr(raw))
+        ) from None
     if not low <= value <= high:
-        raise InvalidFilter(f"{name} must be between {low} and {high}, got {value}")
+        raise InvalidFilter(
+            gettext(
+                "%(name)s must be between %(low)s and %(high)s, got %(value)s",
+                name=name,
+                low=low,
+                high=high,
+                value=value,
+            )
+        )
     return value
 
 
 def _choice(args: Mapping[str, str], name: str, allowed: Sequence[str]) -> str:
     raw = args.get(name, "").strip()
     if raw and raw not in allowed:
-        raise InvalidFilter(f"{name} must be one of {', '.join(allowed)}; got {raw!r}")
+        raise InvalidFilter.not_one_of(name, allowed, raw)
     return raw
 
 
@@ -210,35 +243,39 @@ def _position(args: Mapping[str, str], sort: str, page: int) -> tuple[Cursor | N
     before = Cursor.parse("before", args["before"].strip()) if args.get("before", "").strip() else None
     last = args.get("last", "") in ("1", "true", "on")
     if sum((after is not None, before is not None, last)) > 1:
-        raise InvalidFilter("after, before and last cannot be combined")
+        raise InvalidFilter(gettext("after, before and last cannot be combined"))
     if (after or before or last) and page != 1:
-        raise InvalidFilter("page cannot be combined with after, before or last")
+        raise InvalidFilter(gettext("page cannot be combined with after, before or last"))
     if (after or before or last) and sort not in INDEXED_SORTS:
-        raise InvalidFilter(f"after, before and last page through the list by creation time, not by {sort}")
+        raise InvalidFilter(
+            gettext("after, before and last page through the list by creation time, not by %(sort)s", sort=sort)
+        )
     return after, before, last
 
 
-def parse_filters(args: Mapping[str, str]) -> ListFilters:
-    """Read the list's query parameters; raise InvalidFilter for any value that makes no sense."""
+def parse_filters(args: Mapping[str, str], zone: tzinfo = UTC) -> ListFilters:
+    """Read the list's query parameters; raise InvalidFilter for any value that makes no sense.
+
+    ``from`` and ``to`` are days of ``zone`` (the viewer's): the filter is the range of UTC
+    moments from the start of the one to the end of the other, 23 or 25 hours long for a day
+    when clocks change, and stays a range on ``created_at`` (an index range)."""
     status = _choice(args, "status", [s.value for s in JobStatus])
     group = _choice(args, "group", list(STATUS_GROUPS))
     sort = _choice(args, "sort", list(SORTABLE)) or "created"
     direction = _choice(args, "dir", ["asc", "desc"]) or "desc"
-    date_from = parse_date(args, "from")
-    date_to = parse_date(args, "to")
-    if date_to is not None:
-        date_to = day_after(date_to, "to")  # "to" is inclusive: the whole day
+    date_from = parse_day_bound(args, "from", zone)
+    date_to = parse_day_bound(args, "to", zone, end=True)  # "to" is inclusive: the whole day
     if date_from and date_to and date_from >= date_to:
-        raise InvalidFilter("from must be on or before to")
+        raise InvalidFilter(gettext("from must be on or before to"))
     per_page = _integer(args, "per_page", DEFAULT_PAGE_SIZE, 1, max(PAGE_SIZES))
     page = _integer(args, "page", 1, 1, MAX_PAGE)
     texts = {}
     for name, limit in (("q", 200), ("type", 64), ("user", 64), ("category", 64), ("parent", 36)):
         value = args.get(name, "").strip()
         if len(value) > limit:
-            raise InvalidFilter(f"{name} is longer than {limit} characters")
+            raise InvalidFilter(gettext("%(name)s is longer than %(limit)s characters", name=name, limit=limit))
         if "\x00" in value:
-            raise InvalidFilter(f"{name} contains a NUL character")
+            raise InvalidFilter(gettext("%(name)s contains a NUL character", name=name))
         texts[name] = value
     after, before, last = _position(args, sort, page)
     return ListFilters(
@@ -260,6 +297,7 @@ def parse_filters(args: Mapping[str, str]) -> ListFilters:
         after=after,
         before=before,
         last=last,
+        zone=zone,
     )
 
 
@@ -300,8 +338,8 @@ class JobPage:
     def labels(self) -> tuple[str, str, str, str]:
         """Words of the four links: first, previous, next, last page."""
         if self.filters.sort == "created" and self.filters.descending:
-            return ("Newest", "Newer", "Older", "Oldest")
-        return ("First", "Previous", "Next", "Last")
+            return (N_("Newest"), N_("Newer"), N_("Older"), N_("Oldest"))
+        return (N_("First"), N_("Previous"), N_("Next"), N_("Last"))
 
     def previous_args(self) -> dict[str, Any] | None:
         if not self.has_previous:
@@ -755,7 +793,8 @@ def late_ids(
     those its page already shows. The same index walk as the "Older" page from ``since``."""
     source = _Source.of(connection, filters, visible_to, allow_system)
     rows = source.rows(("id", "created_at"), descending=True, limit=limit, beyond=since)
-    floor = since.created_at - LATE_WINDOW
+    # an empty list asks from the first instant (year 1): nothing is earlier
+    floor = since.created_at - min(LATE_WINDOW, since.created_at - datetime.min)
     return [row.id for row in rows if row.created_at >= floor]
 
 

@@ -20,12 +20,16 @@ from typing import Any, NamedTuple
 
 from flask import current_app, has_app_context
 
+from .. import i18n
+from ..i18n import N_
 from ..jobs.actions import ActionLook
 from ..jobs.control import REGISTRY
 from ..records.estimates import StepView
 from ..records.models import Job
 from ..records.status import ACTIVE_STATUSES, STATUS_WORDS, JobStatus
 from ..state import EXTENSION_KEY
+from ..timeutil import to_local
+from .requests import request_zone
 
 
 class StatusLook(NamedTuple):
@@ -66,21 +70,11 @@ def is_moving(status: str) -> bool:
 
 
 def ago(value: datetime | None, now: datetime) -> str:
-    """``value`` relative to ``now``, in one short phrase: "just now", "2 min ago", "3 h ago",
-    "5 days ago" (the page script keeps it fresh with the same wording)."""
+    """``value`` relative to ``now``, in one short phrase of the request's language: "just now",
+    "2 min. ago", "3 days ago" (the page script keeps it fresh with the same CLDR words)."""
     if value is None:
         return "—"
-    seconds = max(0, int((now - value).total_seconds()))
-    if seconds < 10:
-        return "just now"
-    if seconds < 60:
-        return f"{seconds} s ago"
-    if seconds < 3600:
-        return f"{seconds // 60} min ago"
-    if seconds < 86400:
-        return f"{seconds // 3600} h ago"
-    days = seconds // 86400
-    return "1 day ago" if days == 1 else f"{days} days ago"
+    return i18n.format_ago((now - value).total_seconds())
 
 
 def look(status: str) -> StatusLook:
@@ -91,8 +85,7 @@ def look(status: str) -> StatusLook:
     notifications and the JSON's ``status_label``.
     """
     default = STATUS_LOOKS.get(status, StatusLook("fa-question", "secondary", status))
-    label = _status_labels().get(status)
-    return default if label is None else default._replace(label=label)
+    return default._replace(label=i18n.gettext(_status_labels().get(status) or default.label))
 
 
 def _status_labels() -> Mapping[str, str]:
@@ -105,18 +98,26 @@ def _status_labels() -> Mapping[str, str]:
 #: Looks of the step statuses that jobs do not have; the others (running, completed, failed,
 #: stopped) look like the job status of the same name, so a step badge and a job badge agree.
 STEP_LOOKS: Mapping[str, StatusLook] = {
-    "pending": StatusLook("fa-circle-o", "light", "Pending"),
+    "pending": StatusLook("fa-circle-o", "light", N_("Pending")),
 }
 
 
 def step_look(status: str) -> StatusLook:
     """The look of a step's status, for the detail page's steps and the JSON it refreshes from."""
-    return STEP_LOOKS.get(status) or look(status)
+    own = STEP_LOOKS.get(status)
+    return own._replace(label=i18n.gettext(own.label)) if own else look(status)
 
 
 def iso(value: datetime | None) -> str | None:
     """UTC timestamp as ISO 8601 with a ``Z``, for the browser to show in the viewer's zone."""
     return None if value is None else value.isoformat(timespec="seconds") + "Z"
+
+
+def local_time(value: datetime, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """The naive UTC ``value`` as the viewer reads it: in their zone (:func:`request_zone`),
+    followed by the zone's abbreviation ("2026-03-29 10:00:00 CEST"; in the request's language
+    beyond English: i18n.format_local_time)."""
+    return i18n.format_local_time(to_local(value, request_zone()), fmt)
 
 
 def overall_percent(job: Job) -> float | None:

@@ -1,5 +1,11 @@
 """Request-side helpers shared by the admin views and the JSON endpoints: who is asking, which
-job they may see, CSRF, and error answers.
+job they may see, which time zone they read times in, CSRF, and error answers.
+
+The viewer's zone (:func:`request_zone`) is, in this order: what the host's selector returns
+(``JOBMONITOR_TIMEZONE_SELECTOR`` or ``@jobmonitor.timezone_selector``); else, if the host
+initialised Flask-Babel with a timezone selector of its own, Flask-Babel's ``get_timezone()``;
+else ``JOBMONITOR_TIMEZONE``. A selector's answer that names no zone is logged and the default
+used: a user's stale profile setting must not break the pages.
 
 Error answers keep two rules. The JSON endpoints (``<prefix>/api/...``) answer ``{"error": ...}``
 (api.py). The job pages answer 400, 403, 404 and 413 inside the admin layout, with the menu and a
@@ -9,18 +15,24 @@ or is only someone else's, and repeats no id.
 
 from __future__ import annotations
 
+import logging
+from datetime import tzinfo
 from typing import Any, NoReturn
 
 import sqlalchemy as sa
-from flask import abort, current_app, jsonify, request, url_for
+from flask import abort, current_app, g, has_request_context, jsonify, request, url_for
 from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 from wtforms import ValidationError
 
+from ..i18n import N_, gettext
 from ..records.models import Job
 from ..state import JobMonitorState, get_state
+from ..timeutil import as_zone
+
+log = logging.getLogger("flask_jobmonitor.internal.requests")
 
 _ID_LENGTH = 36
 
@@ -28,6 +40,52 @@ _ID_LENGTH = 36
 def current_user() -> Any:
     """The user making the request (Flask-Login's current_user), or None without a login manager."""
     return get_state().permissions.current_user()
+
+
+def request_zone(state: JobMonitorState | None = None) -> tzinfo:
+    """The time zone of this request's viewer (see the module's docstring); once per request.
+    Outside a request, ``JOBMONITOR_TIMEZONE``."""
+    state = state or get_state()
+    if not has_request_context():
+        return state.settings.timezone
+    zone: tzinfo | None = g.get("_jobmonitor_zone")
+    if zone is None:
+        zone = g._jobmonitor_zone = _selected_zone(state) or state.settings.timezone
+    return zone
+
+
+def _selected_zone(state: JobMonitorState) -> tzinfo | None:
+    """The zone a selector chose for this viewer: the package's (``JOBMONITOR_TIMEZONE_SELECTOR``,
+    ``@jobmonitor.timezone_selector``), else Flask-Babel's ``timezone_selector`` called directly
+    (``flask_babel.get_timezone()`` turns its None into Flask-Babel's own default, UTC, and
+    raises on a name pytz does not know). None: no choice, ``JOBMONITOR_TIMEZONE``. A selector
+    that raises or names no zone is logged and the default used: never a 500."""
+    selector = state.timezone_selector
+    source = "the time zone selector"
+    if selector is None and _babel_picks_zones():
+        selector, source = current_app.extensions["babel"].timezone_selector, "Flask-Babel's time zone selector"
+    if selector is None:
+        return None
+    try:
+        value = selector()
+    except Exception:  # the host's code: its failure must not break the job pages
+        log.exception("%s raised; using %s", source, state.settings.timezone)
+        return None
+    if value is None:
+        return None
+    try:
+        return as_zone(value)
+    except ValueError as error:
+        default = state.settings.timezone
+        log.warning("%s returned %r, which is no time zone (%s); using %s", source, value, error, default)
+        return None
+
+
+def _babel_picks_zones() -> bool:
+    """Whether the host initialised Flask-Babel with a timezone selector (Flask-Babel's default
+    zone alone does not override ``JOBMONITOR_TIMEZONE``)."""
+    babel = current_app.extensions.get("babel")
+    return babel is not None and getattr(babel, "timezone_selector", None) is not None
 
 
 def is_valid_job_id(job_id: str) -> bool:
@@ -42,13 +100,13 @@ def visible_job_or_404(job_id: str, state: JobMonitorState | None = None) -> Job
     """
     state = state or get_state()
     if not is_valid_job_id(job_id):
-        abort(404, description=f"no job with id {job_id!r}")
+        abort(404, description=gettext("no job with id '%(id)s'", id=job_id))
     with Session(state.engine, expire_on_commit=False) as session:
         job = session.get(Job, job_id)
         if job is not None:
             session.expunge(job)
     if job is None or not state.permissions.can_view(current_user(), job):
-        abort(404, description=f"no job with id {job_id!r}")
+        abort(404, description=gettext("no job with id '%(id)s'", id=job_id))
     return job
 
 
@@ -63,7 +121,7 @@ def require_csrf() -> None:
     try:
         validate_csrf(token)
     except (ValidationError, CSRFError) as error:
-        abort(400, description=f"CSRF check failed: {error}")
+        abort(400, description=gettext("CSRF check failed: %(reason)s", reason=gettext(str(error))))
 
 
 def json_error(status: int, message: str) -> Response:
@@ -78,13 +136,20 @@ def abort_json(status: int, message: str) -> NoReturn:
     abort(json_error(status, message))
 
 
+#: Flask-WTF's reasons for a refused CSRF token, marked for the catalogues (shown translated).
+CSRF_REASONS = (
+    N_("The CSRF token is missing."),
+    N_("The CSRF token has expired."),
+    N_("The CSRF token is invalid."),
+    N_("The CSRF tokens do not match."),
+)
 #: The codes the job pages answer with their own page; others keep Flask's answer.
 PAGE_ERROR_CODES = (400, 403, 404, 413)
 _PAGE_ERRORS = {
-    400: ("This request cannot be answered", None),
-    403: ("You may not open this page", "Your account does not have the permission this page needs."),
-    404: ("Job not found", "There is no job at this address, or it is not one you may see."),
-    413: ("The file is too large", None),  # the limit, in the error's own words (FileTooLarge)
+    400: (N_("This request cannot be answered"), None),
+    403: (N_("You may not open this page"), N_("Your account does not have the permission this page needs.")),
+    404: (N_("Job not found"), N_("There is no job at this address, or it is not one you may see.")),
+    413: (N_("The file is too large"), None),  # the limit, in the error's own words (FileTooLarge)
 }
 
 
@@ -94,12 +159,13 @@ def error_page_context(error: HTTPException, home_url: str) -> dict[str, Any]:
     ``home_url``, the admin's start page)."""
     code = error.code or 500
     title, text = _PAGE_ERRORS.get(code, (error.name, None))
+    title, text = gettext(title), (gettext(text) if text else text)
     if code == 403 and error.description != type(error).description:
         text = error.description  # a refusal of the package's own, in plain words (no id)
     if get_state().permissions.can_access(current_user()):
-        back_url, back_label = url_for("jobmonitor_jobs.index"), "Back to the job list"
+        back_url, back_label = url_for("jobmonitor_jobs.index"), gettext("Back to the job list")
     else:
-        back_url, back_label = home_url, "Back to the start page"
+        back_url, back_label = home_url, gettext("Back to the start page")
     return {
         "code": code,
         "title": title,
@@ -127,5 +193,6 @@ def require_access() -> Any:
     state = get_state()
     user = current_user()
     if not state.permissions.can_access(user):
-        abort_json(401 if not state.permissions.is_authenticated(user) else 403, "you may not see tracked jobs")
+        code = 401 if not state.permissions.is_authenticated(user) else 403
+        abort_json(code, gettext("you may not see tracked jobs"))
     return user

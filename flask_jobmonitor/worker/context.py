@@ -47,12 +47,13 @@ from typing import IO, TYPE_CHECKING, Any
 import sqlalchemy as sa
 from redis.exceptions import RedisError
 
+from .. import events
 from ..errors import FileNotInJob, PauseRequested, RunSuperseded, StopRequested
 from ..jobs.enqueue import JobRequest, enqueue_job
 from ..keys import control_key
 from ..records import live
 from ..records.bulkwrite import insert_rows
-from ..records.models import Job, file_table, job_table, log_table, step_table, subtask_table
+from ..records.models import STEP_STATUSES, Job, file_table, job_table, log_table, step_table, subtask_table
 from ..records.status import FINISHED_STATUSES, JobStatus
 from ..timeutil import utcnow
 from .retry import TRANSIENT_ERRORS, retry_db
@@ -72,6 +73,8 @@ _MAX_MESSAGE = 65536
 _IGNORED_LOGGERS = ("rq.", "flask_jobmonitor.internal", "sqlalchemy.")
 
 _STOP_STATUSES = frozenset({JobStatus.STOPPING.value, JobStatus.STOPPED.value})
+#: A step's statuses once it has ended (a step running when its job is stopped ends "stopped").
+_STEP_ENDS = frozenset(STEP_STATUSES) - {"pending", "running"}
 # a force stop ends the record as "stopped" while a SimpleWorker's task still runs to its tick
 # how long a periodic flush waits for SQLite's write lock before keeping its rows for later
 _IMPATIENT_SQLITE_MS = 50
@@ -808,8 +811,18 @@ class JobContext:
             raise
         finally:
             self._flushing = False
+        ended = [s for s in steps if s.status in _STEP_ENDS and s._written[0] != s.status]
         for step in steps:
             step._written = step._snapshot()
+        for step in ended:
+            events.send(
+                self._state,
+                events.step_finished,
+                self.job_id,
+                step=step.name,
+                position=step.position,
+                status=step.status,
+            )
         self._errors = self._warnings = 0
         self._checkpoint_dirty = False
         self._sql_written()

@@ -25,17 +25,19 @@ from typing import Any
 import sqlalchemy as sa
 from rq import get_current_job
 
+from .. import events
 from ..errors import JobNotFound, PauseRequested, RunSuperseded, StopRequested, TransitionRefused, UnknownTask
 from ..jobs import families
 from ..jobs.children import release as release_children
 from ..jobs.control import stop_children
 from ..jobs.enqueue import requeue_paused
 from ..jobs.maintenance import abandon_run
-from ..jobs.signals import clear_signal, read_signal
+from ..jobs.signals import await_signal, clear_signal
 from ..records.failures import Failure
 from ..records.failures import describe as describe_failure
 from ..records.models import job_table
 from ..records.notifications import add_notification, notifies, notify_end
+from ..records.status import JobStatus
 from ..records.transitions import FIRST_START, NEXT_ATTEMPT, ValueExpressions, apply_transition
 from ..state import JobMonitorState, get_state
 from ..tasks import TrackedTask
@@ -75,6 +77,8 @@ _RUNNING = ("running", "stopping")
 #: How long before a stop request a child may have been spawned yet missed by the request's own
 #: pass over the children (the spawn read its parent's status just before the request).
 _SPAWN_RACE = timedelta(seconds=2)
+#: How long a run that stops waits for the request's signal, which follows its SQL write.
+_SIGNAL_GRACE = 2.0
 
 
 def run_job(job_id: str) -> str:
@@ -215,6 +219,7 @@ def _finish(state: JobMonitorState, run: RunInfo) -> None:
         with state.engine.begin() as connection:
             apply_transition(connection, run.job_id, "finish", attempt=run.attempt, values=values)
             add_notification(connection, run.run_by_id, run.job_id, "completed")
+    events.send(state, events.job_ended, run.job_id, outcome=JobStatus.COMPLETED)
     if run.parent_id:
         families.child_ended(state, run.parent_id)
 
@@ -283,6 +288,7 @@ def claim(state: JobMonitorState, job_id: str, worker_name: str) -> RunInfo | No
         log.warning("job %s not run: it has no job record", job_id)
         return None
     assert row is not None
+    events.send(state, events.job_started, job_id, attempt=row.attempt)
     return RunInfo(
         job_id=job_id,
         attempt=row.attempt,
@@ -320,13 +326,16 @@ def _record_failure(state: JobMonitorState, run: RunInfo, ctx: JobContext | None
             log.warning("failure of job %s not recorded: %s", run.job_id, refused)
             return
         notify_end(state, connection, run.run_by_id, run.job_id, "failed", root_id=run.root_id)
+    events.send(state, events.job_ended, run.job_id, outcome=JobStatus.FAILED)
     families.child_ended(state, run.parent_id)
 
 
 def _record_stop(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None:
     """The task honoured a stop request: keep what it did up to its last checkpoint, end
     ``stopped`` (or ``cancelled``, when a person cancelled it while it ran)."""
-    cancelled = ctx.cancel_requested or read_signal(state, run.job_id) == "cancel"
+    # a stop read from SQL ("stopping") before the request set its signal: the signal, set just
+    # after, says whether it was a cancel (the SQL status is the same for both)
+    cancelled = ctx.cancel_requested or await_signal(state, run.job_id, _SIGNAL_GRACE) == "cancel"
     ctx.mark_current_step("stopped")
     what = "Cancelled" if cancelled else "Stopped"
     ctx._add_log(logging.WARNING, "flask_jobmonitor.runner", f"{what} at a checkpoint; work already done is kept.")
@@ -347,6 +356,7 @@ def _record_stop(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None:
             return
         if not cancelled:  # a person who cancels a job needs no news of it
             notify_end(state, connection, run.run_by_id, run.job_id, "stopped", root_id=run.root_id)
+    events.send(state, events.job_ended, run.job_id, outcome=JobStatus.CANCELLED if cancelled else JobStatus.STOPPED)
     clear_signal(state, run.job_id)
     # children spawned while the stop request travelled: stop or cancel them too (the older ones
     # are the business of whoever asked for the stop, whose name their log then shows)

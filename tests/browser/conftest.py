@@ -13,7 +13,10 @@ horse) to compare what a page shows with a fresh load of the same state; the job
 taken for abandoned meanwhile (``JOBMONITOR_ABANDONED_AFTER`` is longer than any test).
 
 Before each test the worker must be idle (every earlier job ended), so one test's leftover jobs
-never eat into the next test's time limits; a job that never ends fails the rest fast.
+never eat into the next test's time limits; a job that never ends fails the rest fast. The
+products earlier tests imported are then taken out (the 200 seeded ones stay), so a job over the
+whole catalogue does the same work whichever tests ran before (the pricing rules' family once
+grew to 129 chunks after the accessibility tests' long imports, and outlived its time limit).
 
 Chromium is Debian's ``/usr/bin/chromium`` (no ``playwright install``). Without it the tests are
 skipped with the reason, unless ``JOBMONITOR_REQUIRE_BROWSER=1`` makes that a failure.
@@ -144,8 +147,9 @@ def browser(chromium_path: str) -> Iterator[Any]:
 @pytest.fixture
 def new_page(browser: Any, live_app: LiveApp) -> Iterator[Any]:
     """``new_page()`` opens a page in a fresh browser context (own cookies and localStorage).
-    The test starts once the worker is idle."""
+    The test starts once the worker is idle, on the seeded catalogue (:meth:`LiveApp.restore_catalogue`)."""
     live_app.wait_until_idle()
+    live_app.restore_catalogue()
     contexts: list[Any] = []
 
     def open_page(timezone_id: str = "UTC") -> Any:

@@ -57,7 +57,9 @@ def test_clerk_imports_through_a_profile_and_a_manager_stops_the_clerks_export(
     rows = list(csv.DictReader(io.StringIO(Path(report.path()).read_text(encoding="utf-8"))))
     assert {int(r["line"]) for r in rows} == set(bad)
 
-    # 2. the clerk exports the whole catalogue (over 400 products, a row every 20 ms)
+    # 2. the clerk exports the whole catalogue (over 1,500 products, a row every 20 ms: half a
+    # minute for the manager to stop it)
+    live_app.add_products(1300, "story")
     clerk.goto("/admin/export_profiles/")
     clerk.locator("tr", has_text="Full catalogue").get_by_role("button", name="Export now").click()
     export = _last_execution(clerk, "Full catalogue")

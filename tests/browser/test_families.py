@@ -35,7 +35,7 @@ def test_a_family_waits_for_its_children_and_rings_the_bell_once(new_page: Any, 
     expect(status).to_have_text("Completed", timeout=JOB_TIMEOUT_MS)
 
     children = live_app_children(live_app, job_id)
-    # as many chunks as the catalogue's products need (other tests add products)
+    # as many chunks as the catalogue's products need (eight: the 200 of the seed, 25 a chunk)
     assert len(children) > 1 and {c.status for c in children} == {"completed"}
     # one notification for the family, none for its children
     expect(badge).to_have_text("1", timeout=JOB_TIMEOUT_MS)

@@ -15,12 +15,13 @@ Every app shares ``extensions.db`` and ``extensions.jobmonitor``, on which the t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from flask import Blueprint, Flask, redirect, render_template_string, url_for
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
+from flask_babel import Babel
 from flask_login import LoginManager, current_user, login_user
 from flask_wtf.csrf import CSRFProtect, generate_csrf
 from werkzeug.wrappers import Response
@@ -88,6 +89,7 @@ def build_app(
     login: Literal["page", "header"] | None = None,
     users: Mapping[str, User] = USERS_BY_ID,
     admin: str | None = None,
+    locale_selector: Callable[[], str | None] | None = None,
     **config: Any,
 ) -> Flask:
     """A test host app on the shared ``db`` and ``jobmonitor`` (see the module docstring).
@@ -96,7 +98,9 @@ def build_app(
     also has a secret key, ``redis_url``, ``storage_path``, a flush interval of 0.2 s and
     ``queue_names``; ``config`` overrides any of them. ``login``: how a user logs in (None: no
     Flask-Login); ``users``: who can, by id. ``admin``: the name of a Flask-Admin the package
-    adds its views to (None: no admin views).
+    adds its views to (None: no admin views). ``locale_selector``: Flask-Babel initialised with
+    it before the package (None: Flask-Babel left to the package, as a host that never calls
+    ``Babel(app)``).
     """
     app = Flask(name)
     settings: dict[str, Any] = {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url}
@@ -120,6 +124,8 @@ def build_app(
             login_manager.login_view = "host.login_page"
         else:
             login_manager.request_loader(lambda request: users.get(request.headers.get("X-User", "")))
+    if locale_selector is not None:
+        Babel(app, locale_selector=locale_selector)
     admin_views = None if admin is None else Admin(app, name=admin, theme=Bootstrap4Theme())
     jobmonitor.init_app(app, admin=admin_views)
     if login == "page":

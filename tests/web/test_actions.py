@@ -109,7 +109,7 @@ MESSAGES = {
     "restart": "A new job was started with the same parameters.",
     "delete": "The job and everything recorded about it were deleted.",
     "set_low_priority": "Priority set to low.",
-    "set_normal_priority": "Priority set to default.",
+    "set_normal_priority": "Priority set to normal.",
 }
 #: The status a done action leaves the job in (restart leaves the original as it was).
 STATUS_AFTER = {

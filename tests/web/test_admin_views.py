@@ -70,7 +70,7 @@ def test_list_filters_apply(client_for, jobs):
 def test_list_of_a_user_without_jobs_says_so(client_for, jobs):
     response = client_for("manager").get("/admin/jobs/?user=no-such-user")
     assert response.status_code == 400
-    assert "No user with id 'no-such-user' has run a job: choose a user from the list." in page_text(response)
+    assert "No user with id “no-such-user” has run a job: choose a user from the list." in page_text(response)
 
 
 def test_job_names_are_escaped(client_for, engine):

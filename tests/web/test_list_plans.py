@@ -301,8 +301,9 @@ def violations(plan: Plan, *, index: str | tuple[str, ...] | None, ordered: bool
 
 
 @contextmanager
-def dropped(engine: sa.Engine, index: str) -> Iterator[sa.Connection]:
-    """A connection on which ``index`` is dropped, in a transaction rolled back afterwards.
+def dropped(engine: sa.Engine, index: str, table: str = "jobmonitor_job") -> Iterator[sa.Connection]:
+    """A connection on which ``index`` (of ``table``) is dropped, in a transaction rolled back
+    afterwards.
 
     pysqlite opens a transaction only before DML, so on SQLite the BEGIN is explicit: without
     it the DROP would be committed at once."""
@@ -319,7 +320,7 @@ def dropped(engine: sa.Engine, index: str) -> Iterator[sa.Connection]:
             if engine.dialect.name != "sqlite":
                 connection.rollback()
     with engine.connect() as connection:  # it really came back
-        assert index in {i["name"] for i in sa.inspect(connection).get_indexes("jobmonitor_job")}
+        assert index in {i["name"] for i in sa.inspect(connection).get_indexes(table)}
 
 
 def _under_limit(node: dict[str, Any]) -> bool:

@@ -187,7 +187,7 @@ def test_an_unknown_user_id_is_said_on_the_list_page(client_for, engine):
     response = client.get("/admin/jobs/?user=Clara")  # a name typed where the id belongs
     assert response.status_code == 400
     html = response.get_data(as_text=True)
-    assert "No user with id &#39;Clara&#39; has run a job: choose a user from the list." in html
+    assert "No user with id “Clara” has run a job: choose a user from the list." in html
     assert client.get("/admin/jobs/?user=3").status_code == 200
 
 

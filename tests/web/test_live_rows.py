@@ -123,6 +123,18 @@ def test_jobs_newer_than_the_page_that_match_its_filters(engine, client_for, job
     assert len(client.get(f"/admin/jobs/rows?since={since}&children=1").get_json()["new_ids"]) == 3
 
 
+def test_an_empty_list_asks_from_the_first_instant_and_gets_the_new_jobs(engine, client_for, jobs):
+    """An empty list has no newest job: the page script asks since year 1 (jobmonitor.js). That
+    answered 500 every second (late_ids went 30 s before the year 1)."""
+    client = client_for("clerk_a")
+    answer = client.get("/admin/jobs/rows?since=00010101T000000.000000_0&q=nothing+matches")
+    assert answer.status_code == 200 and answer.get_json()["new_ids"] == []
+    match = add_job(engine, owner="clerk_a", name="nothing matches but this", created_at=at(5))
+    assert client.get("/admin/jobs/rows?since=00010101T000000.000000_0&q=nothing+matches").get_json()["new_ids"] == [
+        match
+    ]
+
+
 def test_a_parents_children_come_as_rows_under_it(engine, client_for, jobs):
     children = [
         add_job(engine, owner="clerk_a", name=f"part {n}", parent_id=jobs["a"], status=status, created_at=at(2 + n))

@@ -18,7 +18,7 @@ from .. import tasks
 from ..support.users import csrf_token
 from ..support.web import enqueue
 
-BANNER = "Jobs are paused for maintenance since"
+BANNER = "Jobs have been paused for maintenance since"
 
 
 @pytest.fixture(autouse=True)
@@ -55,7 +55,7 @@ def test_an_admin_pauses_and_resumes_all_jobs_from_queue_health(app, client_for,
     assert response.status_code == 302 and response.headers["Location"] == "/admin/queues/"
     assert not not_paused.exists(WORKERS_SUSPENDED, PAUSE_ALL_KEY)
     page = body(admin.get("/admin/queues/"))
-    assert "Jobs resumed: workers take jobs again; 0 jobs paused for the maintenance continue" in page
+    assert "Jobs resumed: workers take jobs again." in page
     assert BANNER not in page
 
 

@@ -588,8 +588,8 @@ def test_the_page_per_hour_with_a_type(client_for, jobs):
     assert response.status_code == 200
     body = response.get_data(as_text=True)
     assert body.count("<svg") == 3
-    assert cells("2026-03-01 11:00", 2, 1, 0, 1) in body
-    assert cells("2026-03-01 23:00", 1, 1, 0, 0) in body
+    assert cells("2026-03-01 11:00 UTC", 2, 1, 0, 1) in body
+    assert cells("2026-03-01 23:00 UTC", 1, 1, 0, 0) in body
     assert "2026-03-01 10:00" not in body  # only imports then
     assert '<option value="export" selected>export</option>' in body
 
@@ -602,22 +602,22 @@ def test_csv_has_the_header_and_one_row_per_bucket(client_for, engine, jobs):
     assert disposition == "attachment; filename=job-statistics-20260301-20260303.csv"  # "to" is included
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
     assert rows[0] == [
-        "start",
-        "created",
-        "started",
-        "failed",
-        "stopped",
-        "wait_avg_s",
-        "wait_min_s",
-        "wait_max_s",
-        "duration_avg_s",
-        "duration_p95_s",
+        "Start",
+        "Created",
+        "Started",
+        "Failed",
+        "Stopped",
+        "Average wait (s)",
+        "Shortest wait (s)",
+        "Longest wait (s)",
+        "Average duration (s)",
+        "95th percentile duration (s)",
     ]
     expected = reference(engine.dialect.name, t(1, 0), t(4, 0), "day")
     assert len(rows) == 1 + len(expected) == 4
     for row, bucket in zip(rows[1:], expected, strict=True):
         assert row[:5] == [
-            bucket.start.isoformat(sep=" "),
+            bucket.start.isoformat(sep=" ") + "+00:00",  # the zone's offset: UTC by default
             str(bucket.created),
             str(bucket.started),
             str(bucket.failed),
@@ -629,8 +629,8 @@ def test_csv_has_the_header_and_one_row_per_bucket(client_for, engine, jobs):
                 assert text == "", (bucket.start, name)
             else:
                 assert float(text) == pytest.approx(wanted, abs=1e-3), (bucket.start, name)
-    assert rows[2] == ["2026-03-02 00:00:00", "0", "0", "0", "0", "", "", "", "", ""]
-    assert rows[1][:8] == ["2026-03-01 00:00:00", "7", "5", "1", "1", "35.0", "5.0", "120.0"]
+    assert rows[2] == ["2026-03-02 00:00:00+00:00", "0", "0", "0", "0", "", "", "", "", ""]
+    assert rows[1][:8] == ["2026-03-01 00:00:00+00:00", "7", "5", "1", "1", "35.0", "5.0", "120.0"]
 
 
 def test_csv_per_hour_has_a_row_per_hour(client_for, jobs):
@@ -639,8 +639,8 @@ def test_csv_per_hour_has_a_row_per_hour(client_for, jobs):
     )
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
     assert len(rows) == 1 + 48
-    assert [row[0] for row in rows[1:3]] == ["2026-03-01 00:00:00", "2026-03-01 01:00:00"]
-    assert rows[11][:5] == ["2026-03-01 10:00:00", "2", "2", "1", "0"]
+    assert [row[0] for row in rows[1:3]] == ["2026-03-01 00:00:00+00:00", "2026-03-01 01:00:00+00:00"]
+    assert rows[11][:5] == ["2026-03-01 10:00:00+00:00", "2", "2", "1", "0"]
 
 
 # -- access ----------------------------------------------------------------------------------------

@@ -218,7 +218,13 @@ def _report(problems: list[str]) -> str:
 def test_every_get_route_is_walked(site: Site) -> None:
     """The walk reaches the pages this file was written for (a guard against an empty walk)."""
     urls = _urls(site, every_kind=True)
-    for expected in ("/admin/jobs/", "/admin/job-statistics/", "/jobmonitor/api/jobs", "/admin/product/"):
+    for expected in (
+        "/admin/jobs/",
+        "/admin/job-statistics/",
+        "/admin/job-audit/",
+        "/jobmonitor/api/jobs",
+        "/admin/product/",
+    ):
         assert expected in urls
     assert f"/admin/jobs/{site.jobs['real_import']}/" in urls
     assert f"/jobmonitor/files/{site.files[0]}" in urls

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
 from typing import Any
 
 from flask import Response, abort, flash, redirect, request, url_for
@@ -16,13 +15,15 @@ from werkzeug.datastructures import MultiDict
 
 from ... import csvsafe
 from ...errors import InvalidFilter, PauseAllUnavailable
+from ...i18n import gettext
 from ...jobs import pause_all
 from ...state import get_state
 from ...stats.charts import PALETTE, Series, bar_chart, line_chart
 from ...stats.figures import RANGE_PARAMS, compute, format_duration, parse_range, queue_health
-from ...timeutil import utcnow
-from ..presenters import iso
-from ..requests import current_user, require_csrf
+from ...timeutil import to_local, utcnow
+from ..presenters import iso, local_time
+from ..requests import current_user, request_zone, require_csrf
+from ..templating import gettext_markup
 from .views import _back, _JobViewBase
 
 
@@ -38,7 +39,7 @@ class StatisticsView(_StatisticsBase):
     def index(self) -> Any:
         state = get_state()
         try:
-            stats_range = parse_range(request.args, utcnow())
+            stats_range = parse_range(request.args, utcnow(), request_zone())
         except InvalidFilter as invalid:
             return self._render(
                 "jobmonitor/statistics.html",
@@ -52,38 +53,41 @@ class StatisticsView(_StatisticsBase):
         with state.engine.connect() as connection:
             stats = compute(connection, stats_range, cache=state.settings.stats_cache)
         if request.args.get("format") == "csv":
-            last_day = stats_range.end - timedelta(microseconds=1)  # the range's end is exclusive
-            return _csv(stats.csv_rows(), f"job-statistics-{stats_range.start:%Y%m%d}-{last_day:%Y%m%d}.csv")
+            first, last = stats_range.first_day, stats_range.last_day
+            return _csv(stats.csv_rows(), f"job-statistics-{first:%Y%m%d}-{last:%Y%m%d}.csv")
+        # local bucket starts; an hour clocks repeat shows its two offsets' abbreviations
         fmt = "%m-%d %Hh" if stats_range.granularity == "hour" else "%m-%d"
-        labels = [b.start.strftime(fmt) for b in stats.buckets]
+        labels = [stats.local_start(b).strftime(fmt) for b in stats.buckets]
         charts = {
             "created": bar_chart(
-                "Jobs created",
+                gettext("Jobs created"),
                 labels,
                 [
                     Series(
-                        "completed or running", [b.created - b.failed - b.stopped for b in stats.buckets], PALETTE[0]
+                        gettext("completed or running"),
+                        [b.created - b.failed - b.stopped for b in stats.buckets],
+                        PALETTE[0],
                     ),
-                    Series("failed", [b.failed for b in stats.buckets], PALETTE[1]),
-                    Series("stopped", [b.stopped for b in stats.buckets], PALETTE[2]),
+                    Series(gettext("failed"), [b.failed for b in stats.buckets], PALETTE[1]),
+                    Series(gettext("stopped"), [b.stopped for b in stats.buckets], PALETTE[2]),
                 ],
             ),
             "waiting": line_chart(
-                "Waiting time before a worker started the job",
+                gettext("Waiting time before a worker started the job"),
                 labels,
                 [
-                    Series("average", [b.wait_avg for b in stats.buckets], PALETTE[0]),
-                    Series("minimum", [b.wait_min for b in stats.buckets], PALETTE[3]),
-                    Series("maximum", [b.wait_max for b in stats.buckets], PALETTE[1]),
+                    Series(gettext("average"), [b.wait_avg for b in stats.buckets], PALETTE[0]),
+                    Series(gettext("minimum"), [b.wait_min for b in stats.buckets], PALETTE[3]),
+                    Series(gettext("maximum"), [b.wait_max for b in stats.buckets], PALETTE[1]),
                 ],
                 fmt=format_duration,
             ),
             "duration": line_chart(
-                "Duration",
+                gettext("Duration"),
                 labels,
                 [
-                    Series("average", [b.duration_avg for b in stats.buckets], PALETTE[0]),
-                    Series("95th percentile", [b.duration_p95 for b in stats.buckets], PALETTE[4]),
+                    Series(gettext("average"), [b.duration_avg for b in stats.buckets], PALETTE[0]),
+                    Series(gettext("95th percentile"), [b.duration_p95 for b in stats.buckets], PALETTE[4]),
                 ],
                 fmt=format_duration,
             ),
@@ -115,9 +119,9 @@ class QueueHealthView(_StatisticsBase):
                 state.settings.wait_warning_seconds,
             )
         chart = bar_chart(
-            "Jobs finished per minute, last hour",
-            [m.strftime("%H:%M") for m, _ in health.per_minute],
-            [Series("jobs", [n for _, n in health.per_minute], PALETTE[3])],
+            gettext("Jobs finished per minute, last hour"),
+            [to_local(m, request_zone()).strftime("%H:%M") for m, _ in health.per_minute],
+            [Series(gettext("jobs"), [n for _, n in health.per_minute], PALETTE[3])],
         )
         paused = pause_all.current(state)
         running = pause_all.progress(state) if paused else None
@@ -141,7 +145,12 @@ class QueueHealthView(_StatisticsBase):
         except PauseAllUnavailable as error:
             flash(str(error), "error")
         else:
-            flash(Markup("Jobs are paused: workers take no new job; ") + _summary_html(running) + ".", "success")
+            flash(
+                gettext_markup(
+                    "Jobs are paused: workers take no new job; %(summary)s.", summary=_summary_html(running)
+                ),
+                "success",
+            )
         return redirect(_back(url_for(".index")))
 
     @expose("/resume", methods=["POST"])
@@ -161,7 +170,7 @@ class QueueHealthView(_StatisticsBase):
         require_csrf()
         user = current_user()
         if not get_state().permissions.can_pause_all(user):
-            abort(403, description="You may not pause or resume all jobs.")
+            abort(403, description=gettext("You may not pause or resume all jobs."))
         return user
 
 
@@ -178,8 +187,8 @@ def _summary_html(running: pause_all.Progress) -> Markup:
 
 
 def _time_html(value: Any) -> Markup:
-    """A UTC time that the page script shows in the viewer's zone."""
-    return Markup(f'<time data-utc="{escape(iso(value))}">{value:%H:%M} UTC</time>')
+    """A time in the viewer's zone, the instant in ``data-utc``."""
+    return Markup(f'<time data-utc="{escape(iso(value))}">{escape(local_time(value, "%H:%M"))}</time>')
 
 
 def _csv(rows: list[list[Any]], filename: str) -> Response:

@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
 from ...errors import InvalidFilter
+from ...i18n import gettext
 from ...jobs import control
 from ...links import same_site_path
 from ...records.estimates import job_remaining_seconds, jobs_time_left, steps_with_estimates
@@ -52,6 +53,7 @@ from ..listing import (
     matching_ids,
     newer_ids,
     parse_filters,
+    quick_days,
     results_of,
     user_choices,
     user_has_jobs,
@@ -64,6 +66,7 @@ from ..requests import (
     error_page_context,
     is_valid_job_id,
     json_error,
+    request_zone,
     require_csrf,
     visible_ids,
     visible_job_or_404,
@@ -122,7 +125,7 @@ class JobListView(_JobViewBase):
         user = current_user()
         error = None
         try:
-            filters = parse_filters(request.args)
+            filters = parse_filters(request.args, request_zone())
         except InvalidFilter as invalid:
             error, filters = str(invalid), ListFilters()
         view_all = permissions.can_view_all(user)
@@ -133,7 +136,9 @@ class JobListView(_JobViewBase):
                 if not user_has_jobs(connection, filters.user):
                     # said on the page, not shown as an empty list: a typed name sent as an id,
                     # or a link to a user who has no job (any more)
-                    error = f"No user with id {filters.user!r} has run a job: choose a user from the list."
+                    error = gettext(
+                        "No user with id “%(user)s” has run a job: choose a user from the list.", user=filters.user
+                    )
         if error is None:
             with state.engine.connect() as connection:
                 page = fetch_page(
@@ -167,6 +172,7 @@ class JobListView(_JobViewBase):
             page_sizes=PAGE_SIZES,
             types=sorted({task.type for task in state.tasks} | ({filters.type} - {""})),
             categories=state.settings.categories,
+            quick_days=quick_days(utcnow(), request_zone()),
             now=utcnow(),
             bulk_actions=control.ACTIONS,
             users=users,
@@ -187,7 +193,7 @@ class JobListView(_JobViewBase):
         permissions = state.permissions
         user = current_user()
         try:
-            filters = parse_filters(request.args)
+            filters = parse_filters(request.args, request_zone())
             since = Cursor.parse("since", request.args["since"]) if request.args.get("since") else None
         except InvalidFilter as invalid:
             return json_error(400, str(invalid))
@@ -335,17 +341,17 @@ class JobListView(_JobViewBase):
     def bulk(self) -> Response:
         """One action on the selected rows, or on every job matching the list's current filters."""
         if request.method != "POST":
-            raise MethodNotAllowed(["POST"], "Bulk actions are sent from the job list's form.")
+            raise MethodNotAllowed(["POST"], gettext("Bulk actions are sent from the job list's form."))
         require_csrf()
         state = get_state()
         user = current_user()
         name = request.form.get("action", "")
         if not is_action(name):
-            flash("Choose an action.", "error")
+            flash(gettext("Choose an action."), "error")
             return redirect(_back(url_for(".index")))
         if request.form.get("scope") == "matching":
             try:
-                filters = parse_filters(request.form)
+                filters = parse_filters(request.form, request_zone())
             except InvalidFilter as invalid:
                 abort(400, description=str(invalid))
             permissions = state.permissions
@@ -360,7 +366,7 @@ class JobListView(_JobViewBase):
         else:
             ids = request.form.getlist("ids")[: control.BULK_LIMIT]
         if not ids:
-            flash("Select at least one job.", "error")
+            flash(gettext("Select at least one job."), "error")
             return redirect(_back(url_for(".index")))
         summary = act_on_many(state, name, ids, user)
         flash(summary.message, "success" if summary.done else "warning")

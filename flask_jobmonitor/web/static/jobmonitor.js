@@ -13,6 +13,36 @@
   var autoRefresh = localStorage.getItem(STORE_KEY) !== "off";
 
   function $(root, selector) { return root.querySelector(selector); }
+
+  /* The words this script writes, in the page's language: the server's JSON block
+     (templating.script_texts); English if a host page renders the script without it. */
+  var TEXTS = (function () {
+    var english = {
+      lang: "en", justNow: "just now", updated: "updated %(time)s", refreshFailed: "refresh failed, retrying",
+      pauseAuto: "Pause auto-refresh", resumeAuto: "Resume auto-refresh", close: "Close",
+      noNotifications: "No new notifications.", allChildren: "All the child jobs", jobEnded: "%(name)s: %(status)s",
+      noSuchUser: "No user called \u201c%(name)s\u201d has run a job: choose one from the list.", newJobs: null
+    };
+    var block = document.getElementById("jm-texts");
+    if (!block) { return english; }
+    try { return Object.assign(english, JSON.parse(block.textContent)); } catch (error) { return english; }
+  })();
+
+  /* The page's language for screen readers and the browser's own words: Flask-Admin's layout
+     writes <html> without lang and with no block to set it; a host page that says its own
+     language keeps it. */
+  if (!document.documentElement.getAttribute("lang")) { document.documentElement.setAttribute("lang", TEXTS.lang); }
+
+  /* "%(name)s" placeholders filled, as the server's gettext does. */
+  function fill(text, values) {
+    return text.replace(/%\((\w+)\)s/g, function (whole, name) { return name in values ? values[name] : whole; });
+  }
+
+  function newJobsText(count) {
+    var texts = TEXTS.newJobs;
+    if (texts) { return texts[Math.min(count, texts.length - 1)]; }
+    return count >= 50 ? "50 or more new jobs: show them" : count + (count === 1 ? " new job: show it" : " new jobs: show them");
+  }
   function $all(root, selector) { return Array.prototype.slice.call(root.querySelectorAll(selector)); }
 
   /* The same format as the server's jm_seconds filter, to tick a running duration between refreshes. */
@@ -26,41 +56,36 @@
     return s + "s";
   }
 
-  function localTime(iso) {
-    var date = new Date(iso);
-    return isNaN(date) ? iso : date.toLocaleString();
-  }
-
   function escapeHtml(text) {
     var div = document.createElement("div");
     div.textContent = text === null || text === undefined ? "" : String(text);
     return div.innerHTML;
   }
 
-  /* "2 min ago": the same wording as presenters.ago on the server. */
+  /* "2 min. ago" in the page's language: the browser's CLDR words, as Babel's on the server
+     (presenters.ago, i18n.format_ago). */
+  var relative = null;
+  try { relative = new Intl.RelativeTimeFormat(TEXTS.lang, { style: "short", numeric: "always" }); } catch (error) { relative = null; }
   function ago(iso) {
     var seconds = Math.max(0, Math.floor((Date.now() - Date.parse(iso)) / 1000));
     if (isNaN(seconds)) { return iso; }
-    if (seconds < 10) { return "just now"; }
-    if (seconds < 60) { return seconds + " s ago"; }
-    if (seconds < 3600) { return Math.floor(seconds / 60) + " min ago"; }
-    if (seconds < 86400) { return Math.floor(seconds / 3600) + " h ago"; }
-    var days = Math.floor(seconds / 86400);
-    return days === 1 ? "1 day ago" : days + " days ago";
+    if (seconds < 10) { return TEXTS.justNow; }
+    /* i18n.AGO_UNITS: the largest unit that fits once, counted down */
+    var units = [[31536000, "year"], [2592000, "month"], [604800, "week"], [86400, "day"], [3600, "hour"], [60, "minute"], [1, "second"]];
+    for (var i = 0; i < units.length; i++) {
+      if (seconds >= units[i][0]) {
+        var count = Math.floor(seconds / units[i][0]);
+        if (relative) { return relative.format(-count, units[i][1]); }
+        return count + " " + units[i][1] + (count === 1 ? "" : "s") + " ago";
+      }
+    }
+    return TEXTS.justNow;
   }
 
-  /* Times are rendered in UTC by the server; show them in the viewer's time zone. Relative
-     times ("2 min ago") keep their wording and show the exact local time on hover. */
+  /* Times come from the server already in the viewer's zone and language (presenters.local_time,
+     i18n.format_local_time); the script only keeps the relative ones ("2 min. ago") fresh. */
   function localizeTimes(root) {
-    $all(root, "time[data-utc]").forEach(function (el) {
-      var iso = el.getAttribute("data-utc");
-      if (el.hasAttribute("data-jm-ago")) {
-        el.textContent = ago(iso);
-        el.title = localTime(iso);
-      } else {
-        el.textContent = localTime(iso);
-      }
-    });
+    $all(root, "time[data-jm-ago]").forEach(function (el) { el.textContent = ago(el.getAttribute("data-utc")); });
   }
 
   function tickAgo() {
@@ -149,6 +174,10 @@
 
   /* Update every element of one job (a widget item, a host page's job or the detail page). */
   function applyJob(root, job) {
+    var link = $(root, "a[href]");  /* the job's name, before the parts are swapped */
+    if (root.getAttribute("data-jm-active") === "true" && !job.active && root.id !== "jm-detail" && link) {
+      announce(endOf(link.textContent, job.status_label));
+    }
     swapParts(root, job.html);
     if (!root.isConnected) { return; }  /* the whole element came from the server */
     if (job.actions) { renderActions(root, job); }
@@ -170,7 +199,7 @@
 
   function markRefreshed(ok) {
     $all(document, '[data-jm="refreshed-at"]').forEach(function (el) {
-      el.textContent = ok ? "updated " + new Date().toLocaleTimeString() : "refresh failed, retrying";
+      el.textContent = ok ? fill(TEXTS.updated, { time: new Date().toLocaleTimeString(TEXTS.lang) }) : TEXTS.refreshFailed;
     });
   }
 
@@ -202,7 +231,40 @@
     return null;
   }
 
+  /* A job's end, said by screen readers (politely, once): "Import products.csv: Completed".
+     The live region is in the page from its start (a region added with its text is not read). */
+  var ANNOUNCE_KEY = "jobmonitor.announce";
+
+  function announcer() {
+    var region = document.querySelector('[data-jm="announcer"]');
+    if (!region) {
+      region = document.createElement("div");
+      region.className = "sr-only";
+      region.setAttribute("aria-live", "polite");
+      region.setAttribute("data-jm", "announcer");
+      document.body.appendChild(region);
+    }
+    return region;
+  }
+
+  function announce(text) {
+    if (text) { announcer().textContent = text; }
+  }
+
+  function endOf(name, label) {
+    return fill(TEXTS.jobEnded, { name: (name || "").trim(), status: (label || "").trim() });
+  }
+
+  function statusLabel(element) {
+    var label = element && $(element, '[data-jm="status-label"]');
+    return label ? label.textContent : "";
+  }
+
   function swapRow(old, fresh) {
+    if (old.getAttribute("data-jm-active") === "true" && fresh.getAttribute("data-jm-active") === "false") {
+      var name = $(fresh, ".jm-name a");
+      announce(endOf(name && name.textContent, statusLabel(fresh)));
+    }
     var box = $(old, 'input[name="ids"]'), newBox = $(fresh, 'input[name="ids"]');
     if (box && newBox) { newBox.checked = box.checked; }
     var toggle = $(old, "[data-jm-family]"), newToggle = $(fresh, "[data-jm-family]");
@@ -214,7 +276,8 @@
     old.replaceWith(fresh);
     localizeTimes(fresh);
     if (key) {
-      var target = $(fresh, key);
+      /* a button that no longer applies (Stop of an ended job): the row's tick box keeps the focus */
+      var target = $(fresh, key) || $(fresh, 'input[name="ids"]');
       if (target) { target.focus({ preventScroll: true }); }
     }
   }
@@ -230,8 +293,7 @@
     if (!bar) { return; }
     var count = (list.jmPending || []).length;
     bar.hidden = count === 0;
-    $(bar, '[data-jm="new-count"]').textContent = count >= 50 ? "50 or more new jobs: show them" :
-      count + (count === 1 ? " new job: show it" : " new jobs: show them");
+    $(bar, '[data-jm="new-count"]').textContent = newJobsText(count);
   }
 
   function insertNew(list) {
@@ -324,7 +386,7 @@
         more.className = "jm-child-row";
         more.innerHTML = '<td colspan="' + row.children.length + '" class="small"></td>';
         var link = $(row, 'a[href*="parent="]');
-        if (link) { more.firstChild.innerHTML = '<a href="' + link.getAttribute("href") + '">All the child jobs</a>'; }
+        if (link) { more.firstChild.innerHTML = '<a href="' + link.getAttribute("href") + '">' + escapeHtml(TEXTS.allChildren) + "</a>"; }
         after.after(more);
       }
     }).catch(function () { setExpanded(toggle, false); });
@@ -366,14 +428,26 @@
       var wasActive = container.getAttribute("data-jm-was-active") !== "false";
       container.setAttribute("data-jm-was-active", job.active ? "true" : "false");
       if (wasActive && !job.active) {
-        /* it just ended: reload once so logs, subtasks and new files appear */
+        /* it just ended: reload once so logs, subtasks and new files appear; the reloaded page
+           says the end (sessionStorage) */
+        var name = $(container, '.breadcrumb-item[aria-current="page"]');
+        sessionStorage.setItem(ANNOUNCE_KEY, endOf(name ? name.textContent : "", job.status_label));
         window.location.reload();
       }
       markRefreshed(true);
     }).catch(function () { markRefreshed(false); });
   }
 
+  /* A page that is read again whole (the queues' health): while the automatic refresh is on
+     and the person is not in one of its controls, or at once by its Refresh button. */
+  function reloadPage(everything) {
+    if (!document.querySelector("[data-jm-reload]")) { return; }
+    var active = document.activeElement;
+    if (everything || !active || active === document.body) { window.location.reload(); }
+  }
+
   function refreshAll(everything) {
+    if (everything) { reloadPage(true); }
     $all(document, "[data-jm-refresh-url]").forEach(function (el) { refreshList(el, everything); });
     $all(document, "[data-jm-rows-url]").forEach(function (el) { refreshRows(el, everything); });
     var detail = document.getElementById("jm-detail");
@@ -384,7 +458,7 @@
     $all(document, '[data-jm-action="toggle-auto"]').forEach(function (button) {
       button.setAttribute("aria-pressed", autoRefresh ? "true" : "false");
       $(button, "i").className = "fa " + (autoRefresh ? "fa-pause" : "fa-play");
-      $(button, "span").textContent = autoRefresh ? "Pause auto-refresh" : "Resume auto-refresh";
+      $(button, "span").textContent = autoRefresh ? TEXTS.pauseAuto : TEXTS.resumeAuto;
     });
   }
 
@@ -424,7 +498,7 @@
       el.innerHTML = '<strong class="toast-header text-' + colour + '">' + escapeHtml(label(item)) + "</strong>" +
         '<span class="toast-body">' + (jobUrl ? '<a href="' + jobUrl.replace("JOB_ID", item.job_id) + '">' +
         escapeHtml(item.job_name) + "</a>" : escapeHtml(item.job_name)) + "</span>" +
-        '<button type="button" class="close px-2" aria-label="Close">&times;</button>';
+        '<button type="button" class="close px-2" aria-label="' + escapeHtml(TEXTS.close) + '">&times;</button>';
       var close = function () { el.remove(); forget(item.id); };
       $(el, "button").addEventListener("click", close);
       toasts.appendChild(el);
@@ -450,11 +524,11 @@
         badge.hidden = data.unread === 0;
         var list = $(menu, '[data-jm="notification-items"]');
         list.innerHTML = data.items.length ? data.items.map(function (item) {
-          var text = escapeHtml(item.job_name) + ": " + escapeHtml(label(item));
+          var text = escapeHtml(fill(TEXTS.jobEnded, { name: item.job_name, status: label(item) }));
           return jobUrl ? '<a class="dropdown-item small" data-jm-notification="' + item.id + '" href="' +
             jobUrl.replace("JOB_ID", item.job_id) + '">' + text + "</a>"
             : '<span class="dropdown-item-text small">' + text + "</span>";
-        }).join("") : '<span class="dropdown-item-text text-muted small">No new notifications.</span>';
+        }).join("") : '<span class="dropdown-item-text text-muted small">' + escapeHtml(TEXTS.noNotifications) + "</span>";
         var newest = data.items.length ? data.items[0].id : lastSeen;
         if (!firstPoll) {
           data.items.filter(function (item) { return item.id > lastSeen; }).reverse().forEach(function (item) { toast(item); });
@@ -508,8 +582,50 @@
     if (link) { event.preventDefault(); }
   }, true);
 
+  /* The bell by keyboard. Flask-Admin loads two Bootstrap dropdown scripts (bootstrap.min.js
+     4.6 and its vendor dropdown.js 4.3): both toggle the menu on a key, so Escape closed it and
+     opened it again, and Space did nothing. Here, before them (capture): Space on the bell opens
+     or closes it as a click does, Escape in it closes it and gives the focus back to the bell. */
+  document.addEventListener("keydown", function (event) {
+    var bell = event.target.closest && event.target.closest(".jm-notifications");
+    if (!bell || (event.key !== "Escape" && !(event.key === " " && event.target.id === "jm-bell"))) { return; }
+    var toggle = $(bell, "#jm-bell");
+    var open = $(bell, ".dropdown-menu.show");
+    if (event.key === "Escape" && !open) { return; }
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    if (event.key === " ") { toggle.click(); return; }
+    if (window.jQuery && window.jQuery.fn.dropdown) {
+      window.jQuery(toggle).dropdown("hide");
+    } else {
+      open.classList.remove("show");
+      open.parentElement.classList.remove("show");
+    }
+    toggle.setAttribute("aria-expanded", "false");
+    toggle.focus();
+  }, true);
+
+  /* Flask-Admin writes the close button of its flash messages with aria-hidden="true": a button a
+     keyboard reaches but screen readers are told is not there (axe: aria-hidden-focus). Name it
+     instead, and hide only its "x". */
+  function nameFlashCloseButtons(root) {
+    $all(root, '.alert > button.close[aria-hidden="true"]').forEach(function (button) {
+      button.removeAttribute("aria-hidden");
+      button.setAttribute("aria-label", TEXTS.close);
+      button.innerHTML = '<span aria-hidden="true">&times;</span>';
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    nameFlashCloseButtons(document);
     localizeTimes(document);
+    var said = sessionStorage.getItem(ANNOUNCE_KEY);
+    announcer();
+    if (said) {
+      sessionStorage.removeItem(ANNOUNCE_KEY);
+      /* filled once the region is in the page, so it is read as news */
+      setTimeout(function () { announce(said); }, 250);
+    }
     updateToggleButtons();
     $all(document, '[data-jm-action="refresh"]').forEach(function (button) {
       button.addEventListener("click", function () { refreshAll(true); });
@@ -531,6 +647,10 @@
     var interval = 1000 * parseFloat(holder ? holder.getAttribute("data-jm-interval") : "3");
     /* paused by the person, or a hidden tab (nobody sees it): no requests; shown again: refresh at once */
     setInterval(function () { if (autoRefresh && !document.hidden) { refreshAll(false); } }, interval);
+    $all(document, "[data-jm-reload]").forEach(function (page) {
+      var every = 1000 * parseFloat(page.getAttribute("data-jm-reload"));
+      setInterval(function () { if (autoRefresh && !document.hidden) { reloadPage(false); } }, every);
+    });
     document.addEventListener("visibilitychange", function () {
       if (autoRefresh && !document.hidden) { refreshAll(false); }
     });
@@ -562,7 +682,7 @@
         }
         if (typed && !option) {
           event.preventDefault();
-          picker.setCustomValidity("No user called “" + typed + "” has run a job: choose one from the list.");
+          picker.setCustomValidity(fill(TEXTS.noSuchUser, { name: typed }));
           picker.reportValidity();
           return;
         }
