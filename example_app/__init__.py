@@ -23,7 +23,7 @@ from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 from werkzeug.wrappers import Response
 
-from . import alerts, auth, language, views
+from . import alerts, auth, language, tokens, views
 from .admin_views import CatalogueHome, ExportProfilesView, ImportProfilesView, ProductView
 from .auth import ROLE_PERMISSIONS
 from .auth import bp as auth_bp
@@ -65,6 +65,7 @@ def create_app(config: dict[str, Any] | None = None, instance_path: str | None =
     db.init_app(app)
     csrf.init_app(app)
     auth.init_app(app)
+    tokens.init_app(app)  # API tokens for machine clients (Authorization: Bearer ...)
     language.init_app(app)  # Flask-Babel before the package: its pages follow the same locale
     admin = Admin(
         name="Catalogue",

@@ -44,10 +44,11 @@ ROLE_PERMISSIONS = {
         "jobmonitor.pause_all",
         "jobmonitor.view_tracebacks",
         "jobmonitor.view_audit",
+        "jobmonitor.launch",
     ],
     "manager": ["jobmonitor.view_all", "jobmonitor.stop"],
     "auditor": ["jobmonitor.view_all", "jobmonitor.view_audit"],
-    "clerk": [],
+    "clerk": ["jobmonitor.launch"],  # launches imports and exports through the API too
 }
 DEMO_USERS = [
     ("admin", "Alice Admin", "admin"),

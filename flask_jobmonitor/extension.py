@@ -23,10 +23,11 @@ from .config import Settings, apply_defaults, read_settings
 from .errors import ConfigError
 from .jobs.enqueue import JobRequest, enqueue_job
 from .jobs.schedules import RETENTION_SCHEDULE, retention_task
-from .permissions import JobPermissions
+from .permissions import DELETE, JobPermissions
 from .state import EXTENSION_KEY, JobMonitorState, get_state
 from .storage import LocalStorage, Storage
 from .tasks import Schedule, TaskRegistry, TrackedTask, default_task_name
+from .web import requests
 from .web.admin.menu import add_admin_views
 from .web.blueprint import bp
 from .web.templating import register_template_helpers
@@ -88,6 +89,7 @@ class JobMonitor:
 
         self._register_retention(settings)
         app.register_blueprint(bp, url_prefix=settings.url_prefix)
+        requests.install(app, bp)  # CSRF for cookie sessions only
         i18n.install(app, settings.translation_directories)
         register_template_helpers(app)
         app.cli.add_command(jobmonitor_cli)
@@ -114,6 +116,7 @@ class JobMonitor:
         stoppable: bool = True,
         restartable: bool = True,
         cancel_running: bool = False,
+        launch_permission: str | None = None,
     ) -> Callable[[F], TrackedTask]: ...
 
     def task(
@@ -130,6 +133,7 @@ class JobMonitor:
         stoppable: bool = True,
         restartable: bool = True,
         cancel_running: bool = False,
+        launch_permission: str | None = None,
     ) -> TrackedTask | Callable[[F], TrackedTask]:
         """Register a function as a tracked task. Its first parameter receives the JobContext.
 
@@ -140,6 +144,8 @@ class JobMonitor:
         it cannot be submitted again (work that must happen once, such as an approval).
         ``cancel_running=True``: Cancel is offered for its running jobs too; such a job stops at
         its next checkpoint and ends cancelled, not stopped (it cannot be resumed).
+        ``launch_permission``: what launching it through the JSON API needs (default
+        ``jobmonitor.launch``; a name of the host's, decided like the package's own).
         ``name`` defaults to ``module.qualname``; keep it stable once jobs exist.
         """
 
@@ -159,6 +165,7 @@ class JobMonitor:
                 stoppable=stoppable,
                 restartable=restartable,
                 cancel_running=cancel_running,
+                launch_permission=launch_permission,
             )
             return self.tasks.register(tracked)
 
@@ -197,9 +204,13 @@ class JobMonitor:
 
     def _register_retention(self, settings: Settings) -> None:
         if RETENTION_SCHEDULE not in self.tasks:
-            self.task(name=RETENTION_SCHEDULE, type="maintenance", category="system", description="Delete old jobs")(
-                retention_task
-            )
+            self.task(
+                name=RETENTION_SCHEDULE,
+                type="maintenance",
+                category="system",
+                description="Delete old jobs",
+                launch_permission=DELETE,  # it deletes jobs: launching it by hand needs what deleting one does
+            )(retention_task)
         if settings.retention_cron:
             self.schedule(
                 RETENTION_SCHEDULE,

@@ -16,7 +16,9 @@ re-prioritising them ``jobmonitor.manage``. Pausing and resuming all jobs for ma
 queue health page, pause_all.py) needs ``jobmonitor.pause_all``. Reading why a job failed beyond
 the message meant for people (the exception's text and traceback, failures.py) needs
 ``jobmonitor.view_tracebacks``. Reading the audit trail (who did what to which jobs, audit.py)
-needs ``jobmonitor.view_audit``.
+needs ``jobmonitor.view_audit``. Launching a registered task through the JSON API
+(``POST <prefix>/api/tasks/<name>/jobs``) needs ``jobmonitor.launch``, or the permission the
+task names (``@jobmonitor.task(launch_permission="imports.run")``), checked like any other name.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ VIEW_STATISTICS = "jobmonitor.view_statistics"
 PAUSE_ALL = "jobmonitor.pause_all"
 VIEW_TRACEBACKS = "jobmonitor.view_tracebacks"
 VIEW_AUDIT = "jobmonitor.view_audit"
+LAUNCH = "jobmonitor.launch"
 
 #: Every permission the extension asks about.
 PERMISSIONS = (
@@ -54,6 +57,7 @@ PERMISSIONS = (
     PAUSE_ALL,
     VIEW_TRACEBACKS,
     VIEW_AUDIT,
+    LAUNCH,
 )
 #: Default ``JOBMONITOR_ROLE_PERMISSIONS``: admins hold everything, other roles nothing extra.
 DEFAULT_ROLE_PERMISSIONS: Mapping[str, Iterable[str]] = {"admin": PERMISSIONS}
@@ -139,6 +143,11 @@ class JobPermissions:
     def can_view_audit(self, user: Any) -> bool:
         """May ``user`` read the audit trail: every action on every job, by whom, from where?"""
         return self.can_access(user) and self.has(user, VIEW_AUDIT)
+
+    def can_launch(self, user: Any, launch_permission: str | None) -> bool:
+        """May ``user`` launch a task whose ``launch_permission`` is this (None:
+        ``jobmonitor.launch``) through the JSON API?"""
+        return self.can_access(user) and self.has(user, launch_permission or LAUNCH)
 
     def can_pause_all(self, user: Any) -> bool:
         """May ``user`` pause every job for maintenance, and resume them (queue health page)?"""

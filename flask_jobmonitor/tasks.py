@@ -37,6 +37,8 @@ class TrackedTask:
     restartable: bool = True
     #: True: a running job of it can be cancelled: it stops at its next checkpoint, then ends cancelled
     cancel_running: bool = False
+    #: The permission that launching it through the JSON API needs (None: ``jobmonitor.launch``)
+    launch_permission: str | None = None
     signature: inspect.Signature = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -313,3 +313,9 @@ def writes_across_a_step(ctx: JobContext) -> None:
         db.session.execute(sa.insert(scratch_table).values(job_id=ctx.job_id, item=1))
     with ctx.step("Commit"):
         db.session.commit()
+
+
+@jobmonitor.task(type="test", launch_permission="payroll.run")
+def payroll(ctx: JobContext, month: str) -> None:
+    """A task launched through the API only with its own permission (``payroll.run``)."""
+    ctx.save_checkpoint(month=month)

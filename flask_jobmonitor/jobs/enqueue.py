@@ -65,6 +65,7 @@ class JobRequest:
     delay: timedelta | None = None  # queue it later, through RQ's scheduler
     params: dict[str, Any] | None = None  # already-checked params (restart reuses the original's)
     flash: bool = True  # False: no "Job started" flash message, even in a request
+    launching_page: bool = True  # False: no run_at_url given means none (not the requested page)
 
 
 @dataclass
@@ -318,7 +319,7 @@ def _run_at_url(state: JobMonitorState, job_request: JobRequest) -> str | None:
         except UnsafeLink:
             if job_request.restarted_from is None:
                 raise
-    return _launching_page(hosts)
+    return _launching_page(hosts) if job_request.launching_page else None
 
 
 def _launching_page(hosts: frozenset[str]) -> str | None:

@@ -6,25 +6,29 @@ user may not see answers 404 like one that does not exist.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
-from flask import Response, jsonify, request
+from flask import Response, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 
+from ..errors import InvalidFilter
 from ..jobs import control
 from ..links import same_site_path
 from ..records.estimates import job_remaining_seconds, jobs_time_left, steps_with_estimates
 from ..records.failures import visible_detail
 from ..records.live import overlay_job, overlay_jobs, read_live
-from ..records.models import job_table, notification_table
-from ..state import get_state
+from ..records.models import Job, job_table, notification_table
+from ..state import JobMonitorState, get_state
 from ..timeutil import utcnow
 from .actions import Refusal, act, act_on_many, is_action
 from .details import subtask_counts, time_left_text
-from .listing import family_progress
+from .listing import family_progress, fetch_page, parse_filters
 from .presenters import (
     JOB_FRAGMENTS,
     PartContext,
     detail_fragments,
+    is_active,
     job_fragments,
     job_summary,
     look,
@@ -37,6 +41,7 @@ from .requests import (
     current_user,
     is_valid_job_id,
     json_error,
+    request_zone,
     require_access,
     require_csrf,
     visible_ids,
@@ -63,10 +68,19 @@ def _fragment_names() -> list[str]:
 
 
 def jobs_summary() -> Response:
-    """``?ids=a,b,c``: status, progress, durations, time left and ``actions`` (what this user
-    may do to each now) of those jobs the user may see, and in ``html`` the parts ``html=``
-    asks for (:data:`~flask_jobmonitor.web.presenters.JOB_FRAGMENTS`) as the page's macros render them."""
+    """``GET /api/jobs``. With ``ids=a,b,c``: those of the jobs the user may see (the pages'
+    live refresh). Without ``ids``: the job list, with exactly the list page's filters, sorting
+    and paging (``listing.parse_filters``: q, type, user, status, group, category, from, to,
+    system, children, parent, sort, dir, per_page, page, after, before, last), and the links of
+    its next, previous and last pages (keyset cursors in the newest-first order).
+
+    Each job: status, progress, durations, time left, ``actions`` (what this user may do to it
+    now) and in ``html`` the parts ``html=`` asks for
+    (:data:`~flask_jobmonitor.web.presenters.JOB_FRAGMENTS`) as the page's macros render them:
+    all of them by default for ``ids``, none by default for the list."""
     user = require_access()
+    if "ids" not in request.args:
+        return _job_list(user)
     raw = request.args.get("ids", "")
     ids = [part for part in raw.split(",") if part][: MAX_IDS + 1]
     if len(ids) > MAX_IDS:
@@ -76,6 +90,11 @@ def jobs_summary() -> Response:
     live = read_live(state.redis, [job_id for job_id in ids if is_valid_job_id(job_id)])  # before SQL: live.py
     jobs = visible_ids(state, ids)
     overlay_jobs(jobs, live)
+    return jsonify({"jobs": _summaries(state, jobs, names, live, user), "now": utcnow().isoformat() + "Z"})
+
+
+def _summaries(state: JobMonitorState, jobs: list[Job], names: list[str], live: Any, user: Any) -> list[dict[str, Any]]:
+    """The JSON of ``jobs`` (live progress already laid over them) for ``user``."""
     now = utcnow()
     with state.engine.connect() as connection:
         families = family_progress(connection, [job.id for job in jobs])
@@ -86,12 +105,65 @@ def jobs_summary() -> Response:
     for job in jobs:
         family = families.get(job.id)
         summary = job_summary(job, now, family)
-        summary.update(remaining_seconds=time_left[job.id], remaining_text=time_left_text(time_left[job.id]))
+        summary.update(
+            name=job.name,
+            type=job.type,
+            category=job.category,
+            task=job.task,
+            run_by_id=job.run_by_id,
+            run_by_name=job.run_by_name,
+            parent_id=job.parent_id,
+            is_system=job.is_system,
+            low_priority=job.low_priority,
+            remaining_seconds=time_left[job.id],
+            remaining_text=time_left_text(time_left[job.id]),
+        )
         summary["actions"] = actions = control.allowed_actions(state, job, user, family.active if family else 0)
         part = PartContext(now, family, actions, next_url)
         summary["html"] = job_fragments(macros, job, part, names) if macros else {}
         summaries.append(summary)
-    return jsonify({"jobs": summaries, "now": now.isoformat() + "Z"})
+    return summaries
+
+
+def _job_list(user: Any) -> Response:
+    """One page of the job list as JSON (see :func:`jobs_summary`); a filter that makes no sense
+    answers 400 with the list page's words."""
+    state = get_state()
+    permissions = state.permissions
+    try:
+        filters = parse_filters(request.args, request_zone())
+    except InvalidFilter as invalid:
+        abort_json(400, str(invalid))
+    names = _fragment_names() if "html" in request.args else []
+    view_all = permissions.can_view_all(user)
+    with state.engine.connect() as connection:
+        page = fetch_page(
+            connection,
+            filters,
+            visible_to=None if view_all else permissions.user_id(user),
+            allow_system=permissions.can_see_system(user),
+        )
+    live = read_live(state.redis, [job.id for job in page.jobs if is_active(job.status)])  # after SQL: live.py
+    overlay_jobs(page.jobs, live)
+
+    def link(args: dict[str, Any] | None) -> str | None:
+        if args is None:
+            return None
+        if names:
+            args = {**args, "html": request.args["html"]}
+        return url_for("jobmonitor.jobs_summary", **args)
+
+    return jsonify(
+        {
+            "jobs": _summaries(state, page.jobs, names, live, user),
+            "now": utcnow().isoformat() + "Z",
+            "next": link(page.next_args()),
+            "previous": link(page.previous_args()),
+            "last": link(page.last_args()),
+            "sort_window": page.window,
+            "search_window": page.searched,
+        }
+    )
 
 
 def job_detail(job_id: str) -> Response:

@@ -7,6 +7,13 @@ initialised Flask-Babel with a timezone selector of its own, Flask-Babel's ``get
 else ``JOBMONITOR_TIMEZONE``. A selector's answer that names no zone is logged and the default
 used: a user's stale profile setting must not break the pages.
 
+CSRF (:func:`require_csrf`) guards what a browser sends with its cookies: a request whose user
+Flask-Login loaded from the request itself (the host's ``request_loader``, an API token in a
+header) carries no cookie a foreign page could make a browser send, so it needs no CSRF token.
+A request with a session cookie is checked, even when it also sends a token: Flask-Login reads
+the session first. Flask-WTF's global ``CSRFProtect``, when the host uses it, leaves the
+package's blueprint to this rule (:func:`install`), as Flask-WTF documents for APIs.
+
 Error answers keep two rules. The JSON endpoints (``<prefix>/api/...``) answer ``{"error": ...}``
 (api.py). The job pages answer 400, 403, 404 and 413 inside the admin layout, with the menu and a
 link back to the job list (:func:`error_page_context`); a 404 never says whether a job exists
@@ -20,7 +27,9 @@ from datetime import tzinfo
 from typing import Any, NoReturn
 
 import sqlalchemy as sa
-from flask import abort, current_app, g, has_request_context, jsonify, request, url_for
+from flask import Flask, abort, current_app, g, has_request_context, jsonify, request, url_for
+from flask.blueprints import Blueprint
+from flask_login import user_loaded_from_request
 from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
@@ -110,12 +119,43 @@ def visible_job_or_404(job_id: str, state: JobMonitorState | None = None) -> Job
     return job
 
 
+def install(app: Flask, blueprint: Blueprint) -> None:
+    """Apply the module's CSRF rule to ``app``: note a user Flask-Login loads from the request,
+    and leave ``blueprint`` (whose changes all call :func:`require_csrf`) out of Flask-WTF's
+    global ``CSRFProtect``, whichever of the two extensions the host initialised first."""
+    user_loaded_from_request.connect(_loaded_from_request, app)
+    app.before_request_funcs.setdefault(None, []).insert(0, _leave_blueprint_to_package)
+    app.extensions.setdefault("jobmonitor_csrf_blueprint", blueprint)
+
+
+def _loaded_from_request(_app: Any, user: Any = None, **_extra: Any) -> None:
+    g._jobmonitor_request_login = True
+
+
+def _leave_blueprint_to_package() -> None:
+    """Before ``CSRFProtect``'s own hook (this one runs first): exempt the package's blueprint."""
+    protect = current_app.extensions.get("csrf")
+    blueprint = current_app.extensions.get("jobmonitor_csrf_blueprint")
+    if protect is not None and blueprint is not None and hasattr(protect, "exempt"):
+        protect.exempt(blueprint)
+
+
+def logged_in_from_request() -> bool:
+    """Whether this request's user came from the host's ``request_loader`` (a token), not a
+    session cookie."""
+    current_user()  # Flask-Login loads the user (and sends its signal) on first use
+    return bool(g.get("_jobmonitor_request_login"))
+
+
 def require_csrf() -> None:
-    """Refuse a state-changing request without a valid CSRF token (form field or X-CSRFToken).
+    """Refuse a state-changing request without a valid CSRF token (form field or X-CSRFToken),
+    unless its user logged in with the request itself (see the module's docstring).
 
     Honours Flask-WTF's ``WTF_CSRF_ENABLED = False``, the switch hosts use in their own tests.
     """
     if not current_app.config.get("WTF_CSRF_ENABLED", True):
+        return
+    if logged_in_from_request():
         return
     token = request.form.get("csrf_token") or request.headers.get("X-CSRFToken") or request.headers.get("X-CSRF-Token")
     try:
@@ -189,10 +229,14 @@ def visible_ids(state: JobMonitorState, job_ids: list[str]) -> list[Job]:
 
 
 def require_access() -> Any:
-    """The current user, if they may see tracked jobs at all; else a JSON 401 or 403."""
+    """The current user, if they may see tracked jobs at all; else a JSON 401 (with
+    ``WWW-Authenticate``: log in, or send a valid token) or 403."""
     state = get_state()
     user = current_user()
     if not state.permissions.can_access(user):
-        code = 401 if not state.permissions.is_authenticated(user) else 403
-        abort_json(code, gettext("you may not see tracked jobs"))
+        if state.permissions.is_authenticated(user):
+            abort_json(403, gettext("you may not see tracked jobs"))
+        refused = json_error(401, gettext("log in, or send a valid API token"))
+        refused.headers["WWW-Authenticate"] = 'Bearer realm="jobmonitor"'
+        abort(refused)
     return user

@@ -5,8 +5,9 @@
 * ``build_app(url, redis_url, storage_path)``: the plain host of most tests (short flush
   interval, this process's queue names);
 * ``login="page"``: a host as a real project builds it (``WEB_HOST``): Flask-Login with a login
-  view, Flask-WTF's CSRFProtect, Flask-Admin (Bootstrap 4), the pages of :data:`host`
-  (``/_test/login/<who>`` among them) and the users of ``users.USERS``;
+  view and a ``request_loader`` for API tokens (:func:`token_user`), Flask-WTF's CSRFProtect,
+  Flask-Admin (Bootstrap 4), the pages of :data:`host` (``/_test/login/<who>`` among them) and
+  the users of ``users.USERS``;
 * ``login="header"``: Flask-Login reads the user's id from the ``X-User`` header of each request.
 
 Every app shares ``extensions.db`` and ``extensions.jobmonitor``, on which the test tasks of
@@ -79,6 +80,15 @@ def start_job() -> Response:
     return redirect(url_for("jobmonitor_jobs.index"))
 
 
+def token_user(request: Any) -> User | None:
+    """The user of an API token ``token-<who>`` (``Authorization: Bearer token-clerk_a``), as a
+    host's ``request_loader`` reads one; anything else logs no one in."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme != "Bearer" or not token.startswith("token-"):
+        return None
+    return USERS.get(token.removeprefix("token-"))
+
+
 def build_app(
     database_url: str,
     redis_url: str | None = None,
@@ -122,6 +132,7 @@ def build_app(
         login_manager.user_loader(users.get)
         if login == "page":
             login_manager.login_view = "host.login_page"
+            login_manager.request_loader(token_user)  # machine clients: Authorization: Bearer token-<who>
         else:
             login_manager.request_loader(lambda request: users.get(request.headers.get("X-User", "")))
     if locale_selector is not None:

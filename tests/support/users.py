@@ -1,7 +1,8 @@
 """The users of the test hosts and how a test client logs in.
 
 ``USERS`` (by key): ``admin`` (role ``admin``: every permission), ``manager`` (view_all + stop,
-its role given as an object with ``.name``), ``clerk_a`` and ``clerk_b`` (no extra permission)
+its role given as an object with ``.name``), ``clerk_a`` (role ``clerk``: may launch tasks through
+the API) and ``clerk_b`` (no extra permission)
 and ``auditor`` (view_all). Anonymous is a client that never logged in. A host built with
 ``login="page"`` (``apps.build_app``) logs a client in at ``/_test/login/<key>``.
 
@@ -15,7 +16,7 @@ from typing import Any, NamedTuple
 from flask.testing import FlaskClient
 from flask_login import UserMixin
 
-from flask_jobmonitor.permissions import PERMISSIONS, STOP, VIEW_ALL
+from flask_jobmonitor.permissions import LAUNCH, PERMISSIONS, STOP, VIEW_ALL
 
 
 class Role(NamedTuple):
@@ -39,12 +40,12 @@ class User(UserMixin):
 USERS: dict[str, User] = {
     "admin": User("1", "Ada Admin", ["admin"]),
     "manager": User("2", "Max Manager", [Role("manager")]),
-    "clerk_a": User("3", "Clara Clerk", []),
+    "clerk_a": User("3", "Clara Clerk", ["clerk"]),
     "clerk_b": User("4", "Carl Clerk", []),
     "auditor": User("5", "Audrey Auditor", ["auditor"]),
 }
 USERS_BY_ID = {user.id: user for user in USERS.values()}
-ROLE_PERMISSIONS = {"admin": PERMISSIONS, "manager": (VIEW_ALL, STOP), "auditor": (VIEW_ALL,)}
+ROLE_PERMISSIONS = {"admin": PERMISSIONS, "manager": (VIEW_ALL, STOP), "auditor": (VIEW_ALL,), "clerk": (LAUNCH,)}
 
 
 def log_in(client: FlaskClient, who: str | None) -> FlaskClient:

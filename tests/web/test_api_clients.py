@@ -1,0 +1,301 @@
+"""The JSON API as a machine client uses it: the job list with the page's filters and cursor
+pages, launching a registered task (JSON and files), acting on the launched job, with an API
+token (no CSRF) or a session cookie (CSRF), and every bad input answered with a JSON 4xx that
+leaves nothing half-written."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from flask_jobmonitor.records.models import audit_table, file_table, job_table
+from flask_jobmonitor.timeutil import utcnow
+
+from .. import tasks
+from ..support.rows import add_job
+from ..support.users import ROLE_PERMISSIONS, csrf_token
+from ..support.workers import run_worker
+
+API = "/jobmonitor/api"
+
+
+def token(who: str) -> dict[str, str]:
+    """The headers of a machine client holding ``who``'s API token (tests/support/apps.token_user)."""
+    return {"Authorization": f"Bearer token-{who}"}
+
+
+def jobs_count(engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(sa.select(sa.func.count()).select_from(job_table)).scalar_one()
+
+
+# -- the list ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def many(engine) -> dict[str, list[str]]:
+    """Clerk A's 5 imports and 3 exports, clerk B's 2 exports, a system job; created a minute apart."""
+    base = utcnow() - timedelta(hours=1)
+    made: dict[str, list[str]] = {"a": [], "b": [], "system": []}
+    for minute in range(8):
+        kind = "import" if minute < 5 else "export"
+        made["a"].append(
+            add_job(
+                engine,
+                owner="clerk_a",
+                name=f"A {kind} {minute}",
+                type=kind,
+                created_at=base + timedelta(minutes=minute),
+            )
+        )
+    for minute in range(2):
+        made["b"].append(
+            add_job(
+                engine,
+                owner="clerk_b",
+                name=f"B export {minute}",
+                type="export",
+                created_at=base + timedelta(minutes=20 + minute),
+            )
+        )
+    made["system"].append(add_job(engine, owner=None, name="Delete old jobs", is_system=True, created_at=base))
+    return made
+
+
+def test_an_own_jobs_client_pages_through_its_jobs_newest_first_by_cursor(app, many):
+    client = app.test_client()
+    seen: list[str] = []
+    url: str | None = f"{API}/jobs?per_page=3"
+    pages = 0
+    while url:
+        response = client.get(url, headers=token("clerk_a"))
+        assert response.status_code == 200, response.get_data(as_text=True)
+        body = response.get_json()
+        seen += [job["id"] for job in body["jobs"]]
+        assert all(job["run_by_name"] == "Clara Clerk" for job in body["jobs"])
+        url = body["next"]
+        pages += 1
+    assert pages == 3
+    assert seen == list(reversed(many["a"]))  # newest first, none twice, none of clerk B's
+    assert "after=" in client.get(f"{API}/jobs?per_page=3", headers=token("clerk_a")).get_json()["next"]
+
+
+def test_the_list_takes_the_page_s_filters_and_sorts(app, many):
+    client = app.test_client()
+
+    def ids(query: str, who: str = "admin") -> list[str]:
+        response = client.get(f"{API}/jobs?{query}", headers=token(who))
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return [job["id"] for job in response.get_json()["jobs"]]
+
+    assert set(ids("type=import")) == set(many["a"][:5])
+    assert set(ids("type=export")) == set(many["a"][5:] + many["b"])
+    assert ids("type=export", who="clerk_b") == list(reversed(many["b"]))
+    assert many["system"][0] in ids("system=1")
+    assert many["system"][0] not in ids("system=1", who="auditor")  # not theirs to see
+    assert ids("sort=name&dir=asc&type=export")[0] == many["a"][5]  # "A export 5"
+    assert ids("q=export 6") == [many["a"][6]]
+    first = client.get(f"{API}/jobs?per_page=2&sort=name", headers=token("admin")).get_json()
+    assert "page=2" in first["next"]
+
+
+def test_a_job_in_the_list_says_what_the_client_may_do(app, many):
+    body = app.test_client().get(f"{API}/jobs?per_page=1", headers=token("clerk_a")).get_json()
+    job = body["jobs"][0]
+    assert job["actions"] == ["cancel", "set_low_priority"]  # queued, their own: not delete
+    assert job["html"] == {}  # no HTML unless asked for
+    assert set(job) >= {"name", "type", "task", "status", "status_label", "created_at", "remaining_seconds"}
+
+
+@pytest.mark.parametrize(
+    "query, words",
+    [
+        ("status=exploded", "status must be one of"),
+        ("per_page=0", "per_page must be between"),
+        ("after=yesterday", "after is not a position"),
+        ("from=2026-13-01", "from"),
+        ("sort=name&after=20260101T000000.000000_x", "after, before and last page"),
+    ],
+)
+def test_a_filter_that_makes_no_sense_is_a_json_400(app, many, query, words):
+    response = app.test_client().get(f"{API}/jobs?{query}", headers=token("clerk_a"))
+    assert response.status_code == 400
+    assert words in response.get_json()["error"]
+
+
+# -- tokens and CSRF -------------------------------------------------------------------------------------
+
+
+def test_no_token_or_a_wrong_one_is_a_401_that_says_how_to_log_in(app, many):
+    for headers in ({}, {"Authorization": "Bearer token-nobody"}, {"Authorization": "Basic dXNlcjpwYXNz"}):
+        response = app.test_client().get(f"{API}/jobs", headers=headers)
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert "token" in response.get_json()["error"]
+
+
+def test_a_token_client_acts_without_csrf_but_a_cookie_session_still_needs_it(app, client_for, many):
+    job_id = many["a"][0]
+    by_token = app.test_client().post(f"{API}/jobs/{job_id}/cancel", headers=token("clerk_a"))
+    assert by_token.status_code == 200, by_token.get_data(as_text=True)
+    assert by_token.get_json()["status"] == "cancelled"
+
+    browser = client_for("clerk_a")
+    refused = browser.post(f"{API}/jobs/{many['a'][1]}/cancel")
+    assert refused.status_code == 400
+    assert "CSRF" in refused.get_json()["error"]
+    # a cookie session that also sends a token is still a cookie session: Flask-Login reads the session first
+    also_token = browser.post(f"{API}/jobs/{many['a'][1]}/cancel", headers=token("clerk_a"))
+    assert also_token.status_code == 400
+    allowed = browser.post(f"{API}/jobs/{many['a'][1]}/cancel", headers={"X-CSRFToken": csrf_token(browser)})
+    assert allowed.status_code == 200
+
+
+def test_a_token_holds_its_user_s_permissions_and_no_more(app, many):
+    client = app.test_client()
+    response = client.post(f"{API}/jobs/{many['b'][0]}/cancel", headers=token("clerk_a"))
+    assert response.status_code == 404  # clerk B's job: as if it did not exist
+    bulk = client.post(f"{API}/jobs/bulk", json={"action": "delete", "ids": many["a"][:2]}, headers=token("clerk_a"))
+    assert bulk.status_code == 200
+    assert bulk.get_json()["done"] == []  # owners may not delete: both skipped
+    assert jobs_count(app_engine(app)) == 11
+
+
+def app_engine(app):
+    with app.app_context():
+        return tasks.jobmonitor.state().engine
+
+
+# -- launching -------------------------------------------------------------------------------------------
+
+
+def test_a_client_lists_what_it_may_launch_with_the_parameters(app):
+    client = app.test_client()
+    names = {task["name"] for task in client.get(f"{API}/tasks", headers=token("clerk_a")).get_json()["tasks"]}
+    assert "tests.tasks.greets" in names
+    assert "tests.tasks.payroll" not in names  # needs payroll.run
+    assert not any(name.startswith("jobmonitor.") for name in names)  # retention needs jobmonitor.delete
+    assert client.get(f"{API}/tasks", headers=token("clerk_b")).get_json()["tasks"] == []
+    greets = next(
+        task
+        for task in client.get(f"{API}/tasks", headers=token("clerk_a")).get_json()["tasks"]
+        if task["name"] == "tests.tasks.greets"
+    )
+    assert greets["parameters"] == [{"name": "name", "required": True, "keyword_only": False}]
+    assert greets["launch_url"] == f"{API}/tasks/tests.tasks.greets/jobs"
+
+
+def test_a_clerk_launches_a_task_watches_it_run_and_finds_it_in_the_list(app, engine):
+    client = app.test_client()
+    response = client.post(
+        f"{API}/tasks/tests.tasks.greets/jobs",
+        json={"kwargs": {"name": "Zoë"}, "name": "Greet Zoë", "low_priority": True},
+        headers=token("clerk_a"),
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    launched = response.get_json()
+    assert launched["status"] == "queued"
+    assert response.headers["Location"].endswith(f"/api/jobs/{launched['id']}")
+    assert launched["page_url"] == f"/admin/jobs/{launched['id']}/"
+    run_worker(app)
+    job = client.get(launched["url"], headers=token("clerk_a")).get_json()
+    assert (job["status"], job["name"], job["run_by_name"]) == ("completed", "Greet Zoë", "Clara Clerk")
+    listed = client.get(f"{API}/jobs", headers=token("clerk_a")).get_json()["jobs"]
+    assert [entry["id"] for entry in listed] == [launched["id"]]
+    assert listed[0]["low_priority"] is True
+    with engine.connect() as connection:
+        stored = connection.execute(sa.select(job_table.c.run_at_url, job_table.c.params)).one()
+    assert stored.run_at_url is None  # the API's address is no page a person launched it from
+    assert stored.params == {"args": [], "kwargs": {"name": "Zoë"}}
+
+
+def test_a_launch_with_files_stores_them_under_the_field_names(app, engine):
+    client = app.test_client()
+    response = client.post(
+        f"{API}/tasks/tests.tasks.reads_input/jobs",
+        data={
+            "params": json.dumps({"kwargs": {"filename": "prices.csv"}}),
+            "prices.csv": (io.BytesIO(b"sku;price\nA;1\n"), "Preise März.csv"),
+        },
+        headers=token("clerk_a"),
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    run_worker(app)
+    job = client.get(response.get_json()["url"], headers=token("clerk_a")).get_json()
+    assert job["status"] == "completed"
+    with engine.connect() as connection:
+        row = connection.execute(sa.select(file_table.c.filename, file_table.c.original_name)).one()
+    assert (row.filename, row.original_name) == ("prices.csv", "Preise März.csv")
+
+
+def test_a_task_with_its_own_permission_is_launched_only_by_who_holds_it(make_app):
+    roles = {**ROLE_PERMISSIONS, "manager": ("jobmonitor.view_all", "payroll.run")}
+    client = make_app(JOBMONITOR_ROLE_PERMISSIONS=roles).test_client()
+    body = {"args": ["2026-11"]}
+    for who in ("clerk_a", "admin"):  # jobmonitor.launch (admin: every permission of the package) is not payroll.run
+        refused = client.post(f"{API}/tasks/tests.tasks.payroll/jobs", json=body, headers=token(who))
+        assert refused.status_code == 403
+        assert "may not launch" in refused.get_json()["error"]
+    assert client.post(f"{API}/tasks/tests.tasks.payroll/jobs", json=body, headers=token("manager")).status_code == 201
+    # and the manager, without jobmonitor.launch, sees only that task
+    names = [task["name"] for task in client.get(f"{API}/tasks", headers=token("manager")).get_json()["tasks"]]
+    assert names == ["tests.tasks.payroll"]
+
+
+@pytest.mark.parametrize(
+    "task, body, status, words",
+    [
+        ("tests.tasks.nothing_here", {}, 404, "no task is registered"),
+        ("tests.tasks.greets", {"kwargs": {"nom": "x"}}, 400, "arguments do not fit"),
+        ("tests.tasks.greets", {}, 400, "arguments do not fit"),
+        ("tests.tasks.greets", {"args": "Zoë"}, 400, "args must be a list"),
+        ("tests.tasks.greets", {"kwargs": {"name": "x"}, "priority": "high"}, 400, "unknown keys 'priority'"),
+        ("tests.tasks.greets", {"kwargs": {"name": "x"}, "name": "x" * 256}, 400, "name is longer"),
+        ("tests.tasks.greets", ["Zoë"], 400, "send a JSON object"),
+        ("tests.tasks.greets", {"kwargs": {"name": "x"}, "run_at_url": "javascript:alert(1)"}, 400, ""),
+        ("jobmonitor.retention", {}, 403, "may not launch"),
+    ],
+)
+def test_a_launch_that_cannot_be_done_is_a_json_4xx_and_writes_nothing(app, engine, task, body, status, words):
+    response = app.test_client().post(f"{API}/tasks/{task}/jobs", json=body, headers=token("clerk_a"))
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert words in response.get_json()["error"]
+    assert jobs_count(engine) == 0
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(audit_table)).scalar_one() == 0
+
+
+def test_malformed_json_other_media_and_too_big_files_are_refused_with_nothing_stored(make_app, engine, tmp_path):
+    client = make_app(JOBMONITOR_MAX_UPLOAD_BYTES=1000).test_client()
+    url = f"{API}/tasks/tests.tasks.reads_input/jobs"
+    broken = client.post(url, data="{kwargs:", content_type="application/json", headers=token("clerk_a"))
+    assert (broken.status_code, broken.get_json()["error"]) == (400, "the body is not valid JSON")
+    nan = client.post(
+        url, data='{"kwargs": {"filename": NaN}}', content_type="application/json", headers=token("clerk_a")
+    )
+    assert nan.status_code == 400
+    other = client.post(url, data="filename=a", content_type="text/plain", headers=token("clerk_a"))
+    assert other.status_code == 415
+    big = client.post(
+        url,
+        data={"params": json.dumps({"kwargs": {"filename": "a.csv"}}), "a.csv": (io.BytesIO(b"x" * 5000), "a.csv")},
+        content_type="multipart/form-data",
+        headers=token("clerk_a"),
+    )
+    assert big.status_code == 413
+    assert "error" in big.get_json()
+    assert jobs_count(engine) == 0
+    files_root = tmp_path / "files"
+    assert not files_root.exists() or not any(path.is_file() for path in files_root.rglob("*"))
+
+
+def test_a_cookie_session_launch_needs_the_csrf_token(client_for):
+    browser = client_for("clerk_a")
+    url = f"{API}/tasks/tests.tasks.noop/jobs"
+    assert browser.post(url, json={}).status_code == 400
+    assert browser.post(url, json={}, headers={"X-CSRFToken": csrf_token(browser)}).status_code == 201
