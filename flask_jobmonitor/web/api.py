@@ -22,7 +22,7 @@ from ..records.models import Job, job_table, notification_table
 from ..state import JobMonitorState, get_state
 from ..timeutil import utcnow
 from .actions import Refusal, act, act_on_many, is_action
-from .details import subtask_counts, time_left_text
+from .details import files_of, subtask_counts, time_left_text
 from .listing import family_progress, fetch_page, parse_filters
 from .presenters import (
     JOB_FRAGMENTS,
@@ -104,17 +104,8 @@ def _summaries(state: JobMonitorState, jobs: list[Job], names: list[str], live: 
     summaries = []
     for job in jobs:
         family = families.get(job.id)
-        summary = job_summary(job, now, family)
+        summary = job_summary(job, now, family) | _identity(job)
         summary.update(
-            name=job.name,
-            type=job.type,
-            category=job.category,
-            task=job.task,
-            run_by_id=job.run_by_id,
-            run_by_name=job.run_by_name,
-            parent_id=job.parent_id,
-            is_system=job.is_system,
-            low_priority=job.low_priority,
             remaining_seconds=time_left[job.id],
             remaining_text=time_left_text(time_left[job.id]),
         )
@@ -123,6 +114,21 @@ def _summaries(state: JobMonitorState, jobs: list[Job], names: list[str], live: 
         summary["html"] = job_fragments(macros, job, part, names) if macros else {}
         summaries.append(summary)
     return summaries
+
+
+def _identity(job: Job) -> dict[str, Any]:
+    """What a job is and whose (the JSON of the list and of one job)."""
+    return {
+        "name": job.name,
+        "type": job.type,
+        "category": job.category,
+        "task": job.task,
+        "run_by_id": job.run_by_id,
+        "run_by_name": job.run_by_name,
+        "parent_id": job.parent_id,
+        "is_system": job.is_system,
+        "low_priority": job.low_priority,
+    }
 
 
 def _job_list(user: Any) -> Response:
@@ -167,8 +173,8 @@ def _job_list(user: Any) -> Response:
 
 
 def job_detail(job_id: str) -> Response:
-    """One job with its steps (elapsed, remaining and estimated times), its time left and its
-    subtask counts."""
+    """One job with its steps (elapsed, remaining and estimated times), its time left, its
+    subtask counts and its files (inputs, outputs, error reports: each downloaded by its ``url``)."""
     require_access()
     state = get_state()
     live = read_live(state.redis, [job_id] if is_valid_job_id(job_id) else []).get(job_id)  # before SQL: live.py
@@ -179,14 +185,25 @@ def job_detail(job_id: str) -> Response:
         steps = steps_with_estimates(connection, job, now, live)
         counts = subtask_counts(connection, job.id)
         family = family_progress(connection, [job.id]).get(job.id)
-    summary = job_summary(job, now, family)
+        files = files_of(connection, job.id)
+    summary = job_summary(job, now, family) | _identity(job)
     remaining = job_remaining_seconds(job.status, steps)
     actions = control.allowed_actions(state, job, current_user(), family.active if family else 0)
     macros = page_macros()
     summary.update(
         steps=[dict(step_json(step), html=step_fragment(macros, step)) for step in steps],
         subtask_counts=counts,
-        name=job.name,
+        files=[
+            {
+                "id": row.id,
+                "kind": row.kind,
+                "name": row.original_name or row.filename,
+                "content_type": row.content_type,
+                "size": row.size,
+                "url": url_for("jobmonitor.download", file_id=row.id),
+            }
+            for row in files
+        ],
         actions=actions,
         remaining_seconds=remaining,
         remaining_text=time_left_text(remaining),

@@ -186,10 +186,9 @@ def _read_body() -> tuple[dict[str, Any], dict[str, FileStorage]]:
             abort_json(400, gettext("%(key)s must be a %(kind)s", key=key, kind=types[0].__name__))
     if any(not isinstance(key, str) for key in body.get("kwargs") or {}):
         abort_json(400, gettext("kwargs must be a JSON object"))
-    if len(body.get("name") or "") > MAX_NAME:
-        abort_json(400, gettext("name is longer than %(limit)s characters", limit=MAX_NAME))
-    if len(body.get("description") or "") > MAX_DESCRIPTION:
-        abort_json(400, gettext("description is longer than %(limit)s characters", limit=MAX_DESCRIPTION))
+    for key, limit in (("name", MAX_NAME), ("description", MAX_DESCRIPTION)):
+        if len(body.get(key) or "") > limit:
+            abort_json(400, gettext("%(name)s is longer than %(limit)s characters", name=key, limit=limit))
     return {key: value for key, value in body.items() if value is not None}, files
 
 

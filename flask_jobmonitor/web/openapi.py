@@ -212,11 +212,26 @@ def _schemas() -> dict[str, Any]:
         "Step": step,
         "JobDetail": {
             "type": "object",
-            "required": ["id", "status", "steps", "actions"],
+            "required": ["id", "status", "steps", "actions", "files"],
             "properties": {
                 **{key: value for key, value in job_summary["properties"].items() if key != "html"},
                 "steps": {"type": "array", "items": {"$ref": "#/components/schemas/Step"}},
                 "subtask_counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "files": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "kind", "name", "url"],
+                        "properties": {
+                            "id": {"type": "integer"},
+                            "kind": {"type": "string", "enum": ["input", "output", "error_report"]},
+                            "name": {"type": "string"},
+                            "content_type": {"type": "string"},
+                            "size": {"type": "integer"},
+                            "url": {"type": "string", "description": "GET it to download the file"},
+                        },
+                    },
+                },
                 "html": {"type": "object", "additionalProperties": {"type": "string"}},
                 "error_detail": {"type": "string", "description": "with jobmonitor.view_tracebacks only"},
             },
