@@ -108,6 +108,17 @@ MEASURES: dict[str, tuple[str, ...]] = {
         _PACKAGE + name
         for name in ("jobs/children.py", "jobs/enqueue.py", "jobs/submit.py", "jobs/families.py", "events.py")
     ),
+    "metrics": tuple(
+        _PACKAGE + name
+        for name in (
+            "stats/metrics.py",
+            "web/metrics.py",
+            "stats/figures.py",  # the oldest waiting job per queue
+            "records/models.py",
+            "records/status.py",
+            "keys.py",
+        )
+    ),
     "soak": tuple(
         _PACKAGE + name
         for name in ("worker/process.py", "worker/runner.py", "worker/handover.py", "jobs/maintenance.py", "jobs/rq.py")

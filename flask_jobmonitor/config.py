@@ -107,6 +107,12 @@ DEFAULTS: dict[str, Any] = {
     # zone (like Flask-Babel's timezone selector); None, or a None answer: JOBMONITOR_TIMEZONE.
     # The same as decorating a function with @jobmonitor.timezone_selector.
     "JOBMONITOR_TIMEZONE_SELECTOR": None,
+    # Serve Prometheus metrics at <prefix>/metrics (needs prometheus_client: the extra "metrics")
+    # and count job starts and ends for them in Redis (stats/metrics.py).
+    "JOBMONITOR_METRICS": False,
+    # A secret a scraper sends as "Authorization: Bearer <token>" (at least 16 characters); None:
+    # only users holding jobmonitor.view_statistics may read the metrics.
+    "JOBMONITOR_METRICS_TOKEN": None,
     # Send the security headers below (and nosniff, X-Frame-Options, Referrer-Policy) on the
     # package's pages, JSON, downloads and static files; a header the host already set is kept.
     "JOBMONITOR_SECURITY_HEADERS": True,
@@ -160,6 +166,8 @@ class Settings:
     content_security_policy: str | None
     timezone: tzinfo
     timezone_selector: Callable[[], Any] | None
+    metrics: bool = False
+    metrics_token: str | None = None
 
     @property
     def queues_in_priority_order(self) -> list[str]:
@@ -256,10 +264,22 @@ def read_settings(config: Mapping[str, Any], instance_path: str, root_path: str 
         system_jobs_stoppable=_bool("JOBMONITOR_SYSTEM_JOBS_STOPPABLE", config["JOBMONITOR_SYSTEM_JOBS_STOPPABLE"]),
         run_at_hosts=_host_names("JOBMONITOR_RUN_AT_HOSTS", config["JOBMONITOR_RUN_AT_HOSTS"]),
         security_headers=_bool("JOBMONITOR_SECURITY_HEADERS", config["JOBMONITOR_SECURITY_HEADERS"]),
+        metrics=_bool("JOBMONITOR_METRICS", config["JOBMONITOR_METRICS"]),
+        metrics_token=_metrics_token(config["JOBMONITOR_METRICS_TOKEN"]),
         content_security_policy=_policy_or_none(config["JOBMONITOR_CONTENT_SECURITY_POLICY"]),
         timezone=_zone("JOBMONITOR_TIMEZONE", config["JOBMONITOR_TIMEZONE"]),
         timezone_selector=_selector_or_none("JOBMONITOR_TIMEZONE_SELECTOR", config["JOBMONITOR_TIMEZONE_SELECTOR"]),
     )
+
+
+def _metrics_token(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) < 16 or value != value.strip():
+        raise ConfigError(
+            "JOBMONITOR_METRICS_TOKEN must be a secret of at least 16 characters (no spaces around), or None"
+        )
+    return value
 
 
 def _bool(key: str, value: Any) -> bool:

@@ -25,6 +25,7 @@ from .jobs.enqueue import JobRequest, enqueue_job
 from .jobs.schedules import RETENTION_SCHEDULE, retention_task
 from .permissions import DELETE, JobPermissions
 from .state import EXTENSION_KEY, JobMonitorState, get_state
+from .stats import metrics as stats_metrics
 from .storage import LocalStorage, Storage
 from .tasks import Schedule, TaskRegistry, TrackedTask, default_task_name
 from .web import requests
@@ -87,6 +88,10 @@ class JobMonitor:
             for engine in db.engines.values():
                 _prepare_sqlite(engine, settings.sqlite_busy_timeout_ms)
 
+        if settings.metrics:
+            if not stats_metrics.available():
+                raise ConfigError("JOBMONITOR_METRICS needs prometheus_client: pip install 'flask-jobmonitor[metrics]'")
+            stats_metrics.connect(app)
         self._register_retention(settings)
         app.register_blueprint(bp, url_prefix=settings.url_prefix)
         requests.install(app, bp)  # CSRF for cookie sessions only

@@ -33,3 +33,10 @@ RECOVERY_LOCK = f"{PREFIX}recovery-lock"
 PAUSE_ALL_KEY = f"{PREFIX}pause-all"
 #: The jobs a "pause all" asked to pause: job id -> when it was asked (ISO, UTC).
 PAUSED_BY_PAUSE_ALL_KEY = f"{PREFIX}pause-all:jobs"
+
+
+def metrics_key(app_queue: str, name: str) -> str:
+    """A hash of the Prometheus counters (stats/metrics.py) ``name`` (``started``, ``ended``,
+    ``wait``, ``run``) of the app whose default queue is ``app_queue``: apps that share a Redis
+    keep counters of their own, as they keep queues of their own."""
+    return f"{PREFIX}metrics:{app_queue}:{name}"

@@ -537,6 +537,18 @@ class QueueHealth:
     redis_error: str | None = None
 
 
+def waiting_by_queue(connection: sa.Connection, now: datetime) -> dict[str, tuple[int, datetime | None]]:
+    """Queue name -> (jobs queued that could start now, when the oldest of them was queued): read
+    through the status index (the queued jobs only, however many have ended)."""
+    c = job_table.c
+    rows = connection.execute(
+        sa.select(c.queue_name, sa.func.count(), sa.func.min(c.enqueued_at))
+        .where(c.status == JobStatus.QUEUED.value, c.enqueued_at.is_not(None), c.enqueued_at <= now)
+        .group_by(c.queue_name)
+    ).all()
+    return {name: (int(count), oldest) for name, count, oldest in rows}
+
+
 def queue_health(
     connection: sa.Connection,
     redis: Redis,
@@ -545,13 +557,7 @@ def queue_health(
     wait_warning_seconds: float,
 ) -> QueueHealth:
     """Queued jobs per queue (RQ and SQL), oldest waiting job, workers, jobs per minute, warnings."""
-    c = job_table.c
-    waiting_rows = connection.execute(
-        sa.select(c.queue_name, sa.func.count(), sa.func.min(c.enqueued_at))
-        .where(c.status == JobStatus.QUEUED.value, c.enqueued_at.is_not(None), c.enqueued_at <= now)
-        .group_by(c.queue_name)
-    ).all()
-    sql_waiting = {name: (int(count), oldest) for name, count, oldest in waiting_rows}
+    sql_waiting = waiting_by_queue(connection, now)
     warnings: list[str] = []
     queues: list[dict[str, Any]] = []
     workers: list[dict[str, Any]] = []

@@ -11,7 +11,7 @@ from flask import Blueprint, request
 from werkzeug.exceptions import HTTPException
 
 from ..state import get_state
-from . import api, downloads, launch, openapi
+from . import api, downloads, launch, metrics, openapi
 from .headers import add_security_headers
 from .requests import json_error
 
@@ -27,6 +27,7 @@ bp.add_url_rule("/api/tasks/<name>/jobs", view_func=launch.launch, methods=["POS
 bp.add_url_rule("/api/openapi.json", view_func=openapi.document, methods=["GET"])
 bp.add_url_rule("/api/notifications", view_func=api.notifications, methods=["GET"])
 bp.add_url_rule("/api/notifications/read", view_func=api.mark_notifications_read, methods=["POST"])
+bp.add_url_rule("/metrics", view_func=metrics.metrics, methods=["GET"])
 bp.add_url_rule("/files/<int:file_id>", view_func=downloads.download, methods=["GET"])
 
 

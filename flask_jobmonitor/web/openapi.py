@@ -452,6 +452,25 @@ def build_document(server_url: str, cookie_name: str = "session") -> dict[str, A
                 "responses": _responses(_ok("How many were marked.", "Marked"), 400, 403),
             }
         },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics (JOBMONITOR_METRICS; the metrics token or jobmonitor.view_statistics)",
+                "security": [{"metricsToken": []}, {"sessionCookie": []}, {"apiToken": []}],
+                "responses": {
+                    "200": {
+                        "description": "Prometheus' text format.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "401": {"description": _ERRORS[401], "content": {"text/plain": {"schema": {"type": "string"}}}},
+                    "403": {"description": _ERRORS[403], "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "404": {
+                        "description": "Metrics are switched off (JOBMONITOR_METRICS).",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                },
+            }
+        },
         "/files/{file_id}": {
             "get": {
                 "operationId": "downloadFile",
@@ -494,6 +513,11 @@ def build_document(server_url: str, cookie_name: str = "session") -> dict[str, A
             "schemas": _schemas(),
             "securitySchemes": {
                 "sessionCookie": {"type": "apiKey", "in": "cookie", "name": cookie_name},
+                "metricsToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "JOBMONITOR_METRICS_TOKEN, for a Prometheus scraper",
+                },
                 "apiToken": {
                     "type": "http",
                     "scheme": "bearer",

@@ -7,14 +7,19 @@ from collections.abc import Iterable
 from flask import Flask
 from redis import Redis
 
+from flask_jobmonitor.keys import metrics_key
 from flask_jobmonitor.state import get_state
 
 from .extensions import QUEUE_NAMES
 
 
 def empty_queues(redis_url: str, names: Iterable[str] = QUEUE_NAMES.values()) -> None:
-    """Delete the RQ queues called ``names`` (default: this process's) on ``redis_url``."""
-    Redis.from_url(redis_url).delete(*(f"rq:queue:{name}" for name in names))
+    """Delete the RQ queues called ``names`` (default: this process's) on ``redis_url``, and the
+    metrics counters of the apps whose default queue is one of them (stats/metrics.py)."""
+    names = list(names)
+    keys = [f"rq:queue:{name}" for name in names]
+    keys += [metrics_key(name, kind) for name in names for kind in ("started", "ended", "wait", "run")]
+    Redis.from_url(redis_url).delete(*keys)
 
 
 def rq_queue_sizes(app: Flask) -> dict[str, int]:

@@ -44,7 +44,7 @@ def test_every_operation_keeps_the_document_for_an_admin_and_an_own_jobs_user(ap
     add_job(engine, owner="clerk_b", name="Clerk B's export", status="completed")
     add_job(engine, owner=None, name="Delete old jobs", is_system=True, status="completed")
     found = operations(app)
-    assert len(found) == 9
+    assert len(found) == 10
 
     for operation in found:
 

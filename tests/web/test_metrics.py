@@ -1,0 +1,254 @@
+"""stats/metrics.py and web/metrics.py: what Prometheus reads at /metrics, after real jobs ran on a
+real worker, who may read it, and a scrape with Redis or the database gone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
+
+from flask_jobmonitor.errors import ConfigError
+from flask_jobmonitor.records.models import job_table
+from flask_jobmonitor.stats import metrics as stats_metrics
+from flask_jobmonitor.timeutil import utcnow
+
+from .. import tasks
+from ..support.rows import add_job
+from ..support.web import enqueue
+from ..support.workers import run_worker
+
+TOKEN = "scrape-secret-0123456789"
+SCRAPER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def metrics_app(make_app: Any) -> Any:
+    return make_app(JOBMONITOR_METRICS=True, JOBMONITOR_METRICS_TOKEN=TOKEN)
+
+
+def scrape(app: Any, headers: dict[str, str] = SCRAPER) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a scrape: (name, sorted labels) -> value."""
+    response = app.test_client().get("/jobmonitor/metrics", headers=headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.headers["Content-Type"].startswith("text/plain; version=")
+    samples = {}
+    for family in text_string_to_metric_families(response.get_data(as_text=True)):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def test_jobs_that_ran_are_counted_by_type_and_outcome_with_their_times(metrics_app):
+    enqueue(metrics_app, tasks.noop)
+    enqueue(metrics_app, tasks.noop)
+    enqueue(metrics_app, tasks.fails)
+    run_worker(metrics_app)
+    waiting = enqueue(metrics_app, tasks.import_rows)
+    samples = scrape(metrics_app)
+    assert samples[("jobmonitor_jobs_ended_total", (("outcome", "completed"), ("type", "test")))] == 2
+    assert samples[("jobmonitor_jobs_ended_total", (("outcome", "failed"), ("type", "test")))] == 1
+    assert samples[("jobmonitor_jobs_started_total", (("type", "test"),))] == 3
+    assert samples[("jobmonitor_job_run_seconds_count", (("type", "test"),))] == 3
+    assert samples[("jobmonitor_job_run_seconds_bucket", (("le", "+Inf"), ("type", "test")))] == 3
+    assert samples[("jobmonitor_job_wait_seconds_count", (("type", "test"),))] == 3
+    assert samples[("jobmonitor_job_wait_seconds_sum", (("type", "test"),))] >= 0
+    # what is true now: the import waits in its queue
+    assert samples[("jobmonitor_jobs", (("status", "queued"), ("type", "import")))] == 1
+    assert samples[("jobmonitor_jobs", (("status", "running"), ("type", "")))] == 0
+    default_queue = metrics_app.config["JOBMONITOR_QUEUE_NAMES"]["default"]
+    assert samples[("jobmonitor_queue_depth", (("queue", default_queue),))] == 1
+    assert samples[("jobmonitor_oldest_waiting_seconds", (("queue", default_queue),))] >= 0
+    assert samples[("jobmonitor_redis_up", ())] == samples[("jobmonitor_database_up", ())] == 1
+    assert samples[("jobmonitor_paused_all", ())] == 0
+    assert waiting
+
+
+def test_buckets_are_cumulative_and_a_second_scrape_reads_the_same_counts(metrics_app):
+    enqueue(metrics_app, tasks.noop)
+    run_worker(metrics_app)
+    first, second = scrape(metrics_app), scrape(metrics_app)
+    assert first == {key: value for key, value in second.items() if key in first}
+    buckets = sorted(
+        (float(dict(labels)["le"]), value)
+        for (name, labels), value in first.items()
+        if name == "jobmonitor_job_run_seconds_bucket"
+    )
+    assert [value for _, value in buckets] == sorted(value for _, value in buckets)  # never decreasing
+    assert buckets[-1] == (float("inf"), 1)
+
+
+def test_the_oldest_waiting_job_s_age_is_read_from_its_queue(metrics_app, engine):
+    queue = metrics_app.config["JOBMONITOR_QUEUE_NAMES"]["low"]
+    old = utcnow().replace(microsecond=0)
+    add_job(engine, status="queued", queue_name=queue, created_at=old, enqueued_at=old.replace(year=old.year - 1))
+    age = scrape(metrics_app)[("jobmonitor_oldest_waiting_seconds", (("queue", queue),))]
+    assert 364 * 86400 < age < 367 * 86400
+
+
+def test_who_may_read_the_metrics(metrics_app):
+    client = metrics_app.test_client()
+    anonymous = client.get("/jobmonitor/metrics")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+    assert "jobmonitor_" not in anonymous.get_data(as_text=True)
+    assert client.get("/jobmonitor/metrics", headers={"Authorization": f"Bearer {TOKEN}x"}).status_code == 401
+    assert client.get("/jobmonitor/metrics", headers={"Authorization": "Bearer token-clerk_a"}).status_code == 403
+    assert client.get("/jobmonitor/metrics", headers={"Authorization": "Bearer token-admin"}).status_code == 200
+
+
+def test_metrics_are_off_unless_switched_on(app):
+    assert (
+        app.test_client().get("/jobmonitor/metrics", headers={"Authorization": "Bearer token-admin"}).status_code == 404
+    )
+
+
+def test_a_short_token_is_refused_at_start(make_app):
+    with pytest.raises(ConfigError, match="JOBMONITOR_METRICS_TOKEN"):
+        make_app(JOBMONITOR_METRICS=True, JOBMONITOR_METRICS_TOKEN="short")
+
+
+def test_without_prometheus_client_switching_metrics_on_is_a_clear_error(make_app, monkeypatch):
+    monkeypatch.setattr(stats_metrics, "available", lambda: False)
+    with pytest.raises(ConfigError, match="prometheus_client"):
+        make_app(JOBMONITOR_METRICS=True)
+
+
+def test_a_scrape_with_redis_gone_answers_what_the_database_knows(metrics_app, monkeypatch):
+    enqueue(metrics_app, tasks.noop)
+    with metrics_app.app_context():
+        state = tasks.jobmonitor.state()
+    monkeypatch.setattr(
+        state, "_redis", type(state.redis).from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    )
+    samples = scrape(metrics_app)
+    assert samples[("jobmonitor_redis_up", ())] == 0
+    assert samples[("jobmonitor_database_up", ())] == 1
+    assert samples[("jobmonitor_jobs", (("status", "queued"), ("type", "test")))] == 1
+
+
+def test_a_scrape_with_the_database_gone_answers_what_redis_knows(metrics_app, monkeypatch):
+    enqueue(metrics_app, tasks.noop)
+    run_worker(metrics_app)
+    with metrics_app.app_context():
+        engine = tasks.jobmonitor.state().engine
+
+    def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise sa.exc.OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(engine, "connect", unreachable)
+    samples = scrape(metrics_app)
+    assert samples[("jobmonitor_database_up", ())] == 0
+    assert samples[("jobmonitor_redis_up", ())] == 1
+    assert samples[("jobmonitor_jobs_ended_total", (("outcome", "completed"), ("type", "test")))] == 1
+
+
+def test_a_job_whose_end_cannot_be_counted_still_ends(metrics_app, monkeypatch, engine):
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise stats_metrics.RedisError("Redis went away")
+
+    monkeypatch.setattr(stats_metrics, "_observe", refuse)
+    job_id = enqueue(metrics_app, tasks.noop)
+    run_worker(metrics_app)
+    with engine.connect() as connection:
+        status = connection.execute(sa.select(job_table.c.status).where(job_table.c.id == job_id)).scalar_one()
+    assert status == "completed"
+
+
+def test_apps_that_share_a_redis_keep_counters_of_their_own(metrics_app, make_app):
+    enqueue(metrics_app, tasks.noop)
+    run_worker(metrics_app)
+    other = make_app(
+        JOBMONITOR_METRICS=True,
+        JOBMONITOR_METRICS_TOKEN=TOKEN,
+        JOBMONITOR_QUEUE_NAMES={"high": "other-high", "default": "other", "low": "other-low"},
+    )
+    assert not any(name == "jobmonitor_jobs_ended_total" for name, _ in scrape(other))
+
+
+# -- the scrape reads indexes, never the whole job table ---------------------------------------------------
+
+
+def _seed_history(engine: Any, finished: int = 3000) -> None:
+    """``finished`` ended jobs and a few unfinished ones, with the planner's statistics."""
+    now = utcnow()
+    base = {
+        "task": "tests.tasks.noop",
+        "params": {"args": [], "kwargs": {}},
+        "queue_name": "jobmonitor",
+        "created_at": now,
+        "status_changed_at": now,
+        "enqueued_at": now,
+        "type": "general",
+        "category": "general",
+        "is_system": False,
+        "low_priority": False,
+        "progress_done": 0,
+        "current_step": 0,
+        "step_count": 0,
+        "error_count": 0,
+        "warning_count": 0,
+        "attempt": 0,
+        "stop_forced": False,
+        "name": "a job",
+    }
+    statuses = ["completed"] * finished + ["queued"] * 5 + ["running"] * 3
+    rows = [{**base, "id": f"00000000-0000-4000-8000-{n:012d}", "status": status} for n, status in enumerate(statuses)]
+    with engine.begin() as connection:
+        connection.execute(sa.insert(job_table), rows)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("ANALYZE" if engine.dialect.name == "sqlite" else "VACUUM ANALYZE jobmonitor_job")
+
+
+def _plan_problems(engine: Any, statement: str, parameters: Any, connection: Any = None) -> list[str]:
+    """A read of the job table must go through the status index and read nothing whole."""
+    from .test_list_plans import explain
+
+    if connection is None:
+        with engine.connect() as fresh, fresh.begin():
+            return _plan_problems(engine, statement, parameters, fresh)
+    plan = explain(connection, statement, parameters)
+    if plan.nodes:  # PostgreSQL
+        used = {node.get("Index Name") for node in plan.nodes}
+        whole = [node for node in plan.nodes if node["Node Type"] == "Seq Scan"]
+        return (["reads jobmonitor_job whole"] if whole else []) + (
+            []
+            if "ix_jobmonitor_job_status_created" in used
+            else [f"does not use the status index: {sorted(filter(None, used))}"]
+        )
+    if "INDEX ix_jobmonitor_job_status_created" not in plan.text:
+        return [f"does not use the status index: {plan.text}"]
+    return []
+
+
+def test_a_scrape_reads_the_job_table_through_the_status_index_only(metrics_app):
+    from .test_list_plans import captured, dropped
+
+    with metrics_app.app_context():
+        engine = tasks.jobmonitor.state().engine
+    _seed_history(engine)
+    with captured(engine) as statements:
+        scrape(metrics_app)
+    reads = [(sql, params) for sql, params in statements if "jobmonitor_job" in sql]
+    assert len(reads) == 2  # the unfinished jobs by status and type, the oldest waiting per queue
+    for sql, params in reads:
+        assert _plan_problems(engine, sql, params) == [], sql
+    # the check itself: without the index the same reads are caught
+    with dropped(engine, "ix_jobmonitor_job_status_created") as connection:
+        assert _plan_problems(engine, *reads[0], connection)
+
+
+def test_the_grafana_dashboard_reads_only_metrics_a_scrape_serves(metrics_app):
+    import json
+    import re
+    from pathlib import Path
+
+    dashboard = json.loads((Path(__file__).parents[2] / "docs" / "grafana" / "flask-jobmonitor.json").read_text())
+    expressions = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    used = {name for expr in expressions for name in re.findall(r"\bjobmonitor_[a-z_]+", expr)}
+    enqueue(metrics_app, tasks.noop)
+    run_worker(metrics_app)
+    served = {name for name, _labels in scrape(metrics_app)}
+    assert used and used <= served, sorted(used - served)
+    assert all(panel["datasource"]["uid"] == "${datasource}" for panel in dashboard["panels"])
