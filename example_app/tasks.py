@@ -186,7 +186,7 @@ def apply_pricing_rules(ctx: JobContext, chunk_size: int = 25, row_delay: float 
             step.advance()
 
 
-@jobmonitor.task(type="rules", steps=["Apply rules"])
+@jobmonitor.task(type="rules", steps=["Apply rules"], launchable=False)  # a child of apply_pricing_rules only
 def apply_rule_chunk(ctx: JobContext, product_ids: list[int], row_delay: float = DEMO_DELAY_SECONDS) -> None:
     """Round prices to .99 and flag products out of stock, for one chunk."""
     products = db.session.execute(db.select(Product).where(Product.id.in_(product_ids))).scalars().all()

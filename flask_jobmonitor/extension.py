@@ -23,7 +23,7 @@ from .config import Settings, apply_defaults, read_settings
 from .errors import ConfigError
 from .jobs.enqueue import JobRequest, enqueue_job
 from .jobs.schedules import RETENTION_SCHEDULE, retention_task
-from .permissions import DELETE, JobPermissions
+from .permissions import JobPermissions
 from .state import EXTENSION_KEY, JobMonitorState, get_state
 from .stats import metrics as stats_metrics
 from .storage import LocalStorage, Storage
@@ -122,6 +122,7 @@ class JobMonitor:
         restartable: bool = True,
         cancel_running: bool = False,
         launch_permission: str | None = None,
+        launchable: bool = True,
     ) -> Callable[[F], TrackedTask]: ...
 
     def task(
@@ -139,6 +140,7 @@ class JobMonitor:
         restartable: bool = True,
         cancel_running: bool = False,
         launch_permission: str | None = None,
+        launchable: bool = True,
     ) -> TrackedTask | Callable[[F], TrackedTask]:
         """Register a function as a tracked task. Its first parameter receives the JobContext.
 
@@ -150,7 +152,8 @@ class JobMonitor:
         ``cancel_running=True``: Cancel is offered for its running jobs too; such a job stops at
         its next checkpoint and ends cancelled, not stopped (it cannot be resumed).
         ``launch_permission``: what launching it through the JSON API needs (default
-        ``jobmonitor.launch``; a name of the host's, decided like the package's own).
+        ``jobmonitor.launch``; a name of the host's, decided like the package's own);
+        ``launchable=False``: never launched through the API (child jobs, maintenance).
         ``name`` defaults to ``module.qualname``; keep it stable once jobs exist.
         """
 
@@ -171,6 +174,7 @@ class JobMonitor:
                 restartable=restartable,
                 cancel_running=cancel_running,
                 launch_permission=launch_permission,
+                launchable=launchable,
             )
             return self.tasks.register(tracked)
 
@@ -214,7 +218,7 @@ class JobMonitor:
                 type="maintenance",
                 category="system",
                 description="Delete old jobs",
-                launch_permission=DELETE,  # it deletes jobs: launching it by hand needs what deleting one does
+                launchable=False,  # it deletes everyone's jobs: the schedule and `flask jobmonitor cleanup` run it
             )(retention_task)
         if settings.retention_cron:
             self.schedule(

@@ -166,6 +166,11 @@ class JobPermissions:
             return False
         return self.is_owner(user, job) or self.has(user, VIEW_ALL)
 
+    def list_owner(self, user: Any) -> str | None:
+        """The owner a job list shown to ``user`` is limited to: None for someone who may see
+        everyone's jobs, else the user's own id (the list's ``visible_to``)."""
+        return None if self.can_view_all(user) else self.user_id(user)
+
     def visible_jobs(self, user: Any) -> sa.ColumnElement[bool]:
         """A SQL condition on the jobs table that holds for the jobs :meth:`can_view` allows:
         the same rule for a query over many jobs (e.g. a host page's "last run")."""

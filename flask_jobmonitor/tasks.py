@@ -39,6 +39,9 @@ class TrackedTask:
     cancel_running: bool = False
     #: The permission that launching it through the JSON API needs (None: ``jobmonitor.launch``)
     launch_permission: str | None = None
+    #: False: never launched through the JSON API, whatever the caller holds (work only code
+    #: starts: child jobs, system maintenance)
+    launchable: bool = True
     signature: inspect.Signature = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -16,6 +16,9 @@ import sqlalchemy as sa
 from flask import Flask
 from rq import SimpleWorker
 
+from example_app.extensions import db
+from example_app.tokens import ApiToken
+
 from .support.databases import dispose_engines
 from .support.examples import build_catalogue
 from .support.workers import run_worker
@@ -83,9 +86,6 @@ def test_a_script_with_a_clerk_s_token_imports_a_file_follows_it_and_reads_its_r
 
 
 def test_an_expired_a_revoked_and_a_forged_token_log_no_one_in(catalogue):
-    from example_app.extensions import db
-    from example_app.tokens import ApiToken
-
     client = catalogue.test_client()
     expired = make_token(catalogue, "admin")
     with catalogue.app_context():

@@ -95,7 +95,9 @@ def retention_task(ctx: Any, days: int | None = None) -> None:
     with the statistics cache on, compute the last year's days that are not kept yet, so that
     the first person to open a long range on the statistics page does not wait for them."""
     state = get_state()
-    keep = days or state.settings.retention_days
+    keep = state.settings.retention_days if days is None else days
+    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
+        raise ValueError(f"days must be a whole number of at least 1, got {keep!r}")  # days=0 would delete today's jobs
     with ctx.step("Delete old jobs") as step:
         deleted = delete_old_jobs(state, keep)
         step.count("deleted", deleted)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple, TypeGuard
 
 from ..errors import ActionNotAllowed, EnqueueError, PermissionDenied, TransitionRefused, UnknownTask
+from ..i18n import gettext
 from ..jobs import control
 from ..jobs.actions import ActionResult
 from ..records.models import Job
@@ -53,7 +54,10 @@ def act_on_many(state: JobMonitorState, action: str, ids: list[str], user: Any) 
     exists is not the user's business)."""
     jobs = visible_ids(state, ids)
     summary = control.perform_bulk(state, action, jobs, user)
-    summary.skipped.extend(("", "not found") for _ in range(len(set(ids)) - len(jobs)))
+    found = {job.id for job in jobs}
+    # the ids the caller sent, in their order, once each: they know which of theirs were not found
+    missing = [job_id for job_id in dict.fromkeys(ids) if job_id not in found]
+    summary.skipped.extend((job_id, gettext("not found")) for job_id in missing)
     return summary
 
 

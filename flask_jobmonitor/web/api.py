@@ -13,6 +13,7 @@ from flask import Response, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 
 from ..errors import InvalidFilter
+from ..i18n import gettext
 from ..jobs import control
 from ..links import same_site_path
 from ..records.estimates import job_remaining_seconds, jobs_time_left, steps_with_estimates
@@ -41,6 +42,7 @@ from .requests import (
     current_user,
     is_valid_job_id,
     json_error,
+    json_object,
     request_zone,
     require_access,
     require_csrf,
@@ -141,12 +143,11 @@ def _job_list(user: Any) -> Response:
     except InvalidFilter as invalid:
         abort_json(400, str(invalid))
     names = _fragment_names() if "html" in request.args else []
-    view_all = permissions.can_view_all(user)
     with state.engine.connect() as connection:
         page = fetch_page(
             connection,
             filters,
-            visible_to=None if view_all else permissions.user_id(user),
+            visible_to=permissions.list_owner(user),
             allow_system=permissions.can_see_system(user),
         )
     live = read_live(state.redis, [job.id for job in page.jobs if is_active(job.status)])  # after SQL: live.py
@@ -191,6 +192,9 @@ def job_detail(job_id: str) -> Response:
     actions = control.allowed_actions(state, job, current_user(), family.active if family else 0)
     macros = page_macros()
     summary.update(
+        description=job.description,
+        params=job.params,
+        run_at_url=job.run_at_url,
         steps=[dict(step_json(step), html=step_fragment(macros, step)) for step in steps],
         subtask_counts=counts,
         files=[
@@ -232,20 +236,25 @@ def job_action(job_id: str, action: str) -> Response:
     return jsonify({"message": result.message, "status": status, "new_job_id": result.new_job_id})
 
 
-# GET is routed here only to be refused: otherwise ``/api/jobs/<job_id>`` takes it for a job
-# called "bulk" and answers 404
+def method_not_allowed(allowed: list[str], **_path: Any) -> ResponseReturnValue:
+    """Another method on an API path (blueprint.py routes them here): a JSON 405 with ``Allow``."""
+    refused = json_error(405, gettext("this address takes %(methods)s", methods=", ".join(allowed)))
+    refused.headers["Allow"] = ", ".join(allowed)
+    return refused
+
+
+def no_such_endpoint(unknown: str) -> ResponseReturnValue:
+    """A path under ``/api/`` that names no endpoint: a JSON 404."""
+    return json_error(404, gettext("no API endpoint at this address; see %(url)s", url=url_for("jobmonitor.document")))
+
+
 def bulk_action() -> ResponseReturnValue:
     """``{"action": ..., "ids": [...]}``: apply one action to several jobs; returns the summary
     ("3 stopped, 1 skipped: already completed"). Jobs the user may not see count as skipped."""
-    if request.method != "POST":
-        refused = json_error(405, 'bulk actions are POSTed: {"action": "stop", "ids": ["..."]}')
-        refused.headers["Allow"] = "POST"
-        return refused
     user = require_access()
     require_csrf()
-    payload = request.get_json(silent=True)
-    if not isinstance(payload, dict):
-        abort_json(400, 'send JSON: {"action": "stop", "ids": ["..."]}')
+    payload = json_object(("action", "ids"), '{"action": "stop", "ids": ["..."]}')
+    assert payload is not None  # forms=False
     action, ids = payload.get("action"), payload.get("ids")
     if not is_action(action):
         abort_json(400, f"action must be one of {', '.join(control.ACTIONS)}")
@@ -256,6 +265,8 @@ def bulk_action() -> ResponseReturnValue:
         {
             "message": summary.message,
             "done": [r.job_id for r in summary.done],
+            # a restart makes new jobs: old id -> the new job's, to follow them
+            "new_jobs": {r.job_id: r.new_job_id for r in summary.done if r.new_job_id},
             "skipped": [{"id": job_id, "reason": reason} for job_id, reason in summary.skipped],
         }
     )
@@ -303,27 +314,32 @@ def notifications() -> Response:
 
 
 def mark_notifications_read() -> Response:
-    """Mark notifications read: ``ids`` (JSON list or comma list), or all of the user's."""
+    """Mark notifications read: ``ids`` (JSON list, or a comma list in a form), or all of the
+    user's when ``ids`` is not sent at all (an empty list marks none)."""
     require_access()
     require_csrf()
     user_id = get_state().permissions.user_id(current_user())
-    payload = request.get_json(silent=True)
-    if payload is None:
-        payload = {}
-    if not isinstance(payload, dict):
-        abort_json(400, 'send a JSON object: {"ids": [1, 2]}, or {} for all')
-    raw_ids = payload.get("ids", request.form.get("ids", ""))
+    payload = json_object(("ids",), '{"ids": [1, 2]}, or {} for all', forms=True)
+    fields = request.form if payload is None else payload
+    raw_ids = fields.get("ids")
     if isinstance(raw_ids, str):
-        raw_ids = [part for part in raw_ids.split(",") if part]
+        raw_ids = [part.strip() for part in raw_ids.split(",") if part.strip()]
+    if raw_ids is not None and (
+        not isinstance(raw_ids, list)
+        or not all(isinstance(value, int | str) and not isinstance(value, bool) for value in raw_ids)
+    ):
+        abort_json(400, "ids must be a list of notification ids (whole numbers)")
     try:
-        ids = [int(value) for value in raw_ids]
-    except (TypeError, ValueError):
+        ids = None if raw_ids is None else [int(value) for value in raw_ids]
+    except ValueError:
         abort_json(400, "ids must be notification ids (whole numbers)")
-    if any(not 1 <= value <= MAX_ROW_ID for value in ids):
+    if ids is not None and any(not 1 <= value <= MAX_ROW_ID for value in ids):
         abort_json(400, f"notification ids are between 1 and {MAX_ROW_ID}")
+    if ids == []:
+        return jsonify({"marked_read": 0})
     n = notification_table.c
     condition = sa.and_(n.user_id == user_id, n.read_at.is_(None))
-    if ids:
+    if ids is not None:
         condition = sa.and_(condition, n.id.in_(ids))
     with get_state().engine.begin() as connection:
         changed = connection.execute(sa.update(notification_table).where(condition).values(read_at=utcnow())).rowcount

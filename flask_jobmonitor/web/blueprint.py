@@ -1,15 +1,23 @@
 """The package's one Flask blueprint: its templates and static files, its error answers and
 security headers, and the table of its URLs (JSON endpoints in api.py and launch.py, described
-by openapi.py; downloads in downloads.py). The admin pages are Flask-Admin views (admin/), registered by the extension.
+by openapi.py; metrics in metrics.py; downloads in downloads.py). The admin pages are
+Flask-Admin views (admin/), registered by the extension.
+
+Every answer under ``<prefix>/api/`` is JSON, errors included: a method a path does not take
+is a JSON 405 naming the ones it does (``Allow``), an address that names no endpoint a JSON
+404, a body past ``MAX_CONTENT_LENGTH`` a JSON 413.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from flask import Blueprint, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from ..errors import FileTooLarge
+from ..i18n import gettext
 from ..state import get_state
 from . import api, downloads, launch, metrics, openapi
 from .headers import add_security_headers
@@ -18,17 +26,37 @@ from .requests import json_error
 bp = Blueprint("jobmonitor", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
 bp.after_request(add_security_headers)
 
-bp.add_url_rule("/api/jobs", view_func=api.jobs_summary, methods=["GET"])
-bp.add_url_rule("/api/jobs/<job_id>", view_func=api.job_detail, methods=["GET"])
-bp.add_url_rule("/api/jobs/<job_id>/<action>", view_func=api.job_action, methods=["POST"])
-bp.add_url_rule("/api/jobs/bulk", view_func=api.bulk_action, methods=["GET", "POST"])
-bp.add_url_rule("/api/tasks", view_func=launch.list_tasks, methods=["GET"])
-bp.add_url_rule("/api/tasks/<name>/jobs", view_func=launch.launch, methods=["POST"])
-bp.add_url_rule("/api/openapi.json", view_func=openapi.document, methods=["GET"])
-bp.add_url_rule("/api/notifications", view_func=api.notifications, methods=["GET"])
-bp.add_url_rule("/api/notifications/read", view_func=api.mark_notifications_read, methods=["POST"])
+#: The methods a request may name; an API path answers any it does not take with a JSON 405.
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _api(rule: str, view: Any, methods: list[str]) -> None:
+    """Route ``rule`` to ``view`` for ``methods``, and every other method to a JSON 405 that
+    names them in ``Allow`` (a route of its own: Flask's routing answers 405 in HTML)."""
+    bp.add_url_rule(rule, view_func=view, methods=methods)
+    others = [method for method in _METHODS if method not in methods and not (method == "GET" and "HEAD" in methods)]
+    bp.add_url_rule(
+        rule,
+        endpoint=f"{view.__name__}_refused",
+        view_func=partial(api.method_not_allowed, allowed=methods),
+        methods=others,
+        provide_automatic_options=False,
+    )
+
+
+_api("/api/jobs", api.jobs_summary, ["GET"])
+_api("/api/jobs/bulk", api.bulk_action, ["POST"])
+_api("/api/jobs/<job_id>", api.job_detail, ["GET"])
+_api("/api/jobs/<job_id>/<action>", api.job_action, ["POST"])
+_api("/api/tasks", launch.list_tasks, ["GET"])
+_api("/api/tasks/<name>/jobs", launch.launch, ["POST"])
+_api("/api/openapi.json", openapi.document, ["GET"])
+_api("/api/notifications", api.notifications, ["GET"])
+_api("/api/notifications/read", api.mark_notifications_read, ["POST"])
+# any other path under /api/: a JSON 404, not the host's HTML one
+bp.add_url_rule("/api/<path:unknown>", view_func=api.no_such_endpoint, methods=list(_METHODS))
 bp.add_url_rule("/metrics", view_func=metrics.metrics, methods=["GET"])
-bp.add_url_rule("/files/<int:file_id>", view_func=downloads.download, methods=["GET"])
+bp.add_url_rule("/files/<file_id>", view_func=downloads.download, methods=["GET"])
 
 
 @bp.errorhandler(HTTPException)
@@ -37,5 +65,8 @@ def _http_error(error: HTTPException) -> Any:
     if error.response is not None:
         return error.response
     if request.path.startswith(f"{get_state().settings.url_prefix}/api/"):
+        if isinstance(error, RequestEntityTooLarge) and not isinstance(error, FileTooLarge):
+            # Flask refused the body before any view read it (MAX_CONTENT_LENGTH)
+            return json_error(413, gettext("the request is larger than this site accepts"))
         return json_error(error.code or 500, error.description or error.name)
     return error

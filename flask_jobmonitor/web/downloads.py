@@ -9,22 +9,23 @@ from flask import Response, send_file
 from ..i18n import gettext
 from ..records.models import file_table
 from ..state import get_state
-from .requests import abort_json, require_access, visible_job_or_404
+from .requests import abort_json, require_access, visible_ids
 
 MAX_FILE_ID = 2**31 - 1  # INTEGER
 
 
-def download(file_id: int) -> Response:
-    """Send a job file by id, as an attachment, if the user may see its job."""
+def download(file_id: str) -> Response:
+    """Send a job file by id, as an attachment, if the user may see its job. Any other id (not a
+    whole number, out of range) answers the same JSON 404 as an unknown one."""
     require_access()
-    if file_id > MAX_FILE_ID:
-        abort_json(404, gettext("no file with id %(id)s", id=file_id))
+    if not (file_id.isascii() and file_id.isdigit()) or int(file_id) > MAX_FILE_ID:
+        abort_json(404, gettext("no file with id %(id)s", id=file_id[:40]))
     state = get_state()
     with state.engine.connect() as connection:
-        row = connection.execute(sa.select(file_table).where(file_table.c.id == file_id)).first()
-    if row is None:
+        row = connection.execute(sa.select(file_table).where(file_table.c.id == int(file_id))).first()
+    if row is None or not visible_ids(state, [row.job_id]):
+        # a file of a job the user may not see answers as a file that does not exist, naming no job
         abort_json(404, gettext("no file with id %(id)s", id=file_id))
-    visible_job_or_404(row.job_id, state)
     try:
         handle = state.storage.open(row.storage_key)
     except FileNotFoundError:

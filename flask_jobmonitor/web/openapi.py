@@ -23,7 +23,7 @@ from ..jobs import control
 from ..records.status import JobStatus
 from ..state import get_state
 from . import listing
-from .launch import LAUNCH_KEYS, MAX_DESCRIPTION, MAX_NAME
+from .launch import LAUNCH_KEYS, MAX_DELAY_SECONDS, MAX_DESCRIPTION, MAX_NAME
 from .presenters import JOB_FRAGMENTS
 
 VERSION = "1.0.0"
@@ -50,10 +50,15 @@ _ERRORS = {
 
 
 def _error(code: int) -> dict[str, Any]:
-    return {
+    error: dict[str, Any] = {
         "description": _ERRORS[code],
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     }
+    if code == 401:
+        error["headers"] = {
+            "WWW-Authenticate": {"description": "how to log in (a Bearer token)", "schema": {"type": "string"}}
+        }
+    return error
 
 
 def _ok(description: str, schema: str, code: int = 200) -> dict[str, Any]:
@@ -96,10 +101,11 @@ def _list_parameters() -> list[dict[str, Any]]:
         _query("ids", "These jobs (comma-separated ids, at most 200) instead of the list.", {"type": "string"}),
         _query(
             "html",
-            "Parts to render as HTML, comma-separated: default all of them with ids, none for the list.",
-            {"type": "string", "example": ",".join(JOB_FRAGMENTS)},
+            "Parts to render as HTML, comma-separated (at most 20 names of 40 characters): default all of "
+            "them with ids, none for the list.",
+            {"type": "string", "pattern": r"^\s*[^,]{0,40}(,[^,]{0,40}){0,19}$", "example": ",".join(JOB_FRAGMENTS)},
         ),
-        _query("q", "Search words (name, description, parameters, file names) or a job id.", text),
+        _query("q", "Search words (name, description, parameters) or a job id.", text),
         _query("type", "The task type.", {"type": "string", "maxLength": 64}),
         _query("user", "The id of the user who ran the jobs (with jobmonitor.view_all).", {"type": "string"}),
         _query("status", "One status.", {"type": "string", "enum": ["", *statuses]}),
@@ -176,6 +182,8 @@ def _schemas() -> dict[str, Any]:
             "name": {"type": "string"},
             "status": {"type": "string"},
             "status_label": {"type": "string"},
+            "status_icon": {"type": "string"},
+            "status_colour": {"type": "string"},
             "done": {"type": "integer"},
             "total": _NULLABLE_INTEGER,
             "counters": {"type": "object", "additionalProperties": {"type": "integer"}},
@@ -217,6 +225,12 @@ def _schemas() -> dict[str, Any]:
                 **{key: value for key, value in job_summary["properties"].items() if key != "html"},
                 "steps": {"type": "array", "items": {"$ref": "#/components/schemas/Step"}},
                 "subtask_counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "description": _NULLABLE_STRING,
+                "params": {
+                    "type": "object",
+                    "description": "what the job was launched with: {args: [...], kwargs: {...}}",
+                },
+                "run_at_url": _NULLABLE_STRING,
                 "files": {
                     "type": "array",
                     "items": {
@@ -259,6 +273,11 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "message": {"type": "string"},
                 "done": {"type": "array", "items": {"type": "string"}},
+                "new_jobs": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "description": "restart: the id of each new job, by the id of the job it restarts",
+                },
                 "skipped": {
                     "type": "array",
                     "items": {
@@ -317,6 +336,7 @@ def _schemas() -> dict[str, Any]:
                             "required": {"type": "boolean"},
                             "keyword_only": {"type": "boolean"},
                             "default": {},
+                            "annotation": {"type": "string", "description": "its type as the code writes it"},
                         },
                     },
                 },
@@ -338,6 +358,12 @@ def _schemas() -> dict[str, Any]:
                 "description": {"type": "string", "maxLength": MAX_DESCRIPTION},
                 "low_priority": {"type": "boolean"},
                 "run_at_url": {"type": "string", "description": "the page the job belongs to (a path of this site)"},
+                "delay_seconds": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": MAX_DELAY_SECONDS,
+                    "description": "queue it this many seconds from now (RQ's scheduler, run by every worker)",
+                },
             },
         },
         "Launched": {
@@ -353,6 +379,14 @@ def _schemas() -> dict[str, Any]:
             },
         },
     }
+
+
+def _launched_responses() -> dict[str, Any]:
+    responses = _responses(_ok("Queued.", "Launched", 201), 400, 403, 404, 413, 415, 503)
+    responses["201"]["headers"] = {
+        "Location": {"description": "the job's address in this API", "schema": {"type": "string"}}
+    }
+    return responses
 
 
 def build_document(server_url: str, cookie_name: str = "session") -> dict[str, Any]:
@@ -428,9 +462,7 @@ def build_document(server_url: str, cookie_name: str = "session") -> dict[str, A
                         },
                     },
                 },
-                "responses": {
-                    **_responses(_ok("Queued.", "Launched", 201), 400, 403, 404, 413, 415, 503),
-                },
+                "responses": _launched_responses(),
             }
         },
         "/api/notifications": {
@@ -475,21 +507,15 @@ def build_document(server_url: str, cookie_name: str = "session") -> dict[str, A
             "get": {
                 "operationId": "downloadFile",
                 "summary": "A job's file, by id, if the caller may see its job",
-                "parameters": [_path("file_id", "A file id.", {"type": "integer", "minimum": 0})],
+                "parameters": [_path("file_id", "A file id (a whole number).", {"type": "string"})],
                 "responses": {
                     "200": {
-                        "description": "The file, as an attachment.",
-                        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                        "description": "The file, as an attachment, in the media type it was stored with.",
+                        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
                     },
                     "401": _error(401),
                     "403": _error(403),
-                    "404": {
-                        "description": _ERRORS[404],
-                        "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}},
-                            "text/html": {"schema": {"type": "string"}},
-                        },
-                    },
+                    "404": _error(404),
                     "410": _error(410),
                 },
             }

@@ -7,12 +7,16 @@ initialised Flask-Babel with a timezone selector of its own, Flask-Babel's ``get
 else ``JOBMONITOR_TIMEZONE``. A selector's answer that names no zone is logged and the default
 used: a user's stale profile setting must not break the pages.
 
-CSRF (:func:`require_csrf`) guards what a browser sends with its cookies: a request whose user
-Flask-Login loaded from the request itself (the host's ``request_loader``, an API token in a
-header) carries no cookie a foreign page could make a browser send, so it needs no CSRF token.
-A request with a session cookie is checked, even when it also sends a token: Flask-Login reads
-the session first. Flask-WTF's global ``CSRFProtect``, when the host uses it, leaves the
-package's blueprint to this rule (:func:`install`), as Flask-WTF documents for APIs.
+CSRF (:func:`require_csrf`) guards what a browser sends on its own. A request needs no CSRF
+token only when all of these hold: Flask-Login loaded its user from the request itself (the
+host's ``request_loader``), it carries no cookie at all, and it has an ``Authorization`` header
+of a scheme a browser never adds by itself (not ``Basic``, ``Digest``, ``Negotiate`` or
+``NTLM``, which browsers resend from their cache): an API token. Everything else is checked:
+a session cookie (even with a token beside it), a loader that reads HTTP Basic, single sign-on
+or a client certificate. The check is Flask-WTF's: its global ``CSRFProtect`` when the host
+uses it (``protect()``: its field and header names, its strict Referer check over HTTPS), else
+``validate_csrf`` with the configured names. That ``CSRFProtect`` leaves the package's
+blueprint to this rule (:func:`install`), as Flask-WTF documents for APIs.
 
 Error answers keep two rules. The JSON endpoints (``<prefix>/api/...``) answer ``{"error": ...}``
 (api.py). The job pages answer 400, 403, 404 and 413 inside the admin layout, with the menu and a
@@ -22,7 +26,9 @@ or is only someone else's, and repeats no id.
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Collection
 from datetime import tzinfo
 from typing import Any, NoReturn
 
@@ -122,46 +128,61 @@ def visible_job_or_404(job_id: str, state: JobMonitorState | None = None) -> Job
 def install(app: Flask, blueprint: Blueprint) -> None:
     """Apply the module's CSRF rule to ``app``: note a user Flask-Login loads from the request,
     and leave ``blueprint`` (whose changes all call :func:`require_csrf`) out of Flask-WTF's
-    global ``CSRFProtect``, whichever of the two extensions the host initialised first."""
+    global ``CSRFProtect``, whichever of the two extensions the host initialised first (the
+    hook runs before ``CSRFProtect``'s own)."""
     user_loaded_from_request.connect(_loaded_from_request, app)
-    app.before_request_funcs.setdefault(None, []).insert(0, _leave_blueprint_to_package)
-    app.extensions.setdefault("jobmonitor_csrf_blueprint", blueprint)
+
+    def leave_blueprint_to_package() -> None:
+        protect = current_app.extensions.get("csrf")
+        if protect is not None and blueprint not in getattr(protect, "_exempt_blueprints", ()):
+            protect.exempt(blueprint)
+
+    app.before_request_funcs.setdefault(None, []).insert(0, leave_blueprint_to_package)
 
 
 def _loaded_from_request(_app: Any, user: Any = None, **_extra: Any) -> None:
     g._jobmonitor_request_login = True
 
 
-def _leave_blueprint_to_package() -> None:
-    """Before ``CSRFProtect``'s own hook (this one runs first): exempt the package's blueprint."""
-    protect = current_app.extensions.get("csrf")
-    blueprint = current_app.extensions.get("jobmonitor_csrf_blueprint")
-    if protect is not None and blueprint is not None and hasattr(protect, "exempt"):
-        protect.exempt(blueprint)
+#: ``Authorization`` schemes a browser resends by itself (from its cache, or single sign-on).
+AMBIENT_SCHEMES = frozenset({"basic", "digest", "negotiate", "ntlm"})
 
 
-def logged_in_from_request() -> bool:
-    """Whether this request's user came from the host's ``request_loader`` (a token), not a
-    session cookie."""
+def is_token_request() -> bool:
+    """Whether this request is a machine client's: user loaded from the request by the host's
+    ``request_loader``, no cookie, an ``Authorization`` of a scheme browsers do not add by
+    themselves (see the module's docstring)."""
     current_user()  # Flask-Login loads the user (and sends its signal) on first use
-    return bool(g.get("_jobmonitor_request_login"))
+    if not g.get("_jobmonitor_request_login") or request.cookies:
+        return False
+    scheme = request.headers.get("Authorization", "").partition(" ")[0].lower()
+    return bool(scheme) and scheme not in AMBIENT_SCHEMES
 
 
 def require_csrf() -> None:
-    """Refuse a state-changing request without a valid CSRF token (form field or X-CSRFToken),
-    unless its user logged in with the request itself (see the module's docstring).
+    """Refuse a state-changing request without a valid CSRF token, unless it is a machine
+    client's (:func:`is_token_request`); see the module's docstring.
 
     Honours Flask-WTF's ``WTF_CSRF_ENABLED = False``, the switch hosts use in their own tests.
     """
-    if not current_app.config.get("WTF_CSRF_ENABLED", True):
+    if not current_app.config.get("WTF_CSRF_ENABLED", True) or is_token_request():
         return
-    if logged_in_from_request():
-        return
-    token = request.form.get("csrf_token") or request.headers.get("X-CSRFToken") or request.headers.get("X-CSRF-Token")
+    if request.mimetype in FORM_TYPES and any(not isinstance(key, str) for key in request.form):
+        # a multipart part without a usable name: Flask-WTF's own check would stumble on it (a 500)
+        abort(400, description=gettext("the form holds a field without a name"))
+    protect = current_app.extensions.get("csrf")
     try:
+        if protect is not None and hasattr(protect, "protect"):
+            protect.protect()  # the host's CSRFProtect: its names, its Referer check over HTTPS
+            return
+        config = current_app.config
+        token = request.form.get(config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
+        for header in config.get("WTF_CSRF_HEADERS", ["X-CSRFToken", "X-CSRF-Token"]):
+            token = token or request.headers.get(header)
         validate_csrf(token)
     except (ValidationError, CSRFError) as error:
-        abort(400, description=gettext("CSRF check failed: %(reason)s", reason=gettext(str(error))))
+        reason = error.description if isinstance(error, CSRFError) else str(error)
+        abort(400, description=gettext("CSRF check failed: %(reason)s", reason=gettext(str(reason))))
 
 
 def json_error(status: int, message: str) -> Response:
@@ -176,12 +197,54 @@ def abort_json(status: int, message: str) -> NoReturn:
     abort(json_error(status, message))
 
 
+def decode_json(raw: str | bytes, what: str) -> Any:
+    """``raw`` decoded as JSON; 400 naming ``what`` when it is not JSON (malformed, or nested past
+    what Python's parser takes)."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        abort_json(400, gettext("%(what)s is not valid JSON", what=what))
+
+
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
+def json_object(keys: Collection[str], example: str, *, forms: bool = False) -> dict[str, Any] | None:
+    """The JSON object a POST sends, checked: ``{}`` without a body; 400 for a body that is not
+    JSON, not an object, or holds a key not in ``keys``; 415 for another media type. With
+    ``forms``, a form post answers None (the caller reads the form)."""
+    if forms and request.mimetype in FORM_TYPES:
+        return None
+    data = request.get_data(cache=True)
+    if request.mimetype != "application/json":
+        if not data and request.mimetype not in FORM_TYPES:  # a form's body may have been read already
+            return {}
+        abort_json(415, gettext("send JSON (application/json), such as %(example)s", example=example))
+    payload = decode_json(data, gettext("the body")) if data else {}
+    if not isinstance(payload, dict):
+        abort_json(400, gettext("send a JSON object, such as %(example)s", example=example))
+    unknown = sorted(set(payload) - set(keys))
+    if unknown:
+        abort_json(
+            400,
+            gettext(
+                "unknown keys %(keys)s; this takes %(known)s",
+                keys=", ".join(map(repr, unknown[:10])),
+                known=", ".join(keys),
+            ),
+        )
+    return payload
+
+
 #: Flask-WTF's reasons for a refused CSRF token, marked for the catalogues (shown translated).
 CSRF_REASONS = (
     N_("The CSRF token is missing."),
     N_("The CSRF token has expired."),
     N_("The CSRF token is invalid."),
     N_("The CSRF tokens do not match."),
+    N_("The CSRF session token is missing."),
+    N_("The referrer header is missing."),
+    N_("The referrer does not match the host."),
 )
 #: The codes the job pages answer with their own page; others keep Flask's answer.
 PAGE_ERROR_CODES = (400, 403, 404, 413)

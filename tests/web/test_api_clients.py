@@ -5,9 +5,11 @@ leaves nothing half-written."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -16,8 +18,9 @@ from flask_jobmonitor.records.models import audit_table, file_table, job_table
 from flask_jobmonitor.timeutil import utcnow
 
 from .. import tasks
+from ..support.apps import token_user
 from ..support.rows import add_job
-from ..support.users import ROLE_PERMISSIONS, csrf_token
+from ..support.users import ROLE_PERMISSIONS, USERS, csrf_token
 from ..support.workers import run_worker
 
 API = "/jobmonitor/api"
@@ -178,14 +181,15 @@ def test_a_client_lists_what_it_may_launch_with_the_parameters(app):
     names = {task["name"] for task in client.get(f"{API}/tasks", headers=token("clerk_a")).get_json()["tasks"]}
     assert "tests.tasks.greets" in names
     assert "tests.tasks.payroll" not in names  # needs payroll.run
-    assert not any(name.startswith("jobmonitor.") for name in names)  # retention needs jobmonitor.delete
+    assert not any(name.startswith("jobmonitor.") for name in names)  # the retention job is launchable=False
     assert client.get(f"{API}/tasks", headers=token("clerk_b")).get_json()["tasks"] == []
     greets = next(
         task
         for task in client.get(f"{API}/tasks", headers=token("clerk_a")).get_json()["tasks"]
         if task["name"] == "tests.tasks.greets"
     )
-    assert greets["parameters"] == [{"name": "name", "required": True, "keyword_only": False}]
+    assert greets["parameters"] == [{"name": "name", "required": True, "keyword_only": False, "annotation": "str"}]
+    assert greets["description"].startswith("Has a parameter called ``name``")
     assert greets["launch_url"] == f"{API}/tasks/tests.tasks.greets/jobs"
 
 
@@ -204,6 +208,7 @@ def test_a_clerk_launches_a_task_watches_it_run_and_finds_it_in_the_list(app, en
     run_worker(app)
     job = client.get(launched["url"], headers=token("clerk_a")).get_json()
     assert (job["status"], job["name"], job["run_by_name"]) == ("completed", "Greet Zoë", "Clara Clerk")
+    assert job["params"] == {"args": [], "kwargs": {"name": "Zoë"}}
     listed = client.get(f"{API}/jobs", headers=token("clerk_a")).get_json()["jobs"]
     assert [entry["id"] for entry in listed] == [launched["id"]]
     assert listed[0]["low_priority"] is True
@@ -239,8 +244,8 @@ def test_a_task_with_its_own_permission_is_launched_only_by_who_holds_it(make_ap
     body = {"args": ["2026-11"]}
     for who in ("clerk_a", "admin"):  # jobmonitor.launch (admin: every permission of the package) is not payroll.run
         refused = client.post(f"{API}/tasks/tests.tasks.payroll/jobs", json=body, headers=token(who))
-        assert refused.status_code == 403
-        assert "may not launch" in refused.get_json()["error"]
+        assert refused.status_code == 404  # as if there were no such task: not theirs to know
+        assert "no task you may launch" in refused.get_json()["error"]
     assert client.post(f"{API}/tasks/tests.tasks.payroll/jobs", json=body, headers=token("manager")).status_code == 201
     # and the manager, without jobmonitor.launch, sees only that task
     names = [task["name"] for task in client.get(f"{API}/tasks", headers=token("manager")).get_json()["tasks"]]
@@ -250,19 +255,21 @@ def test_a_task_with_its_own_permission_is_launched_only_by_who_holds_it(make_ap
 @pytest.mark.parametrize(
     "task, body, status, words",
     [
-        ("tests.tasks.nothing_here", {}, 404, "no task is registered"),
+        ("tests.tasks.nothing_here", {}, 404, "no task you may launch is registered"),
         ("tests.tasks.greets", {"kwargs": {"nom": "x"}}, 400, "arguments do not fit"),
         ("tests.tasks.greets", {}, 400, "arguments do not fit"),
-        ("tests.tasks.greets", {"args": "Zoë"}, 400, "args must be a list"),
+        ("tests.tasks.greets", {"args": "Zoë"}, 400, "args must be a JSON array"),
+        ("tests.tasks.greets", {"kwargs": {"name": "x"}, "low_priority": 1}, 400, "low_priority must be true or false"),
+        ("tests.tasks.greets", {"kwargs": {"name": "x", "ctx": 1}}, 400, "the job context is given by the worker"),
         ("tests.tasks.greets", {"kwargs": {"name": "x"}, "priority": "high"}, 400, "unknown keys 'priority'"),
         ("tests.tasks.greets", {"kwargs": {"name": "x"}, "name": "x" * 256}, 400, "name is longer"),
         ("tests.tasks.greets", ["Zoë"], 400, "send a JSON object"),
         ("tests.tasks.greets", {"kwargs": {"name": "x"}, "run_at_url": "javascript:alert(1)"}, 400, ""),
-        ("jobmonitor.retention", {}, 403, "may not launch"),
+        ("jobmonitor.retention", {}, 404, "no task you may launch"),  # launchable=False, even for the admin
     ],
 )
 def test_a_launch_that_cannot_be_done_is_a_json_4xx_and_writes_nothing(app, engine, task, body, status, words):
-    response = app.test_client().post(f"{API}/tasks/{task}/jobs", json=body, headers=token("clerk_a"))
+    response = app.test_client().post(f"{API}/tasks/{task}/jobs", json=body, headers=token("admin"))
     assert response.status_code == status, response.get_data(as_text=True)
     assert words in response.get_json()["error"]
     assert jobs_count(engine) == 0
@@ -299,3 +306,164 @@ def test_a_cookie_session_launch_needs_the_csrf_token(client_for):
     url = f"{API}/tasks/tests.tasks.noop/jobs"
     assert browser.post(url, json={}).status_code == 400
     assert browser.post(url, json={}, headers={"X-CSRFToken": csrf_token(browser)}).status_code == 201
+
+
+# -- the review's findings -----------------------------------------------------------------------------------
+
+
+def test_a_basic_auth_loader_or_a_cookie_beside_a_token_still_needs_csrf(make_app):
+    """Browsers resend Basic credentials and cookies on their own: those requests are checked."""
+    app = make_app()
+
+    def basic_or_token(request: Any) -> Any:
+        if request.authorization and request.authorization.type == "basic":
+            return USERS.get(request.authorization.username or "")
+        return token_user(request)
+
+    app.login_manager.request_loader(basic_or_token)  # type: ignore[attr-defined]
+    with app.app_context():
+        job_id = add_job(tasks.jobmonitor.state().engine, owner="clerk_a")
+    basic = {"Authorization": "Basic " + base64.b64encode(b"clerk_a:x").decode()}
+    client = app.test_client()
+    assert client.get(f"{API}/jobs", headers=basic).status_code == 200  # Basic logs in
+    refused = client.post(f"{API}/jobs/{job_id}/cancel", headers=basic)
+    assert refused.status_code == 400 and "CSRF" in refused.get_json()["error"]
+    client.set_cookie("tracking", "1")
+    assert client.post(f"{API}/jobs/{job_id}/cancel", headers=token("clerk_a")).status_code == 400
+    assert app.test_client().post(f"{API}/jobs/{job_id}/cancel", headers=token("clerk_a")).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/tasks/tests.tasks.noop/jobs", "/jobs/bulk", "/notifications/read"])
+def test_json_nested_past_the_parser_s_limit_is_a_400(app, path):
+    response = app.test_client().post(
+        API + path, data="[" * 100_000, content_type="application/json", headers=token("clerk_a")
+    )
+    assert response.status_code == 400
+    assert "not valid JSON" in response.get_json()["error"]
+
+
+def test_marking_notifications_read_refuses_what_it_cannot_read_and_marks_none_for_an_empty_list(app, engine, many):
+    from flask_jobmonitor.records.models import notification_table
+
+    with engine.begin() as connection:
+        connection.execute(
+            sa.insert(notification_table),
+            [{"user_id": "3", "job_id": job_id, "event": "completed", "created_at": utcnow()} for job_id in many["a"]],
+        )
+    client = app.test_client()
+    url = f"{API}/notifications/read"
+    for body in ("{bad", '{"ids": [1,', '{"idz": [5]}', '{"ids": [true]}', '{"ids": "1,x"}'):
+        response = client.post(url, data=body, content_type="application/json", headers=token("clerk_a"))
+        assert response.status_code == 400, body
+    assert client.post(url, json={"ids": []}, headers=token("clerk_a")).get_json() == {"marked_read": 0}
+    assert client.get(f"{API}/notifications", headers=token("clerk_a")).get_json()["unread"] == 8
+    assert client.post(url, json={}, headers=token("clerk_a")).get_json() == {"marked_read": 8}
+
+
+def test_every_api_path_answers_in_json_even_for_a_wrong_method_or_an_unknown_address(app, many):
+    client = app.test_client()
+    for method, path, allowed in (
+        ("get", f"/jobs/{many['a'][0]}/stop", "POST"),
+        ("get", "/tasks/tests.tasks.noop/jobs", "POST"),
+        ("delete", f"/jobs/{many['a'][0]}", "GET"),
+        ("put", "/jobs", "GET"),
+        ("get", "/jobs/bulk", "POST"),
+    ):
+        response = getattr(client, method)(API + path, headers=token("clerk_a"))
+        assert (response.status_code, response.headers["Allow"], response.is_json) == (405, allowed, True), path
+    unknown = client.get(f"{API}/nothing/here", headers=token("clerk_a"))
+    assert unknown.status_code == 404 and "openapi.json" in unknown.get_json()["error"]
+
+
+def test_a_file_of_a_job_the_user_may_not_see_answers_like_no_file_and_names_no_job(app, engine, many):
+    from flask_jobmonitor.records.models import file_table
+
+    with engine.begin() as connection:
+        file_id = connection.execute(
+            sa.insert(file_table)
+            .values(
+                job_id=many["b"][0],
+                kind="output",
+                filename="b.csv",
+                content_type="text/csv",
+                size=1,
+                storage_key="x",
+                created_at=utcnow(),
+            )
+            .returning(file_table.c.id)
+        ).scalar_one()
+    client = app.test_client()
+    theirs = client.get(f"/jobmonitor/files/{file_id}", headers=token("clerk_a"))
+    missing = client.get("/jobmonitor/files/99999", headers=token("clerk_a"))
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.is_json and many["b"][0] not in theirs.get_data(as_text=True)
+
+
+def test_a_cookie_session_s_form_post_launches_nothing(client_for, engine):
+    browser = client_for("clerk_a")
+    response = browser.post(f"{API}/tasks/tests.tasks.noop/jobs", data={"csrf_token": csrf_token(browser), "name": "x"})
+    assert response.status_code == 415
+    assert jobs_count(engine) == 0
+
+
+def test_a_form_launch_with_params_sent_as_a_file_or_stray_fields_is_refused(app, engine):
+    client = app.test_client()
+    for data in (
+        {"params": (io.BytesIO(b'{"kwargs": {}}'), "params.json")},
+        {"params": "{}", "name": "stray"},
+        {"params": '{"kwargs": '},
+    ):
+        response = client.post(
+            f"{API}/tasks/tests.tasks.noop/jobs",
+            data=data,
+            content_type="multipart/form-data",
+            headers=token("clerk_a"),
+        )
+        assert response.status_code == 400, data
+    assert jobs_count(engine) == 0
+
+
+def test_a_bulk_restart_says_which_new_job_restarts_which(app, engine):
+    done = [add_job(engine, owner="clerk_a", status="completed", task="tests.tasks.noop") for _ in range(2)]
+    response = app.test_client().post(
+        f"{API}/jobs/bulk", json={"action": "restart", "ids": [*done, "not-an-id"]}, headers=token("clerk_a")
+    )
+    body = response.get_json()
+    assert set(body["new_jobs"]) == set(done)
+    assert all(new not in done for new in body["new_jobs"].values())
+    assert body["skipped"] == [{"id": "not-an-id", "reason": "not found"}]
+
+
+@pytest.mark.parametrize(
+    "task, body, words",
+    [
+        ("tests.tasks.greets", {"kwargs": {"name": 5}}, "name must be str, got 5"),
+        ("tests.tasks.greets", {"args": [["Zoë"]]}, "name must be str"),
+        ("tests.tasks.checkpoints", {"kwargs": {"count": "ten"}}, 'count must be int, got "ten"'),
+        ("tests.tasks.checkpoints", {"kwargs": {"count": True}}, "count must be int"),
+        ("tests.tasks.advances_for", {"kwargs": {"seconds": "1"}}, "seconds must be float"),
+        ("tests.tasks.noop", {"delay_seconds": -1}, "delay_seconds must be between"),
+    ],
+)
+def test_values_that_do_not_fit_the_declared_types_are_refused_before_anything_is_written(
+    app, engine, task, body, words
+):
+    response = app.test_client().post(f"{API}/tasks/{task}/jobs", json=body, headers=token("clerk_a"))
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert words in response.get_json()["error"]
+    assert jobs_count(engine) == 0
+
+
+def test_values_that_fit_pass_and_a_delayed_launch_waits_for_its_time(app, engine):
+    client = app.test_client()
+    fits = client.post(
+        f"{API}/tasks/tests.tasks.advances_for/jobs", json={"kwargs": {"seconds": 0}}, headers=token("clerk_a")
+    )
+    assert fits.status_code == 201  # an int where a float is declared
+    later = client.post(f"{API}/tasks/tests.tasks.noop/jobs", json={"delay_seconds": 3600}, headers=token("clerk_a"))
+    assert later.status_code == 201
+    with engine.connect() as connection:
+        enqueued_at = connection.execute(
+            sa.select(job_table.c.enqueued_at).where(job_table.c.id == later.get_json()["id"])
+        ).scalar_one()
+    assert enqueued_at > utcnow() + timedelta(minutes=59)

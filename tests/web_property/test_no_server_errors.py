@@ -161,6 +161,8 @@ def _path_values(site: Site, rule: Rule) -> list[dict[str, Any]]:
         return [{"profile_id": 1}, {"profile_id": 0}, {"profile_id": 99999999999999999999}]
     if rule.arguments == {"export_type"}:
         return [{"export_type": "csv"}, {"export_type": "x"}]
+    if rule.arguments == {"unknown"}:  # any other address under /api/
+        return [{"unknown": "nothing/here"}, {"unknown": "x"}]
     if rule.arguments == {"name"}:  # a task's name (launch)
         return [{"name": "example_app.tasks.import_products"}, {"name": "x"}, {"name": "\x00"}]
     if rule.arguments == {"job_id", "action"}:

@@ -144,7 +144,7 @@ class JobListView(_JobViewBase):
                 page = fetch_page(
                     connection,
                     filters,
-                    visible_to=None if view_all else permissions.user_id(user),
+                    visible_to=permissions.list_owner(user),
                     allow_system=allow_system,
                 )
                 # the page's ids are known only now: read after SQL, the live progress can only
@@ -207,7 +207,7 @@ class JobListView(_JobViewBase):
             return json_error(400, "family=1 needs parent=<job id>")
         next_url = same_site_path(request.args.get("next"), url_for(".index"))
         view_all = permissions.can_view_all(user)
-        visible_to = None if view_all else permissions.user_id(user)
+        visible_to = permissions.list_owner(user)
         allow_system = permissions.can_see_system(user)
         live = read_live(state.redis, ids)  # before SQL (live.py)
         jobs = visible_ids(state, ids)
@@ -359,7 +359,7 @@ class JobListView(_JobViewBase):
                 ids = matching_ids(
                     connection,
                     filters,
-                    visible_to=None if permissions.can_view_all(user) else permissions.user_id(user),
+                    visible_to=permissions.list_owner(user),
                     allow_system=permissions.can_see_system(user),
                     limit=control.BULK_LIMIT,
                 )
