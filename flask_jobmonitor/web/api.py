@@ -23,13 +23,14 @@ from ..records.models import Job, job_table, notification_table
 from ..state import JobMonitorState, get_state
 from ..timeutil import utcnow
 from .actions import Refusal, act, act_on_many, is_action
-from .details import files_of, subtask_counts, time_left_text
+from .details import Grid, files_of, level_name, log_grid, subtask_counts, subtask_grid, time_left_text
 from .listing import family_progress, fetch_page, parse_filters
 from .presenters import (
     JOB_FRAGMENTS,
     PartContext,
     detail_fragments,
     is_active,
+    iso,
     job_fragments,
     job_summary,
     look,
@@ -217,6 +218,66 @@ def job_detail(job_id: str) -> Response:
     if detail is not None:  # only for jobmonitor.view_tracebacks (failures.py)
         summary["error_detail"] = detail
     return jsonify(summary)
+
+
+def job_subtasks(job_id: str) -> Response:
+    """``GET /api/jobs/<id>/subtasks?status=&page=``: the job's subtasks, oldest first, 50 a page
+    (as its page's grid: ``details.subtask_grid``)."""
+    require_access()
+    state = get_state()
+    job = visible_job_or_404(job_id, state)
+    try:
+        with state.engine.connect() as connection:
+            grid = subtask_grid(connection, job.id, request.args.get("status", ""), request.args.get("page"))
+    except InvalidFilter as invalid:
+        abort_json(400, str(invalid))
+    rows = [
+        {
+            "id": row.id,
+            "name": row.name,
+            "status": row.status,
+            "message": row.message,
+            "created_at": iso(row.created_at),
+        }
+        for row in grid.rows
+    ]
+    return jsonify({"subtasks": rows, "page": grid.page, "next": _next_page(grid)})
+
+
+def job_logs(job_id: str) -> Response:
+    """``GET /api/jobs/<id>/logs?level=&q=&page=``: the job's log, oldest first, 50 lines a page,
+    at or above ``level`` (debug, info, warning, error) and holding ``q`` (``details.log_grid``)."""
+    require_access()
+    state = get_state()
+    job = visible_job_or_404(job_id, state)
+    try:
+        with state.engine.connect() as connection:
+            grid = log_grid(
+                connection, job.id, request.args.get("level", ""), request.args.get("q", ""), request.args.get("page")
+            )
+    except InvalidFilter as invalid:
+        abort_json(400, str(invalid))
+    rows = [
+        {
+            "id": row.id,
+            "created_at": iso(row.created_at),
+            "level": row.level,
+            "level_name": level_name(row.level),
+            "logger": row.logger,
+            "message": row.message,
+        }
+        for row in grid.rows
+    ]
+    return jsonify({"logs": rows, "page": grid.page, "next": _next_page(grid)})
+
+
+def _next_page(grid: Grid) -> str | None:
+    """The next page of a grid, with the request's filters (its own, no stray parameter)."""
+    if not grid.has_next:
+        return None
+    filters = {name: request.args[name] for name in ("status", "level", "q") if request.args.get(name)}
+    args: dict[str, Any] = {**filters, **(request.view_args or {}), "page": grid.page + 1}
+    return url_for(str(request.endpoint), **args)
 
 
 def job_action(job_id: str, action: str) -> Response:

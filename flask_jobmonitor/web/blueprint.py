@@ -47,6 +47,8 @@ def _api(rule: str, view: Any, methods: list[str]) -> None:
 _api("/api/jobs", api.jobs_summary, ["GET"])
 _api("/api/jobs/bulk", api.bulk_action, ["POST"])
 _api("/api/jobs/<job_id>", api.job_detail, ["GET"])
+_api("/api/jobs/<job_id>/subtasks", api.job_subtasks, ["GET"])
+_api("/api/jobs/<job_id>/logs", api.job_logs, ["GET"])
 _api("/api/jobs/<job_id>/<action>", api.job_action, ["POST"])
 _api("/api/tasks", launch.list_tasks, ["GET"])
 _api("/api/tasks/<name>/jobs", launch.launch, ["POST"])

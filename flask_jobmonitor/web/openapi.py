@@ -23,6 +23,7 @@ from ..jobs import control
 from ..records.status import JobStatus
 from ..state import get_state
 from . import listing
+from .details import LOG_LEVELS
 from .launch import LAUNCH_KEYS, MAX_DELAY_SECONDS, MAX_DESCRIPTION, MAX_NAME
 from .presenters import JOB_FRAGMENTS
 
@@ -250,6 +251,49 @@ def _schemas() -> dict[str, Any]:
                 "error_detail": {"type": "string", "description": "with jobmonitor.view_tracebacks only"},
             },
         },
+        "Subtasks": {
+            "type": "object",
+            "required": ["subtasks", "page", "next"],
+            "properties": {
+                "subtasks": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "id": {"type": "integer"},
+                            "name": {"type": "string"},
+                            "status": {"type": "string"},
+                            "message": _NULLABLE_STRING,
+                            "created_at": _TIME,
+                        },
+                    },
+                },
+                "page": {"type": "integer"},
+                "next": link,
+            },
+        },
+        "Logs": {
+            "type": "object",
+            "required": ["logs", "page", "next"],
+            "properties": {
+                "logs": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "id": {"type": "integer"},
+                            "created_at": _TIME,
+                            "level": {"type": "integer"},
+                            "level_name": {"type": "string"},
+                            "logger": _NULLABLE_STRING,
+                            "message": {"type": "string"},
+                        },
+                    },
+                },
+                "page": {"type": "integer"},
+                "next": link,
+            },
+        },
         "ActionResult": {
             "type": "object",
             "required": ["message"],
@@ -409,6 +453,35 @@ def build_document(server_url: str, cookie_name: str = "session") -> dict[str, A
                 "summary": "One job with its steps, time left and the actions the caller may take",
                 "parameters": [job_id],
                 "responses": _responses(_ok("The job.", "JobDetail"), 403, 404),
+            }
+        },
+        "/api/jobs/{job_id}/subtasks": {
+            "get": {
+                "operationId": "listSubtasks",
+                "summary": "The job's subtasks, oldest first, 50 a page",
+                "parameters": [
+                    job_id,
+                    _query(
+                        "status",
+                        "Only those of this status (the task's own word).",
+                        {"type": "string", "maxLength": 32},
+                    ),
+                    _query("page", "The page.", {"type": "integer", "minimum": 1, "maximum": 1_000_000}),
+                ],
+                "responses": _responses(_ok("One page of subtasks.", "Subtasks"), 400, 403, 404),
+            }
+        },
+        "/api/jobs/{job_id}/logs": {
+            "get": {
+                "operationId": "listLogs",
+                "summary": "The job's log, oldest first, 50 lines a page",
+                "parameters": [
+                    job_id,
+                    _query("level", "At or above this level.", {"type": "string", "enum": ["", *LOG_LEVELS]}),
+                    _query("q", "Lines holding these words.", {"type": "string", "maxLength": 200}),
+                    _query("page", "The page.", {"type": "integer", "minimum": 1, "maximum": 1_000_000}),
+                ],
+                "responses": _responses(_ok("One page of log lines.", "Logs"), 400, 403, 404),
             }
         },
         "/api/jobs/{job_id}/{action}": {

@@ -467,3 +467,31 @@ def test_values_that_fit_pass_and_a_delayed_launch_waits_for_its_time(app, engin
             sa.select(job_table.c.enqueued_at).where(job_table.c.id == later.get_json()["id"])
         ).scalar_one()
     assert enqueued_at > utcnow() + timedelta(minutes=59)
+
+
+def test_a_client_reads_a_job_s_subtasks_and_log_page_by_page(app, client_for):
+    from ..support.web import enqueue
+
+    rows = "\n".join(f"sku-{n};{n}" for n in range(1, 121)).encode()
+    job_id = enqueue(app, tasks.import_rows, "clerk_a", bad_every=7, files={"rows.csv": rows})
+    run_worker(app)
+    client = app.test_client()
+    first = client.get(f"{API}/jobs/{job_id}/subtasks", headers=token("clerk_a")).get_json()
+    assert len(first["subtasks"]) == 50 and first["page"] == 1 and "page=2" in first["next"]
+    seen = [row["id"] for row in first["subtasks"]]
+    url = first["next"]
+    while url:
+        page = client.get(url, headers=token("clerk_a")).get_json()
+        seen += [row["id"] for row in page["subtasks"]]
+        url = page["next"]
+    assert (
+        len(seen)
+        == len(set(seen))
+        == sum(client.get(f"{API}/jobs/{job_id}", headers=token("clerk_a")).get_json()["subtask_counts"].values())
+    )
+    errors = client.get(f"{API}/jobs/{job_id}/subtasks?status=error", headers=token("clerk_a")).get_json()
+    assert errors["subtasks"] and {row["status"] for row in errors["subtasks"]} == {"error"}
+    logs = client.get(f"{API}/jobs/{job_id}/logs?level=info", headers=token("clerk_a")).get_json()
+    assert logs["logs"] and all(row["level"] >= 20 for row in logs["logs"])
+    assert client.get(f"{API}/jobs/{job_id}/logs?level=loud", headers=token("clerk_a")).status_code == 400
+    assert client.get(f"{API}/jobs/{job_id}/subtasks", headers=token("clerk_b")).status_code == 404

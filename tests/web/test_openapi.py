@@ -48,7 +48,7 @@ def test_every_operation_keeps_the_document_for_an_admin_an_own_jobs_user_and_a_
     add_job(engine, owner="clerk_b", name="Clerk B's export", status="completed")
     add_job(engine, owner=None, name="Delete old jobs", is_system=True, status="completed")
     found = operations(app)
-    assert len(found) == 10
+    assert len(found) == 12
     browser = log_in(app.test_client(), "clerk_a")
     identities = [
         {"headers": {"Authorization": "Bearer token-admin"}},
