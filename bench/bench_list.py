@@ -629,12 +629,13 @@ def sample_values(engine: sa.Engine) -> dict[str, str]:
 def build_cases(engine: sa.Engine, view: NaiveJobView, big: str, rows: int, quick: bool) -> list[Case]:
     """The requests to time: every filter alone and with one other, every tab, system jobs
     shown, the searches, every sort in both directions, far pages, the detail page, the JSON
-    refresh and the statistics page. ``quick`` keeps the main ones only."""
+    refresh, the JSON API's list and the statistics page. ``quick`` keeps the main ones only."""
     date_from, date_to = date_range(engine)
     values = sample_values(engine)
     jobs = "/admin/jobs/"
     detail = f"{jobs}{big}/"
     api = "/jobmonitor/api/jobs?ids="
+    api_list = "/jobmonitor/api/jobs"
     admin_total = user_job_count(engine, None)
     own_total = user_job_count(engine, NORMAL_ID)
     admin_ids = ",".join(page_ids(engine, None))
@@ -688,6 +689,9 @@ def build_cases(engine: sa.Engine, view: NaiveJobView, big: str, rows: int, quic
         *[(k, label, detail + q, keep) for k, label, q, keep in details],
         ("detail_small", "detail of a finished job", f"{jobs}{values['parent']}/", True),
         ("api", "JSON refresh, 50 ids", api + admin_ids, True),
+        ("api_list", "JSON API list, first page", api_list, True),
+        ("api_list_filtered", "JSON API list, failed imports", f"{api_list}?status=failed&type=import", False),
+        ("api_list_deep", "JSON API list at 90 % depth", f"{api_list}?after={deep}", False),
         ("rows", "live rows: 50 again + new ones", f"{live_rows}{admin_ids}&since={newest}", True),
         ("family", "live rows: a family opened", f"{jobs}rows?parent={values['parent']}&family=1", True),
         ("statistics", "statistics, default range", "/admin/job-statistics/", True),
@@ -710,6 +714,7 @@ def build_cases(engine: sa.Engine, view: NaiveJobView, big: str, rows: int, quic
         ("deep", "Older at 90 % of own (after=cursor)", f"{jobs}?after={own_deep}", True),
         ("detail", "detail of the 100k job", detail, True),
         ("api", "JSON refresh, 50 ids", api + own_ids, True),
+        ("api_list", "JSON API list, first page", api_list, True),
         ("rows", "live rows: 50 again + new ones", f"{live_rows}{own_ids}&since={own_newest}", True),
     ]
     naive = "/naive/job/?page_size=50"
