@@ -107,6 +107,9 @@ DEFAULTS: dict[str, Any] = {
     # zone (like Flask-Babel's timezone selector); None, or a None answer: JOBMONITOR_TIMEZONE.
     # The same as decorating a function with @jobmonitor.timezone_selector.
     "JOBMONITOR_TIMEZONE_SELECTOR": None,
+    # Authorization schemes of machine clients (API tokens): a request whose user the host's
+    # request_loader found, with no cookie and one of these schemes, needs no CSRF token.
+    "JOBMONITOR_TOKEN_SCHEMES": ["Bearer"],
     # Serve Prometheus metrics at <prefix>/metrics (needs prometheus_client: the extra "metrics")
     # and count job starts and ends for them in Redis (stats/metrics.py).
     "JOBMONITOR_METRICS": False,
@@ -168,6 +171,7 @@ class Settings:
     timezone_selector: Callable[[], Any] | None
     metrics: bool = False
     metrics_token: str | None = None
+    token_schemes: frozenset[str] = frozenset({"bearer"})
 
     @property
     def queues_in_priority_order(self) -> list[str]:
@@ -266,10 +270,27 @@ def read_settings(config: Mapping[str, Any], instance_path: str, root_path: str 
         security_headers=_bool("JOBMONITOR_SECURITY_HEADERS", config["JOBMONITOR_SECURITY_HEADERS"]),
         metrics=_bool("JOBMONITOR_METRICS", config["JOBMONITOR_METRICS"]),
         metrics_token=_metrics_token(config["JOBMONITOR_METRICS_TOKEN"]),
+        token_schemes=_token_schemes(config["JOBMONITOR_TOKEN_SCHEMES"]),
         content_security_policy=_policy_or_none(config["JOBMONITOR_CONTENT_SECURITY_POLICY"]),
         timezone=_zone("JOBMONITOR_TIMEZONE", config["JOBMONITOR_TIMEZONE"]),
         timezone_selector=_selector_or_none("JOBMONITOR_TIMEZONE_SELECTOR", config["JOBMONITOR_TIMEZONE_SELECTOR"]),
     )
+
+
+#: Schemes a browser sends by itself (from its cache, or single sign-on): never a token's.
+AMBIENT_SCHEMES = frozenset({"basic", "digest", "negotiate", "ntlm"})
+
+
+def _token_schemes(value: Any) -> frozenset[str]:
+    if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
+        raise ConfigError(f"JOBMONITOR_TOKEN_SCHEMES must be a list of scheme names such as ['Bearer'], got {value!r}")
+    schemes = frozenset(str(scheme).lower() for scheme in value)
+    if any(not scheme.isalnum() for scheme in schemes) or schemes & AMBIENT_SCHEMES:
+        raise ConfigError(
+            "JOBMONITOR_TOKEN_SCHEMES names Authorization schemes of API tokens (letters and digits); "
+            f"{', '.join(sorted(AMBIENT_SCHEMES))} are sent by browsers on their own and cannot be one, got {value!r}"
+        )
+    return schemes
 
 
 def _metrics_token(value: Any) -> str | None:

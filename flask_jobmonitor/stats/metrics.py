@@ -17,16 +17,23 @@ at ``<prefix>/metrics`` (web/metrics.py). Rules:
 * **A scrape never fails for a missing part**: Redis or the database unreachable gives
   ``jobmonitor_redis_up 0`` / ``jobmonitor_database_up 0`` and the metrics that do not need it.
   A count lost because Redis was down at a job's end is lost (logged), the job is not touched.
-* **Histograms** of the time a job waited before a worker started it (per start: a resumed job
-  waits again) and of its run time (first start to end), per job type, with fixed buckets
-  (:data:`WAIT_BUCKETS`, :data:`RUN_BUCKETS`) so ``histogram_quantile`` works across processes.
+* **Histograms, per run**: the time a job waited for a worker (from being queued, or queued
+  again to resume, to the worker's claim) and the time the run took (from that claim to the
+  run's end: a job stopped and resumed counts two runs, the days it sat stopped in neither);
+  per job type, with fixed buckets (:data:`WAIT_BUCKETS`, :data:`RUN_BUCKETS`) so
+  ``histogram_quantile`` works across processes. A bucket is stored under its bound, so a change
+  of the bounds never moves old counts under new ones (old bounds are no longer read). The
+  claim time of a running job is kept in Redis (``claimed``) until its run ends.
+* **Several processes, one set of counters**: every web process serves the same Redis counters,
+  so a dashboard that scrapes many takes the ``max`` over instances before summing (the Grafana
+  dashboard does).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -45,6 +52,7 @@ from .figures import waiting_by_queue
 try:
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
     from prometheus_client.registry import Collector
+    from prometheus_client.utils import floatToGoString
 except ImportError:  # optional dependency (extra "metrics"): extension.py refuses JOBMONITOR_METRICS without it
     Collector = object  # type: ignore[assignment,misc]
 
@@ -68,11 +76,12 @@ def _key(state: JobMonitorState, name: str) -> str:
 
 
 def _bucket(seconds: float, bounds: Sequence[float]) -> str:
-    """The index of the first bucket ``seconds`` fits in (``len(bounds)``: +Inf), as a field."""
-    for index, bound in enumerate(bounds):
+    """The bound of the first bucket ``seconds`` fits in, as Prometheus writes ``le`` ("+Inf"
+    past the last): the hash field counts under its bound, not its place in the list."""
+    for bound in bounds:
         if seconds <= bound:
-            return str(index)
-    return str(len(bounds))
+            return floatToGoString(bound)
+    return "+Inf"
 
 
 # -- counting, where jobs start and end -----------------------------------------------------------
@@ -84,15 +93,26 @@ def connect(app: Flask) -> None:
     events.job_ended.connect(_ended, sender=app)
 
 
+#: How long a run's claim time is kept when its end is never seen (a lost worker's run, failed
+#: by recovery without a start of its own): a day past the longest run RQ allows.
+CLAIM_TTL_EXTRA_SECONDS = 24 * 3600
+
+
 def _started(app: Flask, *, job_id: str, job: Job | None, **_fields: Any) -> None:
-    if job is None or job.started_at is None:
+    if job is None:
         return
     state = get_state(app)
-    waited = (job.started_at - (job.enqueued_at or job.created_at)).total_seconds()
+    claimed = job.status_changed_at  # the claim moved it to running: this run's start
+    waited = (claimed - (job.enqueued_at or job.created_at)).total_seconds()
     try:
         with state.redis.pipeline(transaction=False) as pipe:
             pipe.hincrby(_key(state, "started"), job.type, 1)
             _observe(pipe, _key(state, "wait"), job.type, max(0.0, waited), WAIT_BUCKETS)
+            pipe.set(
+                _claim_key(state, job_id),
+                claimed.isoformat(),
+                ex=state.settings.job_timeout + CLAIM_TTL_EXTRA_SECONDS,
+            )
             pipe.execute()
     except RedisError as error:
         log.warning("the start of job %s is not counted in the metrics: %s", job_id, error)
@@ -104,13 +124,22 @@ def _ended(app: Flask, *, job_id: str, job: Job | None, outcome: str, **_fields:
     state = get_state(app)
     try:
         with state.redis.pipeline(transaction=False) as pipe:
+            pipe.get(_claim_key(state, job_id))
+            pipe.delete(_claim_key(state, job_id))
+            raw_claim, _ = pipe.execute()
+        with state.redis.pipeline(transaction=False) as pipe:
             pipe.hincrby(_key(state, "ended"), f"{job.type}{_SEPARATOR}{outcome}", 1)
-            if job.started_at is not None and job.ended_at is not None:
-                ran = max(0.0, (job.ended_at - job.started_at).total_seconds())
+            if raw_claim is not None and job.ended_at is not None:  # this run's time; none for a job not running
+                claimed = datetime.fromisoformat(raw_claim.decode() if isinstance(raw_claim, bytes) else raw_claim)
+                ran = max(0.0, (job.ended_at - claimed).total_seconds())
                 _observe(pipe, _key(state, "run"), job.type, ran, RUN_BUCKETS)
             pipe.execute()
     except RedisError as error:
         log.warning("the end of job %s is not counted in the metrics: %s", job_id, error)
+
+
+def _claim_key(state: JobMonitorState, job_id: str) -> str:
+    return f"{_key(state, 'claimed')}:{job_id}"
 
 
 def _observe(pipe: Any, key: str, job_type: str, seconds: float, bounds: Sequence[float]) -> None:
@@ -157,14 +186,18 @@ class JobMonitorCollector(Collector):
                     .group_by(c.status, c.type)
                 ).all()
                 waiting = waiting_by_queue(connection, now)
-        except sa.exc.SQLAlchemyError as error:
-            log.warning("metrics without the database: %s", error)
+        except Exception as error:  # the database, or anything else: a scrape answers what it can
+            log.warning(
+                "metrics without the database: %s", error, exc_info=not isinstance(error, sa.exc.SQLAlchemyError)
+            )
             up.add_metric([], 0)
             yield up
             return
         counts = {(status, job_type): int(count) for status, job_type, count in rows}
-        for status in sorted(s.value for s in ACTIVE_STATUSES):  # every status, 0 included, for alerts
-            types = sorted({job_type for (found, job_type) in counts if found == status}) or [""]
+        # every status of every registered type, 0 included: a series does not vanish when it
+        # drops to 0, and an alert can test it
+        types = sorted({task.type for task in state.tasks} | {job_type for _status, job_type in counts})
+        for status in sorted(s.value for s in ACTIVE_STATUSES):
             for job_type in types:
                 active.add_metric([status, job_type], counts.get((status, job_type), 0))
         for name in state.settings.queues_in_priority_order:
@@ -186,8 +219,8 @@ class JobMonitorCollector(Collector):
             depths = {name: Queue(name, connection=redis).count for name in names}
             workers = [worker for worker in Worker.all(connection=redis) if set(worker.queue_names()) & set(names)]
             states = [str(worker.get_state()) for worker in workers]
-        except RedisError as error:
-            log.warning("metrics without Redis: %s", error)
+        except Exception as error:  # Redis, or RQ reading a worker's record: a scrape answers what it can
+            log.warning("metrics without Redis: %s", error, exc_info=not isinstance(error, RedisError))
             up.add_metric([], 0)
             yield up
             return
@@ -240,15 +273,11 @@ def _histogram(name: str, documentation: str, raw: dict[Any, Any], bounds: Seque
     for job_type, parts in sorted(per_type.items()):
         cumulative = 0.0
         buckets = []
-        for index, bound in enumerate((*bounds, math.inf)):
-            cumulative += float(parts.get(str(index), 0))
-            buckets.append(("+Inf" if bound == math.inf else _bound(bound), cumulative))
+        for bound in (*(floatToGoString(bound) for bound in bounds), "+Inf"):
+            cumulative += float(parts.get(bound, 0))
+            buckets.append((bound, cumulative))
         family.add_metric([job_type], buckets, sum_value=float(parts.get(_SUM, 0.0)))
     return family
-
-
-def _bound(value: float) -> str:
-    return str(float(value))
 
 
 __all__ = ["RUN_BUCKETS", "WAIT_BUCKETS", "JobMonitorCollector", "available", "connect"]

@@ -228,7 +228,9 @@ def job_subtasks(job_id: str) -> Response:
     job = visible_job_or_404(job_id, state)
     try:
         with state.engine.connect() as connection:
-            grid = subtask_grid(connection, job.id, request.args.get("status", ""), request.args.get("page"))
+            grid = subtask_grid(
+                connection, job.id, request.args.get("status", ""), request.args.get("page"), ("status", "page")
+            )
     except InvalidFilter as invalid:
         abort_json(400, str(invalid))
     rows = [
@@ -252,8 +254,9 @@ def job_logs(job_id: str) -> Response:
     job = visible_job_or_404(job_id, state)
     try:
         with state.engine.connect() as connection:
+            args = request.args
             grid = log_grid(
-                connection, job.id, request.args.get("level", ""), request.args.get("q", ""), request.args.get("page")
+                connection, job.id, args.get("level", ""), args.get("q", ""), args.get("page"), ("level", "q", "page")
             )
     except InvalidFilter as invalid:
         abort_json(400, str(invalid))
@@ -302,6 +305,14 @@ def method_not_allowed(allowed: list[str], **_path: Any) -> ResponseReturnValue:
     refused = json_error(405, gettext("this address takes %(methods)s", methods=", ".join(allowed)))
     refused.headers["Allow"] = ", ".join(allowed)
     return refused
+
+
+def allowed_methods(allowed: list[str], **_path: Any) -> ResponseReturnValue:
+    """OPTIONS on an API path: 204 with the methods it takes in ``Allow`` (no CORS: the API
+    serves its own site and machine clients)."""
+    answer = Response(status=204)
+    answer.headers["Allow"] = ", ".join([*allowed, "OPTIONS"])
+    return answer
 
 
 def no_such_endpoint(unknown: str) -> ResponseReturnValue:

@@ -26,15 +26,24 @@ from .requests import json_error
 bp = Blueprint("jobmonitor", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
 bp.after_request(add_security_headers)
 
-#: The methods a request may name; an API path answers any it does not take with a JSON 405.
-_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+#: The methods an API path answers in JSON whatever they are (a method outside them, such as
+#: TRACE, gets Flask's own 405).
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def _api(rule: str, view: Any, methods: list[str]) -> None:
-    """Route ``rule`` to ``view`` for ``methods``, and every other method to a JSON 405 that
-    names them in ``Allow`` (a route of its own: Flask's routing answers 405 in HTML)."""
-    bp.add_url_rule(rule, view_func=view, methods=methods)
-    others = [method for method in _METHODS if method not in methods and not (method == "GET" and "HEAD" in methods)]
+    """Route ``rule`` to ``view`` for ``methods``; OPTIONS to a 204 whose ``Allow`` names them;
+    every other method to a JSON 405 that names them too (routes of their own: Flask's routing
+    would answer in HTML, and its automatic OPTIONS would list the 405 route's methods)."""
+    bp.add_url_rule(rule, view_func=view, methods=methods, provide_automatic_options=False)
+    bp.add_url_rule(
+        rule,
+        endpoint=f"{view.__name__}_options",
+        view_func=partial(api.allowed_methods, allowed=methods),
+        methods=["OPTIONS"],
+        provide_automatic_options=False,
+    )
+    others = [method for method in _METHODS if method not in (*methods, "OPTIONS")]
     bp.add_url_rule(
         rule,
         endpoint=f"{view.__name__}_refused",
@@ -51,12 +60,14 @@ _api("/api/jobs/<job_id>/subtasks", api.job_subtasks, ["GET"])
 _api("/api/jobs/<job_id>/logs", api.job_logs, ["GET"])
 _api("/api/jobs/<job_id>/<action>", api.job_action, ["POST"])
 _api("/api/tasks", launch.list_tasks, ["GET"])
-_api("/api/tasks/<name>/jobs", launch.launch, ["POST"])
+_api("/api/tasks/<path:name>/jobs", launch.launch, ["POST"])  # a task's name may hold "/"
 _api("/api/openapi.json", openapi.document, ["GET"])
 _api("/api/notifications", api.notifications, ["GET"])
 _api("/api/notifications/read", api.mark_notifications_read, ["POST"])
 # any other path under /api/: a JSON 404, not the host's HTML one
-bp.add_url_rule("/api/<path:unknown>", view_func=api.no_such_endpoint, methods=list(_METHODS))
+bp.add_url_rule(
+    "/api/<path:unknown>", view_func=api.no_such_endpoint, methods=list(_METHODS), provide_automatic_options=False
+)
 bp.add_url_rule("/metrics", view_func=metrics.metrics, methods=["GET"])
 bp.add_url_rule("/files/<file_id>", view_func=downloads.download, methods=["GET"])
 

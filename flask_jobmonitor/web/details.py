@@ -89,18 +89,24 @@ def time_left_text(seconds: float | None) -> str:
 DETAIL_PARAMS = ("subtask_status", "subtask_page", "log_level", "log_q", "log_page", "children_page")
 
 
-def subtask_grid(connection: sa.Connection, job_id: str, status: str, page_arg: str | None) -> Grid:
-    """A page of the job's subtasks, oldest first, optionally of one status."""
-    page = _page(page_arg, "subtask_page")
+def subtask_grid(
+    connection: sa.Connection,
+    job_id: str,
+    status: str,
+    page_arg: str | None,
+    names: tuple[str, str] = ("subtask_status", "subtask_page"),
+) -> Grid:
+    """A page of the job's subtasks, oldest first, optionally of one status (``names``: what the
+    request calls the two parameters, for the error that names one)."""
+    status_name, page_name = names
+    page = _page(page_arg, page_name)
     t = subtask_table.c
     query = sa.select(subtask_table).where(t.job_id == job_id)
     if status:
         if len(status) > 32:
-            raise InvalidFilter(
-                gettext("%(name)s is longer than %(limit)s characters", name="subtask_status", limit=32)
-            )
+            raise InvalidFilter(gettext("%(name)s is longer than %(limit)s characters", name=status_name, limit=32))
         if "\x00" in status:
-            raise InvalidFilter(gettext("%(name)s contains a NUL character", name="subtask_status"))
+            raise InvalidFilter(gettext("%(name)s contains a NUL character", name=status_name))
         query = query.where(t.status == status)
     return _grid(connection, query.order_by(t.id), page)
 
@@ -112,20 +118,29 @@ def subtask_counts(connection: sa.Connection, job_id: str) -> dict[str, int]:
     return {status: int(count) for status, count in rows}
 
 
-def log_grid(connection: sa.Connection, job_id: str, level: str, text: str, page_arg: str | None) -> Grid:
-    """A page of the job's log, oldest first, at or above ``level`` and containing ``text``."""
-    page = _page(page_arg, "log_page")
+def log_grid(
+    connection: sa.Connection,
+    job_id: str,
+    level: str,
+    text: str,
+    page_arg: str | None,
+    names: tuple[str, str, str] = ("log_level", "log_q", "log_page"),
+) -> Grid:
+    """A page of the job's log, oldest first, at or above ``level`` and containing ``text``
+    (``names``: what the request calls the three parameters)."""
+    level_name_, text_name, page_name = names
+    page = _page(page_arg, page_name)
     t = log_table.c
     query = sa.select(log_table).where(t.job_id == job_id)
     if level:
         if level not in LOG_LEVELS:
-            raise InvalidFilter.not_one_of("log_level", LOG_LEVELS, level)
+            raise InvalidFilter.not_one_of(level_name_, LOG_LEVELS, level)
         query = query.where(t.level >= LOG_LEVELS[level])
     if text:
         if len(text) > 200:
-            raise InvalidFilter(gettext("%(name)s is longer than %(limit)s characters", name="log_q", limit=200))
+            raise InvalidFilter(gettext("%(name)s is longer than %(limit)s characters", name=text_name, limit=200))
         if "\x00" in text:
-            raise InvalidFilter(gettext("%(name)s contains a NUL character", name="log_q"))
+            raise InvalidFilter(gettext("%(name)s contains a NUL character", name=text_name))
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(t.message.ilike(pattern, escape="\\"))
     return _grid(connection, query.order_by(t.id), page)

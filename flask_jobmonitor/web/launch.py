@@ -8,7 +8,7 @@ signatures take; ``POST <prefix>/api/tasks/<name>/jobs`` launches one. Rules:
   ``launchable=False`` (child jobs, the retention job). A task the caller may not launch answers
   404 like one nobody registered: which tasks exist is not their business.
 * The body is JSON, ``{"args": [...], "kwargs": {...}, "name", "description", "low_priority",
-  "run_at_url"}`` (every key optional, no other key), or ``multipart/form-data`` with that JSON
+  "run_at_url", "delay_seconds"}`` (every key optional, no other key), or ``multipart/form-data`` with that JSON
   in the field ``params`` and one file field per input file: the field's name is the name the
   task opens the file by (``ctx.input_file``), the upload's own name is kept for people.
 * Everything is checked before anything is written (enqueue.py): arguments that do not fit the
@@ -38,7 +38,7 @@ from ..jobs.enqueue import JobRequest, enqueue_job
 from ..records.models import Job
 from ..state import JobMonitorState, get_state
 from ..tasks import TrackedTask
-from .requests import abort_json, decode_json, json_object, require_access, require_csrf
+from .requests import abort_json, decode_json, json_object, refuse_nameless_fields, require_access, require_csrf
 from .templating import job_url
 
 #: The keys a launch body may hold: the JSON type each must have, and its words in an error.
@@ -172,6 +172,7 @@ def _read_body() -> tuple[dict[str, Any], dict[str, FileStorage]]:
     files: dict[str, FileStorage] = {}
     example = '{"kwargs": {"limit": 10}}'
     if request.mimetype == "multipart/form-data":
+        refuse_nameless_fields()
         unknown = sorted(set(request.form) - {"params", _csrf_field()})
         if unknown or "params" in request.files:
             abort_json(400, gettext("a form launch sends its JSON in the field params and nothing else but files"))
@@ -222,9 +223,23 @@ def _check_types(task: TrackedTask, args: list[Any], kwargs: dict[str, Any]) -> 
         hints = typing.get_type_hints(task.func)
     except Exception:  # annotations that do not resolve here (names imported for type checking only)
         return
-    parameters = list(task.signature.parameters.values())[1:]
-    given = dict(zip((p.name for p in parameters), args, strict=False)) | kwargs
-    for name, value in given.items():
+    try:
+        bound = task.signature.bind_partial(None, *args, **kwargs).arguments
+    except TypeError:
+        return  # does not fit the signature at all: enqueue says how (check_arguments)
+    context_name = next(iter(task.signature.parameters))  # the job context: given by the worker
+    given: list[tuple[str, Any]] = []
+    for name, value in bound.items():
+        kind = task.signature.parameters[name].kind
+        if name == context_name:
+            continue
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            given += [(name, item) for item in value]
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            given += [(name, item) for item in value.values()]
+        else:
+            given.append((name, value))
+    for name, value in given:
         expected = hints.get(name)
         if expected is not None and not _fits(value, expected):
             abort_json(

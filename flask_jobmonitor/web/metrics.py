@@ -21,7 +21,8 @@ from ..stats.metrics import JobMonitorCollector
 from .requests import current_user
 
 try:
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.exposition import choose_encoder
 except ImportError:  # optional dependency (extra "metrics"): the view answers 404 without it
     CollectorRegistry = None  # type: ignore[assignment,misc]
 
@@ -41,8 +42,10 @@ def metrics() -> Response:
             abort(refused)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(JobMonitorCollector(state.app))
-    response = Response(generate_latest(registry), mimetype=None)
-    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    # the format the scraper asks for (Accept): Prometheus' text format, or OpenMetrics
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    response = Response(encoder(registry), mimetype=None)
+    response.headers["Content-Type"] = content_type
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -8,9 +8,9 @@ answer that breaks it.
 
 Rules the document states and the endpoints keep: every error is ``{"error": "<words for
 people>"}``; times are UTC ISO 8601 with ``Z``; a job the caller may not see answers 404 like a
-job that does not exist; changes are POSTs that need a CSRF token only with a session cookie
-(requests.py). Machine clients send a token the host's Flask-Login ``request_loader`` accepts
-(the example app: ``Authorization: Bearer <token>``, docs/developers.md "The JSON API").
+job that does not exist; changes are POSTs that need a CSRF token, except a machine client's
+(a token the host's Flask-Login ``request_loader`` accepts, in ``Authorization: Bearer``, and
+no cookie: requests.py; the example app's tokens, docs/developers.md "The JSON API").
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ _CSRF = {
     "name": "X-CSRFToken",
     "in": "header",
     "required": False,
-    "description": "Flask-WTF's CSRF token: needed with a session cookie, not with an API token.",
+    "description": "Flask-WTF's CSRF token: needed by a browser (a cookie), not by an API token without cookies.",
     "schema": {"type": "string"},
 }
 
@@ -564,8 +564,11 @@ def build_document(server_url: str, cookie_name: str = "session") -> dict[str, A
                 "security": [{"metricsToken": []}, {"sessionCookie": []}, {"apiToken": []}],
                 "responses": {
                     "200": {
-                        "description": "Prometheus' text format.",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                        "description": "Prometheus' text format, or OpenMetrics when Accept asks for it.",
+                        "content": {
+                            "text/plain": {"schema": {"type": "string"}},
+                            "application/openmetrics-text": {"schema": {"type": "string"}},
+                        },
                     },
                     "401": {"description": _ERRORS[401], "content": {"text/plain": {"schema": {"type": "string"}}}},
                     "403": {"description": _ERRORS[403], "content": {"text/html": {"schema": {"type": "string"}}}},

@@ -9,11 +9,11 @@ used: a user's stale profile setting must not break the pages.
 
 CSRF (:func:`require_csrf`) guards what a browser sends on its own. A request needs no CSRF
 token only when all of these hold: Flask-Login loaded its user from the request itself (the
-host's ``request_loader``), it carries no cookie at all, and it has an ``Authorization`` header
-of a scheme a browser never adds by itself (not ``Basic``, ``Digest``, ``Negotiate`` or
-``NTLM``, which browsers resend from their cache): an API token. Everything else is checked:
-a session cookie (even with a token beside it), a loader that reads HTTP Basic, single sign-on
-or a client certificate. The check is Flask-WTF's: its global ``CSRFProtect`` when the host
+host's ``request_loader``), it carries no cookie at all, and its ``Authorization`` header is of
+a scheme named in ``JOBMONITOR_TOKEN_SCHEMES`` (``Bearer``): an API token, which the host's
+loader must be what reads. Everything else is checked: a session cookie (even with a token
+beside it), a loader that reads HTTP Basic (browsers resend it from their cache), single
+sign-on or a client certificate. The check is Flask-WTF's: its global ``CSRFProtect`` when the host
 uses it (``protect()``: its field and header names, its strict Referer check over HTTPS), else
 ``validate_csrf`` with the configured names. That ``CSRFProtect`` leaves the package's
 blueprint to this rule (:func:`install`), as Flask-WTF documents for APIs.
@@ -144,19 +144,24 @@ def _loaded_from_request(_app: Any, user: Any = None, **_extra: Any) -> None:
     g._jobmonitor_request_login = True
 
 
-#: ``Authorization`` schemes a browser resends by itself (from its cache, or single sign-on).
-AMBIENT_SCHEMES = frozenset({"basic", "digest", "negotiate", "ntlm"})
-
-
 def is_token_request() -> bool:
     """Whether this request is a machine client's: user loaded from the request by the host's
-    ``request_loader``, no cookie, an ``Authorization`` of a scheme browsers do not add by
-    themselves (see the module's docstring)."""
+    ``request_loader``, no cookie, an ``Authorization`` of a scheme of
+    ``JOBMONITOR_TOKEN_SCHEMES`` (see the module's docstring)."""
     current_user()  # Flask-Login loads the user (and sends its signal) on first use
     if not g.get("_jobmonitor_request_login") or request.cookies:
         return False
     scheme = request.headers.get("Authorization", "").partition(" ")[0].lower()
-    return bool(scheme) and scheme not in AMBIENT_SCHEMES
+    return scheme in get_state().settings.token_schemes
+
+
+def refuse_nameless_fields() -> None:
+    """400 for a form with a part that has no usable name (Werkzeug gives it the key None, on
+    which Flask-WTF's check, and any code that sorts the names, would stumble: a 500)."""
+    if request.mimetype in FORM_TYPES and any(
+        not isinstance(key, str) for key in (*request.form.keys(), *request.files.keys())
+    ):
+        abort(400, description=gettext("the form holds a field without a name"))
 
 
 def require_csrf() -> None:
@@ -167,9 +172,7 @@ def require_csrf() -> None:
     """
     if not current_app.config.get("WTF_CSRF_ENABLED", True) or is_token_request():
         return
-    if request.mimetype in FORM_TYPES and any(not isinstance(key, str) for key in request.form):
-        # a multipart part without a usable name: Flask-WTF's own check would stumble on it (a 500)
-        abort(400, description=gettext("the form holds a field without a name"))
+    refuse_nameless_fields()
     protect = current_app.extensions.get("csrf")
     try:
         if protect is not None and hasattr(protect, "protect"):
@@ -183,6 +186,9 @@ def require_csrf() -> None:
     except (ValidationError, CSRFError) as error:
         reason = error.description if isinstance(error, CSRFError) else str(error)
         abort(400, description=gettext("CSRF check failed: %(reason)s", reason=gettext(str(reason))))
+    except RuntimeError as error:  # Flask-WTF without the app's SECRET_KEY: nothing can be checked
+        log.error("CSRF check impossible: %s", error)
+        abort(400, description=gettext("CSRF check failed: %(reason)s", reason=gettext("The CSRF token is missing.")))
 
 
 def json_error(status: int, message: str) -> Response:

@@ -19,7 +19,12 @@ def empty_queues(redis_url: str, names: Iterable[str] = QUEUE_NAMES.values()) ->
     names = list(names)
     keys = [f"rq:queue:{name}" for name in names]
     keys += [metrics_key(name, kind) for name in names for kind in ("started", "ended", "wait", "run")]
-    Redis.from_url(redis_url).delete(*keys)
+    redis = Redis.from_url(redis_url)
+    redis.delete(*keys)
+    for name in names:  # the claim times of runs the metrics time (stats/metrics.py)
+        stale = list(redis.scan_iter(match=metrics_key(name, "claimed") + ":*", count=1000))
+        if stale:
+            redis.delete(*stale)
 
 
 def rq_queue_sizes(app: Flask) -> dict[str, int]:

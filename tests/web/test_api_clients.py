@@ -495,3 +495,28 @@ def test_a_client_reads_a_job_s_subtasks_and_log_page_by_page(app, client_for):
     assert logs["logs"] and all(row["level"] >= 20 for row in logs["logs"])
     assert client.get(f"{API}/jobs/{job_id}/logs?level=loud", headers=token("clerk_a")).status_code == 400
     assert client.get(f"{API}/jobs/{job_id}/subtasks", headers=token("clerk_b")).status_code == 404
+
+
+def test_options_names_the_methods_a_path_takes(app):
+    response = app.test_client().options(f"{API}/jobs/bulk", headers=token("clerk_a"))
+    assert (response.status_code, response.headers["Allow"]) == (204, "POST, OPTIONS")
+
+
+def test_a_scheme_browsers_send_on_their_own_cannot_be_a_token_scheme(make_app):
+    from flask_jobmonitor.errors import ConfigError
+
+    for schemes in (["Bearer", "Basic"], "Bearer", ["Negotiate"]):
+        with pytest.raises(ConfigError, match="JOBMONITOR_TOKEN_SCHEMES"):
+            make_app(JOBMONITOR_TOKEN_SCHEMES=schemes)
+
+
+def test_a_token_of_a_scheme_not_named_as_a_token_scheme_still_needs_csrf(make_app):
+    app = make_app()
+    app.login_manager.request_loader(  # type: ignore[attr-defined]
+        lambda request: USERS.get(request.headers.get("Authorization", "").partition(" ")[2])
+    )
+    with app.app_context():
+        job_id = add_job(tasks.jobmonitor.state().engine, owner="clerk_a")
+    client = app.test_client()
+    assert client.post(f"{API}/jobs/{job_id}/cancel", headers={"Authorization": "Custom clerk_a"}).status_code == 400
+    assert client.post(f"{API}/jobs/{job_id}/cancel", headers={"Authorization": "Bearer clerk_a"}).status_code == 200

@@ -56,7 +56,7 @@ def test_jobs_that_ran_are_counted_by_type_and_outcome_with_their_times(metrics_
     assert samples[("jobmonitor_job_wait_seconds_sum", (("type", "test"),))] >= 0
     # what is true now: the import waits in its queue
     assert samples[("jobmonitor_jobs", (("status", "queued"), ("type", "import")))] == 1
-    assert samples[("jobmonitor_jobs", (("status", "running"), ("type", "")))] == 0
+    assert samples[("jobmonitor_jobs", (("status", "running"), ("type", "import")))] == 0  # every type, 0 included
     default_queue = metrics_app.config["JOBMONITOR_QUEUE_NAMES"]["default"]
     assert samples[("jobmonitor_queue_depth", (("queue", default_queue),))] == 1
     assert samples[("jobmonitor_oldest_waiting_seconds", (("queue", default_queue),))] >= 0
@@ -252,3 +252,42 @@ def test_the_grafana_dashboard_reads_only_metrics_a_scrape_serves(metrics_app):
     served = {name for name, _labels in scrape(metrics_app)}
     assert used and used <= served, sorted(used - served)
     assert all(panel["datasource"]["uid"] == "${datasource}" for panel in dashboard["panels"])
+
+
+def test_a_stopped_and_resumed_job_counts_two_runs_each_with_its_own_wait_and_time(metrics_app):
+    """The time a job sat stopped counts in neither run (its record keeps its first start)."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    base = utcnow().replace(microsecond=0)
+    job = SimpleNamespace(type="report", created_at=base, enqueued_at=base, started_at=None, ended_at=None)
+
+    def run(enqueued: int, claimed: int, ended: int, outcome: str) -> None:
+        job.enqueued_at = base + timedelta(seconds=enqueued)
+        job.status_changed_at = base + timedelta(seconds=claimed)
+        job.started_at = job.started_at or job.status_changed_at  # the record keeps the first start
+        stats_metrics._started(metrics_app, job_id="j-1", job=job, attempt=1)
+        job.ended_at = base + timedelta(seconds=ended)
+        stats_metrics._ended(metrics_app, job_id="j-1", job=job, outcome=outcome)
+
+    run(enqueued=0, claimed=5, ended=15, outcome="stopped")
+    run(enqueued=3600, claimed=3603, ended=3610, outcome="completed")  # resumed an hour later
+    samples = scrape(metrics_app)
+    wait, ran = (("type", "report"),), (("type", "report"),)
+    assert samples[("jobmonitor_job_wait_seconds_count", wait)] == 2
+    assert samples[("jobmonitor_job_wait_seconds_sum", wait)] == 5 + 3
+    assert samples[("jobmonitor_job_run_seconds_count", ran)] == 2
+    assert samples[("jobmonitor_job_run_seconds_sum", ran)] == 10 + 7
+    assert samples[("jobmonitor_job_run_seconds_bucket", (("le", "15.0"), ("type", "report")))] == 2
+    # a cancel of the stopped job (it was not running) ends it once more, with no run to time
+    job.ended_at = base + timedelta(seconds=4000)
+    stats_metrics._ended(metrics_app, job_id="j-1", job=job, outcome="cancelled")
+    assert scrape(metrics_app)[("jobmonitor_job_run_seconds_count", ran)] == 2
+
+
+def test_an_openmetrics_scraper_gets_openmetrics(metrics_app):
+    response = metrics_app.test_client().get(
+        "/jobmonitor/metrics", headers={**SCRAPER, "Accept": "application/openmetrics-text; version=1.0.0"}
+    )
+    assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert response.get_data(as_text=True).rstrip().endswith("# EOF")
