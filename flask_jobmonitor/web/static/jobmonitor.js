@@ -543,11 +543,11 @@
       return fetch(menu.getAttribute("data-jm-read-url"), {
         method: "POST", credentials: "same-origin", keepalive: true,
         headers: { "Content-Type": "application/json", "X-CSRFToken": menu.getAttribute("data-jm-csrf") },
-        body: JSON.stringify({ ids: ids })
+        body: JSON.stringify(ids ? { ids: ids } : {})  /* no ids: all of the user's (an empty list marks none) */
       });
     }
     $(menu, '[data-jm-action="mark-all-read"]').addEventListener("click", function () {
-      markRead([]).then(poll);
+      markRead(null).then(poll);
     });
     /* opening a notification marks it read */
     $(menu, '[data-jm="notification-items"]').addEventListener("click", function (event) {
