@@ -27,8 +27,8 @@ from .extensions import QUEUE_NAMES
 from .users import USERS
 
 
-def insert_job(engine: sa.Engine, **values: Any) -> str:
-    """Insert a bare job row (status ``queued`` unless given) and return its id."""
+def _bare_row(**values: Any) -> dict[str, Any]:
+    """A bare job row (status ``queued`` unless given), ``values`` laid over it."""
     now = utcnow()
     row: dict[str, Any] = {
         "id": str(uuid.uuid4()),
@@ -41,14 +41,21 @@ def insert_job(engine: sa.Engine, **values: Any) -> str:
         "status_changed_at": now,
     }
     row.update(values)
+    return row
+
+
+def insert_job(engine: sa.Engine, **values: Any) -> str:
+    """Insert a bare job row (status ``queued`` unless given) and return its id."""
+    row = _bare_row(**values)
     with engine.begin() as connection:
         connection.execute(sa.insert(job_table).values(**row))
     return str(row["id"])
 
 
-def add_job(engine: sa.Engine, owner: str | None = "clerk_a", **values: Any) -> str:
-    """Insert a job row run by ``owner`` (a key of ``USERS``, or None for nobody) on the default
-    queue, every counter written out; return its id. Its status changed when it was created."""
+def new_job_row(owner: str | None = "clerk_a", **values: Any) -> dict[str, Any]:
+    """A job row run by ``owner`` (a key of ``USERS``, or None for nobody) on the default queue,
+    every counter written out, for :func:`add_job` or an insert of many rows at once. Its status
+    changed when it was created."""
     now = utcnow()
     user = USERS[owner] if owner else None
     row: dict[str, Any] = {
@@ -70,7 +77,12 @@ def add_job(engine: sa.Engine, owner: str | None = "clerk_a", **values: Any) -> 
         "stop_forced": False,
     }
     row.update(values)
-    return insert_job(engine, **row)
+    return _bare_row(**row)
+
+
+def add_job(engine: sa.Engine, owner: str | None = "clerk_a", **values: Any) -> str:
+    """Insert a job row run by ``owner`` (:func:`new_job_row`); return its id."""
+    return insert_job(engine, **new_job_row(owner, **values))
 
 
 def job_row(engine: sa.Engine, job_id: str) -> sa.Row[Any]:

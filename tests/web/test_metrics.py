@@ -15,7 +15,7 @@ from flask_jobmonitor.stats import metrics as stats_metrics
 from flask_jobmonitor.timeutil import utcnow
 
 from .. import tasks
-from ..support.rows import add_job
+from ..support.rows import add_job, new_job_row
 from ..support.web import enqueue
 from ..support.workers import run_worker
 
@@ -172,29 +172,13 @@ def test_apps_that_share_a_redis_keep_counters_of_their_own(metrics_app, make_ap
 
 def _seed_history(engine: Any, finished: int = 3000) -> None:
     """``finished`` ended jobs and a few unfinished ones, with the planner's statistics."""
-    now = utcnow()
-    base = {
-        "task": "tests.tasks.noop",
-        "params": {"args": [], "kwargs": {}},
-        "queue_name": "jobmonitor",
-        "created_at": now,
-        "status_changed_at": now,
-        "enqueued_at": now,
-        "type": "general",
-        "category": "general",
-        "is_system": False,
-        "low_priority": False,
-        "progress_done": 0,
-        "current_step": 0,
-        "step_count": 0,
-        "error_count": 0,
-        "warning_count": 0,
-        "attempt": 0,
-        "stop_forced": False,
-        "name": "a job",
-    }
     statuses = ["completed"] * finished + ["queued"] * 5 + ["running"] * 3
-    rows = [{**base, "id": f"00000000-0000-4000-8000-{n:012d}", "status": status} for n, status in enumerate(statuses)]
+    rows = [
+        new_job_row(
+            None, id=f"00000000-0000-4000-8000-{n:012d}", status=status, queue_name="jobmonitor", enqueued_at=utcnow()
+        )
+        for n, status in enumerate(statuses)
+    ]
     with engine.begin() as connection:
         connection.execute(sa.insert(job_table), rows)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
