@@ -26,17 +26,27 @@ from .errors import (
     UnknownTask,
     UnsafeLink,
 )
-from .events import job_deleted, job_ended, job_queued, job_started, job_stopped, step_finished
+from .events import job_deleted, job_ended, job_queued, job_retrying, job_started, job_stopped, step_finished
 from .extension import JobMonitor
 from .jobs import control
 from .links import same_site_path
 from .permissions import JobPermissions
 from .records.migrate import stamp, upgrade
-from .records.models import Base, Job, JobFile, JobLog, JobNotification, JobStep, JobSubtask, create_sqlite_search
+from .records.models import (
+    Base,
+    Job,
+    JobAttempt,
+    JobFile,
+    JobLog,
+    JobNotification,
+    JobStep,
+    JobSubtask,
+    create_sqlite_search,
+)
 from .records.status import JobStatus
 from .state import JobMonitorState
 from .storage import LocalStorage, Storage
-from .tasks import TrackedTask
+from .tasks import RetryPolicy, TrackedTask
 from .worker.context import JobContext, Step
 from .worker.process import create_worker
 
@@ -49,6 +59,7 @@ __all__ = [
     "FileTooLarge",
     "InvalidJobArguments",
     "Job",
+    "JobAttempt",
     "JobContext",
     "JobFailed",
     "JobFile",
@@ -66,6 +77,7 @@ __all__ = [
     "NotInitialized",
     "PauseRequested",
     "PermissionDenied",
+    "RetryPolicy",
     "RunSuperseded",
     "Step",
     "StopRequested",
@@ -82,6 +94,7 @@ __all__ = [
     "job_deleted",
     "job_ended",
     "job_queued",
+    "job_retrying",
     "job_started",
     "job_stopped",
     "same_site_path",

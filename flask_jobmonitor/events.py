@@ -70,6 +70,11 @@ step_finished: NamedSignal = _signals.signal("jobmonitor.step-finished")
 #: (a :class:`~flask_jobmonitor.JobStatus`). Sent once per end, whatever ended it: its task, a
 #: person, recovery after its worker died, the end of its last child (a parent's family).
 job_ended: NamedSignal = _signals.signal("jobmonitor.job-ended")
+#: A run of the job failed and its task's retry policy tries it again (tasks.RetryPolicy): the job
+#: is ``queued`` again; ``attempt`` is the number of the attempt that failed (1 for the first
+#: run), ``retry`` the number of this retry (1 ...), ``retry_at`` when it runs (naive UTC), and
+#: ``error`` the failure's message as the page shows it. No ``job_ended`` is sent for it.
+job_retrying: NamedSignal = _signals.signal("jobmonitor.job-retrying")
 #: A person (or code through ``control``) asked the job to stop: ``action`` is ``"stop"``,
 #: ``"cancel"`` or ``"force_stop"``, ``user`` whoever asked (the host's user object, or None).
 #: The job ends later, at its next checkpoint (:data:`job_ended` then says how), or at once for a
@@ -87,6 +92,7 @@ SIGNALS: Mapping[NamedSignal, tuple[str, ...]] = {
     job_started: ("attempt",),
     step_finished: ("step", "position", "status"),
     job_ended: ("outcome",),
+    job_retrying: ("attempt", "retry", "retry_at", "error"),
     job_stopped: ("action", "user"),
     job_deleted: ("user",),
 }

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import sqlite3
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import IO, TYPE_CHECKING, Any, TypeVar, overload
 
 import sqlalchemy as sa
 from flask import Flask
+from rq import Retry
 
 from . import i18n
 from .cli import jobmonitor_cli
@@ -27,7 +28,7 @@ from .permissions import JobPermissions
 from .state import EXTENSION_KEY, JobMonitorState, get_state
 from .stats import metrics as stats_metrics
 from .storage import LocalStorage, Storage
-from .tasks import Schedule, TaskRegistry, TrackedTask, default_task_name
+from .tasks import RetryPolicy, Schedule, TaskRegistry, TrackedTask, default_task_name
 from .web import requests
 from .web.admin.menu import add_admin_views
 from .web.blueprint import bp
@@ -123,6 +124,8 @@ class JobMonitor:
         cancel_running: bool = False,
         launch_permission: str | None = None,
         launchable: bool = True,
+        retry: Retry | int | None = None,
+        retry_on: type[BaseException] | Sequence[type[BaseException]] = Exception,
     ) -> Callable[[F], TrackedTask]: ...
 
     def task(
@@ -141,6 +144,8 @@ class JobMonitor:
         cancel_running: bool = False,
         launch_permission: str | None = None,
         launchable: bool = True,
+        retry: Retry | int | None = None,
+        retry_on: type[BaseException] | Sequence[type[BaseException]] = Exception,
     ) -> TrackedTask | Callable[[F], TrackedTask]:
         """Register a function as a tracked task. Its first parameter receives the JobContext.
 
@@ -154,6 +159,9 @@ class JobMonitor:
         ``launch_permission``: what launching it through the JSON API needs (default
         ``jobmonitor.launch``; a name of the host's, decided like the package's own);
         ``launchable=False``: never launched through the API (child jobs, maintenance).
+        ``retry``: a run that raises one of ``retry_on`` (default any ``Exception``) is tried
+        again, ``rq.Retry(max=3, interval=[10, 60, 300])`` or a plain number of retries; each
+        failed attempt is recorded and the page says "Retry 2 of 3 at 14:05" (tasks.RetryPolicy).
         ``name`` defaults to ``module.qualname``; keep it stable once jobs exist.
         """
 
@@ -175,6 +183,7 @@ class JobMonitor:
                 cancel_running=cancel_running,
                 launch_permission=launch_permission,
                 launchable=launchable,
+                retry=RetryPolicy.build(retry, retry_on) if retry is not None else None,
             )
             return self.tasks.register(tracked)
 

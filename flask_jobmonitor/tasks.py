@@ -15,8 +15,47 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from croniter import croniter
+from rq import Retry
 
 from .errors import InvalidJobArguments, UnknownTask
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When a failed run of a task is tried again: RQ's :class:`rq.Retry` (``max`` retries and
+    the ``intervals`` in seconds between them, RQ's own rule for picking one) and the exception
+    classes ``on`` that a retry is for (a run that raises anything else fails at once).
+
+    The worker's runner decides (worker/runner.py): it records the failed attempt, moves the job
+    back to ``queued`` with its next try time, and returns an ``rq.Retry`` to RQ, which holds the
+    job in its scheduled registry until then (every ``flask jobmonitor worker`` runs RQ's
+    scheduler). A stop or cancel, a worker's shutdown and a crashed worker are never retried.
+    """
+
+    max: int
+    intervals: tuple[int, ...] = (0,)
+    on: tuple[type[BaseException], ...] = (Exception,)
+
+    @classmethod
+    def build(cls, retry: Retry | int, on: type[BaseException] | Sequence[type[BaseException]]) -> RetryPolicy:
+        """The policy of ``@task(retry=..., retry_on=...)``: ``retry`` an ``rq.Retry`` or a number
+        of retries (no wait between them); ``on`` one exception class or several."""
+        if isinstance(retry, bool) or not isinstance(retry, Retry | int):
+            raise TypeError(f"retry must be an rq.Retry or a number of retries, got {retry!r}")
+        rq_retry = Retry(max=retry) if isinstance(retry, int) else retry  # Retry checks max >= 1
+        classes = (on,) if isinstance(on, type) else tuple(on)
+        if not classes or not all(isinstance(c, type) and issubclass(c, Exception) for c in classes):
+            raise TypeError(f"retry_on must be one or more Exception subclasses, got {on!r}")
+        return cls(max=rq_retry.max, intervals=tuple(rq_retry.intervals) or (0,), on=classes)
+
+    def applies_to(self, error: BaseException) -> bool:
+        """Whether a run that raised ``error`` is one a retry is for."""
+        return isinstance(error, self.on)
+
+    def interval(self, retries_done: int) -> int:
+        """Seconds before retry number ``retries_done + 1``, by RQ's rule (past the last interval
+        given, the last one again)."""
+        return int(Retry.get_interval(retries_done, list(self.intervals)))
 
 
 @dataclass(frozen=True)
@@ -42,6 +81,8 @@ class TrackedTask:
     #: False: never launched through the JSON API, whatever the caller holds (work only code
     #: starts: child jobs, system maintenance)
     launchable: bool = True
+    #: None: a run that raises fails for good; else when it is tried again (:class:`RetryPolicy`)
+    retry: RetryPolicy | None = None
     signature: inspect.Signature = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -111,6 +152,10 @@ class TaskRegistry:
             return self._tasks[name]
         except KeyError:
             raise UnknownTask(name) from None
+
+    def find(self, name: str) -> TrackedTask | None:
+        """The task registered as ``name``, or None (a job of a task this release no longer has)."""
+        return self._tasks.get(name)
 
     def __iter__(self) -> Iterator[TrackedTask]:
         return iter(self._tasks.values())

@@ -28,6 +28,7 @@ EXPECTED: dict[str, tuple[set[str], str]] = {
     "start": ({"queued"}, "running"),
     "finish": ({"running", "stopping"}, "completed"),
     "fail": ({"queued", "running", "stopping", "paused"}, "failed"),
+    "retry": ({"running"}, "queued"),
     "request_stop": ({"running"}, "stopping"),
     "stopped": ({"stopping"}, "stopped"),
     "force_stop": ({"running", "stopping", "waiting"}, "stopped"),

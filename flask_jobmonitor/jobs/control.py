@@ -32,7 +32,16 @@ from ..errors import ActionNotAllowed, EnqueueError, JobNotFound, PermissionDeni
 from ..i18n import N_, N_plural, format_number, gettext, ngettext
 from ..records.bulkwrite import in_chunks
 from ..records.journal import close_running_step, write_log
-from ..records.models import Job, file_table, job_table, log_table, notification_table, step_table, subtask_table
+from ..records.models import (
+    Job,
+    attempt_table,
+    file_table,
+    job_table,
+    log_table,
+    notification_table,
+    step_table,
+    subtask_table,
+)
 from ..records.notifications import notify_end
 from ..records.status import (
     ALREADY_WORDS,
@@ -305,7 +314,7 @@ def delete(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResul
         keys = set(
             connection.execute(sa.select(file_table.c.storage_key).where(file_table.c.job_id.in_(family))).scalars()
         )
-        for table in (subtask_table, log_table, step_table, file_table, notification_table):
+        for table in (subtask_table, log_table, step_table, file_table, notification_table, attempt_table):
             connection.execute(sa.delete(table).where(table.c.job_id.in_(family)))
         # files another job still refers to (restarts share their original's inputs) stay
         shared = set(

@@ -120,6 +120,7 @@ def enqueue_job(state: JobMonitorState, job_request: JobRequest) -> Job:
         warning_count=0,
         attempt=0,
         recoveries=0,
+        retries=0,
         stop_forced=False,
     )
     stored = _store_files(state, job_id, job_request.files) + [

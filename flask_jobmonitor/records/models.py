@@ -99,6 +99,9 @@ class Job(Base):
     attempt: Mapped[int] = mapped_column(sa.Integer, default=0)
     # how often recovery queued the job again after its worker died (JOBMONITOR_MAX_RECOVERIES)
     recoveries: Mapped[int] = mapped_column(sa.Integer, default=0)
+    # how many retries its task's retry policy granted (tasks.RetryPolicy): while it is queued
+    # with retries, enqueued_at is the next try's time ("retry 2 of 3 at 14:05")
+    retries: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
 
     steps: Mapped[list[JobStep]] = relationship(
         back_populates="job", order_by="JobStep.position", cascade="all, delete-orphan", passive_deletes=True
@@ -237,6 +240,29 @@ class JobFile(Base):
         return self.original_name or self.filename
 
 
+class JobAttempt(Base):
+    """A failed attempt of a job whose task has a retry policy (tasks.RetryPolicy): its number
+    (1 is the first run), when and where it ran, its error, and when it is tried again (None:
+    no retry left, or the error is not one the policy retries). The job's own row tells how
+    the attempt that followed the last of these went."""
+
+    __tablename__ = "jobmonitor_attempt"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    job_id: Mapped[str] = mapped_column(sa.String(36), _job_fk())
+    number: Mapped[int] = mapped_column(sa.Integer)
+    started_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    ended_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    worker_name: Mapped[str | None] = mapped_column(sa.String(255))
+    # as on the job: a message every viewer reads, the exception's text and traceback only for
+    # jobmonitor.view_tracebacks (failures.py)
+    error_message: Mapped[str] = mapped_column(sa.Text)
+    error_detail: Mapped[str | None] = mapped_column(sa.Text, deferred=True)
+    retry_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+
+    __table_args__ = (sa.Index("ix_jobmonitor_attempt_job", "job_id", "number"),)
+
+
 class JobNotification(Base):
     """Tells a user that one of their jobs completed, failed or was stopped."""
 
@@ -351,6 +377,7 @@ subtask_table = cast(sa.Table, JobSubtask.__table__)
 log_table = cast(sa.Table, JobLog.__table__)
 file_table = cast(sa.Table, JobFile.__table__)
 notification_table = cast(sa.Table, JobNotification.__table__)
+attempt_table = cast(sa.Table, JobAttempt.__table__)
 stats_bucket_table = cast(sa.Table, StatsBucket.__table__)
 stats_watermark_table = cast(sa.Table, StatsWatermark.__table__)
 stats_stale_table = cast(sa.Table, StatsStaleHour.__table__)

@@ -97,6 +97,9 @@ TRANSITIONS: Mapping[str, Transition] = dict(
         _move("finish", {S.RUNNING, S.STOPPING}, S.COMPLETED),
         # the task raised, its worker died, or it could not even be queued
         _move("fail", {S.QUEUED, S.RUNNING, S.STOPPING, S.PAUSED}, S.FAILED),
+        # the task raised, and its retry policy (tasks.RetryPolicy) tries it again at its next
+        # try time; not while a stop or cancel is asked for (stopping): that run just fails
+        _move("retry", {S.RUNNING}, S.QUEUED),
         # a person asks a running job to stop at its next checkpoint
         _move("request_stop", {S.RUNNING}, S.STOPPING),
         # the task reached a checkpoint and honoured the stop request

@@ -23,7 +23,7 @@ from ..records.models import Job, job_table, notification_table
 from ..state import JobMonitorState, get_state
 from ..timeutil import utcnow
 from .actions import Refusal, act, act_on_many, is_action
-from .details import Grid, files_of, level_name, log_grid, subtask_counts, subtask_grid, time_left_text
+from .details import Grid, attempts_of, files_of, level_name, log_grid, subtask_counts, subtask_grid, time_left_text
 from .listing import family_progress, fetch_page, parse_filters
 from .presenters import (
     JOB_FRAGMENTS,
@@ -188,6 +188,8 @@ def job_detail(job_id: str) -> Response:
         counts = subtask_counts(connection, job.id)
         family = family_progress(connection, [job.id]).get(job.id)
         files = files_of(connection, job.id)
+        tracebacks = state.permissions.can_view_tracebacks(current_user(), job)
+        attempts = attempts_of(connection, job, state.tasks, tracebacks)
     summary = job_summary(job, now, family) | _identity(job)
     remaining = job_remaining_seconds(job.status, steps)
     actions = control.allowed_actions(state, job, current_user(), family.active if family else 0)
@@ -212,12 +214,27 @@ def job_detail(job_id: str) -> Response:
         actions=actions,
         remaining_seconds=remaining,
         remaining_text=time_left_text(remaining),
-        html=detail_fragments(macros, job, PartContext(now, family, actions, ""), time_left_text(remaining)),
+        attempts=[_attempt_json(attempt, tracebacks) for attempt in attempts],
+        html=detail_fragments(macros, job, PartContext(now, family, actions, ""), time_left_text(remaining), attempts),
     )
     detail = visible_detail(state, current_user(), job)
     if detail is not None:  # only for jobmonitor.view_tracebacks (failures.py)
         summary["error_detail"] = detail
     return jsonify(summary)
+
+
+def _attempt_json(attempt: Any, tracebacks: bool) -> dict[str, Any]:
+    shown = {
+        "number": attempt.number,
+        "started_at": iso(attempt.started_at),
+        "ended_at": iso(attempt.ended_at),
+        "worker_name": attempt.worker_name,
+        "error_message": attempt.error_message,
+        "retry_at": iso(attempt.retry_at),
+    }
+    if tracebacks:  # only for jobmonitor.view_tracebacks (failures.py)
+        shown["error_detail"] = attempt.error_detail
+    return shown
 
 
 def job_subtasks(job_id: str) -> Response:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from ..errors import InvalidFilter
 from ..i18n import N_, gettext
-from ..records.models import file_table, job_table, log_table, subtask_table
+from ..records.models import attempt_table, file_table, job_table, log_table, subtask_table
 
 GRID_PAGE_SIZE = 50
 LOG_LEVELS: Mapping[str, int] = {"debug": 10, "info": 20, "warning": 30, "error": 40}
@@ -161,6 +161,20 @@ def files_of(connection: sa.Connection, job_id: str) -> list[Any]:
     t = file_table.c
     order = sa.case({"input": 0, "output": 1, "error_report": 2}, value=t.kind, else_=3)
     return list(connection.execute(sa.select(file_table).where(t.job_id == job_id).order_by(order, t.id)).all())
+
+
+def attempts_of(connection: sa.Connection, job: Any, tasks: Any, with_detail: bool = False) -> list[Any]:
+    """The failed attempts of ``job`` (retries, tasks.RetryPolicy), the first first; no query for
+    a job that never retried and whose task (in the registry ``tasks``) has no retry policy.
+    ``with_detail``: with the exceptions' text and traceback (jobmonitor.view_tracebacks only),
+    else ``error_detail`` is None."""
+    task = tasks.find(job.task)
+    if not job.retries and (task is None or task.retry is None):
+        return []
+    a = attempt_table.c
+    detail = a.error_detail if with_detail else sa.null().label("error_detail")
+    query = sa.select(a.number, a.started_at, a.ended_at, a.worker_name, a.error_message, a.retry_at, detail)
+    return list(connection.execute(query.where(a.job_id == job.id).order_by(a.number)).all())
 
 
 def restarts_of(connection: sa.Connection, job_id: str) -> list[Any]:

@@ -145,6 +145,16 @@ def _schemas() -> dict[str, Any]:
             "low_priority": {"type": "boolean"},
             "status": {"type": "string", "enum": [status.value for status in JobStatus]},
             "status_label": {"type": "string", "description": "the status in the caller's language"},
+            "scheduled_for": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "a queued job that waits for a time (delayed, or a retry): when it runs",
+            },
+            "retries": {"type": "integer", "description": "retries its task's retry policy granted so far"},
+            "retry_limit": {
+                "type": ["integer", "null"],
+                "description": "how many retries the policy grants (null: none, or the job never retried)",
+            },
             "status_icon": {"type": "string"},
             "status_colour": {"type": "string"},
             "active": {"type": "boolean", "description": "not finished"},
@@ -244,6 +254,26 @@ def _schemas() -> dict[str, Any]:
                             "content_type": {"type": "string"},
                             "size": {"type": "integer"},
                             "url": {"type": "string", "description": "GET it to download the file"},
+                        },
+                    },
+                },
+                "attempts": {
+                    "type": "array",
+                    "description": "the failed attempts of a job whose task retries, the first first",
+                    "items": {
+                        "type": "object",
+                        "required": ["number", "ended_at", "error_message", "retry_at"],
+                        "properties": {
+                            "number": {"type": "integer", "description": "1 is the first run"},
+                            "started_at": _NULLABLE_TIME,
+                            "ended_at": _TIME,
+                            "worker_name": _NULLABLE_STRING,
+                            "error_message": {"type": "string"},
+                            "retry_at": {**_NULLABLE_TIME, "description": "when it was tried again (null: not)"},
+                            "error_detail": {
+                                "type": ["string", "null"],
+                                "description": "with jobmonitor.view_tracebacks only",
+                            },
                         },
                     },
                 },

@@ -28,7 +28,7 @@ from ..records.estimates import StepView
 from ..records.models import Job
 from ..records.status import ACTIVE_STATUSES, STATUS_WORDS, JobStatus
 from ..state import EXTENSION_KEY
-from ..timeutil import to_local
+from ..timeutil import to_local, utcnow
 from .requests import request_zone
 
 
@@ -120,6 +120,48 @@ def local_time(value: datetime, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
     return i18n.format_local_time(to_local(value, request_zone()), fmt)
 
 
+def short_time(value: datetime) -> str:
+    """A time the viewer reads in a badge: the time alone when it falls on the viewer's today
+    ("14:05 CET"), else with its date."""
+    zone = request_zone()
+    local = to_local(value, zone)
+    today = to_local(utcnow(), zone).date() == local.date()
+    return i18n.format_local_time(local, "%H:%M" if today else "%Y-%m-%d %H:%M")
+
+
+class Timing(NamedTuple):
+    """When a queued job is to run, and which retry a job is on (:func:`timing`).
+
+    ``kind``: ``"scheduled"`` (delayed: waits for ``at``), ``"retry-wait"`` (a retry waits for
+    ``at``), or ``"retry"`` (a retry that is due, queued or running). ``retry``: the number of
+    the retry (1 ...), ``retries``: how many its task's policy grants (None when the task is not
+    registered in this process)."""
+
+    kind: str
+    at: datetime | None
+    retry: int
+    retries: int | None
+
+
+def timing(job: Job, now: datetime | None = None) -> Timing | None:
+    """The :class:`Timing` of ``job``; None for a job that neither waits for a time nor retries."""
+    retry = job.retries or 0
+    due = job.enqueued_at if job.status == JobStatus.QUEUED.value else None
+    if due is not None and due > (now or utcnow()):
+        kind = "retry-wait" if retry else "scheduled"
+    elif retry and job.status in (JobStatus.QUEUED.value, JobStatus.RUNNING.value, JobStatus.STOPPING.value):
+        kind = "retry"
+    else:
+        return None
+    return Timing(kind, job.enqueued_at, retry, _retry_limit(job.task))
+
+
+def _retry_limit(task_name: str) -> int | None:
+    state = current_app.extensions.get(EXTENSION_KEY) if has_app_context() else None
+    task = state.tasks.find(task_name) if state is not None else None
+    return task.retry.max if task is not None and task.retry is not None else None
+
+
 def overall_percent(job: Job) -> float | None:
     """Progress over all steps: finished steps plus the fraction of the current one.
 
@@ -152,10 +194,14 @@ def job_summary(job: Job, now: datetime, family: Any = None) -> dict[str, Any]:
     (a ``listing.Family``, None without children); its progress counts into ``percent``, as
     in the list row (:func:`family_percent`)."""
     status_look = look(job.status)
+    when = timing(job, now)
     return {
         "id": job.id,
         "status": job.status,
         "status_label": status_look.label,
+        "scheduled_for": iso(when.at) if when is not None and when.kind != "retry" else None,
+        "retries": job.retries or 0,
+        "retry_limit": when.retries if when is not None else _retry_limit(job.task) if job.retries else None,
         "status_icon": status_look.icon,
         "status_colour": status_look.colour,
         "active": job.status in _ACTIVE,
@@ -196,7 +242,7 @@ class PartContext(NamedTuple):
 #: The parts of a job that ``/api/jobs`` renders (for the "My jobs" widget and host pages), by
 #: the ``data-jm`` name of their element, with the macro call that renders each.
 JOB_FRAGMENTS: Mapping[str, Callable[[Any, Job, PartContext], str]] = {
-    "status": lambda jm, job, part: jm.status_badge(job.status),
+    "status": lambda jm, job, part: jm.job_status(job, part.now),
     "progress": lambda jm, job, part: jm.progress(job, part.family),
     "duration": lambda jm, job, part: jm.duration(job, part.now),
     "waiting": lambda jm, job, part: jm.waiting(job, part.now),
@@ -221,10 +267,13 @@ def job_fragments(
     return {name: str(JOB_FRAGMENTS[name](macros, job, part)) for name in names}
 
 
-def detail_fragments(macros: Any, job: Job, part: PartContext, time_left: str) -> dict[str, str]:
+def detail_fragments(
+    macros: Any, job: Job, part: PartContext, time_left: str, attempts: Sequence[Any] = ()
+) -> dict[str, str]:
     """Every live part of the job's detail page outside its step rows: those of
     :data:`JOB_FRAGMENTS` it shows, the start and end cells, the error and warning counts, the
-    error message, the time left and the hint shown while Stop is one of ``part.actions``."""
+    error message, the failed attempts (details.attempts_of), the time left and the hint shown
+    while Stop is one of ``part.actions``."""
     fragments = job_fragments(macros, job, part, ("status", "progress", "duration", "waiting"))
     fragments.update(
         {
@@ -232,6 +281,7 @@ def detail_fragments(macros: Any, job: Job, part: PartContext, time_left: str) -
             "ended": str(macros.detail_ended(job)),
             "counts": str(macros.detail_counts(job)),
             "error-message": str(macros.detail_error(job)),
+            "attempts": str(macros.detail_attempts(attempts)),
             "time-left-row": str(macros.detail_time_left(time_left)),
             "stop-hint": str(macros.detail_stop_hint(part.actions)),
         }

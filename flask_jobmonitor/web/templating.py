@@ -36,7 +36,9 @@ from .presenters import (
     local_time,
     look,
     overall_percent,
+    short_time,
     step_look,
+    timing,
 )
 from .requests import current_user
 
@@ -215,6 +217,8 @@ def register_template_helpers(app: Flask) -> None:
             "jobmonitor_ago": ago,
             "jobmonitor_iso": iso,
             "jobmonitor_local_time": local_time,
+            "jobmonitor_short_time": short_time,
+            "jobmonitor_timing": timing,
             "jobmonitor_now": utcnow,
             "jobmonitor_settings": get_state(app).settings,
             "jobmonitor_actions": _actions_for_current_user,

@@ -106,6 +106,11 @@ class RunInfo:
     is_system: bool
     run_at_url: str | None
     parent_id: str | None = None
+    #: retries its task's retry policy granted before this run (tasks.RetryPolicy)
+    retries: int = 0
+    #: when this run claimed the job, and the worker that did
+    claimed_at: datetime | None = None
+    worker_name: str | None = None
 
 
 class Step:

@@ -10,6 +10,13 @@ and the exception's text and traceback for people allowed to see them and for th
 
 The runner re-raises the task's exception after recording it, so RQ's own registries agree
 with the SQL record (an RQ dashboard shows the same failure).
+
+A task with a retry policy (tasks.RetryPolicy) whose run raises an error the policy retries,
+with retries left, is not failed: the attempt is recorded (``jobmonitor_attempt``), the job goes
+back to ``queued`` with its next try time as ``enqueued_at`` in the same transaction, and the
+runner returns an ``rq.Retry`` for exactly that interval, so that RQ holds the same RQ job in
+its scheduled registry until then. Should Redis lose it meanwhile, recovery queues it again
+(it is ``queued`` in SQL). A run that was asked to stop or be cancelled is not retried.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from rq import get_current_job
+from rq import Retry, get_current_job
 
 from .. import events
 from ..errors import JobNotFound, PauseRequested, RunSuperseded, StopRequested, TransitionRefused, UnknownTask
@@ -35,12 +42,13 @@ from ..jobs.maintenance import abandon_run
 from ..jobs.signals import await_signal, clear_signal
 from ..records.failures import Failure
 from ..records.failures import describe as describe_failure
-from ..records.models import job_table
+from ..records.journal import write_log
+from ..records.models import attempt_table, file_table, job_table, step_table, subtask_table
 from ..records.notifications import add_notification, notifies, notify_end
 from ..records.status import JobStatus
 from ..records.transitions import FIRST_START, NEXT_ATTEMPT, ValueExpressions, apply_transition
 from ..state import JobMonitorState, get_state
-from ..tasks import TrackedTask
+from ..tasks import RetryPolicy, TrackedTask
 from ..timeutil import utcnow
 from . import shutdown
 from .context import JobContext, RunInfo, follow_task_sessions
@@ -61,6 +69,7 @@ _CLAIM_COLUMNS = (
     job_table.c.is_system,
     job_table.c.run_at_url,
     job_table.c.parent_id,
+    job_table.c.retries,
 )
 _ABANDON_COLUMNS = (
     job_table.c.id,
@@ -81,7 +90,7 @@ _SPAWN_RACE = timedelta(seconds=2)
 _SIGNAL_GRACE = 2.0
 
 
-def run_job(job_id: str) -> str:
+def run_job(job_id: str) -> str | Retry:
     """Run tracked job ``job_id``; RQ calls this inside the app context the worker provides."""
     state = get_state()
     parent_settles = job_id in hand_over.preclaimed
@@ -115,8 +124,10 @@ def run_job(job_id: str) -> str:
             shutdown.leave()
 
 
-def _execute(state: JobMonitorState, run: RunInfo, task: TrackedTask, ctx: JobContext, parent_settles: bool) -> str:
-    """Run the task and record its outcome: completed, failed, stopped or paused."""
+def _execute(
+    state: JobMonitorState, run: RunInfo, task: TrackedTask, ctx: JobContext, parent_settles: bool
+) -> str | Retry:
+    """Run the task and record its outcome: completed, failed (or tried again), stopped or paused."""
     job_id = run.job_id
     if parent_settles:
         hand_over.report(HORSE_STARTED)
@@ -159,7 +170,26 @@ def _execute(state: JobMonitorState, run: RunInfo, task: TrackedTask, ctx: JobCo
         ctx.mark_current_step("failed")
         # the job's log is read by every viewer of the job: the public message only (failures.py)
         ctx._add_log(logging.ERROR, "flask_jobmonitor.runner", failure.message)
-        _retrying(state, "recording the failure", lambda: _record_failure(state, run, ctx, failure))
+        policy = task.retry
+        retries_this_run = policy is not None and policy.applies_to(error) and not ctx.cancel_requested
+        if policy is not None and retries_this_run and run.retries < policy.max:
+            granted: list[int] = []
+            _retrying(
+                state, "recording the retry", lambda: granted.extend(_record_retry(state, run, ctx, failure, policy))
+            )
+            if granted:
+                return _rq_retry(granted[0])
+        elif policy is not None and retries_this_run:
+            ctx._add_log(
+                logging.ERROR,
+                "flask_jobmonitor.runner",
+                f"Attempt {run.retries + 1} failed; no retry left ({policy.max} of {policy.max} used).",
+            )
+        _retrying(
+            state,
+            "recording the failure",
+            lambda: _record_failure(state, run, ctx, failure, attempt_row=policy is not None),
+        )
         raise
     ctx.end_run()
     if parent_settles and os.getppid() == hand_over.settling_parent_pid and not ctx.has_unawaited_children:
@@ -302,6 +332,9 @@ def claim(state: JobMonitorState, job_id: str, worker_name: str) -> RunInfo | No
         is_system=row.is_system,
         run_at_url=row.run_at_url,
         parent_id=row.parent_id,
+        retries=row.retries,
+        claimed_at=now,
+        worker_name=worker_name[:255],
     )
 
 
@@ -313,8 +346,13 @@ def _record_success(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> No
     _finish(state, run)
 
 
-def _record_failure(state: JobMonitorState, run: RunInfo, ctx: JobContext | None, failure: Failure) -> None:
-    values: dict[str, Any] = {"error_message": failure.message, "error_detail": failure.detail, "ended_at": utcnow()}
+def _record_failure(
+    state: JobMonitorState, run: RunInfo, ctx: JobContext | None, failure: Failure, attempt_row: bool = False
+) -> None:
+    """The run failed for good. ``attempt_row``: its task has a retry policy, so the attempt is
+    listed with the earlier ones (with no retry time)."""
+    now = utcnow()
+    values: dict[str, Any] = {"error_message": failure.message, "error_detail": failure.detail, "ended_at": now}
     if ctx is not None:
         ctx.flush(honour_stop=False)
     else:
@@ -325,9 +363,91 @@ def _record_failure(state: JobMonitorState, run: RunInfo, ctx: JobContext | None
         except TransitionRefused as refused:
             log.warning("failure of job %s not recorded: %s", run.job_id, refused)
             return
+        if attempt_row:
+            connection.execute(sa.insert(attempt_table).values(_attempt_values(run, failure, now, None)))
         notify_end(state, connection, run.run_by_id, run.job_id, "failed", root_id=run.root_id)
     events.send(state, events.job_ended, run.job_id, outcome=JobStatus.FAILED)
     families.child_ended(state, run.parent_id)
+
+
+def _record_retry(
+    state: JobMonitorState, run: RunInfo, ctx: JobContext, failure: Failure, policy: RetryPolicy
+) -> list[int]:
+    """Record the failed attempt and queue the job again for its next try, in one transaction;
+    return ``[seconds]`` until that try, or ``[]`` when the job was no longer this run's to retry
+    (a stop or cancel asked for meanwhile: it then fails). A task that is not resumable starts
+    over: its steps, progress and per-item results, and the files its failed attempt wrote, are
+    cleared; its log keeps the attempt's lines. A resumable one continues from its checkpoint."""
+    now = utcnow()
+    seconds = policy.interval(run.retries)
+    retry_at = now + timedelta(seconds=seconds)
+    retry = run.retries + 1
+    ctx.flush(honour_stop=False)
+    values: dict[str, Any] = {"retries": job_table.c.retries + 1, "enqueued_at": retry_at}
+    if not ctx.task.resumable:
+        values.update(progress_done=0, progress_total=None, current_step=0, checkpoint=None)
+    stale_files: list[str] = []
+    with state.engine.begin() as connection:
+        try:
+            apply_transition(connection, run.job_id, "retry", attempt=run.attempt, values=values, now=now)
+        except TransitionRefused as refused:
+            log.info("job %s not retried: %s", run.job_id, refused)
+            return []
+        connection.execute(sa.insert(attempt_table).values(_attempt_values(run, failure, now, retry_at)))
+        if not ctx.task.resumable:
+            stale_files = _start_over(connection, run.job_id)
+        when = retry_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+        write_log(
+            connection,
+            "flask_jobmonitor.runner",
+            [run.job_id],
+            f"Attempt {retry} failed; retry {retry} of {policy.max} at {when}.",
+            logging.WARNING,
+        )
+    for key in stale_files:
+        with contextlib.suppress(Exception):  # best effort: the rows are gone, nothing serves them
+            state.storage.delete(key)
+    events.send(
+        state, events.job_retrying, run.job_id, attempt=retry, retry=retry, retry_at=retry_at, error=failure.message
+    )
+    return [seconds]
+
+
+def _start_over(connection: sa.Connection, job_id: str) -> list[str]:
+    """Clear what a failed attempt of a task that is not resumable recorded, so that its retry
+    starts from nothing; return the storage keys of the files it wrote (inputs stay)."""
+    connection.execute(
+        sa.update(step_table)
+        .where(step_table.c.job_id == job_id)
+        .values(status="pending", done=0, total=None, counters={}, started_at=None, ended_at=None)
+    )
+    connection.execute(sa.delete(subtask_table).where(subtask_table.c.job_id == job_id))
+    written = (file_table.c.job_id == job_id) & (file_table.c.kind != "input")
+    keys = list(connection.execute(sa.select(file_table.c.storage_key).where(written)).scalars())
+    connection.execute(sa.delete(file_table).where(written))
+    return keys
+
+
+def _attempt_values(run: RunInfo, failure: Failure, now: Any, retry_at: Any) -> dict[str, Any]:
+    return {
+        "job_id": run.job_id,
+        "number": run.retries + 1,
+        "started_at": run.claimed_at,
+        "ended_at": now,
+        "worker_name": run.worker_name,
+        "error_message": failure.message,
+        "error_detail": failure.detail,
+        "retry_at": retry_at,
+    }
+
+
+def _rq_retry(seconds: int) -> Retry:
+    """What the runner returns to RQ for a retry: exactly one more run of the same RQ job, in
+    ``seconds`` (RQ keeps its own count of retries, which a job resumed or queued again by
+    recovery restarted; the count that decides is the SQL one, ``retries``)."""
+    rq_job = get_current_job()
+    done = (rq_job.number_of_retries or 0) if rq_job is not None else 0
+    return Retry(max=done + 1, interval=seconds)
 
 
 def _record_stop(state: JobMonitorState, run: RunInfo, ctx: JobContext) -> None:

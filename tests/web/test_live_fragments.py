@@ -101,6 +101,7 @@ DETAIL_PARTS = {
     "ended",
     "counts",
     "error-message",
+    "attempts",
     "time-left-row",
     "stop-hint",
 }

@@ -31,6 +31,7 @@ from ..actions import Refusal, act, act_on_many, is_action
 from ..details import (
     DETAIL_PARAMS,
     LOG_LEVELS,
+    attempts_of,
     children_grid,
     files_of,
     log_grid,
@@ -281,6 +282,9 @@ class JobListView(_JobViewBase):
             files = files_of(connection, job.id)
             restarts = restarts_of(connection, job.id)
             family = family_progress(connection, [job.id]).get(job.id)
+            attempts = attempts_of(
+                connection, job, state.tasks, state.permissions.can_view_tracebacks(current_user(), job)
+            )
             try:
                 subtasks = subtask_grid(connection, job.id, args.get("subtask_status", ""), args.get("subtask_page"))
                 logs = log_grid(
@@ -300,6 +304,7 @@ class JobListView(_JobViewBase):
             logs=logs,
             log_levels=list(LOG_LEVELS),
             files=files,
+            attempts=attempts,
             children=children,
             family=family,
             restarts=(shown_restarts := [r for r in restarts if state.permissions.can_view(current_user(), r)]),
