@@ -7,6 +7,8 @@ import io
 import math
 import time
 
+from rq import Retry
+
 from flask_jobmonitor import JobContext, JobFailed, csvsafe
 
 from .extensions import db, jobmonitor
@@ -225,5 +227,41 @@ def stock_report(ctx: JobContext) -> None:
         ctx.add_output_file("stock-report.csv", out.getvalue().encode(), content_type="text/csv")
 
 
+class SupplierUnreachable(JobFailed):
+    """The supplier's feed did not answer: worth another try later (its message is for people)."""
+
+
+@jobmonitor.task(
+    type="sync",
+    steps=["Fetch the supplier's feed", "Update stock"],
+    retry=Retry(max=3, interval=[15, 60, 300]),
+    retry_on=SupplierUnreachable,
+)
+def sync_supplier_stock(ctx: JobContext, unreachable_tries: int = 1, row_delay: float = DEMO_DELAY_SECONDS) -> None:
+    """Bring the stock in line with the supplier's feed. The demo's supplier does not answer the
+    first ``unreachable_tries`` tries, so a person sees the job wait for its retry and then pass;
+    with 4 or more it fails after its third retry."""
+    with ctx.step("Fetch the supplier's feed"):
+        if ctx.attempt <= unreachable_tries:
+            raise SupplierUnreachable("The supplier's stock feed did not answer within 10 seconds.")
+        products = db.session.execute(db.select(Product).order_by(Product.id)).scalars().all()
+        feed = {product.id: (product.id * 7) % 40 for product in products}  # the demo supplier's stock
+    with ctx.step("Update stock", total=len(products)) as step:
+        for product in products:
+            if product.stock != feed[product.id]:
+                ctx.subtask(product.sku, "updated", f"stock {product.stock} -> {feed[product.id]}")
+                product.stock = feed[product.id]
+                step.count("updated")
+            step.advance()
+            if step.done % COMMIT_EVERY == 0:
+                db.session.commit()
+            time.sleep(row_delay)
+        db.session.commit()
+
+
 # Every night at 02:00 UTC: the first export profile, as a system job.
 jobmonitor.schedule(export_products, "0 2 * * *", name="nightly-export", job_name="Nightly export", profile_id=1)
+# Every hour: the supplier's stock (its demo supplier answers at once here).
+jobmonitor.schedule(
+    sync_supplier_stock, "15 * * * *", name="hourly-supplier-sync", job_name="Supplier stock sync", unreachable_tries=0
+)

@@ -13,7 +13,14 @@ from werkzeug.wrappers import Response
 from flask_jobmonitor import EnqueueError, FileTooLarge
 
 from .extensions import jobmonitor
-from .tasks import apply_pricing_rules, change_prices, export_products, import_products, stock_report
+from .tasks import (
+    apply_pricing_rules,
+    change_prices,
+    export_products,
+    import_products,
+    stock_report,
+    sync_supplier_stock,
+)
 
 bp = Blueprint("catalogue", __name__)
 #: The most a mass edit raises prices by, in percent (it lowers them by less than 100%: to above 0).
@@ -58,6 +65,13 @@ def start_rules() -> Response:
 @bp.post("/report")
 def start_report() -> Response:
     return _launch(lambda: jobmonitor.enqueue(stock_report, name="Stock report", user=current_user))
+
+
+@bp.post("/supplier-sync")
+def start_supplier_sync() -> Response:
+    return _launch(
+        lambda: jobmonitor.enqueue(sync_supplier_stock, name="Sync stock from the supplier", user=current_user)
+    )
 
 
 @bp.post("/mass-edit")
