@@ -45,6 +45,7 @@ ROLE_PERMISSIONS = {
         "jobmonitor.view_tracebacks",
         "jobmonitor.view_audit",
         "jobmonitor.launch",
+        "jobmonitor.manage_schedules",
     ],
     "manager": ["jobmonitor.view_all", "jobmonitor.stop"],
     "auditor": ["jobmonitor.view_all", "jobmonitor.view_audit"],

@@ -176,6 +176,14 @@ class UnsafeLink(JobMonitorError, ValueError):
     a ``javascript:`` ``run_at_url`` given to ``enqueue`` (see ``links.py``)."""
 
 
+class UnknownSchedule(JobMonitorError, LookupError):
+    """No ``jobmonitor.schedule(...)`` registered a schedule under this name in this process."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no schedule is registered under the name {name!r}")
+        self.name = name
+
+
 class EnqueueError(JobMonitorError):
     """The job could not be queued: recorded, but RQ could not take it (the job row was marked
     failed), or not recorded at all (a restart whose original's input files were deleted

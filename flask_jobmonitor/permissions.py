@@ -19,6 +19,8 @@ the message meant for people (the exception's text and traceback, failures.py) n
 needs ``jobmonitor.view_audit``. Launching a registered task through the JSON API
 (``POST <prefix>/api/tasks/<name>/jobs``) needs ``jobmonitor.launch``, or the permission the
 task names (``@jobmonitor.task(launch_permission="imports.run")``), checked like any other name.
+The schedules page (its list of every schedule, with their next and last runs) needs
+``jobmonitor.view_all``; switching a schedule off or on needs ``jobmonitor.manage_schedules``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ PAUSE_ALL = "jobmonitor.pause_all"
 VIEW_TRACEBACKS = "jobmonitor.view_tracebacks"
 VIEW_AUDIT = "jobmonitor.view_audit"
 LAUNCH = "jobmonitor.launch"
+MANAGE_SCHEDULES = "jobmonitor.manage_schedules"
 
 #: Every permission the extension asks about.
 PERMISSIONS = (
@@ -58,6 +61,7 @@ PERMISSIONS = (
     VIEW_TRACEBACKS,
     VIEW_AUDIT,
     LAUNCH,
+    MANAGE_SCHEDULES,
 )
 #: Default ``JOBMONITOR_ROLE_PERMISSIONS``: admins hold everything, other roles nothing extra.
 DEFAULT_ROLE_PERMISSIONS: Mapping[str, Iterable[str]] = {"admin": PERMISSIONS}
@@ -143,6 +147,14 @@ class JobPermissions:
     def can_view_audit(self, user: Any) -> bool:
         """May ``user`` read the audit trail: every action on every job, by whom, from where?"""
         return self.can_access(user) and self.has(user, VIEW_AUDIT)
+
+    def can_view_schedules(self, user: Any) -> bool:
+        """May ``user`` see every schedule with its next and last run (the schedules page)?"""
+        return self.can_access(user) and self.has(user, VIEW_ALL)
+
+    def can_manage_schedules(self, user: Any) -> bool:
+        """May ``user`` switch a schedule off or on?"""
+        return self.can_view_schedules(user) and self.has(user, MANAGE_SCHEDULES)
 
     def can_launch(self, user: Any, launch_permission: str | None) -> bool:
         """May ``user`` launch a task whose ``launch_permission`` is this (None:

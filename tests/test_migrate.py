@@ -38,7 +38,7 @@ def test_migrations_upgrade_an_empty_postgresql_database_to_the_models() -> None
     try:
         assert current_revision(engine) is None
         upgrade(engine)
-        assert current_revision(engine) == "0007"
+        assert current_revision(engine) == "0009"
         assert _differences(engine) == []
         with engine.connect() as connection:
             search_index = connection.exec_driver_sql(
@@ -46,7 +46,7 @@ def test_migrations_upgrade_an_empty_postgresql_database_to_the_models() -> None
             ).scalar()
         assert search_index == 1
         upgrade(engine)  # a second upgrade is a no-op
-        assert current_revision(engine) == "0007"
+        assert current_revision(engine) == "0009"
     finally:
         engine.dispose()
         drop_postgres_database(url)
@@ -84,7 +84,7 @@ def test_the_sqlite_search_migration_indexes_the_jobs_already_there(tmp_path) ->
                 ],
             )
         upgrade(engine)
-        assert current_revision(engine) == "0007"
+        assert current_revision(engine) == "0009"
         with engine.connect() as connection:
             page = fetch_page(connection, parse_filters({"q": "prod"}), visible_to=None, allow_system=False)
             by_parameter = fetch_page(
@@ -122,7 +122,7 @@ def test_the_file_name_migration_keeps_the_files_already_there(tmp_path) -> None
                 {"now": now},
             )
         upgrade(engine)
-        assert current_revision(engine) == "0007"
+        assert current_revision(engine) == "0009"
         assert _differences(engine) == []
         with engine.connect() as connection:
             row = connection.execute(sa.select(file_table.c.filename, file_table.c.original_name)).one()

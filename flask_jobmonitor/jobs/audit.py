@@ -50,6 +50,8 @@ log = logging.getLogger("flask_jobmonitor.internal.audit")
 PAUSE_ALL = "pause_all"
 RESUME_ALL = "resume_all"
 RETENTION = "retention"
+ENABLE_SCHEDULE = "enable_schedule"
+DISABLE_SCHEDULE = "disable_schedule"
 #: Longest detail kept (a message of the action).
 _MAX_DETAIL = 2000
 

@@ -10,26 +10,53 @@ jobs use RQ's built-in scheduler instead (``enqueue(..., delay=...)``), which ev
 At each due time rq-scheduler queues a tiny launcher (:func:`launch_scheduled`); a worker runs it
 inside the app, and it creates an ordinary tracked job (``is_system`` for the extension's own
 jobs), so each run shows up, is logged and can be stopped like any other.
+
+A schedule can be switched off and on again (the schedules page, :func:`set_enabled`): the
+switch is kept in SQL (``jobmonitor_schedule``), so it survives restarts and deploys and is the
+same for every process. rq-scheduler keeps firing a switched-off schedule; its launcher reads
+the switch and launches nothing (it notes the skipped time). Kept in the same row: the job its
+last due time launched. The next run is rq-scheduler's own next time for the schedule
+(:func:`overview`), so the page says what will happen, or that no scheduler holds it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
+from croniter import croniter
 from flask import Flask
+from redis.exceptions import RedisError
 from rq_scheduler import Scheduler
 from sqlalchemy.orm import Session
 
-from ..records.models import Job
+from ..errors import EnqueueError, UnknownSchedule
+from ..records.models import Job, schedule_table
 from ..state import JobMonitorState, get_state
 from ..stats.figures import prepare_days
 from ..tasks import SCHEDULE_ID_PREFIX, Schedule
+from ..timeutil import utcnow
+from ..users import describe_user
 from . import audit
 from .maintenance import delete_old_jobs
 
-__all__ = ["LAUNCHER_PATH", "RETENTION_SCHEDULE", "Schedule", "create_scheduler", "launch_scheduled", "sync_schedules"]
+__all__ = [
+    "LAUNCHER_PATH",
+    "RETENTION_SCHEDULE",
+    "Overview",
+    "Schedule",
+    "ScheduleView",
+    "create_scheduler",
+    "is_enabled",
+    "launch_scheduled",
+    "overview",
+    "set_enabled",
+    "sync_schedules",
+]
 
 log = logging.getLogger("flask_jobmonitor.internal.schedules")
 #: What rq-scheduler queues at a schedule's due time, by the name it stores: a stable entry point,
@@ -40,20 +67,145 @@ RETENTION_SCHEDULE = "jobmonitor.retention"
 
 
 def launch_scheduled(name: str) -> str:
-    """RQ job that rq-scheduler queues at each due time: start one tracked run of schedule ``name``."""
+    """RQ job that rq-scheduler queues at each due time: start one tracked run of schedule
+    ``name``, unless it is switched off (then note the skipped time, and launch nothing)."""
     state = get_state()
     schedule = state.extension.schedules.get(name)
     if schedule is None:
         log.warning("schedule %r is no longer registered; nothing launched", name)
         return "unknown schedule"
-    job = state.extension.enqueue(
-        schedule.task,
-        *schedule.args,
-        name=schedule.job_name or f"{name} (scheduled)",
-        is_system=schedule.is_system,
-        task_kwargs=dict(schedule.kwargs),
-    )
+    if not is_enabled(state, name):
+        _write(state, name, {"last_skipped_at": utcnow()})
+        log.info("schedule %r is switched off; nothing launched", name)
+        return "switched off"
+    try:
+        job = state.extension.enqueue(
+            schedule.task,
+            *schedule.args,
+            name=job_name_of(schedule),
+            is_system=schedule.is_system,
+            task_kwargs=dict(schedule.kwargs),
+        )
+    except EnqueueError as error:  # recorded failed: still its last run, for the page to link
+        _write(state, name, {"last_job_id": error.job_id, "last_run_at": utcnow()})
+        raise
+    _write(state, name, {"last_job_id": job.id, "last_run_at": job.created_at})
     return job.id
+
+
+def job_name_of(schedule: Schedule) -> str:
+    """The name of the jobs ``schedule`` launches."""
+    return schedule.job_name or f"{schedule.name} (scheduled)"
+
+
+def is_enabled(state: JobMonitorState, name: str) -> bool:
+    """Whether schedule ``name`` is switched on (no row: it is)."""
+    with state.engine.connect() as connection:
+        enabled = connection.execute(sa.select(schedule_table.c.enabled).where(schedule_table.c.name == name)).scalar()
+    return enabled is None or bool(enabled)
+
+
+def set_enabled(state: JobMonitorState, name: str, enabled: bool, user: Any = None) -> bool:
+    """Switch schedule ``name`` on or off for every process, from its next due time; written to
+    the audit trail. Returns False when it already was (nothing written). Raises
+    :class:`UnknownSchedule` for a name no schedule of this app has."""
+    if name not in state.extension.schedules:
+        raise UnknownSchedule(name)
+    if is_enabled(state, name) == enabled:
+        return False
+    user_id, user_name = describe_user(user)
+    values = {"enabled": enabled, "changed_at": utcnow(), "changed_by_id": user_id, "changed_by_name": user_name}
+    _write(state, name, values)
+    action = audit.ENABLE_SCHEDULE if enabled else audit.DISABLE_SCHEDULE
+    audit.record(state, action, user, detail=name)
+    log.info("schedule %r switched %s by %s", name, "on" if enabled else "off", user_name or "code")
+    return True
+
+
+def _write(state: JobMonitorState, name: str, values: Mapping[str, Any]) -> None:
+    """Update the row of schedule ``name``, made first if it has none (a concurrent first write
+    of the same row wins the insert: this one then updates it)."""
+    t = schedule_table
+    for _ in range(2):
+        try:
+            with state.engine.begin() as connection:
+                if connection.execute(sa.update(t).where(t.c.name == name).values(**values)).rowcount:
+                    return
+                connection.execute(sa.insert(t).values({"name": name, "enabled": True, **values}))
+                return
+        except sa.exc.IntegrityError:
+            continue
+    raise RuntimeError(f"schedule {name!r}: its row could be neither updated nor made")
+
+
+@dataclass(frozen=True)
+class ScheduleView:
+    """One schedule as the schedules page shows it (naive UTC times)."""
+
+    schedule: Schedule
+    job_name: str
+    enabled: bool
+    #: rq-scheduler's next time for it, or the cron's next time when no scheduler holds it
+    next_run: datetime
+    #: whether rq-scheduler holds it (None: Redis could not be read)
+    in_scheduler: bool | None
+    last_job_id: str | None
+    last_run_at: datetime | None
+    last_skipped_at: datetime | None
+    changed_at: datetime | None
+    changed_by_name: str | None
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Every registered schedule, by name, and whether an rq-scheduler process runs now (it holds
+    its lock; None: Redis could not be read)."""
+
+    schedules: list[ScheduleView]
+    scheduler_running: bool | None
+
+
+def overview(state: JobMonitorState) -> Overview:
+    """Every registered schedule with its switch, next and last run: one query, one Redis round trip."""
+    schedules = sorted(state.extension.schedules.values(), key=lambda schedule: schedule.name)
+    with state.engine.connect() as connection:
+        rows = {row.name: row for row in connection.execute(sa.select(schedule_table))}
+    next_times: list[Any] = [None] * len(schedules)
+    running: bool | None = None
+    try:
+        with state.redis.pipeline(transaction=False) as pipeline:
+            for schedule in schedules:
+                pipeline.zscore(Scheduler.scheduled_jobs_key, schedule.rq_id)
+            pipeline.exists(Scheduler.scheduler_lock_key)
+            *next_times, lock = pipeline.execute()
+        running = bool(lock)
+        held: list[bool | None] = [score is not None for score in next_times]
+    except RedisError as error:
+        log.warning("cannot read rq-scheduler's schedule: %s", error)
+        held = [None] * len(schedules)
+    now = utcnow()
+    views = []
+    for schedule, score, in_scheduler in zip(schedules, next_times, held, strict=True):
+        row = rows.get(schedule.name)
+        if score is not None:
+            next_run = datetime.fromtimestamp(float(score), timezone.utc).replace(tzinfo=None)
+        else:
+            next_run = croniter(schedule.cron, now).get_next(datetime)
+        views.append(
+            ScheduleView(
+                schedule=schedule,
+                job_name=job_name_of(schedule),
+                enabled=row is None or bool(row.enabled),
+                next_run=next_run,
+                in_scheduler=in_scheduler,
+                last_job_id=row.last_job_id if row is not None else None,
+                last_run_at=row.last_run_at if row is not None else None,
+                last_skipped_at=row.last_skipped_at if row is not None else None,
+                changed_at=row.changed_at if row is not None else None,
+                changed_by_name=row.changed_by_name if row is not None else None,
+            )
+        )
+    return Overview(views, running)
 
 
 def sync_schedules(state: JobMonitorState, scheduler: Scheduler) -> list[str]:
@@ -121,7 +273,7 @@ def scheduled_runs(state: JobMonitorState, name: str, limit: int = 10) -> list[J
         jobs = list(
             session.execute(
                 sa.select(Job)
-                .where(Job.task == schedule.task, Job.name == (schedule.job_name or f"{name} (scheduled)"))
+                .where(Job.task == schedule.task, Job.name == job_name_of(schedule))
                 .order_by(Job.created_at.desc())
                 .limit(limit)
             ).scalars()

@@ -101,7 +101,7 @@ class Job(Base):
     recoveries: Mapped[int] = mapped_column(sa.Integer, default=0)
     # how many retries its task's retry policy granted (tasks.RetryPolicy): while it is queued
     # with retries, enqueued_at is the next try's time ("retry 2 of 3 at 14:05")
-    retries: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    retries: Mapped[int] = mapped_column(sa.Integer, server_default="0")
 
     steps: Mapped[list[JobStep]] = relationship(
         back_populates="job", order_by="JobStep.position", cascade="all, delete-orphan", passive_deletes=True
@@ -364,6 +364,26 @@ class AuditEntry(Base):
     )
 
 
+class ScheduleState(Base):
+    """What is kept of a registered schedule (jobs/schedules.py) beyond the code that declares it:
+    whether it is switched on, who switched it last, and its last run. A schedule with no row is
+    on and has not run yet; a row outlives a schedule removed from the code (it is shown again if
+    the schedule comes back)."""
+
+    __tablename__ = "jobmonitor_schedule"
+
+    name: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    changed_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    changed_by_id: Mapped[str | None] = mapped_column(sa.String(64))
+    changed_by_name: Mapped[str | None] = mapped_column(sa.String(255))
+    # the job its last due time launched (no foreign key: the job may be deleted since)
+    last_job_id: Mapped[str | None] = mapped_column(sa.String(36))
+    last_run_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    # its last due time that launched nothing, because it was switched off
+    last_skipped_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+
+
 #: File kinds a job can hold.
 FILE_KINDS = ("input", "output", "error_report")
 #: Step statuses, in the order a step passes through them.
@@ -378,6 +398,7 @@ log_table = cast(sa.Table, JobLog.__table__)
 file_table = cast(sa.Table, JobFile.__table__)
 notification_table = cast(sa.Table, JobNotification.__table__)
 attempt_table = cast(sa.Table, JobAttempt.__table__)
+schedule_table = cast(sa.Table, ScheduleState.__table__)
 stats_bucket_table = cast(sa.Table, StatsBucket.__table__)
 stats_watermark_table = cast(sa.Table, StatsWatermark.__table__)
 stats_stale_table = cast(sa.Table, StatsStaleHour.__table__)

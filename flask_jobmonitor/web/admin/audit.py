@@ -34,6 +34,8 @@ OTHER_ACTIONS: Mapping[str, str] = {
     audit.PAUSE_ALL: N_("Pause all jobs"),
     audit.RESUME_ALL: N_("Resume all jobs"),
     audit.RETENTION: N_("Delete old jobs"),
+    audit.ENABLE_SCHEDULE: N_("Switch a schedule on"),
+    audit.DISABLE_SCHEDULE: N_("Switch a schedule off"),
 }
 
 

@@ -1,5 +1,5 @@
 """The process tracker's pages in a host's Flask-Admin menu: the job list, "My jobs", statistics,
-queue health and the audit trail, under the configured category."""
+queue health, the schedules and the audit trail, under the configured category."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from flask_admin import Admin
 from ...config import Settings
 from ...i18n import N_, lazy_gettext
 from .audit import AuditView
+from .schedules import SchedulesView
 from .statistics import QueueHealthView, StatisticsView
 from .views import JobDashboardView, JobListView
 
@@ -37,8 +38,21 @@ def add_admin_views(admin: Admin, settings: Settings) -> None:
         )
     )
     admin.add_view(
+        SchedulesView(
+            name=lazy_gettext(N_("Schedules")), endpoint="jobmonitor_schedules", url="job-schedules", category=category
+        )
+    )
+    admin.add_view(
         AuditView(name=lazy_gettext(N_("Audit trail")), endpoint="jobmonitor_audit", url="job-audit", category=category)
     )
 
 
-__all__ = ["AuditView", "JobDashboardView", "JobListView", "QueueHealthView", "StatisticsView", "add_admin_views"]
+__all__ = [
+    "AuditView",
+    "JobDashboardView",
+    "JobListView",
+    "QueueHealthView",
+    "SchedulesView",
+    "StatisticsView",
+    "add_admin_views",
+]
