@@ -12,10 +12,11 @@ from flask.cli import with_appcontext
 from rq.utils import import_attribute
 from rq.worker import BaseWorker
 
+from .errors import UnknownSchedule
 from .jobs import audit
 from .jobs import pause_all as pausing
 from .jobs.maintenance import delete_old_jobs, recover
-from .jobs.schedules import create_scheduler
+from .jobs.schedules import create_scheduler, overview, set_enabled
 from .records.migrate import current_revision, stamp, upgrade
 from .records.models import Base
 from .state import get_state
@@ -205,3 +206,35 @@ def resume_command() -> None:
     except pausing.PauseAllUnavailable as error:
         raise click.ClickException(str(error)) from None
     click.echo(report.message)
+
+
+@jobmonitor_cli.command("schedules")
+@with_appcontext
+def schedules_command() -> None:
+    """List the schedules: name, cron (UTC), on or off, next run and last run (this machine's
+    time), as the schedules page shows them."""
+    seen = overview(get_state())
+    if seen.scheduler_running is False:
+        click.echo("no scheduler is running: no schedule launches anything (flask jobmonitor scheduler)", err=True)
+    for view in seen.schedules:
+        next_run = _local_time(view.next_run) if view.enabled else "-"
+        if view.enabled and view.in_scheduler is False:
+            next_run += " (not in the scheduler yet)"
+        last = f"{_local_time(view.last_run_at)} (job {view.last_job_id})" if view.last_run_at else "never"
+        state = "on" if view.enabled else "off"
+        click.echo(f"{view.schedule.name}\t{view.schedule.cron}\t{state}\tnext {next_run}\tlast {last}")
+
+
+@jobmonitor_cli.command("schedule")
+@click.argument("name")
+@click.argument("switch", type=click.Choice(["on", "off"]))
+@with_appcontext
+def schedule_command(name: str, switch: str) -> None:
+    """Switch schedule NAME on or off, for every process and after restarts (kept in SQL,
+    written to the audit trail). While off, its due times launch nothing."""
+    try:
+        with audit.acting_from(audit.COMMAND_LINE):
+            changed = set_enabled(get_state(), name, switch == "on", _cli_user())
+    except UnknownSchedule as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"schedule {name} is {switch}" if changed else f"schedule {name} already was {switch}")

@@ -174,3 +174,27 @@ def test_switching_needs_the_permission_a_csrf_token_and_a_known_schedule(
     assert _switch(admin, NAME, "2").status_code == 400
     assert admin.get(PAGE + "switch").status_code == 405
     assert "Switch off" in _row(_page(admin), NAME)  # still on
+
+
+def test_the_command_line_lists_the_schedules_and_switches_one(
+    app: Flask, schedule: str, client_for: Callable[[str | None], FlaskClient]
+) -> None:
+    runner = app.test_cli_runner()
+    listed = runner.invoke(args=["jobmonitor", "schedules"])
+    assert listed.exit_code == 0, listed.output
+    line = next(line for line in listed.output.splitlines() if line.startswith(NAME))
+    assert "\t0 2 * * *\ton\tnext " in line and "(not in the scheduler yet)" in line and line.endswith("last never")
+    assert "no scheduler is running" in listed.output
+
+    switched = runner.invoke(args=["jobmonitor", "schedule", NAME, "off"])
+    assert switched.exit_code == 0 and switched.output.strip() == f"schedule {NAME} is off"
+    assert "Off" in _row(_page(client_for("admin")), NAME)
+    assert _launch(app, NAME) == "switched off"
+    again = runner.invoke(args=["jobmonitor", "schedule", NAME, "off"])
+    assert again.output.strip() == f"schedule {NAME} already was off"
+    unknown = runner.invoke(args=["jobmonitor", "schedule", "nope", "on"])
+    assert unknown.exit_code == 1 and "no schedule is registered under the name 'nope'" in unknown.output
+    with app.app_context(), get_state(app).engine.connect() as connection:
+        entry = connection.execute(sa.select(audit_table).order_by(audit_table.c.id.desc())).first()
+    assert (entry.action, entry.origin, entry.detail) == ("disable_schedule", "command line", NAME)
+    assert entry.actor_name.endswith("(command line)")
