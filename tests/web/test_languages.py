@@ -36,7 +36,7 @@ from flask_jobmonitor import i18n
 from flask_jobmonitor.records import models
 from flask_jobmonitor.state import get_state
 
-from .. import tasks
+from .. import retry_tasks, tasks
 from ..support.rows import add_job
 from ..support.users import csrf_token, log_in
 from ..support.web import enqueue
@@ -101,8 +101,11 @@ def _build_jobs(app: Flask) -> dict[str, str]:
         "failed": enqueue(app, tasks.fails, "admin", message="Zeta went wrong", name="Zeta failure"),
         "logs": enqueue(app, tasks.logs_everything, "admin", name="Zeta logs"),
         "parent": enqueue(app, tasks.spawns_children, "admin", count=2, name="Zeta parent"),
+        "retrying": enqueue(app, retry_tasks.fails_then_waits, "admin", name="Zeta retry"),
+        "retried to the end": enqueue(app, retry_tasks.flaky, "admin", fail_times=9, name="Zeta retried"),
     }
     run_worker(app)
+    jobs["delayed"] = enqueue(app, tasks.noop, "admin", name="Zeta later", delay=3600)
     jobs["running"] = add_job(
         engine,
         owner="admin",
@@ -172,6 +175,7 @@ def _tour(app: Flask, language: str, jobs: dict[str, str]) -> Iterator[tuple[str
     yield "queue health", "html", page(admin, "/admin/queues/")
     yield "audit trail", "html", page(admin, "/admin/job-audit/")
     yield "audit trail refused", "html", page(admin, "/admin/job-audit/?action=x", 400)
+    yield "schedules", "html", page(admin, "/admin/job-schedules/")
     yield "my jobs", "html", page(admin, "/admin/my-jobs/")
     yield "host page", "html", page(clerk, "/_test/page")
     yield "rows of the live list", "json", page(admin, f"/admin/jobs/rows?ids={jobs['running']},{jobs['parent']}")
@@ -354,6 +358,8 @@ def _data_words(app: Flask) -> set[str]:
     for text in [*state.settings.categories.values(), *state.settings.queue_names.values()]:
         words.update(re.findall(r"[^\W\d_]+", text))
     words.update(task.type for task in state.tasks)
+    for schedule in state.extension.schedules.values():  # identifiers of code, shown in <code>
+        words.update(re.findall(r"[^\W\d_]+", f"{schedule.name} {schedule.task}"))
     with app.app_context():
         engine = get_state(app).engine
     with engine.connect() as connection:
