@@ -38,7 +38,15 @@ from ..jobs.enqueue import JobRequest, enqueue_job
 from ..records.models import Job
 from ..state import JobMonitorState, get_state
 from ..tasks import TrackedTask
-from .requests import abort_json, decode_json, json_object, refuse_nameless_fields, require_access, require_csrf
+from .requests import (
+    abort_json,
+    checked_object,
+    decode_json,
+    json_object,
+    refuse_nameless_fields,
+    require_access,
+    require_csrf,
+)
 from .templating import job_url
 
 #: The keys a launch body may hold: the JSON type each must have, and its words in an error.
@@ -182,21 +190,9 @@ def _read_body() -> tuple[dict[str, Any], dict[str, FileStorage]]:
                 abort_json(400, gettext("send each input file under a name of its own"))
             files[key] = uploads[0]
         raw = request.form.get("params", "")
-        body: Any = {} if raw == "" else decode_json(raw, "params")
-        if not isinstance(body, dict):
-            abort_json(400, gettext("send a JSON object, such as %(example)s", example=example))
-        unknown = sorted(set(body) - set(LAUNCH_KEYS))
-        if unknown:
-            abort_json(
-                400,
-                gettext(
-                    "unknown keys %(keys)s; this takes %(known)s",
-                    keys=", ".join(map(repr, unknown[:10])),
-                    known=", ".join(LAUNCH_KEYS),
-                ),
-            )
+        body = checked_object({} if raw == "" else decode_json(raw, "params"), tuple(LAUNCH_KEYS), example)
     else:
-        body = json_object(tuple(LAUNCH_KEYS), example)
+        body = json_object(tuple(LAUNCH_KEYS), example) or {}  # None only for forms=True
     for key, (kind, words) in LAUNCH_KEYS.items():
         if (
             key in body

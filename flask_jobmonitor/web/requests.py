@@ -226,7 +226,12 @@ def json_object(keys: Collection[str], example: str, *, forms: bool = False) -> 
         if not data and request.mimetype not in FORM_TYPES:  # a form's body may have been read already
             return {}
         abort_json(415, gettext("send JSON (application/json), such as %(example)s", example=example))
-    payload = decode_json(data, gettext("the body")) if data else {}
+    return checked_object(decode_json(data, gettext("the body")) if data else {}, keys, example)
+
+
+def checked_object(payload: Any, keys: Collection[str], example: str) -> dict[str, Any]:
+    """``payload`` (decoded JSON: a body, or a form field holding JSON) if it is an object whose
+    keys are all in ``keys``; else 400 saying what to send."""
     if not isinstance(payload, dict):
         abort_json(400, gettext("send a JSON object, such as %(example)s", example=example))
     unknown = sorted(set(payload) - set(keys))
