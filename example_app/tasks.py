@@ -242,7 +242,7 @@ def sync_supplier_stock(ctx: JobContext, unreachable_tries: int = 1, row_delay: 
     first ``unreachable_tries`` tries, so a person sees the job wait for its retry and then pass;
     with 4 or more it fails after its third retry."""
     with ctx.step("Fetch the supplier's feed"):
-        if ctx.attempt <= unreachable_tries:
+        if ctx.retries < unreachable_tries:
             raise SupplierUnreachable("The supplier's stock feed did not answer within 10 seconds.")
         products = db.session.execute(db.select(Product).order_by(Product.id)).scalars().all()
         feed = {product.id: (product.id * 7) % 40 for product in products}  # the demo supplier's stock

@@ -139,6 +139,11 @@ def _local_time(value: datetime) -> str:
     return value.replace(tzinfo=timezone.utc).astimezone().strftime("%H:%M %Z").strip()
 
 
+def _local_date_time(value: datetime) -> str:
+    """A UTC time of the job tables with its date, as this machine's clock reads it."""
+    return value.replace(tzinfo=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M %Z").strip()
+
+
 def _cli_user() -> tuple[None, str]:
     """Who acts from the command line, as the jobs' logs and the pause record name them."""
     try:
@@ -217,10 +222,10 @@ def schedules_command() -> None:
     if seen.scheduler_running is False:
         click.echo("no scheduler is running: no schedule launches anything (flask jobmonitor scheduler)", err=True)
     for view in seen.schedules:
-        next_run = _local_time(view.next_run) if view.enabled else "-"
+        next_run = _local_date_time(view.next_run) if view.enabled else "-"
         if view.enabled and view.in_scheduler is False:
             next_run += " (not in the scheduler yet)"
-        last = f"{_local_time(view.last_run_at)} (job {view.last_job_id})" if view.last_run_at else "never"
+        last = f"{_local_date_time(view.last_run_at)} (job {view.last_job_id})" if view.last_run_at else "never"
         state = "on" if view.enabled else "off"
         click.echo(f"{view.schedule.name}\t{view.schedule.cron}\t{state}\tnext {next_run}\tlast {last}")
 

@@ -71,9 +71,9 @@ step_finished: NamedSignal = _signals.signal("jobmonitor.step-finished")
 #: person, recovery after its worker died, the end of its last child (a parent's family).
 job_ended: NamedSignal = _signals.signal("jobmonitor.job-ended")
 #: A run of the job failed and its task's retry policy tries it again (tasks.RetryPolicy): the job
-#: is ``queued`` again; ``attempt`` is the number of the attempt that failed (1 for the first
-#: run), ``retry`` the number of this retry (1 ...), ``retry_at`` when it runs (naive UTC), and
-#: ``error`` the failure's message as the page shows it. No ``job_ended`` is sent for it.
+#: is ``queued`` again; ``retry`` is the number of this retry (1 for the retry of the first try),
+#: ``retry_at`` when it runs (naive UTC), and ``error`` the failure's message as the page shows
+#: it. No ``job_ended`` is sent for it.
 job_retrying: NamedSignal = _signals.signal("jobmonitor.job-retrying")
 #: A person (or code through ``control``) asked the job to stop: ``action`` is ``"stop"``,
 #: ``"cancel"`` or ``"force_stop"``, ``user`` whoever asked (the host's user object, or None).
@@ -92,7 +92,7 @@ SIGNALS: Mapping[NamedSignal, tuple[str, ...]] = {
     job_started: ("attempt",),
     step_finished: ("step", "position", "status"),
     job_ended: ("outcome",),
-    job_retrying: ("attempt", "retry", "retry_at", "error"),
+    job_retrying: ("retry", "retry_at", "error"),
     job_stopped: ("action", "user"),
     job_deleted: ("user",),
 }

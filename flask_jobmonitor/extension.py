@@ -125,7 +125,7 @@ class JobMonitor:
         launch_permission: str | None = None,
         launchable: bool = True,
         retry: Retry | int | None = None,
-        retry_on: type[BaseException] | Sequence[type[BaseException]] = Exception,
+        retry_on: type[Exception] | Sequence[type[Exception]] = Exception,
     ) -> Callable[[F], TrackedTask]: ...
 
     def task(
@@ -145,7 +145,7 @@ class JobMonitor:
         launch_permission: str | None = None,
         launchable: bool = True,
         retry: Retry | int | None = None,
-        retry_on: type[BaseException] | Sequence[type[BaseException]] = Exception,
+        retry_on: type[Exception] | Sequence[type[Exception]] = Exception,
     ) -> TrackedTask | Callable[[F], TrackedTask]:
         """Register a function as a tracked task. Its first parameter receives the JobContext.
 

@@ -37,7 +37,7 @@ class RetryPolicy:
     on: tuple[type[BaseException], ...] = (Exception,)
 
     @classmethod
-    def build(cls, retry: Retry | int, on: type[BaseException] | Sequence[type[BaseException]]) -> RetryPolicy:
+    def build(cls, retry: Retry | int, on: type[Exception] | Sequence[type[Exception]]) -> RetryPolicy:
         """The policy of ``@task(retry=..., retry_on=...)``: ``retry`` an ``rq.Retry`` or a number
         of retries (no wait between them); ``on`` one exception class or several."""
         if isinstance(retry, bool) or not isinstance(retry, Retry | int):

@@ -96,3 +96,13 @@ def raises_when_told(ctx: JobContext) -> None:
     redis.rpush(arrival_key(ctx.job_id), run)
     redis.blpop([go_key(ctx.job_id)], timeout=20)
     raise ConnectionError(f"down (run {run})")
+
+
+@jobmonitor.task(type="test", retry=Retry(max=3))
+def spawns_then_fails(ctx: JobContext) -> None:
+    """Starts a child job, then raises: not retried (its child goes on)."""
+    from .tasks import noop
+
+    _count_run(ctx)
+    ctx.spawn(noop, name="child of a failing parent")
+    raise ConnectionError("down after spawning")

@@ -28,6 +28,7 @@ from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus as RQStatus
+from rq.registry import ScheduledJobRegistry
 
 from .. import events
 from ..errors import JobNotFound, TransitionRefused
@@ -185,7 +186,7 @@ def recover(state: JobMonitorState) -> RecoveryReport:
             .limit(_BATCH)
         ).all()
         waiting = connection.execute(
-            sa.select(c.id, c.status)
+            sa.select(c.id, c.status, c.enqueued_at)
             .where(
                 c.status.in_([JobStatus.QUEUED.value, JobStatus.PAUSED.value]),
                 c.enqueued_at.is_not(None),
@@ -264,7 +265,9 @@ def _record_late_success(state: JobMonitorState, job: Any) -> bool:
 
 
 def _resubmit_forgotten(state: JobMonitorState, rows: Sequence[Any], report: RecoveryReport) -> None:
-    """Queued (or paused) in SQL but unknown to RQ: put them back, oldest first."""
+    """Queued (or paused) in SQL but unknown to RQ, or held by RQ's scheduler long past their
+    time: put them back, oldest first (one still to come, at its time: submit.resubmit_by_id)."""
+    cutoff = utcnow() - timedelta(seconds=state.settings.abandoned_after)
     try:
         statuses = rq_internals.job_statuses(state.redis, [row.id for row in rows])
     except RedisError as error:
@@ -277,7 +280,7 @@ def _resubmit_forgotten(state: JobMonitorState, rows: Sequence[Any], report: Rec
                     apply_transition(connection, row.id, "resume", values={"enqueued_at": utcnow()})
             except (TransitionRefused, JobNotFound):
                 continue
-        elif rq_status in _RQ_WAITING and _really_waiting(state, row.id, rq_status):
+        elif rq_status in _RQ_WAITING and _really_waiting(state, row, rq_status, cutoff):
             continue
         if row.status == JobStatus.PAUSED.value:  # a queued one was queued already: no news
             events.send(state, events.job_queued, row.id, again=True)
@@ -286,14 +289,27 @@ def _resubmit_forgotten(state: JobMonitorState, rows: Sequence[Any], report: Rec
         log.warning("job %s was %s in SQL but not waiting in RQ (%s): resubmitted", row.id, row.status, rq_status)
 
 
-def _really_waiting(state: JobMonitorState, job_id: str, rq_status: str) -> bool:
+def _really_waiting(state: JobMonitorState, row: Any, rq_status: str, cutoff: Any) -> bool:
     """Whether RQ will still run a job that its record says is queued.
 
     "started" while the record is still queued (for longer than ABANDONED_AFTER) means a worker
     dequeued it and died before its claim reached the database; "queued" is true only if the
-    id is still in its queue's list (the worker may have popped it and died).
+    id is still in its queue's list (the worker may have popped it and died); "scheduled" (a
+    delayed job, a retry waiting for its time) is true until ABANDONED_AFTER past that time: no
+    worker runs RQ's scheduler (workers started ``--without-scheduler``, or by code without
+    ``with_scheduler=True``), so the job is taken out of the scheduled registry and queued now.
     """
+    job_id = row.id
     if rq_status == "started":
+        return False
+    if rq_status == RQStatus.SCHEDULED and row.enqueued_at is not None and row.enqueued_at < cutoff:
+        try:
+            origin = rq_internals.job_origin(state.redis, job_id)
+            if origin is not None:
+                ScheduledJobRegistry(origin, connection=state.redis).remove(job_id)
+        except RedisError:
+            return True  # cannot tell: do not queue it twice
+        log.warning("job %s: its time passed long ago and no scheduler queued it", job_id)
         return False
     if rq_status != "queued":
         return True  # scheduled or deferred: RQ holds it elsewhere

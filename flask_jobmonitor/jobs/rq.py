@@ -28,6 +28,13 @@ here, each with the internal it relies on and why:
   ``Queue.lmove`` call the worker's client's ``blpop``/``lpop``/``blmove``/``lmove``):
   :data:`POP_COMMANDS`, which the worker wraps to hold shutdown signals from the pop on.
 
+rq-scheduler (the recurring schedules, jobs/schedules.py) offers no public read of when it will
+next queue one entry, nor of whether a scheduler process runs: :func:`schedule_times` reads its
+sorted set (``Scheduler.scheduled_jobs_key``) for the entries wanted, in one round trip, and
+:func:`scheduler_running` looks for a live scheduler's key (``rq:scheduler_instance:<name>``,
+which it refreshes every interval and marks with ``death`` when it stops). Its lock is no sign:
+it is held only while it queues what is due.
+
 The worker mixin (worker/process.py) also overrides methods of RQ's ``Worker`` (the hooks of
 RQ's custom worker classes: ``execute_job``, ``perform_job``, ``prepare_execution``,
 ``monitor_work_horse``, ``wait_for_horse``, ``main_work_horse``,
@@ -38,7 +45,7 @@ RQ's custom worker classes: ``execute_job``, ``perform_job``, ``prepare_executio
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from redis import Redis
@@ -47,6 +54,11 @@ from rq import Queue
 from rq.job import Job
 from rq.suspension import WORKERS_SUSPENDED
 from rq.utils import now as rq_now
+from rq_scheduler import Scheduler
+
+#: RQ's statuses of a job that waits outside its queue's list: for its time in the scheduled
+#: registry (a delayed job, a retry), or for the jobs it depends on.
+HELD_ELSEWHERE = frozenset({"scheduled", "deferred"})
 
 #: The methods of a Redis client with which RQ's ``Queue.lpop`` and ``Queue.lmove`` take a job id
 #: off a queue, each with the position of its timeout argument (None: it does not block).
@@ -111,3 +123,26 @@ def date_shutdown_request(worker: Any, seconds_ago: float) -> None:
     """Make RQ's ``worker`` believe its first shutdown signal came ``seconds_ago``: RQ takes a
     second signal within a second of the first for a duplicate and ignores it."""
     worker._shutdown_requested_date = rq_now() - timedelta(seconds=seconds_ago)
+
+
+def schedule_times(connection: Redis, entry_ids: Sequence[str]) -> list[datetime | None]:
+    """When rq-scheduler will next queue each of ``entry_ids`` (naive UTC; None: it holds no such
+    entry). One round trip. Raises RedisError."""
+    with connection.pipeline(transaction=False) as pipeline:
+        for entry_id in entry_ids:
+            pipeline.zscore(Scheduler.scheduled_jobs_key, entry_id)
+        scores = pipeline.execute()
+    return [
+        None if score is None else datetime.fromtimestamp(float(score), timezone.utc).replace(tzinfo=None)
+        for score in scores
+    ]
+
+
+def scheduler_running(connection: Redis) -> bool:
+    """Whether an rq-scheduler process runs on this Redis: one of the schedulers' keys is alive
+    (they expire a few seconds after a scheduler's last loop) and not marked dead. Raises
+    RedisError."""
+    for key in connection.scan_iter(match=Scheduler.redis_scheduler_namespace_prefix + "*", count=1000):
+        if not connection.hexists(key, "death"):
+            return True
+    return False

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,6 +42,7 @@ from ..tasks import SCHEDULE_ID_PREFIX, Schedule
 from ..timeutil import utcnow
 from ..users import describe_user
 from . import audit
+from . import rq as rq_internals
 from .maintenance import delete_old_jobs
 
 __all__ = [
@@ -107,19 +108,35 @@ def is_enabled(state: JobMonitorState, name: str) -> bool:
 
 def set_enabled(state: JobMonitorState, name: str, enabled: bool, user: Any = None) -> bool:
     """Switch schedule ``name`` on or off for every process, from its next due time; written to
-    the audit trail. Returns False when it already was (nothing written). Raises
-    :class:`UnknownSchedule` for a name no schedule of this app has."""
+    the audit trail. Returns False when it already was (nothing written: of two people switching
+    it off at once, one switched it). Raises :class:`UnknownSchedule` for a name no schedule of
+    this app has."""
     if name not in state.extension.schedules:
         raise UnknownSchedule(name)
-    if is_enabled(state, name) == enabled:
-        return False
     user_id, user_name = describe_user(user)
     values = {"enabled": enabled, "changed_at": utcnow(), "changed_by_id": user_id, "changed_by_name": user_name}
-    _write(state, name, values)
-    action = audit.ENABLE_SCHEDULE if enabled else audit.DISABLE_SCHEDULE
-    audit.record(state, action, user, detail=name)
-    log.info("schedule %r switched %s by %s", name, "on" if enabled else "off", user_name or "code")
-    return True
+    t = schedule_table
+    changed = False
+    for _ in range(2):
+        try:
+            with state.engine.begin() as connection:
+                # one conditional UPDATE: it changed the switch or it did not
+                switched = connection.execute(
+                    sa.update(t).where(t.c.name == name, t.c.enabled != enabled).values(**values)
+                ).rowcount
+                if switched:
+                    changed = True
+                elif not enabled and not connection.execute(sa.select(t.c.name).where(t.c.name == name)).first():
+                    connection.execute(sa.insert(t).values(name=name, **values))  # no row yet: it was on
+                    changed = True
+            break
+        except sa.exc.IntegrityError:  # a launcher or a person made the row meanwhile: update it
+            continue
+    if changed:
+        action = audit.ENABLE_SCHEDULE if enabled else audit.DISABLE_SCHEDULE
+        audit.record(state, action, user, detail=name)
+        log.info("schedule %r switched %s by %s", name, "on" if enabled else "off", user_name or "code")
+    return changed
 
 
 def _write(state: JobMonitorState, name: str, values: Mapping[str, Any]) -> None:
@@ -158,8 +175,8 @@ class ScheduleView:
 
 @dataclass(frozen=True)
 class Overview:
-    """Every registered schedule, by name, and whether an rq-scheduler process runs now (it holds
-    its lock; None: Redis could not be read)."""
+    """Every registered schedule, by name, and whether an rq-scheduler process runs now (None:
+    Redis could not be read)."""
 
     schedules: list[ScheduleView]
     scheduler_running: bool | None
@@ -170,27 +187,20 @@ def overview(state: JobMonitorState) -> Overview:
     schedules = sorted(state.extension.schedules.values(), key=lambda schedule: schedule.name)
     with state.engine.connect() as connection:
         rows = {row.name: row for row in connection.execute(sa.select(schedule_table))}
-    next_times: list[Any] = [None] * len(schedules)
+    next_times: list[datetime | None] = [None] * len(schedules)
+    held: list[bool | None] = [None] * len(schedules)
     running: bool | None = None
     try:
-        with state.redis.pipeline(transaction=False) as pipeline:
-            for schedule in schedules:
-                pipeline.zscore(Scheduler.scheduled_jobs_key, schedule.rq_id)
-            pipeline.exists(Scheduler.scheduler_lock_key)
-            *next_times, lock = pipeline.execute()
-        running = bool(lock)
-        held: list[bool | None] = [score is not None for score in next_times]
+        next_times = rq_internals.schedule_times(state.redis, [schedule.rq_id for schedule in schedules])
+        held = [when is not None for when in next_times]
+        running = rq_internals.scheduler_running(state.redis)
     except RedisError as error:
         log.warning("cannot read rq-scheduler's schedule: %s", error)
-        held = [None] * len(schedules)
     now = utcnow()
     views = []
-    for schedule, score, in_scheduler in zip(schedules, next_times, held, strict=True):
+    for schedule, when, in_scheduler in zip(schedules, next_times, held, strict=True):
         row = rows.get(schedule.name)
-        if score is not None:
-            next_run = datetime.fromtimestamp(float(score), timezone.utc).replace(tzinfo=None)
-        else:
-            next_run = croniter(schedule.cron, now).get_next(datetime)
+        next_run = when if when is not None else croniter(schedule.cron, now).get_next(datetime)
         views.append(
             ScheduleView(
                 schedule=schedule,

@@ -36,7 +36,9 @@ RUNNER_PATHS = frozenset({RUNNER_PATH, "flask_jobmonitor.worker.runner.run_job"}
 
 def resubmit_by_id(state: JobMonitorState, job_id: str, *, at_front: bool = False) -> None:
     """Hand an existing ``queued`` job row to RQ again (released child, job Redis forgot, run
-    requeued by recovery); any old stop or pause signal is cleared first."""
+    requeued by recovery); any old stop or pause signal is cleared first. A job whose
+    ``enqueued_at`` is still to come (delayed, or a retry waiting for its time) is handed over
+    for that time, through RQ's scheduler, not at once."""
     clear_signal(state, job_id)
     with Session(state.engine) as session:
         job = session.get(Job, job_id)
@@ -44,7 +46,11 @@ def resubmit_by_id(state: JobMonitorState, job_id: str, *, at_front: bool = Fals
             return
         session.expunge(job)
     timeout = state.tasks.get(job.task).timeout if job.task in state.tasks else None
-    submit_to_rq(state, job, timeout=timeout, at_front=at_front)
+    now = utcnow()
+    if job.enqueued_at is not None and job.enqueued_at > now:
+        submit_to_rq(state, job, timeout=timeout, delay=job.enqueued_at - now)
+    else:
+        submit_to_rq(state, job, timeout=timeout, at_front=at_front)
 
 
 def submit_to_rq(

@@ -11,6 +11,9 @@ at ``<prefix>/metrics`` (web/metrics.py). Rules:
   true now is read from indexes: the unfinished jobs by status and type (the status index: a
   handful of rows however many finished jobs there are), the oldest waiting job per queue, the
   queues' lengths (RQ) and the workers (RQ's registry).
+* **A retried run ends as a run**: a run that failed and is tried again (``job_retrying``,
+  tasks.RetryPolicy) counts in ``jobmonitor_jobs_ended_total`` with ``outcome="retried"``, and
+  its run time in the run histogram; the job's own end counts when it comes.
 * **Counters only grow.** A job that ends twice (stopped, then resumed and completed) counts
   twice in ``jobmonitor_jobs_ended_total``, once per end. Should Redis lose the counters, they
   start again from zero, which Prometheus reads as a counter reset (``rate()`` is right).
@@ -63,6 +66,8 @@ WAIT_BUCKETS: tuple[float, ...] = (0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 3600, 4
 #: Upper bounds (seconds) of the buckets of a job's run time.
 RUN_BUCKETS: tuple[float, ...] = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 24 * 3600)
 _SEPARATOR = "\x1f"  # between the labels of a hash field: never in a type or an outcome
+#: The outcome under which a run that failed and is tried again counts (the job itself goes on).
+RETRIED = "retried"
 _SUM = "sum"
 
 
@@ -91,6 +96,7 @@ def connect(app: Flask) -> None:
     """Count ``app``'s job starts and ends (the extension calls it when ``JOBMONITOR_METRICS`` is on)."""
     events.job_started.connect(_started, sender=app)
     events.job_ended.connect(_ended, sender=app)
+    events.job_retrying.connect(_retried, sender=app)
 
 
 #: How long a run's claim time is kept when its end is never seen (a lost worker's run, failed
@@ -118,10 +124,18 @@ def _started(app: Flask, *, job_id: str, job: Job | None, **_fields: Any) -> Non
         log.warning("the start of job %s is not counted in the metrics: %s", job_id, error)
 
 
-def _ended(app: Flask, *, job_id: str, job: Job | None, outcome: str, **_fields: Any) -> None:
+def _retried(app: Flask, *, job_id: str, job: Job | None, **_fields: Any) -> None:
+    """A run that failed and is tried again ends as a run (outcome ``retried``); the job goes on."""
+    _ended(app, job_id=job_id, job=job, outcome=RETRIED, run_ended_at=utcnow())
+
+
+def _ended(
+    app: Flask, *, job_id: str, job: Job | None, outcome: str, run_ended_at: datetime | None = None, **_fields: Any
+) -> None:
     if job is None:
         return
     state = get_state(app)
+    ended_at = run_ended_at or job.ended_at
     try:
         with state.redis.pipeline(transaction=False) as pipe:
             pipe.get(_claim_key(state, job_id))
@@ -129,9 +143,9 @@ def _ended(app: Flask, *, job_id: str, job: Job | None, outcome: str, **_fields:
             raw_claim, _ = pipe.execute()
         with state.redis.pipeline(transaction=False) as pipe:
             pipe.hincrby(_key(state, "ended"), f"{job.type}{_SEPARATOR}{outcome}", 1)
-            if raw_claim is not None and job.ended_at is not None:  # this run's time; none for a job not running
+            if raw_claim is not None and ended_at is not None:  # this run's time; none for a job not running
                 claimed = datetime.fromisoformat(raw_claim.decode() if isinstance(raw_claim, bytes) else raw_claim)
-                ran = max(0.0, (job.ended_at - claimed).total_seconds())
+                ran = max(0.0, (ended_at - claimed).total_seconds())
                 _observe(pipe, _key(state, "run"), job.type, ran, RUN_BUCKETS)
             pipe.execute()
     except RedisError as error:

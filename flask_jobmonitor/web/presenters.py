@@ -201,7 +201,7 @@ def job_summary(job: Job, now: datetime, family: Any = None) -> dict[str, Any]:
         "status_label": status_look.label,
         "scheduled_for": iso(when.at) if when is not None and when.kind != "retry" else None,
         "retries": job.retries or 0,
-        "retry_limit": when.retries if when is not None else _retry_limit(job.task) if job.retries else None,
+        "retry_limit": _retry_limit(job.task) if job.retries else None,
         "status_icon": status_look.icon,
         "status_colour": status_look.colour,
         "active": job.status in _ACTIVE,

@@ -297,7 +297,8 @@ class JobContext:
     """Handed to a tracked task as its first argument while it runs in a worker.
 
     Attributes a task reads: ``job_id``, ``params``, ``checkpoint`` (dict, empty on a first
-    run), ``user_id``, ``log`` (a :class:`logging.Logger`), ``attempt``.
+    run), ``user_id``, ``log`` (a :class:`logging.Logger`), ``attempt`` (runs so far, resumes
+    and recoveries included), ``retries`` (retries granted before this run: 0 on the first try).
     """
 
     def __init__(self, state: JobMonitorState, run: RunInfo, task: TrackedTask) -> None:
@@ -311,6 +312,8 @@ class JobContext:
         self._log_level = state.settings.log_level
         self.job_id = run.job_id
         self.attempt = run.attempt
+        #: retries its task's retry policy granted before this run (0: the first try; tasks.RetryPolicy)
+        self.retries = run.retries
         self.task = task
         self.run = run
         self.params = run.params

@@ -314,7 +314,12 @@ class AppWorkerMixin:
             try:
                 with state.engine.connect() as connection:
                     status = connection.execute(sa.select(job_table.c.status).where(job_table.c.id == job_id)).scalar()
-                if status == JobStatus.QUEUED.value and queue.get_job_position(job_id) is None:
+                # a retry waiting for its time is held by RQ's scheduled registry, not by the queue
+                if (
+                    status == JobStatus.QUEUED.value
+                    and queue.get_job_position(job_id) is None
+                    and rq_internals.job_statuses(queue.connection, [job_id])[0] not in rq_internals.HELD_ELSEWHERE
+                ):
                     resubmit_by_id(state, job_id, at_front=True)
                     self.log.info("job %s: given back during the shutdown; back at the front of %s", job_id, queue.name)  # type: ignore[attr-defined]
             except (sa.exc.SQLAlchemyError, RedisError) as error:

@@ -137,7 +137,7 @@ def _execute(
         # a cold shutdown held back since the claim (SimpleWorker): the task never began, so
         # the run is given back (queued again), not failed
         ctx.end_run()
-        _retrying(
+        _durably(
             state,
             "giving the run back",
             lambda: _abandon(state, run, "worker {worker} shut down before the task began", False),
@@ -157,11 +157,11 @@ def _execute(
         raise
     except StopRequested:
         ctx.end_run()
-        _retrying(state, "recording the stop", lambda: _record_stop(state, run, ctx))
+        _durably(state, "recording the stop", lambda: _record_stop(state, run, ctx))
         return "stopped"
     except PauseRequested:
         ctx.end_run()
-        _retrying(state, "recording the pause", lambda: _record_pause(state, run, ctx))
+        _durably(state, "recording the pause", lambda: _record_pause(state, run, ctx))
         return "paused"
     except BaseException as error:
         ctx.end_run()
@@ -172,9 +172,13 @@ def _execute(
         ctx._add_log(logging.ERROR, "flask_jobmonitor.runner", failure.message)
         policy = task.retry
         retries_this_run = policy is not None and policy.applies_to(error) and not ctx.cancel_requested
+        if retries_this_run and _has_children(state, job_id):
+            # its children go on, and a run from the start would spawn them again: no retry
+            retries_this_run = False
+            ctx._add_log(logging.WARNING, "flask_jobmonitor.runner", "Not retried: this job has started child jobs.")
         if policy is not None and retries_this_run and run.retries < policy.max:
             granted: list[int] = []
-            _retrying(
+            _durably(
                 state, "recording the retry", lambda: granted.extend(_record_retry(state, run, ctx, failure, policy))
             )
             if granted:
@@ -185,7 +189,7 @@ def _execute(
                 "flask_jobmonitor.runner",
                 f"Attempt {run.retries + 1} failed; no retry left ({policy.max} of {policy.max} used).",
             )
-        _retrying(
+        _durably(
             state,
             "recording the failure",
             lambda: _record_failure(state, run, ctx, failure, attempt_row=policy is not None),
@@ -193,12 +197,12 @@ def _execute(
         raise
     ctx.end_run()
     if parent_settles and os.getppid() == hand_over.settling_parent_pid and not ctx.has_unawaited_children:
-        _retrying(state, "writing the last progress", lambda: ctx.flush(honour_stop=False))
+        _durably(state, "writing the last progress", lambda: ctx.flush(honour_stop=False))
         hand_over.report(HORSE_COMPLETED)
     else:
         # no worker will settle it (SimpleWorker, or the worker that forked this horse died), or
         # it has children to wait for (the worker would not know): record the result here
-        _retrying(state, "recording the result", lambda: _record_success(state, run, ctx))
+        _durably(state, "recording the result", lambda: _record_success(state, run, ctx))
     return "completed"
 
 
@@ -213,7 +217,7 @@ def settle_after_horse(state: JobMonitorState, run: RunInfo, outcome: int, horse
         # TransitionRefused: the horse recorded another outcome (stopped, paused), or a person
         # force-stopped the job meanwhile (the end of a child also ends a waiting parent's family)
         with contextlib.suppress(TransitionRefused):
-            _retrying(state, "recording the result", lambda: _finish(state, run))
+            _durably(state, "recording the result", lambda: _finish(state, run))
     else:
         _abandon(
             state,
@@ -254,7 +258,7 @@ def _finish(state: JobMonitorState, run: RunInfo) -> None:
         families.child_ended(state, run.parent_id)
 
 
-def _retrying(state: JobMonitorState, what: str, action: Callable[[], None]) -> None:
+def _durably(state: JobMonitorState, what: str, action: Callable[[], None]) -> None:
     """Record a job's end: retried through a database outage, and never cut in two by a
     shutdown signal (held back until it is written or given up, see shutdown.py)."""
     with shutdown.critical_section():
@@ -404,13 +408,18 @@ def _record_retry(
             f"Attempt {retry} failed; retry {retry} of {policy.max} at {when}.",
             logging.WARNING,
         )
+    clear_signal(state, run.job_id)  # a stop or pause asked of the failed run is not the retry's
     for key in stale_files:
         with contextlib.suppress(Exception):  # best effort: the rows are gone, nothing serves them
             state.storage.delete(key)
-    events.send(
-        state, events.job_retrying, run.job_id, attempt=retry, retry=retry, retry_at=retry_at, error=failure.message
-    )
+    events.send(state, events.job_retrying, run.job_id, retry=retry, retry_at=retry_at, error=failure.message)
     return [seconds]
+
+
+def _has_children(state: JobMonitorState, job_id: str) -> bool:
+    with state.engine.connect() as connection:
+        child = connection.execute(sa.select(job_table.c.id).where(job_table.c.parent_id == job_id).limit(1)).first()
+    return child is not None
 
 
 def _start_over(connection: sa.Connection, job_id: str) -> list[str]:

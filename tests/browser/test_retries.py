@@ -16,7 +16,7 @@ from .test_process_tracker import JOB_TIMEOUT_MS, _started_job_id, log_in
 
 pytestmark = pytest.mark.slow
 
-RETRY_WAITS = re.compile(r"^Retry 1 of 3 at \d{1,2}:\d\d")
+RETRY_WAITS = re.compile(r"^Retry 1 of 3 at (\d{4}-\d\d-\d\d )?\d{1,2}:\d\d")  # the date past midnight
 MESSAGE = "The supplier's stock feed did not answer within 10 seconds."
 
 

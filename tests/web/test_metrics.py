@@ -65,6 +65,18 @@ def test_jobs_that_ran_are_counted_by_type_and_outcome_with_their_times(metrics_
     assert waiting
 
 
+def test_a_retried_run_ends_as_a_run_and_the_job_once(metrics_app):
+    from .. import retry_tasks
+
+    enqueue(metrics_app, retry_tasks.flaky, fail_times=1)  # fails once, then completes
+    run_worker(metrics_app)
+    samples = scrape(metrics_app)
+    assert samples[("jobmonitor_jobs_started_total", (("type", "test"),))] == 2
+    assert samples[("jobmonitor_jobs_ended_total", (("outcome", "retried"), ("type", "test")))] == 1
+    assert samples[("jobmonitor_jobs_ended_total", (("outcome", "completed"), ("type", "test")))] == 1
+    assert samples[("jobmonitor_job_run_seconds_count", (("type", "test"),))] == 2
+
+
 def test_buckets_are_cumulative_and_a_second_scrape_reads_the_same_counts(metrics_app):
     enqueue(metrics_app, tasks.noop)
     run_worker(metrics_app)

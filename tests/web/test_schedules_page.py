@@ -198,3 +198,17 @@ def test_the_command_line_lists_the_schedules_and_switches_one(
         entry = connection.execute(sa.select(audit_table).order_by(audit_table.c.id.desc())).first()
     assert (entry.action, entry.origin, entry.detail) == ("disable_schedule", "command line", NAME)
     assert entry.actor_name.endswith("(command line)")
+
+
+def test_the_page_knows_whether_a_scheduler_runs_between_its_looks(
+    app: Flask, schedule: str, client_for: Callable[[str | None], FlaskClient]
+) -> None:
+    admin = client_for("admin")
+    scheduler = Scheduler(connection=get_state(app).redis, interval=60, name="tests-scheduler")
+    scheduler.register_birth()  # as `flask jobmonitor scheduler` does, then sleeps between looks
+    try:
+        assert "No scheduler is running" not in _page(admin)
+        assert "no scheduler is running" not in app.test_cli_runner().invoke(args=["jobmonitor", "schedules"]).output
+    finally:
+        scheduler.register_death()
+    assert "No scheduler is running" in _page(admin)
