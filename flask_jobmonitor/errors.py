@@ -97,6 +97,7 @@ _INTERNAL_MOVES = {
     "stopped": "be marked stopped",
     "pause": "be paused",
     "requeue": "be queued again",
+    "retry": "be queued for a retry",
     "cancelled_at_checkpoint": "be marked cancelled",
     "wait_for_children": "wait for its child jobs",
     "family_completed": "be marked completed",
