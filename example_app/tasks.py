@@ -233,6 +233,7 @@ class SupplierUnreachable(JobFailed):
 
 @jobmonitor.task(
     type="sync",
+    description="Sync stock from the supplier",
     steps=["Fetch the supplier's feed", "Update stock"],
     retry=Retry(max=3, interval=[15, 60, 300]),
     retry_on=SupplierUnreachable,

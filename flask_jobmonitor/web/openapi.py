@@ -145,6 +145,12 @@ def _schemas() -> dict[str, Any]:
             "low_priority": {"type": "boolean"},
             "status": {"type": "string", "enum": [status.value for status in JobStatus]},
             "status_label": {"type": "string", "description": "the status in the caller's language"},
+            "timing": {
+                "type": ["string", "null"],
+                "enum": ["scheduled", "retry-wait", "retry", None],
+                "description": "what the badge adds to the status: a queued job waiting for its time "
+                "(scheduled), a retry waiting for its time (retry-wait), a retry queued or running (retry)",
+            },
             "scheduled_for": {
                 "type": ["string", "null"],
                 "format": "date-time",

@@ -199,6 +199,7 @@ def job_summary(job: Job, now: datetime, family: Any = None) -> dict[str, Any]:
         "id": job.id,
         "status": job.status,
         "status_label": status_look.label,
+        "timing": when.kind if when is not None else None,
         "scheduled_for": iso(when.at) if when is not None and when.kind != "retry" else None,
         "retries": job.retries or 0,
         "retry_limit": _retry_limit(job.task) if job.retries else None,

@@ -387,7 +387,12 @@ def _record_retry(
     retry_at = now + timedelta(seconds=seconds)
     retry = run.retries + 1
     ctx.flush(honour_stop=False)
-    values: dict[str, Any] = {"retries": job_table.c.retries + 1, "enqueued_at": retry_at}
+    # the WARNING written below counts as the job's warnings do
+    values: dict[str, Any] = {
+        "retries": job_table.c.retries + 1,
+        "enqueued_at": retry_at,
+        "warning_count": job_table.c.warning_count + 1,
+    }
     if not ctx.task.resumable:
         values.update(progress_done=0, progress_total=None, current_step=0, checkpoint=None)
     stale_files: list[str] = []

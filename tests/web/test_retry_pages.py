@@ -47,6 +47,7 @@ def test_a_retry_that_waits_says_which_retry_and_when_everywhere(
 
     answer = clerk.get(f"/jobmonitor/api/jobs/{job_id}").get_json()
     assert (answer["status"], answer["retries"], answer["retry_limit"]) == ("queued", 1, 3)
+    assert (answer["timing"], answer["status_label"]) == ("retry-wait", "Queued")
     assert answer["scheduled_for"] == row.enqueued_at.isoformat(timespec="seconds") + "Z"
     (attempt,) = answer["attempts"]
     assert attempt["number"] == 1 and attempt["retry_at"] == answer["scheduled_for"]

@@ -170,7 +170,12 @@ def test_switching_needs_the_permission_a_csrf_token_and_a_known_schedule(
 
     admin = client_for("admin")
     assert _switch(admin, NAME, "0", token=None).status_code == 400
-    assert _switch(admin, "no-such-schedule", "0").status_code == 404
+    unknown = _switch(admin, "no-such-schedule", "0")
+    assert unknown.status_code == 400 and "There is no schedule called 'no-such-schedule'." in unescape(
+        unknown.get_data(as_text=True)
+    )
+    twice = admin.post(PAGE + "switch", data={"name": NAME, "enabled": ["0", "1"], "csrf_token": csrf_token(admin)})
+    assert twice.status_code == 400
     assert _switch(admin, NAME, "2").status_code == 400
     assert admin.get(PAGE + "switch").status_code == 405
     assert "Switch off" in _row(_page(admin), NAME)  # still on

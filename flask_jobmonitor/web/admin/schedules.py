@@ -59,14 +59,16 @@ class SchedulesView(_JobViewBase):
         state = get_state()
         if not state.permissions.can_manage_schedules(current_user()):
             abort(403, description=gettext("You may not switch schedules on or off."))
-        name = request.form.get("name", "")
-        enabled = request.form.get("enabled", "")
-        if enabled not in ("0", "1"):
+        names, switches = request.form.getlist("name"), request.form.getlist("enabled")
+        if len(switches) != 1 or switches[0] not in ("0", "1"):
             abort(400, description=gettext("%(name)s must be 0 or 1.", name="enabled"))
+        if len(names) != 1:
+            abort(400, description=gettext("Send the name of one schedule."))
+        name, enabled = names[0], switches[0]
         try:
             changed = set_enabled(state, name, enabled == "1", current_user())
-        except UnknownSchedule:
-            abort(404, description=gettext("There is no schedule called %(name)s.", name=repr(name[:100])))
+        except UnknownSchedule:  # a 400 with words: the 404 page speaks of jobs
+            abort(400, description=gettext("There is no schedule called %(name)s.", name=repr(name[:100])))
         if enabled == "1":
             message = gettext("Schedule “%(name)s” is on: it runs at its next time.", name=name)
         else:
