@@ -422,9 +422,15 @@ def _record_retry(
 
 
 def _has_children(state: JobMonitorState, job_id: str) -> bool:
-    with state.engine.connect() as connection:
-        child = connection.execute(sa.select(job_table.c.id).where(job_table.c.parent_id == job_id).limit(1)).first()
-    return child is not None
+    """Whether the job started child jobs; True when the database cannot tell (then no retry:
+    the failure is recorded as ever, through the outage)."""
+    try:
+        with state.engine.connect() as connection:
+            query = sa.select(job_table.c.id).where(job_table.c.parent_id == job_id).limit(1)
+            return connection.execute(query).first() is not None
+    except sa.exc.SQLAlchemyError as error:
+        log.warning("job %s: cannot tell whether it has children (%s); not retried", job_id, error)
+        return True
 
 
 def _start_over(connection: sa.Connection, job_id: str) -> list[str]:
