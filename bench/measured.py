@@ -38,6 +38,7 @@ MEASURES: dict[str, tuple[str, ...]] = {
         for name in (
             "web/listing.py",
             "web/search.py",
+            "records/dialects.py",  # the list's order and filters per database
             "web/details.py",
             "web/presenters.py",
             "web/api.py",
@@ -48,6 +49,7 @@ MEASURES: dict[str, tuple[str, ...]] = {
             "web/templates/jobmonitor/detail.html",
             "web/templates/jobmonitor/_macros.html",
             "records/models.py",
+            "records/sqltypes.py",  # the models' column types
             "records/estimates.py",
             "records/live.py",
             "jobs/actions.py",
@@ -66,7 +68,9 @@ MEASURES: dict[str, tuple[str, ...]] = {
             "stats/figures.py",
             "stats/cache.py",
             "stats/charts.py",
+            "records/dialects.py",  # the buckets per database
             "records/models.py",
+            "records/sqltypes.py",  # the models' column types
             "web/admin/statistics.py",
             "web/templates/jobmonitor/statistics.html",
             "i18n.py",  # labels, numbers and durations in the viewer's language
@@ -87,7 +91,9 @@ MEASURES: dict[str, tuple[str, ...]] = {
             "jobs/rq.py",
             "records/status.py",
             "records/transitions.py",
+            "records/dialects.py",  # what each database can do (RETURNING, isolation)
             "records/models.py",
+            "records/sqltypes.py",  # the models' column types
         )
     ),
     "stop": tuple(
@@ -102,6 +108,7 @@ MEASURES: dict[str, tuple[str, ...]] = {
             "worker/context.py",
             "records/status.py",
             "records/transitions.py",
+            "records/dialects.py",  # what each database can do (RETURNING, isolation)
         )
     ),
     "children": tuple(
@@ -115,6 +122,7 @@ MEASURES: dict[str, tuple[str, ...]] = {
             "web/metrics.py",
             "stats/figures.py",  # the oldest waiting job per queue
             "records/models.py",
+            "records/sqltypes.py",  # the models' column types
             "records/status.py",
             "keys.py",
         )

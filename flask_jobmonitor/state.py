@@ -22,6 +22,7 @@ from rq import Queue
 from .config import Settings
 from .errors import NotInitialized
 from .permissions import JobPermissions
+from .records.dialects import is_mysql, read_committed
 from .storage import Storage
 from .tasks import TaskRegistry
 
@@ -45,6 +46,7 @@ class JobMonitorState:
     permissions: JobPermissions
     _redis: Redis | None = field(default=None, repr=False)
     _autocommit: dict[int, tuple[sa.Engine, sa.Engine]] = field(default_factory=dict, repr=False)
+    _committed: dict[int, tuple[sa.Engine, sa.Engine]] = field(default_factory=dict, repr=False)
 
     @property
     def tasks(self) -> TaskRegistry:
@@ -59,15 +61,22 @@ class JobMonitorState:
 
     @property
     def engine(self) -> sa.Engine:
-        """The engine that holds the job tables (the host's default bind). Needs an app context."""
-        return self.db.engine
+        """The engine that holds the job tables (the host's default bind). Needs an app context.
+        On MySQL/MariaDB its connections read at READ COMMITTED (records/dialects.py)."""
+        engine = self.db.engine
+        if not is_mysql(engine.dialect):
+            return engine
+        cached = self._committed.get(id(engine))
+        if cached is None or cached[0] is not engine:
+            cached = self._committed[id(engine)] = (engine, read_committed(engine))
+        return cached[1]
 
     @property
     def autocommit_engine(self) -> sa.Engine:
         """The same engine (same pool) in autocommit mode, for a write that is one statement, such
         as the finish of a job nobody is to be notified about. On PostgreSQL that saves the
         BEGIN and COMMIT round trips; the statement is atomic by itself."""
-        engine = self.engine
+        engine = self.db.engine
         cached = self._autocommit.get(id(engine))
         if cached is None or cached[0] is not engine:
             cached = self._autocommit[id(engine)] = (engine, engine.execution_options(isolation_level="AUTOCOMMIT"))

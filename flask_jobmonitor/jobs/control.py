@@ -31,6 +31,7 @@ from .. import events
 from ..errors import ActionNotAllowed, EnqueueError, JobNotFound, PermissionDenied, TransitionRefused, UnknownTask
 from ..i18n import N_, N_plural, format_number, gettext, ngettext
 from ..records.bulkwrite import in_chunks
+from ..records.dialects import updates_return
 from ..records.journal import close_running_step, write_log
 from ..records.models import (
     Job,
@@ -323,14 +324,19 @@ def delete(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResul
             ).scalars()
         )
         # conditional on the status, like every move: a concurrent resume wins over the delete
-        deleted = connection.execute(
-            sa.delete(job_table)
-            .where(job_table.c.id.in_(family), job_table.c.status.in_(deletable))
-            .returning(job_table.c.created_at)
-        ).all()
+        doomed = sa.and_(job_table.c.id.in_(family), job_table.c.status.in_(deletable))
+        if connection.dialect.delete_returning:
+            deleted = list(
+                connection.execute(sa.delete(job_table).where(doomed).returning(job_table.c.created_at)).scalars()
+            )
+        else:  # MySQL: lock the rows, then delete them
+            deleted = list(
+                connection.execute(sa.select(job_table.c.created_at).where(doomed).with_for_update()).scalars()
+            )
+            connection.execute(sa.delete(job_table).where(doomed))
         if len(deleted) != len(family):
             raise ActionNotAllowed(gettext("This job changed while it was being deleted; nothing was deleted."))
-        _forget_statistics(connection, [row.created_at for row in deleted])
+        _forget_statistics(connection, deleted)
     _delete_files(state, family, keys, shared)
     for member in family:
         with contextlib.suppress(NoSuchJobError, RedisError):
@@ -371,12 +377,14 @@ def set_priority(state: JobMonitorState, job_id: str, low: bool, user: Any = Non
     queue_name = state.settings.queue_names[priority]
     allowed = [s.value for s in PRIORITY_STATUSES]
     with state.engine.begin() as connection:
-        row = connection.execute(
-            sa.update(job_table)
-            .where(job_table.c.id == job_id, job_table.c.status.in_(allowed))
-            .values(low_priority=low, queue_name=queue_name)
-            .returning(job_table.c.status)
-        ).first()
+        changeable = sa.and_(job_table.c.id == job_id, job_table.c.status.in_(allowed))
+        change = sa.update(job_table).where(changeable).values(low_priority=low, queue_name=queue_name)
+        if updates_return(connection.dialect):
+            row = connection.execute(change.returning(job_table.c.status)).first()
+        else:  # MySQL/MariaDB: lock the row, then change it
+            row = connection.execute(sa.select(job_table.c.status).where(changeable).with_for_update()).first()
+            if row is not None:
+                connection.execute(change)
         if row is None:
             job = _load(state, job_id)
             raise TransitionRefused(job_id, JobStatus(job.status), "change priority")

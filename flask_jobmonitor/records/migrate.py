@@ -17,6 +17,8 @@ SCRIPT_LOCATION = os.path.join(os.path.dirname(__file__), "migrations")
 
 #: Created by DDL (see models.SEARCH_INDEX_DDL), so autogenerate must not see it as extra.
 DDL_ONLY_INDEXES = frozenset({"ix_jobmonitor_job_search"})
+#: The search text of MySQL/MariaDB (models.MYSQL_SEARCH_DDL), a generated column made by DDL.
+DDL_ONLY_COLUMNS = frozenset({"search_text"})
 #: Tables of the search on SQLite (models.SQLITE_SEARCH_DDL: FTS5 and its shadow tables), made by DDL too.
 DDL_ONLY_TABLE_PREFIX = "jobmonitor_job_search"
 
@@ -24,6 +26,8 @@ DDL_ONLY_TABLE_PREFIX = "jobmonitor_job_search"
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """Only the extension's tables (and their indexes) concern its migrations."""
     if type_ == "index" and name in DDL_ONLY_INDEXES:
+        return False
+    if type_ == "column" and name in DDL_ONLY_COLUMNS:
         return False
     table = obj if type_ == "table" else getattr(obj, "table", None)
     table_name = getattr(table, "name", name) or ""

@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from .sqltypes import BigIntId, JSONType, LongText, Timestamp
 from .status import JobStatus
 
 #: Constraint names that Alembic can reproduce on every database.
@@ -29,11 +29,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-# JSON that PostgreSQL can index and search (search by parameters); plain JSON text elsewhere.
-JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
-# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets 64 bits for the big tables.
-BigIntId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):
@@ -59,7 +54,7 @@ class Job(Base):
     name: Mapped[str] = mapped_column(sa.String(255))
     type: Mapped[str] = mapped_column(sa.String(64), default="general")
     category: Mapped[str] = mapped_column(sa.String(64), default="general")
-    description: Mapped[str | None] = mapped_column(sa.Text)
+    description: Mapped[str | None] = mapped_column(LongText)
     task: Mapped[str] = mapped_column(sa.String(255))
     params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     status: Mapped[str] = mapped_column(sa.String(16), default=JobStatus.QUEUED.value)
@@ -72,11 +67,11 @@ class Job(Base):
     run_by_id: Mapped[str | None] = mapped_column(sa.String(64))
     run_by_name: Mapped[str | None] = mapped_column(sa.String(255))
     run_at_url: Mapped[str | None] = mapped_column(sa.String(2048))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
-    enqueued_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
-    started_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
-    ended_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
-    status_changed_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    enqueued_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    started_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    ended_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    status_changed_at: Mapped[datetime] = mapped_column(Timestamp)
     progress_done: Mapped[int] = mapped_column(sa.Integer, default=0)
     progress_total: Mapped[int | None] = mapped_column(sa.Integer)
     # Which declared step runs now and how many there are: lets the list page say
@@ -85,17 +80,17 @@ class Job(Base):
     step_count: Mapped[int] = mapped_column(sa.Integer, default=0)
     error_count: Mapped[int] = mapped_column(sa.Integer, default=0)
     warning_count: Mapped[int] = mapped_column(sa.Integer, default=0)
-    error_message: Mapped[str | None] = mapped_column(sa.Text)
+    error_message: Mapped[str | None] = mapped_column(LongText)
     # the exception's text and traceback: only for jobmonitor.view_tracebacks (failures.py);
     # deferred, so no list loads it and no page can show it by accident
-    error_detail: Mapped[str | None] = mapped_column(sa.Text, deferred=True)
+    error_detail: Mapped[str | None] = mapped_column(LongText, deferred=True)
     checkpoint: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    stop_requested_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    stop_requested_at: Mapped[datetime | None] = mapped_column(Timestamp)
     # True when the job was ended by RQ's stop command rather than at one of its checkpoints
     stop_forced: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     worker_name: Mapped[str | None] = mapped_column(sa.String(255))
     # written every ABANDONED_AFTER/4 s by the process running the job (see heartbeat.py)
-    heartbeat_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(Timestamp)
     attempt: Mapped[int] = mapped_column(sa.Integer, default=0)
     # how often recovery queued the job again after its worker died (JOBMONITOR_MAX_RECOVERIES)
     recoveries: Mapped[int] = mapped_column(sa.Integer, default=0)
@@ -161,8 +156,8 @@ class JobStep(Base):
     position: Mapped[int] = mapped_column(sa.Integer)
     name: Mapped[str] = mapped_column(sa.String(255))
     status: Mapped[str] = mapped_column(sa.String(16), default="pending")
-    started_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
-    ended_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    started_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    ended_at: Mapped[datetime | None] = mapped_column(Timestamp)
     done: Mapped[int] = mapped_column(sa.Integer, default=0)
     total: Mapped[int | None] = mapped_column(sa.Integer)
     counters: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict)
@@ -182,8 +177,8 @@ class JobSubtask(Base):
     step_id: Mapped[int | None] = mapped_column(sa.Integer)
     name: Mapped[str] = mapped_column(sa.String(255))
     status: Mapped[str] = mapped_column(sa.String(32))
-    message: Mapped[str | None] = mapped_column(sa.Text)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    message: Mapped[str | None] = mapped_column(LongText)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
 
     __table_args__ = (
         sa.Index("ix_jobmonitor_subtask_job", "job_id", "id"),
@@ -199,10 +194,10 @@ class JobLog(Base):
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     job_id: Mapped[str] = mapped_column(sa.String(36), _job_fk())
     step_id: Mapped[int | None] = mapped_column(sa.Integer)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
     level: Mapped[int] = mapped_column(sa.SmallInteger)
     logger: Mapped[str | None] = mapped_column(sa.String(255))
-    message: Mapped[str] = mapped_column(sa.Text)
+    message: Mapped[str] = mapped_column(LongText)
 
     __table_args__ = (
         sa.Index("ix_jobmonitor_log_job", "job_id", "id"),
@@ -230,7 +225,7 @@ class JobFile(Base):
     content_type: Mapped[str] = mapped_column(sa.String(255))
     size: Mapped[int] = mapped_column(sa.BigInteger)
     storage_key: Mapped[str] = mapped_column(sa.String(255))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
 
     job: Mapped[Job] = relationship(back_populates="files")
 
@@ -251,14 +246,14 @@ class JobAttempt(Base):
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     job_id: Mapped[str] = mapped_column(sa.String(36), _job_fk())
     number: Mapped[int] = mapped_column(sa.Integer)
-    started_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
-    ended_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    started_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    ended_at: Mapped[datetime] = mapped_column(Timestamp)
     worker_name: Mapped[str | None] = mapped_column(sa.String(255))
     # as on the job: a message every viewer reads, the exception's text and traceback only for
     # jobmonitor.view_tracebacks (failures.py)
-    error_message: Mapped[str] = mapped_column(sa.Text)
-    error_detail: Mapped[str | None] = mapped_column(sa.Text, deferred=True)
-    retry_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    error_message: Mapped[str] = mapped_column(LongText)
+    error_detail: Mapped[str | None] = mapped_column(LongText, deferred=True)
+    retry_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
     __table_args__ = (sa.Index("ix_jobmonitor_attempt_job", "job_id", "number"),)
 
@@ -272,8 +267,8 @@ class JobNotification(Base):
     user_id: Mapped[str] = mapped_column(sa.String(64))
     job_id: Mapped[str] = mapped_column(sa.String(36), _job_fk())
     event: Mapped[str] = mapped_column(sa.String(16))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
-    read_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    read_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
     __table_args__ = (
         sa.Index("ix_jobmonitor_notification_user", "user_id", "read_at", "id"),
@@ -292,7 +287,7 @@ class StatsBucket(Base):
     granularity: Mapped[str] = mapped_column(sa.String(4), primary_key=True)
     include_system: Mapped[bool] = mapped_column(primary_key=True)
     type: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
-    bucket_start: Mapped[datetime] = mapped_column(sa.DateTime, primary_key=True)
+    bucket_start: Mapped[datetime] = mapped_column(Timestamp, primary_key=True)
     created: Mapped[int] = mapped_column(default=0)
     started: Mapped[int] = mapped_column(default=0)
     failed: Mapped[int] = mapped_column(default=0)
@@ -304,7 +299,7 @@ class StatsBucket(Base):
     duration_p95: Mapped[float | None] = mapped_column(sa.Float)
     # per job type in the bucket: [created, failed, duration sum, durations counted]
     by_type: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    computed_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    computed_at: Mapped[datetime] = mapped_column(Timestamp)
 
     __table_args__ = (sa.Index("ix_jobmonitor_stats_bucket_start", "bucket_start"),)
 
@@ -317,8 +312,8 @@ class StatsStaleHour(Base):
     __tablename__ = "jobmonitor_stats_stale"
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
-    hour: Mapped[datetime] = mapped_column(sa.DateTime)
-    noted_at: Mapped[datetime] = mapped_column(sa.DateTime, index=True)
+    hour: Mapped[datetime] = mapped_column(Timestamp)
+    noted_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
 
 
 class StatsWatermark(Base):
@@ -328,7 +323,7 @@ class StatsWatermark(Base):
     __tablename__ = "jobmonitor_stats_watermark"
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    checked_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    checked_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class AuditEntry(Base):
@@ -339,7 +334,7 @@ class AuditEntry(Base):
     __tablename__ = "jobmonitor_audit"
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
     # None: the system (the retention job); a command line user has a name but no id
     actor_id: Mapped[str | None] = mapped_column(sa.String(64))
     actor_name: Mapped[str | None] = mapped_column(sa.String(255))
@@ -352,7 +347,7 @@ class AuditEntry(Base):
     batch: Mapped[str | None] = mapped_column(sa.String(36))
     # the request's remote address, "command line", or "code"
     origin: Mapped[str | None] = mapped_column(sa.String(255))
-    detail: Mapped[str | None] = mapped_column(sa.Text)
+    detail: Mapped[str | None] = mapped_column(LongText)
 
     __table_args__ = (
         # newest first is (created_at, id) descending: each filter's index ends with both, so a
@@ -374,14 +369,14 @@ class ScheduleState(Base):
 
     name: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
     enabled: Mapped[bool] = mapped_column(sa.Boolean, default=True)
-    changed_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    changed_at: Mapped[datetime | None] = mapped_column(Timestamp)
     changed_by_id: Mapped[str | None] = mapped_column(sa.String(64))
     changed_by_name: Mapped[str | None] = mapped_column(sa.String(255))
     # the job its last due time launched (no foreign key: the job may be deleted since)
     last_job_id: Mapped[str | None] = mapped_column(sa.String(36))
-    last_run_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(Timestamp)
     # its last due time that launched nothing, because it was switched off
-    last_skipped_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
+    last_skipped_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 #: File kinds a job can hold.
@@ -429,6 +424,18 @@ SEARCH_INDEX_DDL = (
     "(to_tsvector('simple'::regconfig, name || ' ' || coalesce(description, '') || ' ' || CAST(params AS TEXT)))"
 )
 sa.event.listen(job_table, "after_create", sa.DDL(SEARCH_INDEX_DDL).execute_if(dialect="postgresql"))
+
+#: The search on MySQL/MariaDB (see search.py): InnoDB's FULLTEXT index on a stored generated
+#: column of the same text, invisible to ``SELECT *``. A FULLTEXT index cannot hold the JSON
+#: column itself (its collation differs), nor span name and parameters otherwise. ``STORED``
+#: and ``INVISIBLE`` are MariaDB 10.3+ and MySQL 8.0.23+.
+MYSQL_SEARCH_DDL = (
+    "ALTER TABLE jobmonitor_job ADD COLUMN search_text MEDIUMTEXT GENERATED ALWAYS AS "
+    "(concat_ws(' ', name, description, params)) STORED INVISIBLE, "
+    "ADD FULLTEXT INDEX ix_jobmonitor_job_search (search_text)"
+)
+for _dialect in ("mysql", "mariadb"):
+    sa.event.listen(job_table, "after_create", sa.DDL(MYSQL_SEARCH_DDL).execute_if(dialect=_dialect))
 
 #: Statistics of the job list's "not a child job" condition (PostgreSQL 14 and later). The list
 #: writes it ``coalesce(parent_id, '') = ''`` when a filter has its own index, so that no index

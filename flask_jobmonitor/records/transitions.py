@@ -6,6 +6,11 @@ WHERE id = ? AND status IN (...)``. Two actors racing for the same row therefore
 win: the loser's UPDATE matches no row and it gets
 :class:`~flask_jobmonitor.errors.TransitionRefused`. :func:`apply_transition_where` is the same
 move for many jobs at once (a parent's children).
+
+MySQL/MariaDB have no ``UPDATE ... RETURNING`` (records/dialects.py): there the columns asked
+for are read by a SELECT after the UPDATE, in its transaction (the UPDATE holds the row's lock,
+so what is read is what was written), and a move of many jobs first locks the rows it will move
+(``SELECT ... FOR UPDATE``), so the ids it answers are exactly the rows it moved.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import sqlalchemy as sa
 
 from ..errors import JobNotFound, TransitionRefused
 from ..timeutil import utcnow
+from .dialects import updates_return
 from .models import job_table as table
 from .status import JobStatus, Transition, get_transition
 
@@ -44,6 +50,17 @@ NEXT_ATTEMPT = "NEXT_ATTEMPT"
 FIRST_START = "FIRST_START"
 # (action, fenced, value names and expression ids, returning columns) -> prepared UPDATE
 _statements: dict[tuple[Any, ...], sa.Update] = {}
+# returning columns -> the SELECT that reads them after the UPDATE where UPDATE cannot return
+_reads: dict[tuple[str, ...], sa.Select[Any]] = {}
+
+
+def _read_back(connection: sa.Connection, job_id: str, returning: tuple[sa.ColumnElement[Any], ...]) -> sa.Row[Any]:
+    """The ``returning`` columns of job ``job_id``, read after this transaction's UPDATE of it."""
+    key = tuple(str(column) for column in returning)
+    statement = _reads.get(key)
+    if statement is None:
+        statement = _reads[key] = sa.select(*returning).where(table.c.id == sa.bindparam("_id"))
+    return connection.execute(statement, {"_id": job_id}).one()
 
 
 def _prepared_update(
@@ -104,6 +121,9 @@ def apply_transition(
     move = get_transition(action)
     now = now or utcnow()
     values = values or {}
+    if returning and not updates_return(connection.dialect):
+        apply_transition(connection, job_id, action, attempt=attempt, values=values, now=now)  # or raise
+        return _read_back(connection, job_id, returning)
     statement = _prepared_update(move, attempt is not None, values, returning)
     if statement is not None:
         params: dict[str, Any] = {"_id": job_id, "_now": now, "_attempt": attempt}
@@ -147,10 +167,13 @@ def apply_transition_where(
     """
     move = get_transition(action)
     now = now or utcnow()
-    statement = (
-        sa.update(table)
-        .where(condition, table.c.status.in_([s.value for s in move.sources]))
-        .values(status=move.target.value, status_changed_at=now, **(values or {}))
-        .returning(table.c.id, *returning)
-    )
-    return list(connection.execute(statement).all())
+    movable = sa.and_(condition, table.c.status.in_([s.value for s in move.sources]))
+    row_values = {"status": move.target.value, "status_changed_at": now, **(values or {})}
+    if updates_return(connection.dialect):
+        statement = sa.update(table).where(movable).values(**row_values).returning(table.c.id, *returning)
+        return list(connection.execute(statement).all())
+    ids = list(connection.execute(sa.select(table.c.id).where(movable).with_for_update()).scalars())
+    if not ids:
+        return []
+    connection.execute(sa.update(table).where(table.c.id.in_(ids)).values(**row_values))
+    return list(connection.execute(sa.select(table.c.id, *returning).where(table.c.id.in_(ids))).all())

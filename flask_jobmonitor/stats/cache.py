@@ -39,9 +39,10 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from ..records.bulkwrite import in_chunks
+from ..records.dialects import MYSQL_DIALECTS
 from ..records.models import job_table, stats_bucket_table, stats_stale_table, stats_watermark_table
 from ..timeutil import day_start, utcnow
 
@@ -106,6 +107,16 @@ def _shifted(dialect: str, column: sa.ColumnElement[Any], granularity: str, seco
             return sa.func.strftime(pattern, column)
         local = sa.func.strftime(pattern, column, sa.literal_column(f"'{seconds:+d} seconds'"))
         return local if granularity == "day" else sa.func.datetime(local, sa.literal_column(f"'{-seconds:+d} seconds'"))
+    if dialect in MYSQL_DIALECTS:
+        # DATE_FORMAT's text, which as_datetime reads; a shifted hour is moved back as a DATETIME
+        pattern = "'%Y-%m-%d %H:00:00'" if granularity == "hour" else "'%Y-%m-%d 00:00:00'"
+        if not seconds:
+            return sa.func.date_format(column, sa.literal_column(pattern))
+        moved = sa.func.date_add(column, sa.literal_column(f"INTERVAL {seconds} SECOND"))
+        day_or_hour = sa.func.date_format(moved, sa.literal_column(pattern))
+        if granularity == "day":
+            return day_or_hour
+        return sa.func.date_sub(sa.cast(day_or_hour, sa.DateTime), sa.literal_column(f"INTERVAL {seconds} SECOND"))
     if not seconds:
         return sa.func.date_trunc(granularity, column)
     shift: sa.ColumnElement[Any] = sa.literal_column(f"interval '{seconds} seconds'", sa.Interval)
@@ -237,6 +248,9 @@ def store(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
         statement = postgresql.insert(stats_bucket_table).on_conflict_do_nothing()
     elif dialect == "sqlite":
         statement = sqlite.insert(stats_bucket_table).on_conflict_do_nothing()
+    elif dialect in MYSQL_DIALECTS:  # a duplicate key "updates" a column to its own value: kept as it is
+        inserted = mysql.insert(stats_bucket_table)
+        statement = inserted.on_duplicate_key_update(granularity=stats_bucket_table.c.granularity)
     for chunk in in_chunks(rows):
         connection.execute(statement, list(chunk))
 

@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import InvalidFilter
 from ..i18n import N_, gettext
+from ..records.dialects import MYSQL_DIALECTS, flag_is
 from ..records.models import Job, file_table, job_table
 from ..records.status import FINISHED_STATUSES, JobStatus
 from ..timeutil import UTC, local_date, parse_day_bound, utcnow
@@ -455,19 +456,23 @@ def newest_first(
     rows of each) instead of reading and sorting every matching row.
     """
     c = job_table.c
+    if dialect in MYSQL_DIALECTS:
+        # MySQL/MariaDB drop a column fixed by an equality from the order on their own, but sort
+        # when the order names one fixed by IS NULL (the top level's parent_id)
+        leading = ()
     order = [*leading, "created_at", "id"]  # leading: columns fixed by the conditions (see leading_columns)
     columns = [*columns, *(name for name in order if name not in columns)]  # a UNION orders by its own columns
 
     def branch(value: bool) -> sa.Select[Any]:
-        return sa.select(*(c[name] for name in columns)).where(*conditions, c.is_system.is_(value))
+        return sa.select(*(c[name] for name in columns)).where(*conditions, flag_is(c.is_system, value, dialect))
 
     if len(systems) == 1:
         keys: list[Any] = [c[name] for name in order]
         query: sa.Select[Any] | sa.CompoundSelect = branch(systems[0])
-    elif dialect == "postgresql":
-        # PostgreSQL does not merge the ordered branches of a UNION ALL (it appends and sorts
-        # them all); each branch stops after offset + limit rows instead, so only that many
-        # are sorted
+    elif dialect != "sqlite":
+        # PostgreSQL and MySQL/MariaDB do not merge the ordered branches of a UNION ALL (they
+        # append and sort them all); each branch stops after offset + limit rows instead, so
+        # only that many are sorted
         def first_rows(value: bool) -> Any:
             ranked = branch(value).order_by(*(c[name].desc() if descending else c[name].asc() for name in order))
             return sa.select(ranked.limit(limit + offset).subquery())
@@ -692,10 +697,12 @@ def _window_page(source: _Source) -> tuple[list[str], bool, int, int | None]:
             .subquery("window")
         )
     key = _sort_key(filters.sort, dialect, window)
-    first = key.desc().nulls_last() if filters.descending else key.asc().nulls_last()
+    ordered = key.desc() if filters.descending else key.asc()
+    # MySQL/MariaDB have no NULLS LAST: the rows without a value are put after the others
+    first = [key.is_(None).asc(), ordered] if dialect in MYSQL_DIALECTS else [ordered.nulls_last()]
     tie = window.c.id.desc() if filters.descending else window.c.id.asc()
     columns = [window.c.id] if matched is None else [window.c.id, matched]
-    rows = connection.execute(sa.select(*columns).order_by(first, tie).limit(size + 1).offset(offset or None)).all()
+    rows = connection.execute(sa.select(*columns).order_by(*first, tie).limit(size + 1).offset(offset or None)).all()
     found = [row[0] for row in rows]
     if matched is not None and rows:
         full = rows[0][1] > SORT_WINDOW
@@ -934,6 +941,8 @@ def _sort_key(name: str, dialect: str, table: Any) -> sa.ColumnElement[Any]:
 def _interval(start: sa.ColumnElement[Any], end: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any]:
     if dialect == "sqlite":
         return sa.func.julianday(end) - sa.func.julianday(start)
+    if dialect in MYSQL_DIALECTS:  # DATETIME minus DATETIME is arithmetic on their digits there
+        return sa.func.timestampdiff(sa.literal_column("MICROSECOND"), start, end)
     return end - start
 
 

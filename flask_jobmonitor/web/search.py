@@ -10,6 +10,12 @@ PostgreSQL's parser keeps ``products.csv`` as one word, so ``csv`` finds it on S
 * SQLite: the FTS5 table ``jobmonitor_job_search`` holds the same text, one row per job,
   kept in step with the job table by triggers (``models.SQLITE_SEARCH_DDL``) in the same
   transaction as the job's own insert, update or delete.
+* MySQL/MariaDB: InnoDB's FULLTEXT index over a stored generated column of the same text
+  (``models.MYSQL_SEARCH_DDL``), queried in boolean mode with prefix terms. InnoDB splits words
+  on punctuation, so ``csv`` finds ``products.csv`` there as on SQLite. It indexes no word shorter
+  than ``innodb_ft_min_token_size`` (3 by default) and none of its stop words (``the``, ``for``,
+  ``with``...): such a typed word is looked for with ``LIKE`` in the same text instead, which
+  matches any part of a word and, typed alone, reads every job.
 * A SQLite built without FTS5 (rare: Python's own builds have it), or not yet migrated to
   revision 0003, falls back to ``LIKE`` over the three columns, which reads the whole table
   for a word that few jobs contain and matches any part of a word; the first such search of a
@@ -29,7 +35,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.mysql import match
 
+from ..records.dialects import is_mysql
 from ..records.models import DOCS_PER_MS, FTS_TABLE, KEY_TABLE, job_table, search_document
 
 log = logging.getLogger("flask_jobmonitor.search")  # the name hosts configured before the move to web/
@@ -72,6 +80,65 @@ def _postgres(q: str) -> sa.ColumnElement[bool] | None:
     return search_document().op("@@")(sa.func.to_tsquery("simple", query)) if query else None
 
 
+#: InnoDB's default ``innodb_ft_min_token_size`` and stop words
+#: (``INFORMATION_SCHEMA.INNODB_FT_DEFAULT_STOPWORD``): words its FULLTEXT index does not hold.
+MYSQL_MIN_WORD = 3
+MYSQL_STOP_WORDS = frozenset(
+    [
+        "a",
+        "about",
+        "an",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "com",
+        "de",
+        "en",
+        "for",
+        "from",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "la",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "what",
+        "when",
+        "where",
+        "who",
+        "will",
+        "with",
+        "und",
+        "www",
+    ]
+)
+_MYSQL_WORD = re.compile(r"\w+")
+
+
+def _mysql(q: str) -> sa.ColumnElement[bool] | None:
+    """Every typed word starts a word of the job: InnoDB's FULLTEXT index for the words it
+    holds, ``LIKE`` for the short words and stop words it leaves out (see the module docstring)."""
+    words = [word for typed in q.lower().split() for word in _MYSQL_WORD.findall(typed)]
+    indexed = [w for w in words if len(w) >= MYSQL_MIN_WORD and w not in MYSQL_STOP_WORDS]
+    unindexed = [w for w in words if w not in indexed]
+    text: sa.ColumnElement[str] = sa.literal_column("search_text")
+    conditions: list[sa.ColumnElement[bool]] = []
+    if indexed:
+        conditions.append(match(text, against=" ".join(f"+{w}*" for w in indexed)).in_boolean_mode())
+    conditions += [text.like("%" + w.replace("_", "!_") + "%", escape="!") for w in unindexed]
+    return sa.and_(*conditions) if conditions else None
+
+
 def _id_prefix(q: str) -> sa.ColumnElement[bool] | None:
     lowered = q.lower()
     if not _ID_PREFIX.match(lowered):
@@ -105,10 +172,10 @@ def has_fts(connection: sa.Connection) -> bool:
 
 def condition(connection: sa.Connection, q: str) -> sa.ColumnElement[bool]:
     """The WHERE condition of a search for ``q`` where the database answers it in a WHERE
-    clause: PostgreSQL, and SQLite without the search tables (``LIKE``). SQLite with them walks
+    clause: PostgreSQL, MySQL/MariaDB, and SQLite without the search tables (``LIKE``). SQLite with them walks
     FTS5 instead (:func:`newest_matches`)."""
     global _warned
-    if connection.dialect.name != "postgresql" and not _warned:
+    if connection.dialect.name != "postgresql" and not is_mysql(connection.dialect) and not _warned:
         _warned = True
         log.warning(
             "the job list searches with LIKE, which reads every job: this %s database has no FTS5 "
@@ -116,7 +183,12 @@ def condition(connection: sa.Connection, q: str) -> sa.ColumnElement[bool]:
             connection.dialect.name,
         )
     conditions = [c for c in (_id_prefix(q),) if c is not None]
-    words = _postgres(q) if connection.dialect.name == "postgresql" else _like(q)
+    if connection.dialect.name == "postgresql":
+        words = _postgres(q)
+    elif is_mysql(connection.dialect):
+        words = _mysql(q)
+    else:
+        words = _like(q)
     if words is not None:
         conditions.append(words)
     return sa.or_(*conditions) if conditions else sa.false()

@@ -53,6 +53,7 @@ from ..jobs.enqueue import JobRequest, enqueue_job
 from ..keys import control_key
 from ..records import live
 from ..records.bulkwrite import insert_rows
+from ..records.dialects import updates_return
 from ..records.models import STEP_STATUSES, Job, file_table, job_table, log_table, step_table, subtask_table
 from ..records.status import FINISHED_STATUSES, JobStatus
 from ..timeutil import utcnow
@@ -247,6 +248,14 @@ def _running_context() -> JobContext | None:
     return getattr(_running, "ctx", None)
 
 
+def _new_id(result: sa.CursorResult[Any]) -> int:
+    """The id the database gave the row an INSERT wrote (RETURNING where the database has it,
+    else the cursor's last row id: MySQL)."""
+    key = result.inserted_primary_key
+    assert key is not None, "an INSERT of one row has its key"
+    return int(key[0])
+
+
 def follow_task_sessions(state: JobMonitorState) -> None:
     """On SQLite, follow the writes and commits of the host's task sessions (the class of its
     Flask-SQLAlchemy ``db.session``). Called at worker start-up, so that forked work horses
@@ -411,11 +420,13 @@ class JobContext:
     def _create_step(self, name: str, position: int) -> Step:
         with self._engine.begin() as connection:
             self._fence(connection, {"step_count": position})
-            step_id = connection.execute(
-                sa.insert(step_table)
-                .values(job_id=self.job_id, position=position, name=name, status="pending", done=0, counters={})
-                .returning(step_table.c.id)
-            ).scalar_one()
+            step_id = _new_id(
+                connection.execute(
+                    sa.insert(step_table).values(
+                        job_id=self.job_id, position=position, name=name, status="pending", done=0, counters={}
+                    )
+                )
+            )
         return Step(self, step_id, position, name, "pending", 0, None, {})
 
     # -- subtasks, logs, checkpoints --------------------------------------------------------------
@@ -504,10 +515,9 @@ class JobContext:
         content_type = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
         with self._engine.begin() as connection:
             self._fence(connection, {})
-            return int(
+            return _new_id(
                 connection.execute(
-                    sa.insert(file_table)
-                    .values(
+                    sa.insert(file_table).values(
                         job_id=self.job_id,
                         kind=kind,
                         filename=filename[:255],
@@ -516,8 +526,7 @@ class JobContext:
                         storage_key=key,
                         created_at=utcnow(),
                     )
-                    .returning(file_table.c.id)
-                ).scalar_one()
+                )
             )
 
     def add_error_report(self, filename: str, data: bytes | IO[bytes], content_type: str | None = None) -> int:
@@ -847,7 +856,12 @@ class JobContext:
             job_table.c.status.in_(_OWNED_STATUSES),
         )
         statement = statement.values(**values) if values else statement.values(attempt=job_table.c.attempt)
-        status = connection.execute(statement.returning(job_table.c.status)).scalar()
+        if updates_return(connection.dialect):
+            status = connection.execute(statement.returning(job_table.c.status)).scalar()
+        elif connection.execute(statement).rowcount == 1:  # MySQL/MariaDB: read it in this transaction
+            status = connection.execute(sa.select(job_table.c.status).where(job_table.c.id == self.job_id)).scalar()
+        else:
+            status = None
         if status is None:
             raise RunSuperseded(f"job {self.job_id}: attempt {self.attempt} no longer owns the job")
         return str(status)

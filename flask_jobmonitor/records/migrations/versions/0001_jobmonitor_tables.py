@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from flask_jobmonitor.records.sqltypes import BigIntId, JSONType, LongText, Timestamp
 
 revision = "0001"
 down_revision = None
@@ -30,11 +31,9 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("type", sa.String(length=64), nullable=False),
         sa.Column("category", sa.String(length=64), nullable=False),
-        sa.Column("description", sa.Text(), nullable=True),
+        sa.Column("description", LongText, nullable=True),
         sa.Column("task", sa.String(length=255), nullable=False),
-        sa.Column(
-            "params", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
-        ),
+        sa.Column("params", JSONType, nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("is_system", sa.Boolean(), nullable=False),
         sa.Column("low_priority", sa.Boolean(), nullable=False),
@@ -45,25 +44,23 @@ def upgrade() -> None:
         sa.Column("run_by_id", sa.String(length=64), nullable=True),
         sa.Column("run_by_name", sa.String(length=255), nullable=True),
         sa.Column("run_at_url", sa.String(length=2048), nullable=True),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.Column("enqueued_at", sa.DateTime(), nullable=True),
-        sa.Column("started_at", sa.DateTime(), nullable=True),
-        sa.Column("ended_at", sa.DateTime(), nullable=True),
-        sa.Column("status_changed_at", sa.DateTime(), nullable=False),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Column("enqueued_at", Timestamp, nullable=True),
+        sa.Column("started_at", Timestamp, nullable=True),
+        sa.Column("ended_at", Timestamp, nullable=True),
+        sa.Column("status_changed_at", Timestamp, nullable=False),
         sa.Column("progress_done", sa.Integer(), nullable=False),
         sa.Column("progress_total", sa.Integer(), nullable=True),
         sa.Column("current_step", sa.Integer(), nullable=False),
         sa.Column("step_count", sa.Integer(), nullable=False),
         sa.Column("error_count", sa.Integer(), nullable=False),
         sa.Column("warning_count", sa.Integer(), nullable=False),
-        sa.Column("error_message", sa.Text(), nullable=True),
-        sa.Column(
-            "checkpoint", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=True
-        ),
-        sa.Column("stop_requested_at", sa.DateTime(), nullable=True),
+        sa.Column("error_message", LongText, nullable=True),
+        sa.Column("checkpoint", JSONType, nullable=True),
+        sa.Column("stop_requested_at", Timestamp, nullable=True),
         sa.Column("stop_forced", sa.Boolean(), nullable=False),
         sa.Column("worker_name", sa.String(length=255), nullable=True),
-        sa.Column("heartbeat_at", sa.DateTime(), nullable=True),
+        sa.Column("heartbeat_at", Timestamp, nullable=True),
         sa.Column("attempt", sa.Integer(), nullable=False),
         sa.Column("recoveries", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_jobmonitor_job")),
@@ -105,7 +102,7 @@ def upgrade() -> None:
         sa.Column("content_type", sa.String(length=255), nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("storage_key", sa.String(length=255), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("created_at", Timestamp, nullable=False),
         sa.ForeignKeyConstraint(
             ["job_id"], ["jobmonitor_job.id"], name=op.f("fk_jobmonitor_file_job_id_jobmonitor_job"), ondelete="CASCADE"
         ),
@@ -114,13 +111,13 @@ def upgrade() -> None:
     op.create_index(op.f("ix_jobmonitor_file_job_id"), "jobmonitor_file", ["job_id"], unique=False)
     op.create_table(
         "jobmonitor_log",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("id", BigIntId, nullable=False),
         sa.Column("job_id", sa.String(length=36), nullable=False),
         sa.Column("step_id", sa.Integer(), nullable=True),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("created_at", Timestamp, nullable=False),
         sa.Column("level", sa.SmallInteger(), nullable=False),
         sa.Column("logger", sa.String(length=255), nullable=True),
-        sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("message", LongText, nullable=False),
         sa.ForeignKeyConstraint(
             ["job_id"], ["jobmonitor_job.id"], name=op.f("fk_jobmonitor_log_job_id_jobmonitor_job"), ondelete="CASCADE"
         ),
@@ -130,12 +127,12 @@ def upgrade() -> None:
     op.create_index("ix_jobmonitor_log_job_level", "jobmonitor_log", ["job_id", "level", "id"], unique=False)
     op.create_table(
         "jobmonitor_notification",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("id", BigIntId, nullable=False),
         sa.Column("user_id", sa.String(length=64), nullable=False),
         sa.Column("job_id", sa.String(length=36), nullable=False),
         sa.Column("event", sa.String(length=16), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.Column("read_at", sa.DateTime(), nullable=True),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Column("read_at", Timestamp, nullable=True),
         sa.ForeignKeyConstraint(
             ["job_id"],
             ["jobmonitor_job.id"],
@@ -155,13 +152,11 @@ def upgrade() -> None:
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("started_at", sa.DateTime(), nullable=True),
-        sa.Column("ended_at", sa.DateTime(), nullable=True),
+        sa.Column("started_at", Timestamp, nullable=True),
+        sa.Column("ended_at", Timestamp, nullable=True),
         sa.Column("done", sa.Integer(), nullable=False),
         sa.Column("total", sa.Integer(), nullable=True),
-        sa.Column(
-            "counters", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
-        ),
+        sa.Column("counters", JSONType, nullable=False),
         sa.ForeignKeyConstraint(
             ["job_id"], ["jobmonitor_job.id"], name=op.f("fk_jobmonitor_step_job_id_jobmonitor_job"), ondelete="CASCADE"
         ),
@@ -170,13 +165,13 @@ def upgrade() -> None:
     )
     op.create_table(
         "jobmonitor_subtask",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("id", BigIntId, nullable=False),
         sa.Column("job_id", sa.String(length=36), nullable=False),
         sa.Column("step_id", sa.Integer(), nullable=True),
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("status", sa.String(length=32), nullable=False),
-        sa.Column("message", sa.Text(), nullable=True),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("message", LongText, nullable=True),
+        sa.Column("created_at", Timestamp, nullable=False),
         sa.ForeignKeyConstraint(
             ["job_id"],
             ["jobmonitor_job.id"],

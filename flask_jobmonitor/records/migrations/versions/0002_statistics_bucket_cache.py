@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from flask_jobmonitor.records.sqltypes import BigIntId, JSONType, Timestamp
 
 revision = "0002"
 down_revision = "0001"
@@ -32,15 +33,15 @@ def upgrade() -> None:
         op.create_table(
             "jobmonitor_stats_watermark",
             sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
-            sa.Column("checked_at", sa.DateTime(), nullable=False),
+            sa.Column("checked_at", Timestamp, nullable=False),
             sa.PrimaryKeyConstraint("id", name=op.f("pk_jobmonitor_stats_watermark")),
         )
     if "jobmonitor_stats_stale" not in tables:
         op.create_table(
             "jobmonitor_stats_stale",
-            sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
-            sa.Column("hour", sa.DateTime(), nullable=False),
-            sa.Column("noted_at", sa.DateTime(), nullable=False),
+            sa.Column("id", BigIntId, autoincrement=True, nullable=False),
+            sa.Column("hour", Timestamp, nullable=False),
+            sa.Column("noted_at", Timestamp, nullable=False),
             sa.PrimaryKeyConstraint("id", name=op.f("pk_jobmonitor_stats_stale")),
         )
         op.create_index("ix_jobmonitor_stats_stale_noted_at", "jobmonitor_stats_stale", ["noted_at"], unique=False)
@@ -54,7 +55,7 @@ def _create_bucket_table() -> None:
         sa.Column("granularity", sa.String(length=4), nullable=False),
         sa.Column("include_system", sa.Boolean(), nullable=False),
         sa.Column("type", sa.String(length=64), nullable=False),
-        sa.Column("bucket_start", sa.DateTime(), nullable=False),
+        sa.Column("bucket_start", Timestamp, nullable=False),
         sa.Column("created", sa.Integer(), nullable=False),
         sa.Column("started", sa.Integer(), nullable=False),
         sa.Column("failed", sa.Integer(), nullable=False),
@@ -64,10 +65,8 @@ def _create_bucket_table() -> None:
         sa.Column("wait_max", sa.Float(), nullable=True),
         sa.Column("duration_avg", sa.Float(), nullable=True),
         sa.Column("duration_p95", sa.Float(), nullable=True),
-        sa.Column(
-            "by_type", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
-        ),
-        sa.Column("computed_at", sa.DateTime(), nullable=False),
+        sa.Column("by_type", JSONType, nullable=False),
+        sa.Column("computed_at", Timestamp, nullable=False),
         sa.PrimaryKeyConstraint(
             "granularity", "include_system", "type", "bucket_start", name=op.f("pk_jobmonitor_stats_bucket")
         ),

@@ -15,6 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from flask_jobmonitor.records.sqltypes import LongText
+
 revision = "0006"
 down_revision = "0005"
 branch_labels = None
@@ -25,7 +27,7 @@ def upgrade() -> None:
     # ``flask jobmonitor init-db`` after the update may have created it already
     columns = {column["name"] for column in sa.inspect(op.get_bind()).get_columns("jobmonitor_job")}
     if "error_detail" not in columns:
-        op.add_column("jobmonitor_job", sa.Column("error_detail", sa.Text(), nullable=True))
+        op.add_column("jobmonitor_job", sa.Column("error_detail", LongText, nullable=True))
 
 
 def downgrade() -> None:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from flask_jobmonitor.records.sqltypes import BigIntId, LongText, Timestamp
+
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
-
-BigIntId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
@@ -28,7 +28,7 @@ def upgrade() -> None:
     op.create_table(
         "jobmonitor_audit",
         sa.Column("id", BigIntId, nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("created_at", Timestamp, nullable=False),
         sa.Column("actor_id", sa.String(64), nullable=True),
         sa.Column("actor_name", sa.String(255), nullable=True),
         sa.Column("action", sa.String(32), nullable=False),
@@ -38,7 +38,7 @@ def upgrade() -> None:
         sa.Column("job_owner", sa.String(255), nullable=True),
         sa.Column("batch", sa.String(36), nullable=True),
         sa.Column("origin", sa.String(255), nullable=True),
-        sa.Column("detail", sa.Text(), nullable=True),
+        sa.Column("detail", LongText, nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_jobmonitor_audit")),
     )
     op.create_index("ix_jobmonitor_audit_created", "jobmonitor_audit", ["created_at", "id"])

@@ -14,12 +14,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from flask_jobmonitor.records.sqltypes import BigIntId, LongText, Timestamp
+
 revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
-
-BigIntId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
@@ -35,12 +35,12 @@ def upgrade() -> None:
         sa.Column("id", BigIntId, nullable=False),
         sa.Column("job_id", sa.String(36), nullable=False),
         sa.Column("number", sa.Integer(), nullable=False),
-        sa.Column("started_at", sa.DateTime(), nullable=True),
-        sa.Column("ended_at", sa.DateTime(), nullable=False),
+        sa.Column("started_at", Timestamp, nullable=True),
+        sa.Column("ended_at", Timestamp, nullable=False),
         sa.Column("worker_name", sa.String(255), nullable=True),
-        sa.Column("error_message", sa.Text(), nullable=False),
-        sa.Column("error_detail", sa.Text(), nullable=True),
-        sa.Column("retry_at", sa.DateTime(), nullable=True),
+        sa.Column("error_message", LongText, nullable=False),
+        sa.Column("error_detail", LongText, nullable=True),
+        sa.Column("retry_at", Timestamp, nullable=True),
         sa.ForeignKeyConstraint(
             ["job_id"],
             ["jobmonitor_job.id"],

@@ -13,6 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from flask_jobmonitor.records.sqltypes import Timestamp
+
 revision = "0009"
 down_revision = "0008"
 branch_labels = None
@@ -27,12 +29,12 @@ def upgrade() -> None:
         "jobmonitor_schedule",
         sa.Column("name", sa.String(255), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
-        sa.Column("changed_at", sa.DateTime(), nullable=True),
+        sa.Column("changed_at", Timestamp, nullable=True),
         sa.Column("changed_by_id", sa.String(64), nullable=True),
         sa.Column("changed_by_name", sa.String(255), nullable=True),
         sa.Column("last_job_id", sa.String(36), nullable=True),
-        sa.Column("last_run_at", sa.DateTime(), nullable=True),
-        sa.Column("last_skipped_at", sa.DateTime(), nullable=True),
+        sa.Column("last_run_at", Timestamp, nullable=True),
+        sa.Column("last_skipped_at", Timestamp, nullable=True),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_jobmonitor_schedule")),
     )
 
