@@ -1,8 +1,8 @@
-"""Find or start the services the demo and the tests need: Redis and PostgreSQL.
+"""Find or start the services the demo and the tests need: Redis, PostgreSQL and MariaDB.
 
 Standard library only, so it runs before anything is installed. Used two ways:
 
-* ``python scripts/services.py redis`` / ``postgres``: make sure the service answers on its
+* ``python scripts/services.py redis`` / ``postgres`` / ``mariadb``: make sure the service answers on its
   usual local port (starting it as a daemon if needed) and print its URL. The test command
   uses this; a service it starts keeps running afterwards, like any local service.
 * ``start_redis(...)`` from ``scripts/demo.py``: start a Redis as a child process that the
@@ -140,6 +140,34 @@ def _trust_local_tcp(hba: Path) -> None:
         hba.write_text(f"# added by flask-jobmonitor scripts/services.py for local tests\n{rule}\n{text}")
 
 
+def ensure_mariadb(port: int = 3306) -> None:
+    """Make sure a MariaDB (or MySQL) accepts connections on 127.0.0.1:``port``, starting or
+    installing Debian's MariaDB. Its root logs in without a password over TCP, as on the test
+    machines (a fresh Debian install lets root in through the socket only: that is changed)."""
+    if not is_listening(port):
+        if not shutil.which("mariadbd") and not _apt_install("mariadb-server"):
+            raise SystemExit("MariaDB is not running and could not be installed; set JOBMONITOR_TEST_MARIADB_URL")
+        Path("/run/mysqld").mkdir(parents=True, exist_ok=True)
+        shutil.chown("/run/mysqld", "mysql", "mysql")
+        log = (CACHE / "mariadb.log").resolve()
+        CACHE.mkdir(exist_ok=True)
+        subprocess.Popen(
+            ["mysqld_safe", "--bind-address=127.0.0.1", f"--port={port}"],
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        _wait(lambda: is_listening(port), 60, "MariaDB")
+    client = shutil.which("mariadb") or shutil.which("mysql")
+    if client is None:
+        return
+    probe = [client, "--protocol=tcp", "-h127.0.0.1", f"-P{port}", "-uroot", "-e", "SELECT 1"]
+    if subprocess.run(probe, capture_output=True).returncode == 0 or os.geteuid() != 0:
+        return
+    grant = "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD('')"
+    subprocess.run([client, "-uroot", "-e", grant], check=False, capture_output=True)
+
+
 def ensure_chromium() -> str:
     """Path of Debian's Chromium (browser tests drive it with Playwright), installing it if needed."""
     for name in ("chromium", "chromium-browser"):
@@ -152,15 +180,18 @@ def ensure_chromium() -> str:
 
 
 def main(argv: list[str]) -> None:
-    """``services.py redis [PORT] | postgres | chromium``: ensure it is there, print where."""
-    if len(argv) < 2 or argv[1] not in ("redis", "postgres", "chromium"):
-        raise SystemExit("usage: services.py redis [PORT] | postgres | chromium")
+    """``services.py redis [PORT] | postgres | mariadb | chromium``: ensure it is there, print where."""
+    if len(argv) < 2 or argv[1] not in ("redis", "postgres", "mariadb", "chromium"):
+        raise SystemExit("usage: services.py redis [PORT] | postgres | mariadb | chromium")
     if argv[1] == "chromium":
         print(ensure_chromium())
     elif argv[1] == "redis":
         port = int(argv[2]) if len(argv) > 2 else 6379
         start_redis(port, foreground_child=False)
         print(f"redis://127.0.0.1:{port}")
+    elif argv[1] == "mariadb":
+        ensure_mariadb()
+        print("mysql://root@127.0.0.1:3306")
     else:
         ensure_postgres()
         print("postgresql://127.0.0.1:5432")

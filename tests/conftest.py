@@ -1,9 +1,10 @@
-"""Fixtures: a real Redis, and every database test run on SQLite and on PostgreSQL.
+"""Fixtures: a real Redis, and every database test run on SQLite, PostgreSQL and MariaDB.
 
-PostgreSQL is taken from ``JOBMONITOR_TEST_DATABASE_URL`` (a database of that name plus the
-process id is created for the run and dropped after it). Without a reachable server its runs are
-skipped with the reason, unless ``JOBMONITOR_REQUIRE_POSTGRES=1`` (set by the test command and
-CI) turns that into a failure. Redis comes from ``JOBMONITOR_TEST_REDIS_URL`` (default database
+PostgreSQL is taken from ``JOBMONITOR_TEST_DATABASE_URL``, MariaDB (or MySQL) from
+``JOBMONITOR_TEST_MARIADB_URL`` (a database of that name plus the process id is created for the
+run and dropped after it). Without a reachable server its runs are skipped with the reason,
+unless ``JOBMONITOR_REQUIRE_POSTGRES=1`` or ``JOBMONITOR_REQUIRE_MARIADB=1`` (set by the test
+command and CI) turns that into a failure. Redis comes from ``JOBMONITOR_TEST_REDIS_URL`` (default database
 15 on 127.0.0.1:6379); each test starts with this process's queues empty.
 
 Fixtures only: the helpers they are built from live in ``tests/support``.
@@ -22,15 +23,9 @@ from redis import Redis
 from rq import SimpleWorker, Worker
 
 from .support.apps import build_app, emptied
-from .support.databases import (
-    create_tables,
-    drop_postgres_database,
-    ensure_postgres_database,
-    postgres_url,
-    pushed,
-)
+from .support.databases import create_tables, drop_database, ensure_database, pushed, server_database_url
 from .support.extensions import db
-from .support.services import REDIS_URL, REQUIRE_POSTGRES
+from .support.services import REDIS_URL, REQUIRE_MARIADB, REQUIRE_POSTGRES
 
 
 @pytest.fixture(scope="session")
@@ -42,23 +37,27 @@ def redis_url() -> str:
     return REDIS_URL
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+_SERVERS = {"postgresql": ("PostgreSQL", REQUIRE_POSTGRES), "mariadb": ("MariaDB", REQUIRE_MARIADB)}
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql", "mariadb"])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'jobs.db'}"
     else:
-        url = postgres_url()
+        url = server_database_url(request.param)
         try:
-            ensure_postgres_database(url)
+            ensure_database(url)
         except Exception as error:
-            message = f"PostgreSQL not reachable at {url}: {error}"
-            if REQUIRE_POSTGRES:
+            name, required = _SERVERS[request.param]
+            message = f"{name} not reachable at {url}: {error}"
+            if required:
                 pytest.fail(message)
             pytest.skip(message)
     create_tables(url)
     yield url
-    if request.param == "postgresql":
-        drop_postgres_database(url)
+    if request.param != "sqlite":
+        drop_database(url)
 
 
 @pytest.fixture

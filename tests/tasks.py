@@ -152,6 +152,8 @@ def backend_pid(ctx: JobContext) -> None:
     with db.engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             value = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        elif connection.dialect.name in ("mysql", "mariadb"):
+            value = connection.exec_driver_sql("SELECT CONNECTION_ID()").scalar()
         else:
             value = None
     ctx.save_checkpoint(backend=value, pid=os.getpid())

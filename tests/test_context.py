@@ -54,10 +54,12 @@ def steps_of(job_id: str) -> list[JobStep]:
 
 
 def subtasks_of(job_id: str) -> list[JobSubtask]:
+    db.session.rollback()  # a new transaction: MariaDB's REPEATABLE READ would keep the first snapshot
     return list(db.session.scalars(sa.select(JobSubtask).where(JobSubtask.job_id == job_id).order_by(JobSubtask.id)))
 
 
 def logs_of(job_id: str) -> list[JobLog]:
+    db.session.rollback()  # a new transaction, as above
     return list(db.session.scalars(sa.select(JobLog).where(JobLog.job_id == job_id).order_by(JobLog.id)))
 
 
@@ -134,7 +136,7 @@ def test_step_api_in_a_running_context(app, engine):
         stored = db.session.get(JobStep, step.id)
         assert (stored.status, stored.done, stored.total, stored.counters) == ("running", 4, 12, {"read": 4})
         assert (job_row(engine, ctx.job_id).progress_done, job_row(engine, ctx.job_id).progress_total) == (4, 12)
-    db.session.expire_all()
+    db.session.rollback()  # a new transaction: MariaDB's REPEATABLE READ would keep the first snapshot
 
     assert db.session.get(JobStep, step.id).status == "completed"
     assert step.finished

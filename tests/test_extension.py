@@ -18,10 +18,9 @@ from flask_jobmonitor.records.models import Base, Job, job_table
 from flask_jobmonitor.storage import LocalStorage
 
 from .support.apps import build_app
-from .support.databases import count_rows, drop_postgres_database, ensure_postgres_database, pushed
+from .support.databases import count_rows, drop_database, ensure_database, pushed
 from .support.extensions import QUEUE_NAMES, db, jobmonitor
 from .support.rows import job_row
-from .support.services import POSTGRES_URL
 from .tasks import noop
 
 
@@ -37,11 +36,11 @@ def empty_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     if database_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
-    base = sa.make_url(POSTGRES_URL)
-    url = base.set(database=f"{base.database}_empty_{os.getpid()}").render_as_string(hide_password=False)
-    ensure_postgres_database(url)
+    base = sa.make_url(database_url)
+    url = base.set(database=f"{base.database}_empty").render_as_string(hide_password=False)
+    ensure_database(url)
     yield url
-    drop_postgres_database(url)
+    drop_database(url)
 
 
 # -- init_app and settings -----------------------------------------------------------------------

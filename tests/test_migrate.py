@@ -14,8 +14,8 @@ from flask_jobmonitor.records.migrate import current_revision, include_object, u
 from flask_jobmonitor.records.models import Base, file_table, job_table
 from flask_jobmonitor.web.listing import fetch_page, parse_filters
 
-from .support.databases import drop_postgres_database, ensure_postgres_database
-from .support.services import POSTGRES_URL, REQUIRE_POSTGRES
+from .support.databases import drop_database, drop_postgres_database, ensure_database, ensure_postgres_database
+from .support.services import MARIADB_URL, POSTGRES_URL, REQUIRE_MARIADB, REQUIRE_POSTGRES
 
 
 def _differences(engine: sa.Engine) -> list[object]:
@@ -38,7 +38,7 @@ def test_migrations_upgrade_an_empty_postgresql_database_to_the_models() -> None
     try:
         assert current_revision(engine) is None
         upgrade(engine)
-        assert current_revision(engine) == "0009"
+        assert current_revision(engine) == "0010"
         assert _differences(engine) == []
         with engine.connect() as connection:
             search_index = connection.exec_driver_sql(
@@ -46,10 +46,55 @@ def test_migrations_upgrade_an_empty_postgresql_database_to_the_models() -> None
             ).scalar()
         assert search_index == 1
         upgrade(engine)  # a second upgrade is a no-op
-        assert current_revision(engine) == "0009"
+        assert current_revision(engine) == "0010"
     finally:
         engine.dispose()
         drop_postgres_database(url)
+
+
+def test_migrations_upgrade_an_empty_mariadb_database_to_the_models() -> None:
+    url = sa.make_url(MARIADB_URL)
+    url = url.set(database=f"{url.database}_migrate_{os.getpid()}").render_as_string(hide_password=False)
+    try:
+        drop_database(url)
+        ensure_database(url)
+    except sa.exc.OperationalError as error:
+        if REQUIRE_MARIADB:
+            raise
+        pytest.skip(f"MariaDB not reachable: {error}")
+    engine = sa.create_engine(url)
+    try:
+        upgrade(engine)
+        assert current_revision(engine) == "0010"
+        assert _differences(engine) == []  # DATETIME(6), MEDIUMTEXT, every index as the models say
+        with engine.begin() as connection:
+            connection.execute(
+                job_table.insert().values(
+                    id="job-1",
+                    name="Import products",
+                    task="t",
+                    params={"file": "prices.csv"},
+                    status="completed",
+                    queue_name="q",
+                    created_at=datetime(2026, 11, 1, 8, 0, 0, 123456),
+                    status_changed_at=datetime(2026, 11, 1),
+                )
+            )
+        with engine.connect() as connection:
+            created = connection.execute(sa.select(job_table.c.created_at)).scalar_one()
+            page = fetch_page(connection, parse_filters({"q": "prod csv"}), visible_to=None, allow_system=False)
+            index = connection.exec_driver_sql(
+                "SELECT index_type FROM information_schema.statistics WHERE table_schema = DATABASE() "
+                "AND index_name = 'ix_jobmonitor_job_search'"
+            ).scalar()
+        assert created.microsecond == 123456  # the keyset order needs what the other databases keep
+        assert [job.name for job in page.jobs] == ["Import products"]
+        assert index == "FULLTEXT"
+        upgrade(engine)  # a second upgrade is a no-op
+        assert current_revision(engine) == "0010"
+    finally:
+        engine.dispose()
+        drop_database(url)
 
 
 def test_migrations_upgrade_an_empty_sqlite_database_to_the_models(tmp_path) -> None:
@@ -84,7 +129,7 @@ def test_the_sqlite_search_migration_indexes_the_jobs_already_there(tmp_path) ->
                 ],
             )
         upgrade(engine)
-        assert current_revision(engine) == "0009"
+        assert current_revision(engine) == "0010"
         with engine.connect() as connection:
             page = fetch_page(connection, parse_filters({"q": "prod"}), visible_to=None, allow_system=False)
             by_parameter = fetch_page(
@@ -122,7 +167,7 @@ def test_the_file_name_migration_keeps_the_files_already_there(tmp_path) -> None
                 {"now": now},
             )
         upgrade(engine)
-        assert current_revision(engine) == "0009"
+        assert current_revision(engine) == "0010"
         assert _differences(engine) == []
         with engine.connect() as connection:
             row = connection.execute(sa.select(file_table.c.filename, file_table.c.original_name)).one()

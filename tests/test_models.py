@@ -74,6 +74,36 @@ def test_list_page_indexes_exist_in_the_database(app, engine):
     } <= indexes
 
 
+def test_long_texts_and_microseconds_are_kept_on_every_database(app, engine):
+    """A traceback or a log line may pass 64 KiB (MySQL/MariaDB's TEXT, which strict mode
+    refuses), and the lists' order needs the microseconds (a plain DATETIME there rounds them):
+    records/sqltypes.py."""
+    created = datetime(2026, 11, 1, 8, 0, 0, 123456)
+    traceback = "Traceback (most recent call last):\n" + "  File 'x.py', line 1\n" * 4000  # ~90 KiB
+    job_id = insert_job(engine, created_at=created, status="failed", error_detail=traceback)
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.select(job_table.c.created_at, job_table.c.error_detail).where(job_table.c.id == job_id)
+        ).one()
+    assert row.created_at == created
+    assert row.error_detail == traceback
+
+
+def test_the_packages_own_connections_read_committed_rows_on_mariadb(app, engine):
+    """InnoDB's default REPEATABLE READ would keep a transaction's first snapshot; the package's
+    engine reads at READ COMMITTED there whatever the host's default (records/dialects.py)."""
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        pytest.skip("SQLite and PostgreSQL read committed rows already")
+    from flask_jobmonitor.state import get_state
+
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT @@tx_isolation").scalar() == "REPEATABLE-READ"
+    with get_state(app).engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT @@tx_isolation").scalar() == "READ-COMMITTED"
+    with engine.connect() as connection:  # the pool's connection went back as it was
+        assert connection.exec_driver_sql("SELECT @@tx_isolation").scalar() == "REPEATABLE-READ"
+
+
 def test_deleting_a_job_row_deletes_everything_recorded_about_it(app, engine):
     job_id = insert_job(engine)
     kept_id = insert_job(engine)

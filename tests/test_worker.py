@@ -73,10 +73,11 @@ def test_worker_pushes_the_app_context_itself(app, engine, worker_class):
 
 
 def test_forked_horse_uses_its_own_database_connection(app, engine):
-    if engine.dialect.name != "postgresql":
-        pytest.skip("pg_backend_pid() is PostgreSQL's")
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite has no server connection to tell apart")
+    backend = "SELECT pg_backend_pid()" if engine.dialect.name == "postgresql" else "SELECT CONNECTION_ID()"
     with engine.connect() as connection:
-        parent_backend = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        parent_backend = connection.exec_driver_sql(backend).scalar()
     job = jobmonitor.enqueue(backend_pid)
 
     run_worker(app, Worker)
@@ -87,7 +88,7 @@ def test_forked_horse_uses_its_own_database_connection(app, engine):
     assert row.checkpoint["backend"] != parent_backend
     # the parent's pooled connection survived the horse (which must not have closed it)
     with engine.connect() as connection:
-        assert connection.exec_driver_sql("SELECT pg_backend_pid()").scalar() == parent_backend
+        assert connection.exec_driver_sql(backend).scalar() == parent_backend
         assert connection.exec_driver_sql("SELECT 1").scalar() == 1
     assert db.session.execute(db.select(db.literal(1))).scalar() == 1
 

@@ -1,8 +1,8 @@
-"""Databases of a test run: PostgreSQL databases made and dropped, tables emptied between tests,
+"""Databases of a test run: PostgreSQL and MariaDB databases made and dropped, tables emptied between tests,
 the SQL a block sends, and engines closed when an app is done.
 
-Each run on PostgreSQL has a database of its own (the configured name plus the process id), so
-two runs on one machine never truncate each other's rows.
+Each run on PostgreSQL or MariaDB has a database of its own (the configured name plus the
+process id), so two runs on one machine never truncate each other's rows.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from flask import Flask
 
 from flask_jobmonitor.records.models import Base
 
-from .services import POSTGRES_URL
+from .services import MARIADB_URL, POSTGRES_URL
 
 
 def postgres_url(suffix: str = "") -> str:
@@ -25,6 +25,47 @@ def postgres_url(suffix: str = "") -> str:
     base = sa.make_url(POSTGRES_URL)
     name = f"{base.database}{suffix}_{os.getpid()}"
     return base.set(database=name).render_as_string(hide_password=False)
+
+
+def mariadb_url(suffix: str = "") -> str:
+    """The URL of this run's own MariaDB database (``suffix`` names another one of the run)."""
+    base = sa.make_url(MARIADB_URL)
+    name = f"{base.database}{suffix}_{os.getpid()}"
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+def server_database_url(kind: str, suffix: str = "") -> str:
+    """This run's own database on the server of ``kind`` ("postgresql" or "mariadb")."""
+    return postgres_url(suffix) if kind == "postgresql" else mariadb_url(suffix)
+
+
+def ensure_database(url: str) -> None:
+    """Create the database of ``url`` (PostgreSQL or MariaDB) unless it exists (raises if the
+    server is unreachable)."""
+    if sa.make_url(url).get_backend_name() == "postgresql":
+        ensure_postgres_database(url)
+        return
+    target = sa.make_url(url)
+    admin = sa.create_engine(target.set(database="mysql"))
+    try:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS `{target.database}` CHARACTER SET utf8mb4")
+    finally:
+        admin.dispose()
+
+
+def drop_database(url: str) -> None:
+    """Drop the database of ``url`` (PostgreSQL: its open connections too)."""
+    if sa.make_url(url).get_backend_name() == "postgresql":
+        drop_postgres_database(url)
+        return
+    target = sa.make_url(url)
+    admin = sa.create_engine(target.set(database="mysql"))
+    try:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{target.database}`")
+    finally:
+        admin.dispose()
 
 
 def ensure_postgres_database(url: str) -> None:

@@ -406,7 +406,7 @@ def test_a_capped_sqlite_search_says_so_and_older_goes_on(client_for, engine, mo
     add_job(engine, owner="clerk_a", name="Import stock old", status="failed", created_at=at(-60))
     client = client_for("clerk_a")
     body = client.get("/admin/jobs/?q=stock&status=failed").get_data(as_text=True)
-    if engine.dialect.name == "postgresql":
+    if engine.dialect.name != "sqlite":
         assert "Import stock old" in body and "looked through" not in body
         return
     assert "This page looked through 2 jobs containing these words" in body

@@ -225,9 +225,21 @@ def _seed_people(engine: sa.Engine) -> None:
         connection.execute(sa.insert(audit_table), [{"job_id": None, **row} for row in rows])
     # VACUUM too: the rows earlier tests deleted would still count in the indexes' costs
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.exec_driver_sql(
-            "VACUUM ANALYZE jobmonitor_audit" if engine.dialect.name == "postgresql" else "ANALYZE"
-        )
+        if engine.dialect.name in ("sqlite", "postgresql"):
+            connection.exec_driver_sql(
+                "ANALYZE" if engine.dialect.name == "sqlite" else "VACUUM ANALYZE jobmonitor_audit"
+            )
+    if engine.dialect.name in ("mysql", "mariadb"):
+        # InnoDB prices a scan by the table's real size, whatever its statistics say: 4,000 rows
+        # are read and sorted. 100,000 older entries of the same people (MariaDB's sequence
+        # engine writes them in a second) make it the long trail the plans are for.
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO jobmonitor_audit (created_at, action, actor_name, origin) "
+                "SELECT UTC_TIMESTAMP(6) - INTERVAL 1 DAY - INTERVAL seq SECOND, 'stop', "
+                "CONCAT('Person ', seq MOD 40), 'code' FROM seq_1_to_100000"
+            )
+            connection.exec_driver_sql("ANALYZE TABLE jobmonitor_audit")
 
 
 def test_every_query_of_the_page_walks_an_index_in_order(app, engine, client_for):

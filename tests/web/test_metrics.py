@@ -194,7 +194,8 @@ def _seed_history(engine: Any, finished: int = 3000) -> None:
     with engine.begin() as connection:
         connection.execute(sa.insert(job_table), rows)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.exec_driver_sql("ANALYZE" if engine.dialect.name == "sqlite" else "VACUUM ANALYZE jobmonitor_job")
+        analyze = {"sqlite": "ANALYZE", "postgresql": "VACUUM ANALYZE jobmonitor_job"}
+        connection.exec_driver_sql(analyze.get(engine.dialect.name, "ANALYZE TABLE jobmonitor_job"))
 
 
 def _plan_problems(engine: Any, statement: str, parameters: Any, connection: Any = None) -> list[str]:
