@@ -64,7 +64,7 @@ class JobMonitorState:
         """The engine that holds the job tables (the host's default bind). Needs an app context.
         On MySQL/MariaDB its connections read at READ COMMITTED (records/dialects.py)."""
         engine = self.db.engine
-        if not is_mysql(engine.dialect):
+        if not is_mysql(engine.dialect) or read_committed(engine) is engine:
             return engine
         cached = self._committed.get(id(engine))
         if cached is None or cached[0] is not engine:

@@ -31,7 +31,7 @@ from .. import events
 from ..errors import ActionNotAllowed, EnqueueError, JobNotFound, PermissionDenied, TransitionRefused, UnknownTask
 from ..i18n import N_, N_plural, format_number, gettext, ngettext
 from ..records.bulkwrite import in_chunks
-from ..records.dialects import updates_return
+from ..records.dialects import deletes_return, lost_transaction, updates_return
 from ..records.journal import close_running_step, write_log
 from ..records.models import (
     Job,
@@ -325,7 +325,7 @@ def delete(state: JobMonitorState, job_id: str, user: Any = None) -> ActionResul
         )
         # conditional on the status, like every move: a concurrent resume wins over the delete
         doomed = sa.and_(job_table.c.id.in_(family), job_table.c.status.in_(deletable))
-        if connection.dialect.delete_returning:
+        if deletes_return(connection.dialect):
             deleted = list(
                 connection.execute(sa.delete(job_table).where(doomed).returning(job_table.c.created_at)).scalars()
             )
@@ -363,11 +363,14 @@ def _delete_files(state: JobMonitorState, family: list[str], keys: set[str], sha
 
 def _forget_statistics(connection: sa.Connection, created_at: list[datetime]) -> None:
     """The statistics of the deleted jobs' hours and days are computed again from the jobs that
-    are left. In a savepoint: a database not yet migrated to the cache's tables still deletes."""
+    are left. In a savepoint: a database not yet migrated to the cache's tables still deletes. A
+    deadlock on MySQL/MariaDB undoes the whole transaction, so it is raised (records/dialects.py)."""
     try:
         with connection.begin_nested():
             stats_cache.forget(connection, created_at)
     except sa.exc.DBAPIError as error:
+        if lost_transaction(error, connection.dialect):
+            raise  # a deadlock undid the delete too: nothing may go on as if it were done
         log.warning("statistics cache not updated for deleted jobs (%s); run flask jobmonitor migrate", error)
 
 

@@ -1,4 +1,10 @@
-"""Running the extension's Alembic migrations against the app's database."""
+"""Running the extension's Alembic migrations against the app's database.
+
+Rules of the revisions (``migrations/versions``): each keeps its own DDL text and its own checks
+of the dialect, frozen as it was released; the column types come from ``records/sqltypes.py``,
+which only ever gains variants for new databases (a type whose DDL changed on a database that
+already has tables would need a revision of its own, never an edit there).
+"""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from .dialects import MYSQL_DIALECTS
 from .sqltypes import BigIntId, JSONType, LongText, Timestamp
 from .status import JobStatus
 
@@ -430,11 +431,11 @@ sa.event.listen(job_table, "after_create", sa.DDL(SEARCH_INDEX_DDL).execute_if(d
 #: column itself (its collation differs), nor span name and parameters otherwise. ``STORED``
 #: and ``INVISIBLE`` are MariaDB 10.3+ and MySQL 8.0.23+.
 MYSQL_SEARCH_DDL = (
-    "ALTER TABLE jobmonitor_job ADD COLUMN search_text MEDIUMTEXT GENERATED ALWAYS AS "
+    "ALTER TABLE jobmonitor_job ADD COLUMN search_text LONGTEXT GENERATED ALWAYS AS "
     "(concat_ws(' ', name, description, params)) STORED INVISIBLE, "
     "ADD FULLTEXT INDEX ix_jobmonitor_job_search (search_text)"
 )
-for _dialect in ("mysql", "mariadb"):
+for _dialect in sorted(MYSQL_DIALECTS):
     sa.event.listen(job_table, "after_create", sa.DDL(MYSQL_SEARCH_DDL).execute_if(dialect=_dialect))
 
 #: Statistics of the job list's "not a child job" condition (PostgreSQL 14 and later). The list

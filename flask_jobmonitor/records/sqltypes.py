@@ -20,9 +20,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 
-_MYSQL = ("mysql", "mariadb")
+from .dialects import MYSQL_DIALECTS
 
-Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), *_MYSQL)
-LongText = sa.Text().with_variant(mysql.MEDIUMTEXT(), *_MYSQL)
+Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), *sorted(MYSQL_DIALECTS))
+LongText = sa.Text().with_variant(mysql.MEDIUMTEXT(), *sorted(MYSQL_DIALECTS))
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 BigIntId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

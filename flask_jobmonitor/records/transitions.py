@@ -9,8 +9,10 @@ move for many jobs at once (a parent's children).
 
 MySQL/MariaDB have no ``UPDATE ... RETURNING`` (records/dialects.py): there the columns asked
 for are read by a SELECT after the UPDATE, in its transaction (the UPDATE holds the row's lock,
-so what is read is what was written), and a move of many jobs first locks the rows it will move
-(``SELECT ... FOR UPDATE``), so the ids it answers are exactly the rows it moved.
+so what is read is what was written: callers that ask for columns run in a transaction), and a
+move of many jobs first locks the rows it will move (``SELECT ... FOR UPDATE``), then moves
+them with the same condition; should fewer move (no transaction held the locks), it answers
+only the rows it wrote.
 """
 
 from __future__ import annotations
@@ -175,5 +177,9 @@ def apply_transition_where(
     ids = list(connection.execute(sa.select(table.c.id).where(movable).with_for_update()).scalars())
     if not ids:
         return []
-    connection.execute(sa.update(table).where(table.c.id.in_(ids)).values(**row_values))
-    return list(connection.execute(sa.select(table.c.id, *returning).where(table.c.id.in_(ids))).all())
+    moved: sa.ColumnElement[bool] = table.c.id.in_(ids)
+    if connection.execute(sa.update(table).where(moved, movable).values(**row_values)).rowcount != len(ids):
+        # a row changed between the SELECT and the UPDATE (no transaction held its lock): only
+        # the rows this move wrote, by their new status and this move's time
+        moved = sa.and_(table.c.id.in_(ids), table.c.status == move.target.value, table.c.status_changed_at == now)
+    return list(connection.execute(sa.select(table.c.id, *returning).where(moved)).all())

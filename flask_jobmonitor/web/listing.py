@@ -47,7 +47,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import InvalidFilter
 from ..i18n import N_, gettext
-from ..records.dialects import MYSQL_DIALECTS, flag_is
+from ..records.dialects import MYSQL_DIALECTS, flag_is, keyset_beyond
 from ..records.models import Job, file_table, job_table
 from ..records.status import FINISHED_STATUSES, JobStatus
 from ..timeutil import UTC, local_date, parse_day_bound, utcnow
@@ -488,11 +488,14 @@ def newest_first(
     return query.order_by(*ordered).limit(limit).offset(offset or None)
 
 
-def _beyond(cursor: Cursor, descending: bool) -> sa.ColumnElement[bool]:
-    """Rows that come after ``cursor`` in the order (a row comparison an index range answers)."""
-    position = sa.tuple_(job_table.c.created_at, job_table.c.id)
-    value = sa.tuple_(sa.literal(cursor.created_at, sa.DateTime), sa.literal(cursor.id, sa.String))
-    return position < value if descending else position > value
+def _beyond(cursor: Cursor, descending: bool, dialect: str) -> sa.ColumnElement[bool]:
+    """Rows that come after ``cursor`` in the order (a condition an index range answers)."""
+    return keyset_beyond(
+        (job_table.c.created_at, job_table.c.id),
+        (sa.literal(cursor.created_at, sa.DateTime), sa.literal(cursor.id, sa.String)),
+        descending=descending,
+        dialect=dialect,
+    )
 
 
 def _moves_on(position: Cursor, cursor: Cursor, descending: bool) -> bool:
@@ -546,10 +549,11 @@ class _Source:
         ``bounded``: a SQLite search may stop at search.SEARCH_WINDOW matches (see resume)."""
         self.resume = None
         extra = []
+        name = self.connection.dialect.name
         if beyond is not None:
-            extra.append(_beyond(beyond, descending))
+            extra.append(_beyond(beyond, descending, name))
         if up_to is not None:
-            extra.append(sa.not_(_beyond(up_to, descending)))
+            extra.append(sa.not_(_beyond(up_to, descending, name)))
         if self.facets is None:
             dialect = self.connection.dialect.name
             query = newest_first(

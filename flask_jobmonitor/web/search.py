@@ -14,8 +14,9 @@ PostgreSQL's parser keeps ``products.csv`` as one word, so ``csv`` finds it on S
   (``models.MYSQL_SEARCH_DDL``), queried in boolean mode with prefix terms. InnoDB splits words
   on punctuation, so ``csv`` finds ``products.csv`` there as on SQLite. It indexes no word shorter
   than ``innodb_ft_min_token_size`` (3 by default) and none of its stop words (``the``, ``for``,
-  ``with``...): such a typed word is looked for with ``LIKE`` in the same text instead, which
-  matches any part of a word and, typed alone, reads every job.
+  ``with``..., or the server's own list), both read from the server: such a typed word is looked
+  for with ``LIKE`` in the same text instead, which matches any part of a word and, typed alone,
+  reads every job. A typed prefix of a stop word (``wit``) does not find it.
 * A SQLite built without FTS5 (rare: Python's own builds have it), or not yet migrated to
   revision 0003, falls back to ``LIKE`` over the three columns, which reads the whole table
   for a word that few jobs contain and matches any part of a word; the first such search of a
@@ -80,9 +81,8 @@ def _postgres(q: str) -> sa.ColumnElement[bool] | None:
     return search_document().op("@@")(sa.func.to_tsquery("simple", query)) if query else None
 
 
-#: InnoDB's default ``innodb_ft_min_token_size`` and stop words
-#: (``INFORMATION_SCHEMA.INNODB_FT_DEFAULT_STOPWORD``): words its FULLTEXT index does not hold.
-MYSQL_MIN_WORD = 3
+#: InnoDB's default stop words (``INFORMATION_SCHEMA.INNODB_FT_DEFAULT_STOPWORD``): words its
+#: FULLTEXT index does not hold unless the server names a stop-word table of its own.
 MYSQL_STOP_WORDS = frozenset(
     [
         "a",
@@ -125,11 +125,33 @@ MYSQL_STOP_WORDS = frozenset(
 _MYSQL_WORD = re.compile(r"\w+")
 
 
-def _mysql(q: str) -> sa.ColumnElement[bool] | None:
+def _fulltext_settings(connection: sa.Connection) -> tuple[int, frozenset[str]]:
+    """The server's shortest indexed word and its stop words (asked once per connection):
+    ``innodb_ft_min_token_size``, and InnoDB's default list, the server's own stop-word table,
+    or none when stop words are off."""
+    info = connection.connection.info
+    if "jobmonitor_fulltext" not in info:
+        shortest, enabled, own = connection.exec_driver_sql(
+            "SELECT @@innodb_ft_min_token_size, @@innodb_ft_enable_stopword, @@innodb_ft_server_stopword_table"
+        ).one()
+        words: frozenset[str] = frozenset()
+        if enabled and own:
+            schema, _, table = str(own).partition("/")
+            rows = connection.exec_driver_sql(f"SELECT value FROM `{schema}`.`{table}`").scalars()
+            words = frozenset(str(word).lower() for word in rows)
+        elif enabled:
+            words = MYSQL_STOP_WORDS
+        info["jobmonitor_fulltext"] = (int(shortest), words)
+    settings: tuple[int, frozenset[str]] = info["jobmonitor_fulltext"]
+    return settings
+
+
+def _mysql(connection: sa.Connection, q: str) -> sa.ColumnElement[bool] | None:
     """Every typed word starts a word of the job: InnoDB's FULLTEXT index for the words it
     holds, ``LIKE`` for the short words and stop words it leaves out (see the module docstring)."""
+    shortest, stop_words = _fulltext_settings(connection)
     words = [word for typed in q.lower().split() for word in _MYSQL_WORD.findall(typed)]
-    indexed = [w for w in words if len(w) >= MYSQL_MIN_WORD and w not in MYSQL_STOP_WORDS]
+    indexed = [w for w in words if len(w) >= shortest and w not in stop_words]
     unindexed = [w for w in words if w not in indexed]
     text: sa.ColumnElement[str] = sa.literal_column("search_text")
     conditions: list[sa.ColumnElement[bool]] = []
@@ -186,7 +208,7 @@ def condition(connection: sa.Connection, q: str) -> sa.ColumnElement[bool]:
     if connection.dialect.name == "postgresql":
         words = _postgres(q)
     elif is_mysql(connection.dialect):
-        words = _mysql(q)
+        words = _mysql(connection, q)
     else:
         words = _like(q)
     if words is not None:

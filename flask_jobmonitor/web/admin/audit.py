@@ -19,6 +19,7 @@ from ...errors import InvalidFilter
 from ...i18n import N_, gettext
 from ...jobs import audit
 from ...jobs.control import REGISTRY
+from ...records.dialects import keyset_beyond
 from ...records.models import audit_table, job_table
 from ...state import get_state
 from ...timeutil import local_date, parse_day_bound
@@ -142,7 +143,12 @@ def read_page(connection: sa.Connection, filters: AuditFilters) -> tuple[list[sa
     if filters.before is not None:
         at, entry_id = filters.before
         conditions.append(
-            sa.tuple_(c.created_at, c.id) < sa.tuple_(sa.literal(at, sa.DateTime), sa.literal(entry_id, sa.BigInteger))
+            keyset_beyond(
+                (c.created_at, c.id),
+                (sa.literal(at, sa.DateTime), sa.literal(entry_id, sa.BigInteger)),
+                descending=True,
+                dialect=connection.dialect.name,
+            )
         )
     rows = list(
         connection.execute(

@@ -20,7 +20,7 @@ branch_labels = None
 depends_on = None
 
 _SEARCH_DDL = (
-    "ALTER TABLE jobmonitor_job ADD COLUMN search_text MEDIUMTEXT GENERATED ALWAYS AS "
+    "ALTER TABLE jobmonitor_job ADD COLUMN search_text LONGTEXT GENERATED ALWAYS AS "
     "(concat_ws(' ', name, description, params)) STORED INVISIBLE, "
     "ADD FULLTEXT INDEX ix_jobmonitor_job_search (search_text)"
 )
