@@ -142,30 +142,31 @@ def _trust_local_tcp(hba: Path) -> None:
 
 def ensure_mariadb(port: int = 3306) -> None:
     """Make sure a MariaDB (or MySQL) accepts connections on 127.0.0.1:``port``, starting or
-    installing Debian's MariaDB. Its root logs in without a password over TCP, as on the test
-    machines (a fresh Debian install lets root in through the socket only: that is changed)."""
-    if not is_listening(port):
-        if not shutil.which("mariadbd") and not _apt_install("mariadb-server"):
-            raise SystemExit("MariaDB is not running and could not be installed; set JOBMONITOR_TEST_MARIADB_URL")
-        Path("/run/mysqld").mkdir(parents=True, exist_ok=True)
-        shutil.chown("/run/mysqld", "mysql", "mysql")
-        log = (CACHE / "mariadb.log").resolve()
-        CACHE.mkdir(exist_ok=True)
-        subprocess.Popen(
-            ["mysqld_safe", "--bind-address=127.0.0.1", f"--port={port}"],
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        _wait(lambda: is_listening(port), 60, "MariaDB")
+    installing Debian's MariaDB. A server this script installs lets root in over TCP without a
+    password, as on the test machines (Debian's own lets root in through the socket only); a
+    server that was already there is never changed."""
+    if is_listening(port):
+        return
+    if os.geteuid() != 0:
+        raise SystemExit("MariaDB is not running; start it, or set JOBMONITOR_TEST_MARIADB_URL")
+    if not shutil.which("mariadbd") and not _apt_install("mariadb-server"):
+        raise SystemExit("MariaDB is not running and could not be installed; set JOBMONITOR_TEST_MARIADB_URL")
+    Path("/run/mysqld").mkdir(parents=True, exist_ok=True)
+    shutil.chown("/run/mysqld", "mysql", "mysql")
+    CACHE.mkdir(exist_ok=True)
+    log = (CACHE / "mariadb.log").resolve()
+    subprocess.Popen(
+        ["mysqld_safe", "--bind-address=127.0.0.1", f"--port={port}"],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    _wait(lambda: is_listening(port), 60, "MariaDB")
     client = shutil.which("mariadb") or shutil.which("mysql")
-    if client is None:
-        return
-    probe = [client, "--protocol=tcp", "-h127.0.0.1", f"-P{port}", "-uroot", "-e", "SELECT 1"]
-    if subprocess.run(probe, capture_output=True).returncode == 0 or os.geteuid() != 0:
-        return
-    grant = "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD('')"
-    subprocess.run([client, "-uroot", "-e", grant], check=False, capture_output=True)
+    probe = [str(client), "--protocol=tcp", "-h127.0.0.1", f"-P{port}", "-uroot", "-e", "SELECT 1"]
+    if client and subprocess.run(probe, capture_output=True).returncode != 0:
+        grant = "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD('')"
+        subprocess.run([client, "-uroot", "-e", grant], check=False, capture_output=True)
 
 
 def ensure_chromium() -> str:

@@ -774,6 +774,43 @@ def test_a_restart_whose_original_was_deleted_meanwhile_is_refused(app, engine, 
     assert count_rows(engine, job_table) == before - 1  # the original only: no new job
 
 
+def test_delete_without_delete_returning_locks_then_deletes(app, engine, state, monkeypatch):
+    """MySQL 8 has no DELETE ... RETURNING (MariaDB has): the family's rows are locked and read,
+    then deleted, and the statistics of their hours forgotten. The same path on every database."""
+    job = jobmonitor.enqueue(ct.leaves_traces, user=OWNER)
+    run_worker(app)
+    assert status_of(engine, job.id) == "completed"
+    monkeypatch.setattr(engine.dialect, "delete_returning", False)
+
+    control.delete(state, job.id, ADA)
+
+    assert fetch_all(engine, sa.select(job_table.c.id).where(job_table.c.id == job.id)) == []
+    for table in (step_table, subtask_table, log_table, file_table, notification_table):
+        assert fetch_all(engine, sa.select(table).where(table.c.job_id == job.id)) == [], table.name
+
+
+def test_a_deadlock_while_forgetting_statistics_undoes_the_whole_delete(app, engine, state, monkeypatch):
+    """An InnoDB deadlock rolls the whole transaction back, the savepoint the statistics cache's
+    update runs in too: the delete must fail as a whole, not go on to delete the files of rows
+    that are still there (a missing cache table, by contrast, is only a warning)."""
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        pytest.skip("PostgreSQL and SQLite undo only the savepoint")
+    import pymysql
+
+    job = jobmonitor.enqueue(ct.leaves_traces, user=OWNER, files={"in.txt": b"input"})
+    run_worker(app)
+
+    def deadlocked(*_args: Any) -> None:
+        raise sa.exc.OperationalError("DELETE ...", {}, pymysql.err.OperationalError(1213, "Deadlock found"))
+
+    monkeypatch.setattr(control.stats_cache, "forget", deadlocked)
+    with pytest.raises(sa.exc.OperationalError, match="Deadlock"):
+        control.delete(state, job.id, ADA)
+
+    assert status_of(engine, job.id) == "completed"
+    assert files_under(Path(state.storage.root) / job.id)
+
+
 def test_delete_removes_the_job_its_children_and_everything_recorded(app, engine, state):
     parent = jobmonitor.enqueue(ct.leaves_traces, user=OWNER, children=2, files={"in.txt": b"input"})
     other = jobmonitor.enqueue(ct.leaves_traces, user=OWNER)

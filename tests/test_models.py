@@ -90,18 +90,35 @@ def test_long_texts_and_microseconds_are_kept_on_every_database(app, engine):
 
 
 def test_the_packages_own_connections_read_committed_rows_on_mariadb(app, engine):
-    """InnoDB's default REPEATABLE READ would keep a transaction's first snapshot; the package's
-    engine reads at READ COMMITTED there whatever the host's default (records/dialects.py)."""
+    """InnoDB's default REPEATABLE READ keeps a transaction's first snapshot; the package's
+    engine reads what was committed since, whatever the host's default (records/dialects.py)."""
     if engine.dialect.name not in ("mysql", "mariadb"):
         pytest.skip("SQLite and PostgreSQL read committed rows already")
     from flask_jobmonitor.state import get_state
 
-    with engine.connect() as connection:
-        assert connection.exec_driver_sql("SELECT @@tx_isolation").scalar() == "REPEATABLE-READ"
-    with get_state(app).engine.connect() as connection:
-        assert connection.exec_driver_sql("SELECT @@tx_isolation").scalar() == "READ-COMMITTED"
-    with engine.connect() as connection:  # the pool's connection went back as it was
-        assert connection.exec_driver_sql("SELECT @@tx_isolation").scalar() == "REPEATABLE-READ"
+    job_id = insert_job(engine, status="queued")
+    status = sa.select(job_table.c.status).where(job_table.c.id == job_id)
+    with engine.connect() as host, get_state(app).engine.connect() as package:
+        assert host.execute(status).scalar() == package.execute(status).scalar() == "queued"
+        with engine.begin() as writer:  # committed while both transactions are open
+            writer.execute(job_table.update().where(job_table.c.id == job_id).values(status="cancelled"))
+        assert package.execute(status).scalar() == "cancelled"
+        assert host.execute(status).scalar() == "queued"  # the host's engine kept its snapshot
+
+
+def test_an_engine_already_reading_committed_rows_is_used_as_it_is(app, engine):
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        pytest.skip("MySQL/MariaDB only")
+    from flask_jobmonitor.records.dialects import read_committed
+
+    host = sa.create_engine(engine.url, isolation_level="READ COMMITTED")
+    try:
+        assert read_committed(host) is not host  # not known before its first connection
+        with host.connect():
+            pass
+        assert read_committed(host) is host  # no statements per checkout then
+    finally:
+        host.dispose()
 
 
 def test_deleting_a_job_row_deletes_everything_recorded_about_it(app, engine):

@@ -175,6 +175,28 @@ def test_returning_gives_back_the_updated_row(engine):
     assert (row.task, row.attempt, row.status) == ("tests.tasks.greets", 5, "running")
 
 
+def test_without_update_returning_a_move_reads_back_what_it_wrote(engine, monkeypatch):
+    """MySQL/MariaDB have no UPDATE ... RETURNING: a move reads its columns after the UPDATE, a
+    move of many locks the rows first (records/transitions.py). The same path on every database."""
+    monkeypatch.setattr(engine.dialect, "update_returning", False)
+    job_id = insert_job(engine, status="queued", task="tests.tasks.greets", attempt=4)
+    batch = [insert_job(engine, status=s, queue_name="read-after") for s in ("queued", "queued", "running")]
+
+    with engine.begin() as connection:
+        row = apply_transition(
+            connection, job_id, "start", values={"attempt": job_table.c.attempt + 1}, returning=(job_table.c.attempt,)
+        )
+        moved = apply_transition_where(
+            connection, "cancel", job_table.c.queue_name == "read-after", returning=(job_table.c.status,)
+        )
+        with pytest.raises(TransitionRefused):
+            apply_transition(connection, batch[2], "start", returning=(job_table.c.task,))
+
+    assert row is not None and row.attempt == 5
+    assert sorted((r.id, r.status) for r in moved) == sorted((i, "cancelled") for i in batch[:2])
+    assert [job_row(engine, i).status for i in batch] == ["cancelled", "cancelled", "running"]
+
+
 def test_refused_move_with_returning_raises_and_leaves_the_row_unchanged(engine):
     job_id = insert_job(engine, status="completed")
     before = job_row(engine, job_id)

@@ -306,6 +306,8 @@ def _mariadb_plan(connection: sa.Connection, statement: str, parameters: Any) ->
                     "Node Type": kind,
                     "Relation Name": value["table_name"],
                     "Index Name": value.get("key"),
+                    "_access": value["access_type"],
+                    "_key_parts": value.get("used_key_parts", []),
                     "_above": above,
                 }
             )
@@ -444,6 +446,25 @@ def test_list_page_walks_its_index_without_reading_or_sorting_the_table(plan_app
             assert matches
         problems.update(_explain_all(matches, index=None, ordered=True, window=False))
     assert not problems, "\n\n".join(f"{sql}\n" + "\n".join(found) for sql, found in problems.items())
+
+
+CURSORS = [case for case in CASES if "after" in case.args or "before" in case.args]
+
+
+@pytest.mark.parametrize("case", CURSORS, ids=[case.name for case in CURSORS])
+def test_a_page_from_a_cursor_starts_at_the_cursor_on_mariadb(plan_app: Flask, seeded, case: Case):
+    """MariaDB takes no index range for a row comparison ``(created_at, id) < (...)``: it walked
+    the whole prefix of the index from the newest job to the cursor. The keyset is written
+    ``created_at <= t AND (created_at < t OR id < i)`` there (dialects.keyset_beyond), a range."""
+    with plan_app.app_context():
+        if db.engine.dialect.name not in ("mysql", "mariadb"):
+            pytest.skip("PostgreSQL and SQLite answer the row comparison with a range (the cases above)")
+        statement, parameters = _page_statements(plan_app, case, seeded)[0]
+        with db.engine.connect() as connection:
+            plan = explain(connection, statement, parameters)
+    reads = [node for node in plan.nodes if node.get("Relation Name") == "jobmonitor_job"]
+    assert reads, plan.text
+    assert all(node["_access"] == "range" and "created_at" in node["_key_parts"] for node in reads), plan.text
 
 
 SORTED = [case for case in CASES if case.args.get("sort", "created") != "created" and "q" not in case.args]

@@ -281,12 +281,14 @@ def test_words_a_fulltext_index_leaves_out_are_still_found(engine):
     start a word."""
     eu = add_job(engine, name="EU tax report", created_at=at(1))
     about = add_job(engine, name="Notes about the move", params={"file": "a_b.csv"}, created_at=at(2))
-    add_job(engine, name="Export axb", created_at=at(3))
+    axb = add_job(engine, name="Export axb", created_at=at(3))
     assert ids_of(engine, q="eu") == [eu]
     assert ids_of(engine, q="eu tax") == [eu]
     assert ids_of(engine, q="about the") == [about]
     assert ids_of(engine, q="the move") == [about]
-    assert set(ids_of(engine, q="a_b")) <= {about}  # never the "axb" job
+    assert axb not in ids_of(engine, q="a_b")  # "_" is no wildcard
+    if engine.dialect.name != "postgresql":  # PostgreSQL's parser splits "a_b.csv" its own way
+        assert ids_of(engine, q="a_b") == [about]
     assert ids_of(engine, q="ove") == []  # "move" does not start with it
 
 

@@ -128,7 +128,7 @@ def p95_interpolated(values: list[float]) -> float:
 
 
 # both databases interpolate like PostgreSQL's percentile_cont (stats.percentile_cont on SQLite)
-P95 = {"sqlite": p95_interpolated, "postgresql": p95_interpolated, "mysql": p95_interpolated}
+P95 = {name: p95_interpolated for name in ("sqlite", "postgresql", "mysql", "mariadb")}
 
 
 def truncate(value: datetime, granularity: str) -> datetime:
