@@ -14,7 +14,7 @@ from flask_jobmonitor.records.migrate import current_revision, include_object, u
 from flask_jobmonitor.records.models import Base, file_table, job_table
 from flask_jobmonitor.web.listing import fetch_page, parse_filters
 
-from .support.databases import drop_database, drop_postgres_database, ensure_database, ensure_postgres_database
+from .support.databases import drop_database, ensure_database
 from .support.services import MARIADB_URL, POSTGRES_URL, REQUIRE_MARIADB, REQUIRE_POSTGRES
 
 
@@ -24,16 +24,23 @@ def _differences(engine: sa.Engine) -> list[object]:
         return list(compare_metadata(context, Base.metadata))
 
 
-def test_migrations_upgrade_an_empty_postgresql_database_to_the_models() -> None:
-    url = sa.make_url(POSTGRES_URL)
-    url = url.set(database=f"{url.database}_migrate_{os.getpid()}").render_as_string(hide_password=False)
+def _empty_database(server_url: str, required: bool, name: str) -> str:
+    """A new, empty database of this test on the server of ``server_url`` (skipped, or failed
+    when ``required``, if the server does not answer)."""
+    url = sa.make_url(server_url)
+    url_text = url.set(database=f"{url.database}_migrate_{os.getpid()}").render_as_string(hide_password=False)
     try:
-        drop_postgres_database(url)
-        ensure_postgres_database(url)
+        drop_database(url_text)
+        ensure_database(url_text)
     except sa.exc.OperationalError as error:
-        if REQUIRE_POSTGRES:
+        if required:
             raise
-        pytest.skip(f"PostgreSQL not reachable: {error}")
+        pytest.skip(f"{name} not reachable: {error}")
+    return url_text
+
+
+def test_migrations_upgrade_an_empty_postgresql_database_to_the_models() -> None:
+    url = _empty_database(POSTGRES_URL, REQUIRE_POSTGRES, "PostgreSQL")
     engine = sa.create_engine(url)
     try:
         assert current_revision(engine) is None
@@ -49,19 +56,11 @@ def test_migrations_upgrade_an_empty_postgresql_database_to_the_models() -> None
         assert current_revision(engine) == "0010"
     finally:
         engine.dispose()
-        drop_postgres_database(url)
+        drop_database(url)
 
 
 def test_migrations_upgrade_an_empty_mariadb_database_to_the_models() -> None:
-    url = sa.make_url(MARIADB_URL)
-    url = url.set(database=f"{url.database}_migrate_{os.getpid()}").render_as_string(hide_password=False)
-    try:
-        drop_database(url)
-        ensure_database(url)
-    except sa.exc.OperationalError as error:
-        if REQUIRE_MARIADB:
-            raise
-        pytest.skip(f"MariaDB not reachable: {error}")
+    url = _empty_database(MARIADB_URL, REQUIRE_MARIADB, "MariaDB")
     engine = sa.create_engine(url)
     try:
         upgrade(engine)

@@ -39,33 +39,32 @@ def server_database_url(kind: str, suffix: str = "") -> str:
     return postgres_url(suffix) if kind == "postgresql" else mariadb_url(suffix)
 
 
+def _on_mariadb_server(url: str, statement: str) -> None:
+    """Run ``statement`` (``{name}``: the database of ``url``) on the MariaDB server of ``url``."""
+    target = sa.make_url(url)
+    admin = sa.create_engine(target.set(database="mysql"))
+    try:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(statement.format(name=target.database))
+    finally:
+        admin.dispose()
+
+
 def ensure_database(url: str) -> None:
     """Create the database of ``url`` (PostgreSQL or MariaDB) unless it exists (raises if the
     server is unreachable)."""
     if sa.make_url(url).get_backend_name() == "postgresql":
         ensure_postgres_database(url)
-        return
-    target = sa.make_url(url)
-    admin = sa.create_engine(target.set(database="mysql"))
-    try:
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS `{target.database}` CHARACTER SET utf8mb4")
-    finally:
-        admin.dispose()
+    else:
+        _on_mariadb_server(url, "CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4")
 
 
 def drop_database(url: str) -> None:
     """Drop the database of ``url`` (PostgreSQL: its open connections too)."""
     if sa.make_url(url).get_backend_name() == "postgresql":
         drop_postgres_database(url)
-        return
-    target = sa.make_url(url)
-    admin = sa.create_engine(target.set(database="mysql"))
-    try:
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{target.database}`")
-    finally:
-        admin.dispose()
+    else:
+        _on_mariadb_server(url, "DROP DATABASE IF EXISTS `{name}`")
 
 
 def ensure_postgres_database(url: str) -> None:
