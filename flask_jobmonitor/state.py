@@ -46,7 +46,7 @@ class JobMonitorState:
     permissions: JobPermissions
     _redis: Redis | None = field(default=None, repr=False)
     _autocommit: dict[int, tuple[sa.Engine, sa.Engine]] = field(default_factory=dict, repr=False)
-    _committed: dict[int, tuple[sa.Engine, sa.Engine]] = field(default_factory=dict, repr=False)
+    _committed: dict[int, tuple[sa.Engine, sa.Engine, bool]] = field(default_factory=dict, repr=False)
 
     @property
     def tasks(self) -> TaskRegistry:
@@ -64,11 +64,13 @@ class JobMonitorState:
         """The engine that holds the job tables (the host's default bind). Needs an app context.
         On MySQL/MariaDB its connections read at READ COMMITTED (records/dialects.py)."""
         engine = self.db.engine
-        if not is_mysql(engine.dialect) or read_committed(engine) is engine:
+        if not is_mysql(engine.dialect):
             return engine
         cached = self._committed.get(id(engine))
-        if cached is None or cached[0] is not engine:
-            cached = self._committed[id(engine)] = (engine, read_committed(engine))
+        # chosen again until the engine has connected: only then is the host's level known
+        if cached is None or cached[0] is not engine or not cached[2]:
+            settled = hasattr(engine.dialect, "default_isolation_level")
+            cached = self._committed[id(engine)] = (engine, read_committed(engine), settled)
         return cached[1]
 
     @property
