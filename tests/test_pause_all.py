@@ -21,19 +21,23 @@ from contextlib import suppress
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from redis import Redis
 from rq import Worker
 from rq.suspension import WORKERS_SUSPENDED
 from rq.worker_registration import unregister
 
 from flask_jobmonitor.jobs import control
+from flask_jobmonitor.jobs import pause_all as pausing
 from flask_jobmonitor.jobs.signals import read_signal, send_signal
 from flask_jobmonitor.keys import PAUSE_ALL_KEY, PAUSED_BY_PAUSE_ALL_KEY
+from flask_jobmonitor.records.models import job_table
+from flask_jobmonitor.state import get_state
 
 from . import reliability_tasks as rt
 from .support.extensions import jobmonitor
 from .support.reliability import ROOT, ReliabilityEnv
-from .support.rows import insert_job, job_row, log_messages, subtasks
+from .support.rows import add_job, insert_job, job_row, log_messages, subtasks
 from .support.waiting import wait_for, wait_row, wait_status
 from .tasks import noop
 
@@ -253,3 +257,30 @@ def test_resume_withdraws_the_pause_requests_no_run_has_read(rel):
 
     assert read_signal(state, paused_late) is None
     assert read_signal(state, stopped) == "stop"
+
+
+def test_resume_counts_a_paused_job_that_a_worker_takes_the_moment_the_workers_are_resumed(app, engine, monkeypatch):
+    """CI found it: a worker took the paused job between the lifting of the suspension and
+    resume's look at the job, which read ``running`` and said no paused job continued. The jobs
+    are looked at while the workers are still suspended."""
+    state = get_state(app)
+    job_id = add_job(engine, status="queued")
+    pausing.pause_all(state)
+    state.redis.hset(PAUSED_BY_PAUSE_ALL_KEY, job_id, "2026-11-29T14:02:00")
+    looked_at = pausing._continuing
+
+    def a_worker_as_fast_as_can_be(state_, job_ids):  # takes the job once workers may take jobs
+        if not state.redis.exists(WORKERS_SUSPENDED):
+            with engine.begin() as connection:
+                connection.execute(sa.update(job_table).where(job_table.c.id == job_id).values(status="running"))
+        return looked_at(state_, job_ids)
+
+    monkeypatch.setattr(pausing, "_continuing", a_worker_as_fast_as_can_be)
+    try:
+        report = pausing.resume_all(state)
+    finally:
+        state.redis.delete(WORKERS_SUSPENDED, PAUSE_ALL_KEY, PAUSED_BY_PAUSE_ALL_KEY)
+
+    assert report.continuing == [job_id]
+    assert "1 job paused for the maintenance continues from its checkpoint" in report.message
+    assert not state.redis.exists(WORKERS_SUSPENDED)

@@ -296,29 +296,44 @@ class ResumeReport:
 def resume_all(state: JobMonitorState, user: Any = None) -> ResumeReport:
     """Lift the suspension of the workers and forget the pause. The jobs the pause paused
     continue (a paused one still out of its queue is put back at the front); the others stay as
-    they are. Raises :class:`PauseAllUnavailable` when Redis cannot be reached."""
+    they are. Raises :class:`PauseAllUnavailable` when Redis cannot be reached.
+
+    The paused jobs are looked at (and a paused one queued again) while the workers are still
+    suspended: looked at after the suspension is lifted, a job a worker had already taken
+    again would read ``running`` and go uncounted."""
     name = describe_user(user)[1] or "the system"
     try:
         with state.redis.pipeline() as pipeline:
             rq_internals.check_suspension(pipeline)
             pipeline.exists(PAUSE_ALL_KEY)
             pipeline.hgetall(PAUSED_BY_PAUSE_ALL_KEY)
-            resume(pipeline)
-            pipeline.delete(PAUSE_ALL_KEY, PAUSED_BY_PAUSE_ALL_KEY)
-            suspended, existed, paused, *_ = pipeline.execute()
+            suspended, existed, paused = pipeline.execute()
     except RedisError as error:
-        log.warning("jobs not resumed: Redis is unreachable (%s)", error)
-        raise PauseAllUnavailable(gettext("Jobs could not be resumed: Redis is unreachable.")) from error
-    _forget_cached_state()
+        raise _resume_unavailable(error) from error
     report = ResumeReport(was_paused=bool(suspended or existed))
     if not report.was_paused:
+        _forget_cached_state()
         return report
-    log.info("jobs resumed by %s", name)
-    audit.record(state, audit.RESUME_ALL, user)
     asked = [job_id.decode() for job_id, _when in sorted(paused.items(), key=lambda item: item[1])]
     _withdraw_pause_signals(state, asked)
+    unreachable: sa.exc.SQLAlchemyError | None = None
     try:
         report.continuing = _continuing(state, asked)
+    except sa.exc.SQLAlchemyError as error:
+        unreachable = error  # the workers are resumed all the same
+    try:
+        with state.redis.pipeline() as pipeline:
+            resume(pipeline)
+            pipeline.delete(PAUSE_ALL_KEY, PAUSED_BY_PAUSE_ALL_KEY)
+            pipeline.execute()
+    except RedisError as error:
+        raise _resume_unavailable(error) from error
+    _forget_cached_state()
+    log.info("jobs resumed by %s", name)
+    audit.record(state, audit.RESUME_ALL, user)
+    try:
+        if unreachable is not None:
+            raise unreachable
         if report.continuing:
             _note(state, report.continuing, f"Jobs resumed by {name} after the maintenance.")
     except sa.exc.SQLAlchemyError as error:
@@ -330,6 +345,11 @@ def resume_all(state: JobMonitorState, user: Any = None) -> ResumeReport:
             )
         ) from error
     return report
+
+
+def _resume_unavailable(error: RedisError) -> PauseAllUnavailable:
+    log.warning("jobs not resumed: Redis is unreachable (%s)", error)
+    return PauseAllUnavailable(gettext("Jobs could not be resumed: Redis is unreachable."))
 
 
 #: Delete a job's control signal only if it is still the pause's ("pause"): a person's stop or
