@@ -94,6 +94,7 @@ MEASURES: dict[str, tuple[str, ...]] = {
             "records/dialects.py",  # what each database can do (RETURNING, isolation)
             "records/models.py",
             "records/sqltypes.py",  # the models' column types
+            "state.py",  # the worker's Redis connection options (a horse opens one per job)
         )
     ),
     "stop": tuple(

@@ -10,6 +10,7 @@ above everything else (docs/architecture.md, "Layers").
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,11 @@ from .permissions import JobPermissions
 from .records.dialects import is_mysql, read_committed
 from .storage import Storage
 from .tasks import TaskRegistry
+
+try:  # redis-py 7.1 and later (see _worker_connection_options)
+    from redis.driver_info import DriverInfo as _DriverInfo
+except ImportError:  # pragma: no cover - older redis-py
+    _DriverInfo = None  # type: ignore[assignment,misc]
 
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -97,12 +103,23 @@ class JobMonitorState:
     def redis_for_workers(self) -> Redis:
         """A separate connection for long-lived processes (workers, scheduler): no read timeout,
         since RQ blocks on Redis while it waits for work, and no health-check PING, which a
-        forked work horse would pay on its first command of every job."""
-        return Redis.from_url(self.settings.redis_url)
+        forked work horse would pay on its first command of every job. A horse opens a connection
+        of its own for every job: see :func:`_worker_connection_options`."""
+        return Redis.from_url(self.settings.redis_url, **_worker_connection_options())
 
     def queue(self, priority: str = "default") -> Queue:
         """The RQ queue for ``priority`` ("high", "default" or "low")."""
         return Queue(self.settings.queue_names[priority], connection=self.redis)
+
+
+@functools.cache
+def _worker_connection_options() -> dict[str, Any]:
+    """redis-py 7.1 and later read their own version from the installed package's metadata
+    (``importlib.metadata``) for every new connection, to name themselves to the server
+    (``CLIENT SETINFO``): about 2 ms in a freshly forked work horse, which opens a connection
+    for every job (bench_core.py). Read once here, in the worker; every horse inherits it. Older
+    versions read it once per process already."""
+    return {} if _DriverInfo is None else {"driver_info": _DriverInfo()}
 
 
 def get_state(app: Flask | None = None) -> JobMonitorState:

@@ -159,3 +159,40 @@ def test_a_horse_gets_the_fresh_pool_with_listeners_added_after_it_was_made(tmp_
     assert inherited_connection.cursor().execute("SELECT 3").fetchone() == (3,)
     inherited_connection.close()
     engine.dispose()
+
+
+def test_a_workers_new_redis_connections_do_not_read_the_package_metadata_again(app, monkeypatch):
+    """redis-py 7.1+ reads its own version from the installed package's metadata for every new
+    connection; a work horse opens one for every job (about 2 ms, bench_core.py). The worker's
+    connections carry the version read once (state._worker_connection_options)."""
+    from importlib import metadata
+
+    pytest.importorskip("redis.driver_info")
+    connection = get_state(app).redis_for_workers()
+    reads: list[str] = []
+    real_version = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: reads.append(name) or real_version(name))
+
+    fresh = connection.connection_pool.make_connection()  # as a horse's first command does
+
+    assert reads == []
+    assert fresh.driver_info is not None and fresh.driver_info.lib_version == real_version("redis")
+    fresh.disconnect()
+
+
+def test_a_forking_worker_opens_the_capture_log_levels_before_its_first_fork(app, monkeypatch):
+    """Opening the levels empties every logger's cache (0.5 ms per job when each horse did it):
+    the worker does it once at start-up (runner.warm_up), and its horses inherit it."""
+    import logging
+
+    from flask_jobmonitor.worker import context
+
+    state = get_state(app)
+    task_logger = logging.getLogger(context.TASK_LOGGER_NAME)
+    monkeypatch.setattr(context, "_opened_level", None)
+    monkeypatch.setattr(task_logger, "level", logging.NOTSET)
+
+    runner.warm_up(state)
+
+    assert context._opened_level == state.settings.log_level
+    assert task_logger.level == state.settings.log_level

@@ -224,11 +224,12 @@ class _CaptureHandler(logging.Handler):
 _opened_level: int | None = None
 
 
-def _open_log_levels(level: int) -> None:
+def open_log_levels(level: int) -> None:
     """Let records of ``level`` and above reach the capture handler: the task logger gets that
     level and the root logger is lowered to it if it is higher (so a library's INFO lines are
     captured). Done once per process: changing levels empties every logger's cache, which cost
-    more than the rest of a small job."""
+    more than the rest of a small job. A forking worker does it before its first fork
+    (runner.warm_up), so that its horses inherit the open levels."""
     global _opened_level
     if _opened_level is not None and _opened_level <= level:
         return
@@ -883,7 +884,7 @@ class JobContext:
     @contextmanager
     def capturing_logs(self) -> Iterator[None]:
         """While the task runs, copy its thread's log records into the job's log."""
-        _open_log_levels(self._log_level)
+        open_log_levels(self._log_level)
         handler = _CaptureHandler(self, self._log_level)
         root = logging.getLogger()
         root.addHandler(handler)

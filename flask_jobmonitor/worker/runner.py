@@ -51,7 +51,7 @@ from ..state import JobMonitorState, get_state
 from ..tasks import RetryPolicy, TrackedTask
 from ..timeutil import utcnow
 from . import shutdown
-from .context import JobContext, RunInfo, follow_task_sessions
+from .context import JobContext, RunInfo, follow_task_sessions, open_log_levels
 from .handover import HORSE_COMPLETED, HORSE_NOT_STARTED, HORSE_STARTED, hand_over
 from .heartbeat import Heartbeat
 from .retry import retry_db
@@ -280,7 +280,8 @@ WARM_UP_ACTIONS = ("start", "finish", "fail", "stopped")
 
 
 def warm_up(state: JobMonitorState) -> None:
-    """Compile the statements every job runs (claim, finish, fail) in the worker process itself.
+    """Compile the statements every job runs (claim, finish, fail) in the worker process itself,
+    and set up what every run's context needs once per process (session listeners, log levels).
 
     A forked work horse inherits SQLAlchemy's compiled-statement cache from its parent; a cache
     the parent never filled is filled by every horse again, which cost a forked no-op job more
@@ -301,6 +302,7 @@ def warm_up(state: JobMonitorState) -> None:
                 apply_transition(connection, nobody, action, now=now, **options)
         connection.rollback()
     follow_task_sessions(state)  # the horses inherit the session listeners too
+    open_log_levels(state.settings.log_level)  # and the log levels the capture needs
 
 
 def claim(state: JobMonitorState, job_id: str, worker_name: str) -> RunInfo | None:
