@@ -9,6 +9,7 @@ through ``ctx.save_checkpoint``, so the measurement runs inside a real ``JobCont
 from __future__ import annotations
 
 import io
+import time
 from time import monotonic, perf_counter, perf_counter_ns
 from typing import Any
 
@@ -36,13 +37,30 @@ def create_app(database_url: str, redis_url: str, storage_path: str, **config: A
     return app
 
 
-def noop() -> None:
-    """The bare-RQ baseline job: a plain function that does nothing."""
+def noop(*_job_id: str) -> None:
+    """The bare-RQ baseline job: a plain function that does nothing (the floor's job is given
+    the id of its job row, which its worker claims and ends by hand: bench_core.py)."""
+
+
+#: What the "20 ms" jobs do: wait 20 ms, as a job waiting on a service or a disk would (a busy
+#: loop would compete for the 2 cores with the database server and the worker itself).
+WORK_SECONDS = 0.02
+
+
+def work_20ms(*_job_id: str) -> None:
+    """The bare-RQ job of the realistic comparison: 20 ms of work."""
+    time.sleep(WORK_SECONDS)
 
 
 @jobmonitor.task(type="bench")
 def noop_task(ctx: JobContext) -> None:
     """The tracked job: does nothing, so a run costs only what tracking costs."""
+
+
+@jobmonitor.task(type="bench")
+def work_20ms_task(ctx: JobContext) -> None:
+    """The tracked job of the realistic comparison: the same 20 ms of work."""
+    time.sleep(WORK_SECONDS)
 
 
 @jobmonitor.task(type="bench")
