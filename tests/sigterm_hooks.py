@@ -24,7 +24,7 @@ from typing import Any
 
 from rq import SimpleWorker, Worker
 
-from flask_jobmonitor.worker import runner, shutdown
+from flask_jobmonitor.worker import ends, runner, shutdown
 
 #: Where a worker can be signalled, in the order of a job's life.
 WINDOWS = (
@@ -35,7 +35,9 @@ WINDOWS = (
     "forking",  # RQ is busy with the job; the horse is not forked yet (forking worker only)
     "running",  # the task runs (signalled by the work horse or, in a SimpleWorker, by the task)
     "horse-exited",  # the horse exited; its outcome is not yet recorded (forking worker only)
-    "recording",  # inside the recording of the job's end, before its UPDATE
+    # inside the recording of the job's end, before its UPDATE: alone, or in the next job's claim
+    # when that job was queued already (worker/ends.py)
+    "recording",
     "between",  # after a job, before the next dequeue
     # after a job, while a reply of Redis is still on its way to the worker's client: RQ's handler
     # raises StopRequested between a command's send and its read, and the connection goes back to
@@ -95,6 +97,7 @@ def _signal_after(pop: Callable[..., Any]) -> Callable[..., Any]:
 
 
 _wrap(runner, "apply_transition", _before_transition)
+_wrap(ends, "apply_transition", _before_transition)  # an end that waited for the next claim (ends.py)
 _wrap(runner, "_execute", lambda *_args, **_kwargs: _signal_worker("running"))
 
 

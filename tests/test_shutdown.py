@@ -115,6 +115,18 @@ def test_a_sigterm_at_any_window_leaves_every_job_right(rel, kind, window, cold)
         # taken from RQ but not claimed: back at the front of its queue, untouched
         assert (rows[first.id].status, rows[first.id].attempt) == ("queued", 0)
         assert rq_waiting(rel) == [first.id, second.id, third.id]
+    elif window == "recording" and rows[second.id].attempt:
+        # the first job's end waited for the second one's claim (worker/ends.py), and the signal
+        # came in that claim's transaction: the first is completed, the second is where a signal
+        # at its claim leaves it (running to its end; given back before its task, when cold)
+        assert (rows[first.id].status, rows[first.id].attempt) == ("completed", 1), worker.log_tail()
+        if cold:
+            assert (rows[second.id].status, rows[second.id].attempt) == ("queued", 1), worker.log_tail()
+            assert rq_waiting(rel) == [second.id, third.id], worker.log_tail()
+            drain_and_check(rel, "rq.Worker", claimed_twice=(second.id,))
+            return
+        assert (rows[second.id].status, rows[second.id].attempt) == ("completed", 1), worker.log_tail()
+        assert rq_waiting(rel) == [third.id], worker.log_tail()
     elif window in ("between", "mid-command"):
         assert rows[first.id].status == "completed"
         assert rq_waiting(rel) == [second.id, third.id], worker.log_tail()

@@ -52,6 +52,7 @@ from ..records.status import JobStatus
 from ..state import get_state
 from . import runner, shutdown
 from .context import RunInfo
+from .ends import ends
 from .handover import hand_over
 
 
@@ -83,10 +84,28 @@ class AppWorkerMixin:
         shutdown.arm(state.settings.shutdown_grace)
         self._hold_signals_on_pop()
         loop = RecoveryLoop(self.app).start()
+        ends.loop_thread = threading.get_ident()  # a job's end may wait for the next claim (ends.py)
         try:
             return super().work(*args, **kwargs)  # type: ignore[misc]
         finally:
-            loop.stop()
+            ends.loop_thread = None
+            try:
+                self._write_waiting_end()  # the loop is over: a burst found no more jobs, or a stop
+            finally:
+                loop.stop()
+
+    def _write_waiting_end(self) -> None:
+        """Write the end that waits for a next claim, now (ends.py: before the worker waits)."""
+        if ends.waiting is not None:
+            with self.app.app_context():
+                ends.flush(get_state(self.app))
+
+    def check_for_suspension(self, burst: bool) -> Any:
+        """An end that waits is written before the worker waits in a suspension (a pause of all
+        jobs waits for running jobs to end)."""
+        if ends.waiting is not None and _suspended(self.connection):  # type: ignore[attr-defined]
+            self._write_waiting_end()
+        return super().check_for_suspension(burst)  # type: ignore[misc]
 
     # -- signals: when a SIGTERM or SIGINT takes effect (module docstring) ---------------------
 
@@ -151,7 +170,7 @@ class AppWorkerMixin:
             self._hold_signals()
             started = time.monotonic()
             try:
-                result = _pop_in_slices(pop, timeout_at, args, kwargs)
+                result = _pop_in_slices(pop, timeout_at, args, kwargs, self._before_waiting)
                 self._waited_for_job = time.monotonic() - started >= WAITED
             except BaseException:
                 self._release_signals()
@@ -162,6 +181,20 @@ class AppWorkerMixin:
 
         popping._jobmonitor_holds_signals = True  # type: ignore[attr-defined]
         return popping
+
+    def _before_waiting(self, keys: Sequence[Any] | None) -> None:
+        """A blocking pop of ``keys`` is about to wait for a job (None: it waited a slice in
+        vain): an end that waits for the next claim is written first, unless a job is there
+        to be taken at once (ends.py)."""
+        if ends.waiting is None:
+            return
+        if keys is not None:
+            with self.connection.pipeline(transaction=False) as pipeline:  # type: ignore[attr-defined]
+                for key in keys:
+                    pipeline.llen(key)
+                if any(pipeline.execute()):
+                    return  # the worker goes straight on: the end goes with the next claim
+        self._write_waiting_end()
 
     def prepare_execution(self, job: Any) -> Any:
         """RQ makes the job its current one (``busy``): from here a SIGTERM pauses it."""
@@ -218,7 +251,7 @@ class AppWorkerMixin:
                 self._put_back(job, queue, "the workers are suspended")
             finally:
                 self._release_signals()  # the job is back: a signal held since its pop acts now
-            self.check_for_suspension(burst=timeout is None)  # type: ignore[attr-defined]
+            self.check_for_suspension(burst=timeout is None)
             if rq_internals.stop_requested(self):
                 return None
 
@@ -251,6 +284,7 @@ class AppWorkerMixin:
 
     def main_work_horse(self, *args: Any, **kwargs: Any) -> Any:
         shutdown.reset()  # the worker's signals and holds are not the horse's
+        ends.loop_thread, ends.waiting = None, None  # the worker's waiting end is the worker's to write
         # First thing in the forked child: drop (without closing) the sockets inherited from
         # the parent, so this process opens its own connections if it needs any.
         # (a horse forked without work(), by a caller of execute_job, builds its pools itself)
@@ -414,11 +448,17 @@ POP_SLICE = 1
 
 
 def _pop_in_slices(
-    pop: Callable[..., Any], timeout_at: int | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+    pop: Callable[..., Any],
+    timeout_at: int | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    before_waiting: Callable[[Sequence[Any] | None], None] = lambda _keys: None,
 ) -> Any:
     """Call ``pop`` (a Redis pop; blocking when its timeout argument, at position ``timeout_at``,
     is given) in waits of at most :data:`POP_SLICE` seconds, until it returns an item, its whole
-    timeout has passed, or a shutdown signal is pending (then None, as a timeout)."""
+    timeout has passed, or a shutdown signal is pending (then None, as a timeout).
+    ``before_waiting`` is called with the popped keys before the first wait, and with None
+    after each slice that passed without an item."""
     positional = timeout_at is not None and len(args) > timeout_at
     timeout = args[timeout_at] if positional else kwargs.get("timeout")  # type: ignore[index]
     if timeout_at is None or not timeout:
@@ -429,6 +469,8 @@ def _pop_in_slices(
             return pop(*args[:timeout_at], seconds, *args[timeout_at + 1 :], **kwargs)
         return pop(*args, **{**kwargs, "timeout": seconds})
 
+    source = args[0] if args else None  # BLPOP's list of keys, BLMOVE's one source key
+    before_waiting(list(source) if isinstance(source, (list, tuple)) else [source] if source else None)
     remaining = float(timeout)
     while True:
         wait = min(POP_SLICE, remaining)
@@ -436,6 +478,7 @@ def _pop_in_slices(
         remaining -= wait
         if result is not None or remaining <= 0 or shutdown.pending():
             return result
+        before_waiting(None)
 
 
 def _claims_before_fork(worker: Any) -> bool:

@@ -52,6 +52,9 @@ from ..tasks import RetryPolicy, TrackedTask
 from ..timeutil import utcnow
 from . import shutdown
 from .context import JobContext, RunInfo, follow_task_sessions, open_log_levels
+from .ends import ends
+from .ends import write as write_end
+from .ends import write_alone as write_end_alone
 from .handover import HORSE_COMPLETED, HORSE_NOT_STARTED, HORSE_STARTED, hand_over
 from .heartbeat import Heartbeat
 from .retry import retry_db
@@ -245,6 +248,9 @@ def _abandon(state: JobMonitorState, run: RunInfo, reason: str, work_started: bo
 
 def _finish(state: JobMonitorState, run: RunInfo) -> None:
     values = {"ended_at": utcnow()}
+    alone = run.parent_id is None and run.root_id is None and not events.listened(state, events.job_ended)
+    if alone and ends.hold(run, values["ended_at"]):
+        return  # written with the worker's next claim, or before it waits (ends.py)
     if not notifies(state, run.run_by_id, run.root_id):
         # one statement: no transaction needed (see autocommit_engine)
         with state.autocommit_engine.connect() as connection:
@@ -306,20 +312,33 @@ def warm_up(state: JobMonitorState) -> None:
 
 
 def claim(state: JobMonitorState, job_id: str, worker_name: str) -> RunInfo | None:
-    """Move the job from ``queued`` to ``running`` for this worker; None if it is not queued."""
+    """Move the job from ``queued`` to ``running`` for this worker; None if it is not queued.
+    The end of the job this worker ran last, when it waits (ends.py), is written in the same
+    transaction, whatever the claim's answer; alone, should that transaction fail."""
     now = utcnow()
+    waiting = ends.take()
+    refused: TransitionRefused | JobNotFound | None = None
+    row: sa.Row[Any] | None = None
     try:
         # a transaction, not autocommit (unlike the finish): a worker that dies while its claim
         # waits for a row lock must leave the job queued. In autocommit the server would still
         # commit the claim once the lock is free, and the job would look started by a dead worker.
         with state.engine.begin() as connection:
-            row = apply_transition(
-                connection, job_id, "start", now=now, values=_claim_values(worker_name, now), returning=_CLAIM_COLUMNS
-            )
-    except TransitionRefused as refused:
+            if waiting is not None:
+                write_end(state, connection, waiting)
+            try:
+                values = _claim_values(worker_name, now)
+                row = apply_transition(connection, job_id, "start", now=now, values=values, returning=_CLAIM_COLUMNS)
+            except (TransitionRefused, JobNotFound) as error:
+                refused = error  # the end above is committed all the same
+    except BaseException:
+        if waiting is not None:
+            write_end_alone(state, waiting)
+        raise
+    if isinstance(refused, TransitionRefused):
         log.info("job %s not run: %s", job_id, refused)
         return None
-    except JobNotFound:
+    if refused is not None:
         # deleted while it waited in the queue (or an RQ job left over from another database)
         log.warning("job %s not run: it has no job record", job_id)
         return None
