@@ -83,6 +83,7 @@ MEASURES: dict[str, tuple[str, ...]] = {
             "worker/runner.py",
             "worker/process.py",
             "worker/handover.py",
+            "worker/ends.py",  # an end written with the next claim
             "worker/context.py",
             "worker/heartbeat.py",
             "events.py",  # the claim, each step's end and each end send a signal
@@ -133,6 +134,8 @@ MEASURES: dict[str, tuple[str, ...]] = {
         for name in ("worker/process.py", "worker/runner.py", "worker/handover.py", "jobs/maintenance.py", "jobs/rq.py")
     ),
 }
+# the worker processes of bench_workers.py run the job path bench_core.py measures
+MEASURES["workers"] = MEASURES["core"]
 
 
 def git(*args: str) -> subprocess.CompletedProcess[str]:
