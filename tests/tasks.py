@@ -321,3 +321,15 @@ def writes_across_a_step(ctx: JobContext) -> None:
 def payroll(ctx: JobContext, month: str) -> None:
     """A task launched through the API only with its own permission (``payroll.run``)."""
     ctx.save_checkpoint(month=month)
+
+
+def plain_job_reading_status_of(other_id: str) -> str | None:
+    """A plain RQ job (no tracked task): the status of another job's row while it runs (the
+    worker pushes the app context around every job)."""
+    from flask_jobmonitor.records.models import job_table
+
+    from .support.extensions import db
+
+    with db.engine.connect() as connection:
+        status = connection.execute(sa.select(job_table.c.status).where(job_table.c.id == other_id)).scalar()
+    return str(status) if status is not None else None

@@ -1,10 +1,13 @@
-"""A job's end that waits for its worker's next claim (worker/ends.py): written in the next
-claim's transaction when the worker goes straight on, and alone before the worker waits for a
-job, when it leaves its loop, or when the claim's transaction fails; a worker killed with an end
-waiting leaves it to recovery, which records the job completed."""
+"""A forking worker's job end that waits for the worker's next claim (worker/ends.py): written in
+the next claim's transaction when the worker goes straight on, and alone before the worker waits
+for a job or does anything else first (a job it does not claim, Redis failing, a suspension),
+when it leaves its loop, or when the claim's transaction fails; a worker killed with an end
+waiting leaves it to recovery, which records the job completed. A SimpleWorker writes its ends
+at once."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -12,7 +15,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import SimpleWorker, Worker
+from rq.worker import WorkerStatus
 
 from flask_jobmonitor import JobStatus
 from flask_jobmonitor.jobs.maintenance import recover
@@ -22,13 +27,12 @@ from flask_jobmonitor.timeutil import utcnow
 from flask_jobmonitor.worker import process, runner
 from flask_jobmonitor.worker.context import RunInfo
 from flask_jobmonitor.worker.ends import WaitingEnd, ends
+from flask_jobmonitor.worker.process import create_worker
 
 from .support.extensions import jobmonitor
 from .support.rows import add_job, job_row, log_messages
 from .support.workers import WorkerThread, run_worker
-from .tasks import noop
-
-CLASSES = pytest.mark.parametrize("worker_class", [SimpleWorker, Worker], ids=["simple", "forking"])
+from .tasks import noop, plain_job_reading_status_of
 
 
 @pytest.fixture(autouse=True)
@@ -72,12 +76,11 @@ def transaction_of(seen: list[tuple[int | None, str, str]], job_id: str, status:
     return number
 
 
-@CLASSES
-def test_the_end_of_a_job_and_the_claim_of_the_next_are_committed_together(app, engine, worker_class):
+def test_the_end_of_a_job_and_the_claim_of_the_next_are_committed_together(app, engine):
     jobs = [jobmonitor.enqueue(noop) for _ in range(3)]
     seen, stop = transactions_of(engine)
     try:
-        run_worker(app, worker_class)
+        run_worker(app, Worker)
     finally:
         stop()
 
@@ -86,22 +89,39 @@ def test_the_end_of_a_job_and_the_claim_of_the_next_are_committed_together(app, 
     assert transaction_of(seen, first, "completed") == transaction_of(seen, second, "running") is not None
     assert transaction_of(seen, second, "completed") == transaction_of(seen, third, "running") is not None
     # the last one, with no next job, is written alone when the burst worker leaves its loop
-    assert transaction_of(seen, third, "completed") not in (None, transaction_of(seen, third, "running"))
+    assert transaction_of(seen, third, "completed") != transaction_of(seen, third, "running")
 
 
-@CLASSES
-def test_the_end_is_written_before_the_worker_waits_for_the_next_job(app, engine, worker_class):
-    worker = WorkerThread(app, worker_class, idle=4).start()
+def test_a_simple_worker_writes_each_end_before_rq_records_the_job(app, engine):
+    """Its end would wait before RQ's record of the job: a kill in between would leave nothing
+    saying that the job completed."""
+    jobs = [jobmonitor.enqueue(noop) for _ in range(2)]
+    seen, stop = transactions_of(engine)
+    try:
+        run_worker(app, SimpleWorker)
+    finally:
+        stop()
+
+    first, second = (job.id for job in jobs)
+    assert job_row(engine, first).status == job_row(engine, second).status == "completed"
+    assert transaction_of(seen, first, "completed") != transaction_of(seen, second, "running")
+
+
+def test_the_end_is_written_before_the_worker_waits_for_the_next_job(app, engine):
+    idle = 6
+    worker = WorkerThread(app, Worker, idle=idle).start()
     try:
         job = jobmonitor.enqueue(noop)
-        deadline = time.monotonic() + 30
-        while job_row(engine, job.id).status != "completed" and time.monotonic() < deadline:
+        while worker.thread.is_alive() and job_row(engine, job.id).status != "completed":
             time.sleep(0.02)
-        # written by the worker as it began to wait for more work, not as it quit after 4 s idle
-        assert job_row(engine, job.id).status == "completed"
-        assert worker.thread.is_alive()
+        completed_at = time.monotonic()
     finally:
         worker.join(timeout=60)
+    quit_at = time.monotonic()
+    assert job_row(engine, job.id).status == "completed"
+    # written as the worker began to wait for more work, not as it quit after `idle` seconds
+    # without a job (the idle time only starts once the job is done, whatever the machine's load)
+    assert quit_at - completed_at > idle / 2
 
 
 def test_a_worker_that_waited_a_slice_in_vain_writes_the_end_before_waiting_on(monkeypatch):
@@ -154,7 +174,7 @@ def test_a_worker_killed_with_an_end_waiting_leaves_it_to_recovery(app, engine, 
     finished with the run's result "completed", and recovery records it."""
     monkeypatch.setattr(process.AppWorkerMixin, "_write_waiting_end", lambda self: None)
     job = jobmonitor.enqueue(noop)
-    run_worker(app, SimpleWorker)
+    run_worker(app, Worker)
     assert job_row(engine, job.id).status == JobStatus.RUNNING
     ends.waiting = None  # the killed process's memory
     with engine.begin() as connection:
@@ -167,6 +187,63 @@ def test_a_worker_killed_with_an_end_waiting_leaves_it_to_recovery(app, engine, 
     assert report.completed == [job.id]
     assert job_row(engine, job.id).status == JobStatus.COMPLETED
     assert any("RQ recorded the job as finished" in message for message in log_messages(engine, job.id))
+
+
+def test_a_job_the_worker_does_not_claim_runs_after_the_waiting_end_is_written(app, engine):
+    first = jobmonitor.enqueue(noop)
+    queue = get_state(app).queue()
+    plain = queue.enqueue(plain_job_reading_status_of, first.id)
+
+    run_worker(app, Worker)
+
+    assert plain.return_value() == "completed"  # what the plain job saw as it ran
+
+
+@pytest.mark.parametrize("failing", ["the queues' lengths", "the heartbeat"])
+def test_redis_failing_writes_the_waiting_end_before_rq_waits_for_it(app, engine, monkeypatch, failing):
+    worker = create_worker(app, worker_class=Worker)
+    ended = waiting_end_of(engine)
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RedisConnectionError("Redis went away")
+
+    if failing == "the heartbeat":
+        monkeypatch.setattr(Worker, "heartbeat", broken)
+        with pytest.raises(RedisConnectionError):
+            worker.heartbeat()
+    else:
+        monkeypatch.setattr(worker.connection, "pipeline", broken)
+        worker._before_waiting(["rq:queue:jobmonitor"])
+
+    assert job_row(engine, ended).status == "completed"
+
+
+def test_the_waiting_end_is_written_before_the_worker_waits_in_a_suspension(app, engine):
+    worker = create_worker(app, worker_class=Worker)
+    ended = waiting_end_of(engine)
+
+    worker.set_state(WorkerStatus.SUSPENDED)
+
+    assert job_row(engine, ended).status == "completed"
+
+
+def test_a_queue_with_a_job_in_it_keeps_the_end_for_the_claim(app, engine):
+    worker = create_worker(app, worker_class=Worker)
+    ended = waiting_end_of(engine)
+    jobmonitor.enqueue(noop)
+
+    worker._before_waiting([get_state(app).queue().key])
+
+    assert job_row(engine, ended).status == "running"
+    assert ends.waiting is not None
+
+
+def waiting_end_of(engine: sa.Engine) -> str:
+    """A running job whose end waits, as the forking worker's loop leaves it after a job."""
+    job_id = add_job(engine, status="running", attempt=1)
+    ends.loop_thread = threading.get_ident()
+    ends.waiting = WaitingEnd(runner_run(job_id), utcnow())
+    return job_id
 
 
 def runner_run(job_id: str) -> RunInfo:

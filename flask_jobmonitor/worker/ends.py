@@ -1,30 +1,35 @@
 """The end of a job that waits for its worker's next claim, to be written in its transaction.
 
-A worker that goes straight on from one job to the next writes the first one's end and the
-next one's claim in one transaction: one commit (one WAL flush) a job instead of two, and one
-round trip fewer on PostgreSQL (bench_core.py measures it: "the floor with each end in the next
-claim's commit"). The rules:
+A forking worker that goes straight on from one job to the next writes the first one's end and
+the next one's claim in one transaction: one commit (one WAL flush) a job instead of two
+(bench_core.py measures it: "the floor with each end in the next claim's commit"). The rules:
 
-* Only a plain completion waits (runner._finish): a job with no parent (its family's end follows
-  its own) and no children (their release counts it), when nobody listens to ``job_ended``
-  (its receivers run after the commit). The notification of the job's user is written with it.
-* Only in a worker's loop: the worker mixin (process.py) lets ends wait from the start of
-  ``work`` and writes the one waiting when it leaves; a work horse never lets one wait (it exits
-  right after its job). At most one end waits.
+* Only a forking worker's plain completion waits: the worker records it once its work horse
+  has exited (runner.settle_after_horse), when RQ holds the job as finished with the run's
+  result "completed" already, so a worker killed with the end waiting leaves recovery what it
+  needs (below). A SimpleWorker writes its ends at once: its end would wait before RQ's own
+  record of the job, and a kill in between would leave nothing saying the job completed.
+* Only a job that is no child (its family's end and its siblings' release follow its end), when
+  nobody listens to ``job_ended`` (its receivers run after the commit). The notification of the
+  job's user is written with the end.
+* Only in the thread of a worker's loop (process.py lets ends wait from the start of ``work``);
+  a forked work horse drops what it inherited. At most one end waits.
 * The waiting end is written
 
   - in the next claim's transaction (runner.claim), whatever that claim's answer;
-  - alone, before the worker waits: a pop that would block finds every queue empty, or a slice
-    of a blocking pop passes without a job (a worker that raced this one for the job: the end
-    then waited at most ``POP_SLICE``, 1 s); a suspension (a pause of all jobs) the worker
-    is about to wait in; the end of the loop (a burst that found no more jobs, a shutdown);
-  - alone, if the claim's transaction fails: retried through a database outage like any end
-    (runner._durably), and never cut in two by a shutdown signal.
+  - alone, before the worker waits or does anything else first: a pop that would block finds
+    every queue empty, or a slice of a blocking pop passes without a job (a worker that raced
+    this one for the job: the end then waited at most ``POP_SLICE``, 1 s); the next job is not
+    one the worker claims (a schedule's launch, a plain RQ job); Redis fails (RQ then waits
+    for it); RQ's maintenance; a suspension (a pause of all jobs); the end of the loop (a burst
+    that found no more jobs, a shutdown);
+  - alone, if the claim's transaction fails (a deadlock, an outage), retried through a database
+    outage like any end (runner._durably), and never cut in two by a shutdown signal.
 
 * A worker killed (SIGKILL, a lost machine) while an end waits leaves the job ``running`` in SQL,
   while RQ holds it as finished with the run's result "completed": recovery records it completed
   once its heartbeat is older than ``JOBMONITOR_ABANDONED_AFTER`` (maintenance.py, the late
-  success of a run whose worker died).
+  success of a run whose worker died), as it does for a forking worker killed before it settled.
 """
 
 from __future__ import annotations
@@ -80,10 +85,12 @@ class _Ends:
         return waiting
 
     def flush(self, state: JobMonitorState) -> None:
-        """Write the waiting end, if any, on its own (retried through a database outage)."""
-        waiting = self.take()
-        if waiting is not None:
-            write_alone(state, waiting)
+        """Write the waiting end, if any, on its own (retried through a database outage); a
+        shutdown signal waits until it is written (it cannot land between the take and the write)."""
+        with shutdown.critical_section():
+            waiting = self.take()
+            if waiting is not None:
+                write_alone(state, waiting)
 
 
 #: The waiting end of this process (a forked work horse inherits none: process.py clears it).

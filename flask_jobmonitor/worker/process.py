@@ -41,7 +41,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, SpawnWorker, Worker
 from rq.suspension import is_suspended
-from rq.worker import BaseWorker
+from rq.worker import BaseWorker, WorkerStatus
 
 from ..jobs import rq as rq_internals
 from ..jobs.maintenance import RecoveryLoop, abandon_run
@@ -100,12 +100,26 @@ class AppWorkerMixin:
             with self.app.app_context():
                 ends.flush(get_state(self.app))
 
-    def check_for_suspension(self, burst: bool) -> Any:
-        """An end that waits is written before the worker waits in a suspension (a pause of all
-        jobs waits for running jobs to end)."""
-        if ends.waiting is not None and _suspended(self.connection):  # type: ignore[attr-defined]
+    def set_state(self, state: str, *args: Any, **kwargs: Any) -> Any:
+        """An end that waits is written before the worker waits in a suspension (RQ's
+        ``check_for_suspension`` says so first; a pause of all jobs waits for running jobs)."""
+        if state == WorkerStatus.SUSPENDED:
             self._write_waiting_end()
-        return super().check_for_suspension(burst)  # type: ignore[misc]
+        return super().set_state(state, *args, **kwargs)  # type: ignore[misc]
+
+    def heartbeat(self, *args: Any, **kwargs: Any) -> Any:
+        """Redis failing (RQ then waits for it, with backoff): an end that waits is written first."""
+        try:
+            return super().heartbeat(*args, **kwargs)  # type: ignore[misc]
+        except RedisError:
+            self._write_waiting_end()
+            raise
+
+    def run_maintenance_tasks(self, *args: Any, **kwargs: Any) -> Any:
+        """RQ's maintenance (registries cleaned every few minutes) may take a while: an end that
+        waits is written first."""
+        self._write_waiting_end()
+        return super().run_maintenance_tasks(*args, **kwargs)  # type: ignore[misc]
 
     # -- signals: when a SIGTERM or SIGINT takes effect (module docstring) ---------------------
 
@@ -172,7 +186,9 @@ class AppWorkerMixin:
             try:
                 result = _pop_in_slices(pop, timeout_at, args, kwargs, self._before_waiting)
                 self._waited_for_job = time.monotonic() - started >= WAITED
-            except BaseException:
+            except BaseException as error:
+                if isinstance(error, RedisError):
+                    self._write_waiting_end()  # RQ waits for Redis to come back
                 self._release_signals()
                 raise
             if result is None:
@@ -189,11 +205,14 @@ class AppWorkerMixin:
         if ends.waiting is None:
             return
         if keys is not None:
-            with self.connection.pipeline(transaction=False) as pipeline:  # type: ignore[attr-defined]
-                for key in keys:
-                    pipeline.llen(key)
-                if any(pipeline.execute()):
-                    return  # the worker goes straight on: the end goes with the next claim
+            try:
+                with self.connection.pipeline(transaction=False) as pipeline:  # type: ignore[attr-defined]
+                    for key in keys:
+                        pipeline.llen(key)
+                    if any(pipeline.execute()):
+                        return  # the worker goes straight on: the end goes with the next claim
+            except RedisError:
+                pass  # written below; the pop meets the failure again, and RQ waits for Redis
         self._write_waiting_end()
 
     def prepare_execution(self, job: Any) -> Any:
@@ -251,7 +270,7 @@ class AppWorkerMixin:
                 self._put_back(job, queue, "the workers are suspended")
             finally:
                 self._release_signals()  # the job is back: a signal held since its pop acts now
-            self.check_for_suspension(burst=timeout is None)
+            self.check_for_suspension(burst=timeout is None)  # type: ignore[attr-defined]
             if rq_internals.stop_requested(self):
                 return None
 
@@ -311,6 +330,8 @@ class AppWorkerMixin:
             if shutdown.pending():
                 self._put_back(job, queue)
                 return None  # the signal is replayed below: RQ stops the idle worker
+            if job.func_name not in RUNNER_PATHS or not job.args:
+                self._write_waiting_end()  # no claim of this job to write it with
             if not _claims_before_fork(self) or job.func_name not in RUNNER_PATHS or not job.args:
                 return super().execute_job(job, queue)  # type: ignore[misc]
             job_id = job.args[0]

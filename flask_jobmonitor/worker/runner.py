@@ -220,7 +220,7 @@ def settle_after_horse(state: JobMonitorState, run: RunInfo, outcome: int, horse
         # TransitionRefused: the horse recorded another outcome (stopped, paused), or a person
         # force-stopped the job meanwhile (the end of a child also ends a waiting parent's family)
         with contextlib.suppress(TransitionRefused):
-            _durably(state, "recording the result", lambda: _finish(state, run))
+            _durably(state, "recording the result", lambda: _finish(state, run, may_wait=True))
     else:
         _abandon(
             state,
@@ -246,10 +246,12 @@ def _abandon(state: JobMonitorState, run: RunInfo, reason: str, work_started: bo
         abandon_run(state, row, reason.replace("{worker}", str(row.worker_name)), work_started=work_started)
 
 
-def _finish(state: JobMonitorState, run: RunInfo) -> None:
+def _finish(state: JobMonitorState, run: RunInfo, may_wait: bool = False) -> None:
+    """Record ``completed``. ``may_wait``: a forking worker settles its horse's run (RQ holds it as
+    finished already), so its end may wait for the worker's next claim (ends.py)."""
     values = {"ended_at": utcnow()}
     alone = run.parent_id is None and run.root_id is None and not events.listened(state, events.job_ended)
-    if alone and ends.hold(run, values["ended_at"]):
+    if may_wait and alone and ends.hold(run, values["ended_at"]):
         return  # written with the worker's next claim, or before it waits (ends.py)
     if not notifies(state, run.run_by_id, run.root_id):
         # one statement: no transaction needed (see autocommit_engine)
@@ -316,10 +318,11 @@ def claim(state: JobMonitorState, job_id: str, worker_name: str) -> RunInfo | No
     The end of the job this worker ran last, when it waits (ends.py), is written in the same
     transaction, whatever the claim's answer; alone, should that transaction fail."""
     now = utcnow()
-    waiting = ends.take()
+    waiting = None
     refused: TransitionRefused | JobNotFound | None = None
     row: sa.Row[Any] | None = None
     try:
+        waiting = ends.take()
         # a transaction, not autocommit (unlike the finish): a worker that dies while its claim
         # waits for a row lock must leave the job queued. In autocommit the server would still
         # commit the claim once the lock is free, and the job would look started by a dead worker.
