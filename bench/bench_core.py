@@ -51,6 +51,7 @@ from flask import Flask  # noqa: E402
 from measured import revision  # noqa: E402
 from redis import Redis  # noqa: E402
 from rq import Queue, SimpleWorker, Worker  # noqa: E402
+from runinfo import cpu_model, require_empty_redis_dbs, warn_if_busy  # noqa: E402
 
 from flask_jobmonitor.records.models import Base, job_table, subtask_table  # noqa: E402
 from flask_jobmonitor.state import get_state  # noqa: E402
@@ -163,12 +164,7 @@ class Store:
 
 
 def machine_info(stores: list[Store]) -> dict[str, Any]:
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
-    except OSError:
-        pass
+    model = cpu_model()
     info: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "cpu_model": model,
@@ -735,22 +731,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown benchmarks {sorted(unknown)}; choose from {BENCHMARKS}")
     sizes = QUICK if args.quick else FULL
     began = time.time()
-    load_before = os.getloadavg()
-    if load_before[0] > 0.7:
-        print(
-            f"warning: load average {load_before[0]:.2f} before the run: other processes use the CPU,"
-            " figures will be noisy"
-        )
+    load_before = warn_if_busy()
 
     ensure_postgres_database(args.postgres_url)
     bare_db, tracked_db = (int(n) for n in args.redis_dbs.split(","))
-    for number in (bare_db, tracked_db):
-        keys = Redis.from_url(f"{args.redis}/{number}").dbsize()
-        if keys:
-            parser.error(
-                f"Redis database {number} holds {keys} keys: something else uses it, and this benchmark flushes it;"
-                " pick free databases with --redis-dbs"
-            )
+    require_empty_redis_dbs(parser, args.redis, (bare_db, tracked_db))
     bare_redis = Redis.from_url(f"{args.redis}/{bare_db}")
     tmp = tempfile.TemporaryDirectory(prefix="jobmonitor-bench-")
     sqlite = Store("SQLite", f"sqlite:///{tmp.name}/jobs.db", f"{args.redis}/{tracked_db}", f"{tmp.name}/files")

@@ -59,6 +59,7 @@ from flask_admin.contrib.sqla import ModelView  # noqa: E402
 from flask_admin.contrib.sqla.filters import FilterEqual  # noqa: E402
 from flask_admin.theme import Bootstrap4Theme  # noqa: E402
 from measured import revision  # noqa: E402
+from runinfo import cpu_model  # noqa: E402
 from werkzeug.security import generate_password_hash  # noqa: E402
 
 from example_app import create_app  # noqa: E402
@@ -839,12 +840,7 @@ def explain_case(app: Flask, meter: SqlMeter, engine: sa.Engine, case: Case) -> 
 
 
 def machine_info(engine: sa.Engine) -> dict[str, Any]:
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
-    except OSError:
-        pass
+    model = cpu_model()
     info: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "cpu_model": model,

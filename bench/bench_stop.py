@@ -56,6 +56,7 @@ from rq import SimpleWorker, Worker  # noqa: E402
 from rq.command import send_stop_job_command  # noqa: E402
 from rq.job import Job as RQJob  # noqa: E402
 from rq.job import JobStatus as RQJobStatus  # noqa: E402
+from runinfo import cpu_model  # noqa: E402
 
 from flask_jobmonitor.jobs import control  # noqa: E402
 from flask_jobmonitor.records.models import Base, job_table  # noqa: E402
@@ -221,12 +222,7 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def machine(state: JobMonitorState) -> dict[str, Any]:
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
-    except OSError:
-        pass
+    model = cpu_model()
     info: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "cpu_model": model,

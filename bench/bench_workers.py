@@ -73,6 +73,7 @@ from redis import Redis  # noqa: E402
 from rq import Queue  # noqa: E402
 from rq import Worker as RQWorker  # noqa: E402
 from rq.job import Job as RQJob  # noqa: E402
+from runinfo import cpu_model, require_empty_redis_dbs, warn_if_busy  # noqa: E402
 
 from flask_jobmonitor.records.models import Base, job_table  # noqa: E402
 from flask_jobmonitor.state import get_state  # noqa: E402
@@ -182,12 +183,7 @@ class Tracked:
 
 
 def machine_info(tracked: Tracked) -> dict[str, Any]:
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
-    except OSError:
-        pass
+    model = cpu_model()
     with tracked.engine.connect() as connection:
         postgresql = connection.exec_driver_sql("SHOW server_version").scalar()
     return {
@@ -699,22 +695,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--counts: positive worker counts, e.g. 1,2,4,8")
     classes = [args.only_class] if args.only_class else list(WORKER_CLASSES)
     began = time.time()
-    load_before = os.getloadavg()
-    if load_before[0] > 0.7:
-        print(
-            f"warning: load average {load_before[0]:.2f} before the run: other processes use the CPU,"
-            " figures will be noisy"
-        )
+    load_before = warn_if_busy()
 
     ensure_postgres_database(args.postgres_url)
     bare_db, tracked_db = (int(n) for n in args.redis_dbs.split(","))
-    for number in (bare_db, tracked_db):
-        keys = Redis.from_url(f"{args.redis}/{number}").dbsize()
-        if keys:
-            parser.error(
-                f"Redis database {number} holds {keys} keys: something else uses it, and this benchmark flushes it;"
-                " pick free databases with --redis-dbs"
-            )
+    require_empty_redis_dbs(parser, args.redis, (bare_db, tracked_db))
     bare_url = f"{args.redis}/{bare_db}"
     tmp = tempfile.TemporaryDirectory(prefix="jobmonitor-bench-workers-")
     tracked = Tracked(args.postgres_url, f"{args.redis}/{tracked_db}", f"{tmp.name}/files")

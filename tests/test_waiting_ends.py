@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,7 +20,6 @@ from rq.worker import WorkerStatus
 
 from flask_jobmonitor import JobStatus
 from flask_jobmonitor.jobs.maintenance import recover
-from flask_jobmonitor.records.models import job_table
 from flask_jobmonitor.state import get_state
 from flask_jobmonitor.timeutil import utcnow
 from flask_jobmonitor.worker import process, runner
@@ -30,7 +28,7 @@ from flask_jobmonitor.worker.ends import WaitingEnd, ends
 from flask_jobmonitor.worker.process import create_worker
 
 from .support.extensions import jobmonitor
-from .support.rows import add_job, job_row, log_messages
+from .support.rows import add_job, job_row, log_messages, stop_heartbeat
 from .support.workers import WorkerThread, run_worker
 from .tasks import noop, plain_job_reading_status_of
 
@@ -41,9 +39,13 @@ def no_end_left_waiting() -> Iterator[None]:
     ends.loop_thread = ends.waiting = None
 
 
-def transactions_of(engine: sa.Engine) -> tuple[list[tuple[int | None, str, str]], Any]:
-    """(transaction number or None in autocommit, statement, parameters) of every statement."""
-    seen: list[tuple[int | None, str, str]] = []
+Seen = list[tuple[int | None, str, str]]
+
+
+def drain_seeing_transactions(app: Any, engine: sa.Engine, worker_class: type[Any]) -> Seen:
+    """Run a burst worker; return (transaction number or None in autocommit, statement,
+    parameters) of every statement the engine sent meanwhile."""
+    seen: Seen = []
     counter = iter(range(1, 1_000_000))
 
     def on_begin(connection: sa.Connection) -> None:
@@ -55,15 +57,15 @@ def transactions_of(engine: sa.Engine) -> tuple[list[tuple[int | None, str, str]
 
     sa.event.listen(engine, "begin", on_begin)
     sa.event.listen(engine, "before_cursor_execute", on_execute)
-
-    def stop() -> None:
+    try:
+        run_worker(app, worker_class)
+    finally:
         sa.event.remove(engine, "begin", on_begin)
         sa.event.remove(engine, "before_cursor_execute", on_execute)
+    return seen
 
-    return seen, stop
 
-
-def transaction_of(seen: list[tuple[int | None, str, str]], job_id: str, status: str) -> int | None:
+def transaction_of(seen: Seen, job_id: str, status: str) -> int | None:
     """The transaction of the UPDATE that moved ``job_id`` to ``status`` (its first parameter)."""
     new_status = (f"('{status}'", f"{{'status': '{status}'")
     [number] = [
@@ -78,11 +80,7 @@ def transaction_of(seen: list[tuple[int | None, str, str]], job_id: str, status:
 
 def test_the_end_of_a_job_and_the_claim_of_the_next_are_committed_together(app, engine):
     jobs = [jobmonitor.enqueue(noop) for _ in range(3)]
-    seen, stop = transactions_of(engine)
-    try:
-        run_worker(app, Worker)
-    finally:
-        stop()
+    seen = drain_seeing_transactions(app, engine, Worker)
 
     assert {job_row(engine, job.id).status for job in jobs} == {"completed"}
     first, second, third = (job.id for job in jobs)
@@ -96,11 +94,7 @@ def test_a_simple_worker_writes_each_end_before_rq_records_the_job(app, engine):
     """Its end would wait before RQ's record of the job: a kill in between would leave nothing
     saying that the job completed."""
     jobs = [jobmonitor.enqueue(noop) for _ in range(2)]
-    seen, stop = transactions_of(engine)
-    try:
-        run_worker(app, SimpleWorker)
-    finally:
-        stop()
+    seen = drain_seeing_transactions(app, engine, SimpleWorker)
 
     first, second = (job.id for job in jobs)
     assert job_row(engine, first).status == job_row(engine, second).status == "completed"
@@ -177,10 +171,7 @@ def test_a_worker_killed_with_an_end_waiting_leaves_it_to_recovery(app, engine, 
     run_worker(app, Worker)
     assert job_row(engine, job.id).status == JobStatus.RUNNING
     ends.waiting = None  # the killed process's memory
-    with engine.begin() as connection:
-        connection.execute(
-            sa.update(job_table).where(job_table.c.id == job.id).values(heartbeat_at=utcnow() - timedelta(hours=1))
-        )
+    stop_heartbeat(engine, job.id)
 
     report = recover(get_state(app))
 

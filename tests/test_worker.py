@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -13,14 +12,12 @@ from rq import SimpleWorker, Worker
 
 from flask_jobmonitor import JobStatus
 from flask_jobmonitor.jobs.maintenance import recover
-from flask_jobmonitor.records.models import job_table
 from flask_jobmonitor.state import get_state
-from flask_jobmonitor.timeutil import utcnow
 from flask_jobmonitor.worker import runner
 from flask_jobmonitor.worker.process import AppWorkerMixin, _use_fresh_pool, create_worker, worker_class_for
 
 from .support.extensions import QUEUE_NAMES, db, jobmonitor
-from .support.rows import job_row
+from .support.rows import job_row, stop_heartbeat
 from .support.workers import run_worker
 from .tasks import backend_pid, noop, waits_for_completion_of
 
@@ -128,10 +125,7 @@ def test_a_completion_the_worker_did_not_live_to_record_is_recorded_by_recovery(
     job = jobmonitor.enqueue(noop)
     run_worker(app, Worker)
     assert job_row(engine, job.id).status == JobStatus.RUNNING
-    with engine.begin() as connection:
-        connection.execute(
-            sa.update(job_table).where(job_table.c.id == job.id).values(heartbeat_at=utcnow() - timedelta(hours=1))
-        )
+    stop_heartbeat(engine, job.id)
 
     report = recover(get_state(app))
 

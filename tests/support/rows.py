@@ -8,6 +8,7 @@ what the database holds now.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -83,6 +84,14 @@ def new_job_row(owner: str | None = "clerk_a", **values: Any) -> dict[str, Any]:
 def add_job(engine: sa.Engine, owner: str | None = "clerk_a", **values: Any) -> str:
     """Insert a job row run by ``owner`` (:func:`new_job_row`); return its id."""
     return insert_job(engine, **new_job_row(owner, **values))
+
+
+def stop_heartbeat(engine: sa.Engine, job_id: str) -> None:
+    """Age the job's heartbeat by an hour: its worker is dead, as recovery will see it."""
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(job_table).where(job_table.c.id == job_id).values(heartbeat_at=utcnow() - timedelta(hours=1))
+        )
 
 
 def job_row(engine: sa.Engine, job_id: str) -> sa.Row[Any]:
