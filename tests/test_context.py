@@ -13,6 +13,7 @@ from rq import SimpleWorker, Worker
 
 from flask_jobmonitor import FileNotInJob, InvalidJobArguments, JobContext, JobStatus, RunSuperseded
 from flask_jobmonitor.errors import PauseRequested, StopRequested
+from flask_jobmonitor.jobs import control
 from flask_jobmonitor.records.bulkwrite import insert_rows
 from flask_jobmonitor.records.models import (
     Job,
@@ -31,7 +32,7 @@ from . import tasks as tasks_module
 from .support.apps import build_app
 from .support.databases import count_rows, pushed, recorded_statements
 from .support.extensions import QUEUE_NAMES, db, jobmonitor
-from .support.rows import job_row, task_checkpoint
+from .support.rows import add_job, job_row, task_checkpoint
 from .support.workers import run_worker
 from .tasks import (
     advances_for,
@@ -495,3 +496,18 @@ def test_deleted_job_supersedes_its_run(app, engine):
     ctx.subtask("orphan")
     with pytest.raises(RunSuperseded):
         ctx.flush()
+
+
+def test_a_parent_asked_to_stop_while_it_waits_stops_even_when_its_children_ended_first(app, engine):
+    """control.stop stops a parent's children before it signals the parent's run: when they all
+    end before the run looks again, the children's end must not read as the parent's completion
+    (CI saw a stopped family's parent end ``completed``)."""
+    state = get_state(app)
+    ctx = running_context(app, tasks_module.noop)
+    child = add_job(engine, parent_id=ctx.job_id, root_id=ctx.job_id, status="queued", task="tests.tasks.noop")
+
+    control.stop(state, ctx.job_id, user=("1", "Ops"))
+    assert job_row(engine, child).status == "cancelled"
+
+    with pytest.raises(StopRequested):
+        ctx.wait_for_children(poll_seconds=0.01, timeout=5)

@@ -609,6 +609,9 @@ class JobContext:
                 ).all()
             counts = {status: int(count) for status, count in rows}
             if all(status in finished for status in counts):
+                # a stop of this job ends its children first (control.stop stops them before it
+                # signals this run): children that all ended may have ended because of it
+                self._stop_if_asked_in_sql()
                 # the task has seen how its children ended: its own outcome is its decision
                 self._unawaited_children = False
                 return counts
@@ -617,6 +620,14 @@ class JobContext:
             self._next_control_check = 0.0  # look at the stop signal on every poll
             self._tick(at_checkpoint=True)
             time.sleep(poll_seconds)
+
+    def _stop_if_asked_in_sql(self) -> None:
+        """Raise :class:`StopRequested` if this job's row says ``stopping`` (a stop or cancel
+        request, committed before the request signals the run)."""
+        with self._engine.connect() as connection:
+            status = connection.execute(sa.select(job_table.c.status).where(job_table.c.id == self.job_id)).scalar()
+        if status == JobStatus.STOPPING.value:
+            raise StopRequested(self.job_id)
 
     # -- writing ---------------------------------------------------------------------------------
 
